@@ -1,0 +1,350 @@
+"""Decode a stream one stream-second at a time with PyAV.
+
+Two ways in, one assembly: `iter_seconds` walks the whole stream once (the monolith), `read_second`
+seeks to one second and decodes only what it needs (the converter Lambda). Both place video frames and
+audio samples by their timestamps on the same clock, so they yield the same `StreamSecond`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from lambdas.shared.media import AudioSecond, StreamInfo, StreamSecond, VideoFrame
+
+# Pictures larger than 8K UHD are refused: a forged header could otherwise make us allocate gigabytes.
+MAX_PIXELS = 7680 * 4320
+# How far before the wanted second audio decoding starts after a seek, so that the codec's priming
+# (AAC/MP3 overlap windows) has settled by the time the second begins.
+AUDIO_PREROLL_S = 0.5
+# H.264 only flags damaged frames (is_corrupt) when error concealment runs, which needs frame
+# threading; slice threading (PyAV's default) hides the damage. See docs in the README.
+THREAD_TYPE = "FRAME"
+DEFAULT_THREADS = 2
+
+
+class UnreadableStreamError(Exception):
+    """The input cannot be analysed; the message names the file and the reason."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+# How far the video may run ahead of an audio stream that has stopped delivering before a second is
+# emitted without waiting for it (bounds memory on streams whose audio dies).
+AUDIO_WAIT_S = 2.0
+
+
+@dataclass
+class _DecodedAudio:
+    start_s: float
+    samples: np.ndarray  # float32 mono
+    end_s: float
+
+
+def probe(path: str | Path) -> StreamInfo:
+    """Read the stream's header and check that its video really decodes."""
+    source = str(path)
+    with _open(source) as container:
+        video = _video_stream(container, source)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        ctx = video.codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width <= 0 or height <= 0:
+            raise UnreadableStreamError(source, "the video stream has no picture size")
+        if width * height > MAX_PIXELS:
+            raise UnreadableStreamError(source, f"picture size {width}x{height} is larger than 8K UHD")
+        fps = float(video.average_rate or video.guessed_rate or 0) or 25.0
+        duration_s = _duration_s(container, video)
+        _first_picture(container, video, source)
+        return StreamInfo(
+            source=source,
+            duration_s=duration_s,
+            width=width,
+            height=height,
+            fps=fps,
+            video_codec=ctx.name,
+            sample_rate=int(audio.codec_context.sample_rate) if audio else None,
+            channels=int(audio.codec_context.channels) if audio else None,
+            audio_codec=audio.codec_context.name if audio else None,
+        )
+
+
+def iter_seconds(
+    path: str | Path, info: StreamInfo | None = None, *, threads: int = DEFAULT_THREADS
+) -> Iterator[StreamSecond]:
+    """Yield every second of the stream in order, decoding it once from start to end."""
+    source = str(path)
+    info = info or probe(source)
+    with _open(source) as container:
+        video = _video_stream(container, source)
+        _configure(video, threads)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        origin = _origin_s(container)
+        frames: list[VideoFrame] = []
+        chunks: list[_DecodedAudio] = []
+        audio_errors: list[float] = []
+        next_second = 0
+        streams = [video, audio] if audio else [video]
+        for kind, item in _decode(container, streams, origin):
+            if kind == "video":
+                frames.append(item)
+            elif kind == "audio":
+                chunks.append(item)
+            else:
+                audio_errors.append(item)
+            # A second is complete once both clocks have passed its end.
+            while next_second < info.seconds and _passed(frames, chunks, audio, next_second + 1):
+                yield _assemble(next_second, info, frames, chunks, audio_errors)
+                frames, chunks, audio_errors = _drop_before(frames, chunks, audio_errors, next_second + 1)
+                next_second += 1
+        while next_second < info.seconds:
+            yield _assemble(next_second, info, frames, chunks, audio_errors)
+            frames, chunks, audio_errors = _drop_before(frames, chunks, audio_errors, next_second + 1)
+            next_second += 1
+
+
+def read_second(
+    path: str | Path, index: int, info: StreamInfo | None = None, *, threads: int = DEFAULT_THREADS
+) -> StreamSecond:
+    """Decode only second `index`: seek the video to the keyframe before it, the audio just before it."""
+    source = str(path)
+    info = info or probe(source)
+    if not 0 <= index < info.seconds:
+        raise ValueError(f"second {index} is outside the stream (0..{info.seconds - 1})")
+    frames: list[VideoFrame] = []
+    chunks: list[_DecodedAudio] = []
+    audio_errors: list[float] = []
+    with _open(source) as container:
+        video = _video_stream(container, source)
+        _configure(video, threads)
+        origin = _origin_s(container)
+        _seek(container, video, origin + index)
+        for _, frame in _decode(container, [video], origin):
+            if frame.pts_s >= index + 1:
+                break
+            if frame.pts_s >= index - 1e-6:
+                frames.append(frame)
+    if info.sample_rate is not None:
+        with _open(source) as container:
+            audio = container.streams.audio[0]
+            origin = _origin_s(container)
+            _seek(container, audio, origin + max(0.0, index - AUDIO_PREROLL_S))
+            for kind, item in _decode(container, [audio], origin):
+                if kind == "audio_error":
+                    audio_errors.append(item)
+                    continue
+                if item.start_s >= index + 1:
+                    break
+                chunks.append(item)
+    return _assemble(index, info, frames, chunks, audio_errors)
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+def _open(source: str) -> av.container.InputContainer:
+    if not Path(source).is_file():
+        raise UnreadableStreamError(source, "no such file")
+    if Path(source).stat().st_size == 0:
+        raise UnreadableStreamError(source, "the file is empty")
+    try:
+        return av.open(source, "r")
+    except av.error.FFmpegError as error:
+        raise UnreadableStreamError(source, f"not a readable media file ({_reason(error)})") from None
+
+
+def _reason(error: av.error.FFmpegError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def _video_stream(container: av.container.InputContainer, source: str) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise UnreadableStreamError(source, "no video stream")
+    video = container.streams.video[0]
+    if video.codec_context is None or not video.codec_context.name:
+        raise UnreadableStreamError(source, "the video codec is not supported")
+    return video
+
+
+def _configure(video: av.video.stream.VideoStream, threads: int) -> None:
+    video.codec_context.thread_type = THREAD_TYPE
+    video.codec_context.thread_count = threads
+
+
+def _origin_s(container: av.container.InputContainer) -> float:
+    # Times are reported from the start of the stream: the earliest start of any of its streams.
+    return container.start_time / av.time_base if container.start_time is not None else 0.0
+
+
+def _duration_s(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> float:
+    if container.duration is not None and container.duration > 0:
+        return container.duration / av.time_base
+    if video.duration is not None and video.time_base is not None:
+        return float(video.duration * video.time_base)
+    if video.frames and video.average_rate:
+        return video.frames / float(video.average_rate)
+    raise UnreadableStreamError(container.name, "the stream does not say how long it is")
+
+
+def _first_picture(
+    container: av.container.InputContainer, video: av.video.stream.VideoStream, source: str
+) -> None:
+    try:
+        for _ in container.decode(video):
+            return
+    except av.error.FFmpegError as error:
+        raise UnreadableStreamError(source, f"the video does not decode ({_reason(error)})") from None
+    raise UnreadableStreamError(source, "the video stream holds no decodable picture")
+
+
+def _seek(container: av.container.InputContainer, stream: av.stream.Stream, at_s: float) -> None:
+    target = max(0, math.floor(at_s / stream.time_base)) if stream.time_base else 0
+    try:
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        container.seek(0, stream=stream)
+
+
+def _decode(container: av.container.InputContainer, streams: list[av.stream.Stream], origin: float):
+    """Yield ("video", VideoFrame), ("audio", _DecodedAudio) or ("audio_error", time_s) in demux order."""
+    video_errors = 0
+    last_video_s: float | None = None
+    last_audio_end: float | None = None
+    for packet in container.demux(streams):
+        stream = packet.stream
+        try:
+            decoded = stream.codec_context.decode(packet)
+        except av.error.FFmpegError:
+            if stream.type == "video":
+                video_errors += 1
+            else:
+                at_s = float(packet.pts * packet.time_base) - origin if packet.pts is not None else -1.0
+                yield "audio_error", at_s
+            continue
+        for frame in decoded:
+            if stream.type == "video":
+                item = _video_frame(frame, origin, last_video_s, stream, video_errors)
+                video_errors = 0
+                last_video_s = item.pts_s
+                yield "video", item
+            else:
+                item = _audio_chunk(frame, origin, last_audio_end)
+                last_audio_end = item.end_s
+                yield "audio", item
+
+
+def _video_frame(
+    frame: av.VideoFrame, origin: float, last_s: float | None, stream: av.stream.Stream, errors: int
+) -> VideoFrame:
+    if frame.pts is not None and frame.time_base is not None:
+        pts_s = float(frame.pts * frame.time_base) - origin
+    else:  # no timestamp: assume the nominal frame rate
+        pts_s = (last_s or 0.0) + 1.0 / float(stream.average_rate or 25)
+    return VideoFrame(
+        pts_s=round(pts_s, 6),
+        luma=_luma(frame),
+        key_frame=bool(frame.key_frame),
+        corrupt=bool(frame.is_corrupt),
+        decode_errors=errors,
+    )
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    name = frame.format.name
+    if (name.startswith(("yuv", "yuvj", "nv")) or name == "gray") and not name.endswith(("le", "be")):
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
+        return rows[:, : frame.width].copy()
+    return frame.to_ndarray(format="gray")
+
+
+def _audio_chunk(frame: av.AudioFrame, origin: float, last_end: float | None) -> _DecodedAudio:
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    if data.dtype.kind == "i":
+        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
+    elif data.dtype.kind == "u":
+        data = (data.astype(np.float32) - 128.0) / 128.0
+    mono = data.astype(np.float32).mean(axis=0)
+    if frame.pts is not None and frame.time_base is not None:
+        start_s = float(frame.pts * frame.time_base) - origin
+    else:
+        start_s = last_end or 0.0
+    return _DecodedAudio(start_s=start_s, samples=mono, end_s=start_s + len(mono) / frame.sample_rate)
+
+
+def _passed(frames: list[VideoFrame], chunks: list[_DecodedAudio], audio: object, until_s: float) -> bool:
+    video_done = bool(frames) and frames[-1].pts_s >= until_s
+    if audio is None or not video_done:
+        return video_done
+    audio_done = bool(chunks) and chunks[-1].start_s >= until_s
+    return audio_done or frames[-1].pts_s >= until_s + AUDIO_WAIT_S
+
+
+def _drop_before(
+    frames: list[VideoFrame], chunks: list[_DecodedAudio], errors: list[float], until_s: float
+) -> tuple[list[VideoFrame], list[_DecodedAudio], list[float]]:
+    """Forget what lies wholly before `until_s`; a chunk straddling the boundary serves both seconds."""
+    return (
+        [f for f in frames if f.pts_s >= until_s - 1e-6],
+        [c for c in chunks if c.end_s > until_s],
+        [t for t in errors if t >= until_s],
+    )
+
+
+def _assemble(
+    index: int,
+    info: StreamInfo,
+    frames: list[VideoFrame],
+    chunks: list[_DecodedAudio],
+    audio_errors: list[float],
+) -> StreamSecond:
+    in_second = [f for f in frames if index - 1e-6 <= f.pts_s < index + 1 - 1e-6]
+    in_second.sort(key=lambda f: f.pts_s)
+    is_last = index >= info.seconds - 1
+    audio = None
+    if info.sample_rate is not None:
+        errors = sum(1 for t in audio_errors if index <= t < index + 1)
+        audio = _place_audio(index, info, chunks, errors, is_last)
+    return StreamSecond(index=index, frames=in_second, audio=audio, is_last=is_last)
+
+
+def _place_audio(
+    index: int, info: StreamInfo, chunks: list[_DecodedAudio], errors: int, is_last: bool
+) -> AudioSecond:
+    rate = int(info.sample_rate or 0)
+    samples = np.zeros(rate, dtype=np.float32)
+    covered = np.zeros(rate, dtype=bool)
+    used: list[tuple[float, int]] = []
+    for chunk in chunks:
+        first = round((chunk.start_s - index) * rate)
+        last = first + len(chunk.samples)
+        if last <= 0 or first >= rate:
+            continue
+        used.append((round(chunk.start_s, 6), len(chunk.samples)))
+        lo, hi = max(first, 0), min(last, rate)
+        samples[lo:hi] = chunk.samples[lo - first : hi - first]
+        covered[lo:hi] = True
+    # The stream's last second is partial: samples past the end of the audio are not gaps.
+    span = rate
+    if is_last:
+        covered_at = np.flatnonzero(covered)
+        span = int(covered_at[-1]) + 1 if len(covered_at) else round(min(info.duration_s - index, 1.0) * rate)
+    return AudioSecond(
+        samples=samples,
+        sample_rate=rate,
+        filled_samples=int(span - covered[:span].sum()),
+        decode_errors=errors,
+        chunks=sorted(used),
+    )

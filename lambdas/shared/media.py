@@ -1,0 +1,106 @@
+"""What the converter hands to the detectors: one stream-second of decoded video and audio.
+
+Plain dataclasses over numpy arrays, importable without PyAV so that the detector Lambdas stay small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+DefectType = Literal["freeze", "block_corruption", "av_sync"]
+DEFECT_TYPES: tuple[DefectType, ...] = ("freeze", "block_corruption", "av_sync")
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One decoded picture: its luma plane and the decoder's evidence about it."""
+
+    pts_s: float  # presentation time, seconds from the start of the stream
+    luma: np.ndarray  # (height, width) uint8, the Y plane without padding
+    key_frame: bool
+    corrupt: bool  # FFmpeg's AV_FRAME_FLAG_CORRUPT (needs frame threading for H.264, see converter)
+    decode_errors: int = 0  # packets that failed to decode since the previous frame
+
+
+@dataclass(frozen=True)
+class AudioSecond:
+    """The second's audio as mono float32 PCM, placed by pts on the stream's clock.
+
+    Samples are placed where their timestamps say, so a lost packet becomes silence (counted in
+    `filled_samples`) instead of shifting everything after it and faking an A/V desync.
+    """
+
+    samples: np.ndarray  # (sample_rate,) float32, mono mix, index 0 is the start of the second
+    sample_rate: int
+    filled_samples: int  # samples with no decoded audio (gaps, lost packets), left silent
+    decode_errors: int  # audio packets the decoder rejected
+    # The decoded audio frames that overlap this second, as (start_s, sample_count) on the stream clock:
+    # the raw timing evidence, from which the A/V sync detector judges the audio clock.
+    chunks: list[tuple[float, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamSecond:
+    """Everything the detectors see of second `index` of a stream: [index, index + 1) seconds."""
+
+    index: int
+    frames: list[VideoFrame]
+    audio: AudioSecond | None
+    is_last: bool
+
+    @property
+    def start_s(self) -> float:
+        return float(self.index)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    source: str
+    duration_s: float
+    width: int
+    height: int
+    fps: float
+    video_codec: str
+    sample_rate: int | None
+    channels: int | None
+    audio_codec: str | None
+
+    @property
+    def seconds(self) -> int:
+        """How many stream-seconds the pipeline iterates over (the last one may be partial)."""
+        return max(1, int(np.ceil(self.duration_s - 1e-6)))
+
+    def to_report(self) -> dict[str, Any]:
+        """The header of `monolith analyze --json` (the contract other parts read)."""
+        audio = None
+        if self.sample_rate is not None:
+            audio = {"sample_rate": self.sample_rate, "channels": self.channels}
+        return {
+            "source": self.source,
+            "duration_s": round(self.duration_s, 3),
+            "video": {"width": self.width, "height": self.height, "fps": round(self.fps, 3)},
+            "audio": audio,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamInfo:
+        return cls(**data)
+
+
+def make_defect(
+    defect_type: DefectType, start_s: float, end_s: float, confidence: float, **details: Any
+) -> dict[str, Any]:
+    """One finding in the shape of `monolith analyze --json` (times in seconds from the stream start)."""
+    return {
+        "type": defect_type,
+        "start_s": round(float(start_s), 3),
+        "end_s": round(float(end_s), 3),
+        "confidence": round(float(min(max(confidence, 0.0), 1.0)), 3),
+        **details,
+    }
