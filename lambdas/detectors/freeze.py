@@ -1,0 +1,107 @@
+"""Video freeze: the picture stops changing for at least `min_duration_s`.
+
+Like FFmpeg's freezedetect, each frame is compared with the last frame that *changed* (the reference),
+not with its predecessor, so a slow drift is not mistaken for a freeze. Unlike it, the comparison runs
+on a grid of block means: an encoder that keeps re-encoding a frozen picture adds small noise that
+block means average away, while any real motion moves at least one block. Flat pictures (black, one
+colour) are kept apart: a blank screen is not a frozen picture of real content.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lambdas.shared.media import StreamSecond, make_defect
+
+GRID = (36, 64)  # rows, columns of the block-mean thumbnail
+
+
+@dataclass(frozen=True)
+class FreezeConfig:
+    min_duration_s: float = 2.0
+    max_mean_change: float = 0.6  # mean |difference| of block means (luma levels) still counted as frozen
+    max_block_change: float = 4.0  # no block may change more than this (any motion breaks a freeze)
+    flat_std: float = 4.0  # a picture whose block means vary less than this is flat, not content
+
+
+DEFAULT = FreezeConfig()
+
+
+def thumbnail(luma: np.ndarray) -> np.ndarray:
+    """Block means over a fixed grid, as float16 so that state round-trips exactly through JSON."""
+    rows, cols = GRID
+    height, width = luma.shape
+    if height < rows or width < cols:  # tiny pictures: compare them whole
+        return luma.astype(np.float16)
+    bh, bw = height // rows, width // cols
+    blocks = luma[: bh * rows, : bw * cols].reshape(rows, bh, cols, bw)
+    return blocks.mean(axis=(1, 3), dtype=np.float32).astype(np.float16)
+
+
+def detect(
+    second: StreamSecond, state: dict[str, Any] | None, config: FreezeConfig = DEFAULT
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    state = dict(
+        state or {"ref": None, "ref_s": None, "last_s": None, "run": 0, "worst": 0.0, "frame_s": 0.04}
+    )
+    ref = _decode_thumb(state["ref"])
+    defects: list[dict[str, Any]] = []
+    for frame in second.frames:
+        if state["last_s"] is not None and frame.pts_s > state["last_s"]:
+            state["frame_s"] = round(min(frame.pts_s - state["last_s"], 1.0), 6)
+        thumb = thumbnail(frame.luma)
+        change = _change(ref, thumb)
+        if (
+            change is not None
+            and change[0] <= config.max_mean_change
+            and change[1] <= config.max_block_change
+        ):
+            state["run"] += 1
+            state["worst"] = max(state["worst"], change[0])
+        else:
+            defects += _close(state, frame.pts_s, ref, config)
+            ref, state["ref_s"], state["run"], state["worst"] = thumb, frame.pts_s, 0, 0.0
+        state["last_s"] = frame.pts_s
+    if second.is_last and state["last_s"] is not None:
+        defects += _close(state, state["last_s"] + state["frame_s"], ref, config)
+        state["run"] = 0
+    state["ref"] = _encode_thumb(ref)
+    return defects, state
+
+
+def _change(ref: np.ndarray | None, thumb: np.ndarray) -> tuple[float, float] | None:
+    if ref is None or ref.shape != thumb.shape:
+        return None
+    diff = np.abs(thumb.astype(np.float32) - ref.astype(np.float32))
+    return float(diff.mean()), float(diff.max())
+
+
+def _close(
+    state: dict[str, Any], end_s: float, ref: np.ndarray | None, config: FreezeConfig
+) -> list[dict[str, Any]]:
+    """Report the run of frozen frames that just ended, if it lasted long enough and shows content."""
+    if state["run"] == 0 or state["ref_s"] is None or ref is None:
+        return []
+    start_s = state["ref_s"]
+    if end_s - start_s < config.min_duration_s - 1e-6:
+        return []
+    if float(ref.astype(np.float32).std()) < config.flat_std:
+        return []
+    confidence = 1.0 - 0.5 * state["worst"] / config.max_mean_change
+    return [make_defect("freeze", start_s, end_s, confidence, duration_s=round(end_s - start_s, 3))]
+
+
+def _encode_thumb(thumb: np.ndarray | None) -> dict[str, Any] | None:
+    if thumb is None:
+        return None
+    return {"shape": list(thumb.shape), "f16": base64.b64encode(thumb.astype(np.float16).tobytes()).decode()}
+
+
+def _decode_thumb(data: dict[str, Any] | None) -> np.ndarray | None:
+    if data is None:
+        return None
+    return np.frombuffer(base64.b64decode(data["f16"]), dtype=np.float16).reshape(data["shape"])

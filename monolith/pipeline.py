@@ -1,0 +1,51 @@
+"""The monolith: converter and detectors in one process, frames passed in memory.
+
+This is the "after" architecture of the Prime Video case, and the reference answer that the Lambda path
+must reproduce: the same converter code and the same detector functions, called second by second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lambdas.converter.decode import iter_seconds, probe
+from lambdas.detectors import registry
+from lambdas.shared.media import StreamSecond
+
+ProgressFn = Callable[[int, int], None]
+
+
+def analyze(
+    path: str | Path,
+    *,
+    detectors: list[str] | None = None,
+    threads: int = 2,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Analyse one stream; return the `monolith analyze --json` report (raises UnreadableStreamError)."""
+    info = probe(path)
+    chosen = {name: fn for name, fn in registry().items() if detectors is None or name in detectors}
+    states: dict[str, Any] = dict.fromkeys(chosen)
+    defects: list[dict[str, Any]] = []
+    for second in iter_seconds(path, info, threads=threads):
+        defects += run_detectors(second, chosen, states)
+        if progress:
+            progress(second.index + 1, info.seconds)
+    return {**info.to_report(), "defects": sort_defects(defects)}
+
+
+def run_detectors(
+    second: StreamSecond, detectors: dict[str, Callable], states: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Run each detector on one second, updating `states` in place; return the defects they closed."""
+    found: list[dict[str, Any]] = []
+    for name, detect in detectors.items():
+        defects, states[name] = detect(second, states[name])
+        found += defects
+    return found
+
+
+def sort_defects(defects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(defects, key=lambda d: (d["start_s"], d["type"], d["end_s"]))
