@@ -1,0 +1,505 @@
+"""A/V sync: audio and video drift apart by more than a perceptible offset.
+
+Two kinds of evidence, both cheap and numpy-only:
+- Events: a sharp visual onset (a flash: the mean luma jumps; a cut: the picture changes at once) is paired
+  with the nearest sharp audio onset (a beep, a clap: short-time energy jumps) within a search window. The
+  time between them is the offset (> 0 = audio lags video). Video onsets are placed at the frame's pts (a
+  flash starts on a frame boundary), audio onsets to the millisecond.
+- Timestamps: the audio clock (each decoded chunk's start against the end of the previous one) jumps or
+  drifts while the video clock does not: a packaging fault, measured exactly.
+
+A new offset is only accepted after `min_measurements` consistent measurements, so a single mismatch (a
+cut that happens to fall near a beep) changes nothing; a timestamp step is accepted when events confirm it,
+or on its own when there are no events to judge by. With nothing to measure (no audio, no events, silence,
+a frozen picture hiding the flashes) the status is "unknown" and nothing is reported: no false alarms.
+Audio gaps (lost packets, `filled_samples`) are neither onsets nor clock jumps.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lambdas.shared.media import AudioSecond, StreamSecond, make_defect
+
+GRID = (18, 32)  # rows, columns of the block-mean thumbnail compared between frames
+
+
+@dataclass(frozen=True)
+class AvSyncConfig:
+    # ITU-R BT.1359 / J.248: detectable at about +45/-125 ms; 80 ms keeps clean streams (measured within
+    # ±1 ms) far from the threshold and reports every offset of 100 ms or more.
+    threshold_ms: float = 80.0
+    # Pairing window (± s): must stay under half the event period, or a beep pairs with the wrong flash.
+    window_s: float = 0.45
+    min_measurements: int = 2  # consistent measurements needed to accept a new offset
+    agree_ms: float = 30.0  # measurements this close measure the same offset
+    min_confidence: float = 0.5  # weaker pairings are ignored
+    stale_s: float = 3.0  # no measurement for this long: the status is unknown
+    # Audio onsets on a 1 ms energy envelope.
+    hop_s: float = 0.001
+    background_s: float = 0.06  # level before the onset
+    lookahead_s: float = 0.012  # level after it
+    rise_db: float = 12.0
+    min_level_db: float = -40.0  # onsets quieter than this (dBFS RMS) are noise
+    audio_refractory_s: float = 0.15
+    # Visual onsets.
+    flash_rise: float = 25.0  # mean luma rise (levels) from one frame to the next
+    cut_change: float = 35.0  # mean |difference| of block means (levels) from one frame to the next
+    visual_refractory_s: float = 0.25  # the end of a flash or a cut is not a new onset
+    # Timestamps.
+    jump_ms: float = 5.0  # audio clock discontinuity that counts as a step
+    mirror_s: float = 1.0  # a video step this close with the same size mirrors an audio step
+    ts_wait_s: float = 3.0  # how long events get to confirm or refute a timestamp step
+
+
+DEFAULT = AvSyncConfig()
+
+
+def detect(
+    second: StreamSecond, state: dict[str, Any] | None, config: AvSyncConfig = DEFAULT
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    state = _copy_state(state)
+    defects: list[dict[str, Any]] = []
+    _visual_onsets(second, state, config)
+    audio_done_s = -math.inf
+    if second.audio is not None:
+        audio_done_s = _audio_onsets(second.index, second.audio, state, config)
+        _audio_clock(second.index, second.audio, state, config)
+    if second.is_last:
+        audio_done_s = math.inf
+    for t, offset_s, confidence in _pair(state, audio_done_s, config):
+        defects += _measurement(state, t, offset_s * 1000.0, confidence, config)
+    now = float(second.index + 1) if not second.is_last else math.inf
+    defects += _judge_steps(state, now, config)
+    if second.is_last:
+        end_s = state["v"]["last_s"] + state["v"]["frame_s"] if state["v"]["last_s"] is not None else 0.0
+        defects += _close(state, max(end_s, float(second.index)), config)
+    _status(state, float(second.index + 1), config)
+    return defects, state
+
+
+# --- visual onsets ---------------------------------------------------------------------------
+
+
+def thumbnail(luma: np.ndarray) -> np.ndarray:
+    """Block means over a fixed grid, float16 so that state round-trips exactly through JSON."""
+    rows, cols = GRID
+    height, width = luma.shape
+    if height < rows or width < cols:
+        return luma.astype(np.float16)
+    bh, bw = height // rows, width // cols
+    blocks = luma[: bh * rows, : bw * cols].reshape(rows, bh, cols, bw)
+    return blocks.mean(axis=(1, 3), dtype=np.float32).astype(np.float16)
+
+
+def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncConfig) -> None:
+    v = state["v"]
+    prev = _decode_array(v["thumb"])
+    for frame in second.frames:
+        if v["last_s"] is not None and frame.pts_s > v["last_s"]:
+            _video_clock(state, frame.pts_s - v["last_s"], v["last_s"], config)
+        thumb = thumbnail(frame.luma)
+        if prev is not None and prev.shape == thumb.shape and not frame.corrupt and frame.decode_errors == 0:
+            cur, old = thumb.astype(np.float32), prev.astype(np.float32)
+            rise = float(cur.mean() - old.mean())
+            change = float(np.abs(cur - old).mean())
+            strength = max(rise / config.flash_rise, change / config.cut_change)
+            recent = v["onset_s"] is not None and frame.pts_s - v["onset_s"] < config.visual_refractory_s
+            if strength >= 1.0 and not recent:
+                state["pending"].append([round(frame.pts_s, 6), round(strength, 3)])
+            if strength >= 1.0:
+                v["onset_s"] = round(frame.pts_s, 6)
+        prev = thumb
+        v["last_s"] = round(frame.pts_s, 6)
+    v["thumb"] = _encode_array(prev)
+
+
+def _video_clock(state: dict[str, Any], interval: float, at_s: float, config: AvSyncConfig) -> None:
+    """Record pts discontinuities of the video (they can mirror an audio step: no desync then)."""
+    v = state["v"]
+    frame_s = v["frame_s"]
+    if v["intervals"] < 3:  # learn the frame duration from the first intervals
+        v["frame_s"] = round(interval if v["intervals"] == 0 else min(frame_s, interval), 6)
+        v["intervals"] += 1
+        return
+    step = interval - frame_s
+    if abs(step) > max(config.jump_ms / 1000.0, 0.5 * frame_s):
+        state["ts"]["v_steps"].append([round(at_s, 6), round(step, 6)])
+    horizon = at_s - config.mirror_s - config.ts_wait_s
+    state["ts"]["v_steps"] = [s for s in state["ts"]["v_steps"] if s[0] >= horizon][-8:]
+
+
+# --- audio onsets ----------------------------------------------------------------------------
+
+
+def _audio_onsets(index: int, audio: AudioSecond, state: dict[str, Any], config: AvSyncConfig) -> float:
+    """Find energy onsets; return the time up to which this second's audio onsets are final."""
+    a = state["a"]
+    rate = audio.sample_rate
+    hop = max(1, round(config.hop_s * rate))
+    n_hops = len(audio.samples) // hop
+    frames = audio.samples[: n_hops * hop].astype(np.float32).reshape(n_hops, hop)
+    power = (frames * frames).mean(axis=1)
+    covered = _coverage(index, audio, n_hops * hop).reshape(n_hops, hop).all(axis=1)
+    # The tail of the previous second gives the background (and the lookahead it lacked).
+    back = round(config.background_s / config.hop_s)
+    ahead = round(config.lookahead_s / config.hop_s)
+    tail_p = np.array(a["tail_p"], dtype=np.float64) if a["tail_idx"] == index - 1 else np.zeros(0)
+    tail_c = np.array(a["tail_c"], dtype=bool) if a["tail_idx"] == index - 1 else np.zeros(0, bool)
+    p = np.concatenate([tail_p, power.astype(np.float64)])
+    c = np.concatenate([tail_c, covered])
+    t0 = index - len(tail_p) * hop / rate  # time of hop 0 of the joined envelope
+    step_s = hop / rate
+    # Evaluate the hops whose lookahead is complete and that the previous call did not evaluate.
+    first = max(back + 2, len(tail_p) - ahead)
+    last = len(p) - ahead
+    if first < last:
+        csum_p = np.concatenate([[0.0], np.cumsum(np.where(c, p, 0.0))])
+        csum_c = np.concatenate([[0], np.cumsum(c)])
+        idx = np.arange(first, last)
+        lo, hi = idx - back, idx - 2  # background window, two hops clear of the onset
+        n_bg = csum_c[hi] - csum_c[lo]
+        bg = (csum_p[hi] - csum_p[lo]) / np.maximum(n_bg, 1)
+        fw_p = csum_p[idx + ahead] - csum_p[idx]
+        fw_c = csum_c[idx + ahead] - csum_c[idx]
+        level = fw_p / ahead
+        level_db = 10 * np.log10(level + 1e-12)
+        rise_db = level_db - 10 * np.log10(bg + 1e-12)
+        ok = (rise_db >= config.rise_db) & (level_db >= config.min_level_db)
+        ok &= (n_bg >= (hi - lo) // 2) & (fw_c == ahead) & c[idx - 1]  # no onset out of a gap
+        for k in idx[ok]:
+            start = _refine(p, int(k), ahead)
+            t = t0 + start * step_s
+            if a["onset_s"] is not None and t - a["onset_s"] < config.audio_refractory_s:
+                continue
+            a["onset_s"] = round(t, 6)
+            strength = float(level_db[k - first])
+            state["onsets"].append([round(t, 6), round(strength, 2)])
+    keep = back + ahead + 2
+    a["tail_p"] = [float(f"{x:.4g}") for x in p[-keep:]]  # 4 digits: the background needs no more
+    a["tail_c"] = [bool(x) for x in c[-keep:]]
+    a["tail_idx"] = index
+    return t0 + last * step_s
+
+
+def _refine(p: np.ndarray, k: int, ahead: int) -> float:
+    """Onset position (in hops, fractional) near hop k: where the level first reaches a quarter of its peak.
+
+    The hop holding the onset is only partly filled; its share of the peak energy says how much.
+    """
+    seg = np.sqrt(p[max(k - 3, 0) : k + ahead])
+    peak = float(seg.max())
+    base = max(k - 3, 0)
+    j = int(np.argmax(seg >= 0.25 * peak))
+    fill = float(min(1.0, (seg[j] / peak) ** 2)) if peak > 0 else 1.0
+    return base + j + (1.0 - fill)
+
+
+def _coverage(index: int, audio: AudioSecond, n: int) -> np.ndarray:
+    """Which samples hold decoded audio (the rest was filled with silence)."""
+    if audio.filled_samples == 0:
+        return np.ones(n, dtype=bool)
+    covered = np.zeros(n, dtype=bool)
+    rate = audio.sample_rate
+    for start_s, count in audio.chunks:
+        first = round((start_s - index) * rate)
+        covered[max(first, 0) : max(min(first + count, n), 0)] = True
+    return covered
+
+
+# --- audio clock -----------------------------------------------------------------------------
+
+
+def _audio_clock(index: int, audio: AudioSecond, state: dict[str, Any], config: AvSyncConfig) -> None:
+    """Track how far the audio timestamps have moved from the audio's own sample count.
+
+    offset = chunk start - (first chunk start + all earlier chunks' durations + gaps explained by lost
+    packets); it only changes when the timestamps jump or drift, and a step of it is a candidate desync.
+    """
+    ts = state["ts"]
+    rate = audio.sample_rate
+    ts["errors"] = ts["errors_prev"] + audio.decode_errors
+    seen = {round(s, 6) for s in ts["straddle"]}
+    straddle: list[float] = []
+    for start_s, count in audio.chunks:
+        dur = count / rate
+        if start_s + dur > index + 1 + 1e-9:
+            straddle.append(start_s)
+        if round(start_s, 6) in seen:
+            continue
+        if ts["end"] is None:
+            ts["origin"], ts["end"], ts["chunk_s"], ts["count_s"] = start_s, start_s + dur, dur, dur
+            ts["offset"] = ts["ref"] = 0.0
+            continue
+        gap = start_s - ts["end"]
+        lost = round(gap / ts["chunk_s"]) if ts["chunk_s"] else 0
+        if (
+            gap > config.jump_ms / 1000.0
+            and 1 <= lost <= ts["errors"]
+            and abs(gap - lost * ts["chunk_s"]) < 1e-3
+        ):
+            ts["explained"] += gap  # packets the decoder rejected: a gap, not a jump
+            ts["errors"] -= lost
+        ts["offset"] = start_s - ts["origin"] - ts["count_s"] - ts["explained"]
+        ts["count_s"] += dur
+        at_s = ts["end"]
+        ts["end"] = max(ts["end"], start_s + dur)
+        if abs(ts["offset"] - ts["ref"]) * 1000 > config.jump_ms:
+            step = _open_step(ts, at_s)
+            step["size"] = round(ts["offset"] - ts["ref"], 6)
+    ts["straddle"] = [round(s, 6) for s in straddle]
+    ts["errors_prev"] = audio.decode_errors
+    ts["offset"] = round(ts["offset"], 6) if ts["offset"] is not None else None
+
+
+def _open_step(ts: dict[str, Any], at_s: float) -> dict[str, Any]:
+    """The open (unjudged) audio step, or a new one starting at `at_s`."""
+    for step in ts["steps"]:
+        if not step["judged"]:
+            return step
+    step = {"t": round(at_s, 6), "size": 0.0, "judged": False, "claimed": False}
+    ts["steps"].append(step)
+    return step
+
+
+# --- pairing and the offset state machine ----------------------------------------------------
+
+
+def _pair(
+    state: dict[str, Any], audio_done_s: float, config: AvSyncConfig
+) -> list[tuple[float, float, float]]:
+    """Measurements (visual onset time, offset s, confidence) for visual onsets whose window is complete."""
+    out: list[tuple[float, float, float]] = []
+    waiting = []
+    onsets = state["onsets"]
+    for t, strength in state["pending"]:
+        if t + config.window_s > audio_done_s:
+            waiting.append([t, strength])
+            continue
+        near = [(ta, level) for ta, level in onsets if abs(ta - t) <= config.window_s]
+        if not near:
+            continue
+        loudest = max(level for _, level in near)
+        # Nearest of the loud onsets: a quiet onset (noise resuming, a rustle) is not the event.
+        ta, level = min(((x, lv) for x, lv in near if lv >= loudest - 6.0), key=lambda o: abs(o[0] - t))
+        others = [lv for x, lv in near if x != ta]
+        unique = 1.0 if not others else min(1.0, max(0.0, (level - max(others)) / 12.0))
+        confidence = unique * min(1.0, strength / 2.0)
+        if confidence >= config.min_confidence:
+            out.append((t, ta - t, confidence))
+    state["pending"] = waiting[-16:]
+    horizon = min([t for t, _ in waiting], default=audio_done_s if math.isfinite(audio_done_s) else 0.0)
+    state["onsets"] = [o for o in onsets if o[0] >= horizon - config.window_s - 0.05][-32:]
+    return out
+
+
+def _measurement(
+    state: dict[str, Any], t: float, offset_ms: float, confidence: float, config: AvSyncConfig
+) -> list[dict[str, Any]]:
+    ev = state["ev"]
+    ev["last_meas_s"] = round(t, 6)
+    ev["last_ms"] = round(offset_ms, 3)
+    if ev["level"] is not None and abs(offset_ms - _mean(ev["recent"])) <= config.agree_ms:
+        ev["recent"] = [*ev["recent"], round(offset_ms, 3)][-3:]
+        ev["level_last_s"] = round(t, 6)
+        ev["cand"] = []
+        _add(ev, offset_ms, confidence)
+        return []
+    cand = ev["cand"]
+    if cand and abs(offset_ms - _mean([c[1] for c in cand])) <= config.agree_ms:
+        cand.append([round(t, 6), round(offset_ms, 3), round(confidence, 3)])
+    else:
+        ev["cand"] = cand = [[round(t, 6), round(offset_ms, 3), round(confidence, 3)]]
+    if len(cand) < config.min_measurements:
+        return []
+    # A new offset: it began at its first measurement (or at the timestamp step that caused it).
+    start_s = cand[0][0]
+    level_ms = _mean([c[1] for c in cand])
+    step = _claim_step(state, ev["level_last_s"], start_s, config)
+    defects = _close(state, step["t"] if step else start_s, config)
+    ev["level"], ev["recent"], ev["cand"] = round(level_ms, 3), [c[1] for c in cand][-3:], []
+    ev["by_clock"] = False
+    ev["level_last_s"] = cand[-1][0]
+    if abs(level_ms) > config.threshold_ms:
+        method = "timestamps" if step else "events"
+        ev["episode"] = {
+            "start_s": step["t"] if step else start_s,
+            "method": method,
+            "sum": 0.0,
+            "n": 0,
+            "conf": 0.0,
+        }
+        if step:
+            ev["episode"]["jump_ms"] = round(step["size"] * 1000.0, 1)
+        for c in cand:
+            _add(ev, c[1], c[2])
+    return defects
+
+
+def _claim_step(
+    state: dict[str, Any], after_s: float | None, until_s: float, config: AvSyncConfig
+) -> dict[str, Any] | None:
+    """A timestamp step between the last measurement of the old offset and the first of the new one."""
+    lo = (after_s if after_s is not None else -math.inf) - 0.1
+    for step in state["ts"]["steps"]:
+        if step["claimed"] or not lo <= step["t"] <= until_s + 0.1:
+            continue
+        if abs(step["size"]) * 1000 <= config.jump_ms or _mirrored(state, step, config):
+            continue
+        step["claimed"] = step["judged"] = True
+        state["ts"]["ref"] = state["ts"]["offset"]
+        return step
+    return None
+
+
+def _judge_steps(state: dict[str, Any], now: float, config: AvSyncConfig) -> list[dict[str, Any]]:
+    """Decide the timestamp steps that events had time to confirm: refuted, mirrored, or a desync alone."""
+    ts, ev = state["ts"], state["ev"]
+    defects: list[dict[str, Any]] = []
+    for step in ts["steps"]:
+        if step["judged"] or step["t"] + config.ts_wait_s > now:
+            continue
+        step["judged"] = True
+        ts["ref"] = ts["offset"]
+        if abs(step["size"]) * 1000 <= config.jump_ms or _mirrored(state, step, config):
+            continue
+        if ev["last_meas_s"] is not None and ev["last_meas_s"] > step["t"]:
+            continue  # events were measured after the step and did not see a change: not a desync
+        # No events to judge by: the timestamps alone say the audio moved against the video. A step too
+        # small to matter sets no level (a packager that drops overlapping audio leaves only a sub-frame gap).
+        size_ms = step["size"] * 1000.0
+        if abs(size_ms) <= config.threshold_ms and ev["level"] is None:
+            continue
+        old_ms = ev["level"] if ev["level"] is not None else 0.0
+        defects += _close(state, step["t"], config)
+        ev["level"], ev["recent"], ev["cand"] = round(old_ms + size_ms, 3), [round(old_ms + size_ms, 3)], []
+        ev["level_last_s"], ev["by_clock"] = step["t"], True
+        if abs(ev["level"]) > config.threshold_ms:
+            ev["episode"] = {
+                "start_s": step["t"],
+                "method": "timestamps",
+                "sum": 0.0,
+                "n": 0,
+                "conf": 0.0,
+                "jump_ms": round(size_ms, 1),
+            }
+            _add(ev, ev["level"], 0.7)
+    ts["steps"] = [s for s in ts["steps"] if not s["judged"] or s["t"] >= now - 2 * config.ts_wait_s][-8:]
+    return defects
+
+
+def _mirrored(state: dict[str, Any], step: dict[str, Any], config: AvSyncConfig) -> bool:
+    """The video timestamps jumped by the same amount nearby (a splice): the two clocks still agree."""
+    near = [s for t, s in state["ts"]["v_steps"] if abs(t - step["t"]) <= config.mirror_s]
+    tolerance = max(0.010, 0.6 * state["v"]["frame_s"])
+    return bool(near) and abs(sum(near) - step["size"]) <= tolerance
+
+
+def _add(ev: dict[str, Any], offset_ms: float, confidence: float) -> None:
+    episode = ev["episode"]
+    if episode is not None:
+        episode["sum"] = round(episode["sum"] + offset_ms, 3)
+        episode["n"] += 1
+        episode["conf"] = round(episode["conf"] + confidence, 3)
+
+
+def _close(state: dict[str, Any], end_s: float, config: AvSyncConfig) -> list[dict[str, Any]]:
+    ev = state["ev"]
+    episode, ev["episode"] = ev["episode"], None
+    if episode is None or episode["n"] == 0:
+        return []
+    n = episode["n"]
+    offset_ms = episode["sum"] / n
+    confidence = episode["conf"] / n * (1.0 - 0.5**n)
+    details: dict[str, Any] = {
+        "offset_ms": round(offset_ms, 1),
+        "method": episode["method"],
+        "measurements": n,
+    }
+    if episode["method"] == "timestamps":
+        confidence = max(confidence, 0.7)
+        details["jump_ms"] = episode["jump_ms"]
+    del config
+    return [make_defect("av_sync", episode["start_s"], max(end_s, episode["start_s"]), confidence, **details)]
+
+
+def _status(state: dict[str, Any], now: float, config: AvSyncConfig) -> None:
+    ev = state["ev"]
+    # A level set by the audio clock stays true until the clock moves again; one set by events goes stale.
+    fresh = ev["level_last_s"] is not None and now - ev["level_last_s"] <= config.stale_s + 1.0
+    fresh = fresh or bool(ev.get("by_clock"))
+    if ev["level"] is None or not fresh:
+        state["status"], state["offset_ms"] = "unknown", None
+    else:
+        out = abs(ev["level"]) > config.threshold_ms
+        state["status"], state["offset_ms"] = ("out_of_sync" if out else "in_sync"), ev["level"]
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+def _copy_state(state: dict[str, Any] | None) -> dict[str, Any]:
+    if state is None:
+        return {
+            "status": "unknown",
+            "offset_ms": None,
+            "v": {"thumb": None, "last_s": None, "frame_s": 0.04, "intervals": 0, "onset_s": None},
+            "a": {"tail_p": [], "tail_c": [], "tail_idx": None, "onset_s": None},
+            "pending": [],  # visual onsets waiting for the audio after them: [t, strength]
+            "onsets": [],  # recent audio onsets: [t, level dB]
+            "ev": {
+                "level": None,
+                "recent": [],
+                "level_last_s": None,
+                "cand": [],
+                "episode": None,
+                "last_meas_s": None,
+                "last_ms": None,
+                "by_clock": False,
+            },
+            "ts": {
+                "origin": None,
+                "end": None,
+                "chunk_s": None,
+                "count_s": 0.0,
+                "explained": 0.0,
+                "offset": None,
+                "ref": None,
+                "straddle": [],
+                "errors": 0,
+                "errors_prev": 0,
+                "steps": [],
+                "v_steps": [],
+            },
+        }
+    # A deep copy through plain containers: the caller's state must not change under it.
+    return _deep_copy(state)
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values)) if values else 0.0
+
+
+def _encode_array(a: np.ndarray | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {"shape": list(a.shape), "f16": base64.b64encode(a.astype(np.float16).tobytes()).decode()}
+
+
+def _decode_array(data: dict[str, Any] | None) -> np.ndarray | None:
+    if data is None:
+        return None
+    return np.frombuffer(base64.b64decode(data["f16"]), dtype=np.float16).reshape(data["shape"])
