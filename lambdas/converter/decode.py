@@ -2,7 +2,9 @@
 
 Two ways in, one assembly: `iter_seconds` walks the whole stream once (the monolith), `read_second`
 seeks to one second and decodes only what it needs (the converter Lambda). Both place video frames and
-audio samples by their timestamps on the same clock, so they yield the same `StreamSecond`.
+audio samples by their timestamps on the same clock, so they yield the same `StreamSecond`: the same
+pictures and decoder flags bit for bit; the same audio except in AAC noise-substituted (PNS) bands,
+whose noise the decoder draws from a generator that depends on where decoding started.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -23,10 +26,12 @@ MAX_PIXELS = 7680 * 4320
 # How far before the wanted second audio decoding starts after a seek, so that the codec's priming
 # (AAC/MP3 overlap windows) has settled by the time the second begins.
 AUDIO_PREROLL_S = 0.5
-# H.264 only flags damaged frames (is_corrupt) when error concealment runs, which needs frame
-# threading; slice threading (PyAV's default) hides the damage. See docs in the README.
+# H.264 only flags damaged frames (is_corrupt) when error concealment runs, which needs frame threading
+# or one thread; slice threading (PyAV's default) hides the damage. With several frame threads the
+# concealed pixels vary from run to run, so the default is one thread: the Lambda path and the monolith
+# then see the same pixels, and the monolith scales by analysing several streams at once instead.
 THREAD_TYPE = "FRAME"
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = 1
 
 
 class UnreadableStreamError(Exception):
@@ -120,32 +125,56 @@ def read_second(
     info = info or probe(source)
     if not 0 <= index < info.seconds:
         raise ValueError(f"second {index} is outside the stream (0..{info.seconds - 1})")
-    frames: list[VideoFrame] = []
+    frames = _seek_and_collect(source, "video", index, threads)
     chunks: list[_DecodedAudio] = []
     audio_errors: list[float] = []
-    with _open(source) as container:
-        video = _video_stream(container, source)
-        _configure(video, threads)
-        origin = _origin_s(container)
-        _seek(container, video, origin + index)
-        for _, frame in _decode(container, [video], origin):
-            if frame.pts_s >= index + 1:
-                break
-            if frame.pts_s >= index - 1e-6:
-                frames.append(frame)
     if info.sample_rate is not None:
+        for kind, item in _seek_and_collect(source, "audio", index, threads):
+            (audio_errors if kind == "audio_error" else chunks).append(item)
+    return _assemble(index, info, [item for _, item in frames], chunks, audio_errors)
+
+
+def _seek_and_collect(source: str, kind: str, index: int, threads: int) -> list[tuple[str, Any]]:
+    """Decoded items of one stream that belong to second `index`, after a seek that lands early enough.
+
+    Containers without a precise index (MPEG-TS) may seek past the target; then seek again further back
+    until decoding starts at or before the second (video: at a keyframe, so that the pictures are the
+    same as when the stream is decoded from its start).
+    """
+    back_s = AUDIO_PREROLL_S if kind == "audio" else 0.0
+    while True:
         with _open(source) as container:
-            audio = container.streams.audio[0]
+            stream = _video_stream(container, source) if kind == "video" else container.streams.audio[0]
+            if kind == "video":
+                _configure(stream, threads)
             origin = _origin_s(container)
-            _seek(container, audio, origin + max(0.0, index - AUDIO_PREROLL_S))
-            for kind, item in _decode(container, [audio], origin):
-                if kind == "audio_error":
-                    audio_errors.append(item)
-                    continue
-                if item.start_s >= index + 1:
+            if index - back_s > 0:  # from the very start, decode as the sequential path does: no seek
+                _seek(container, stream, origin + index - back_s)
+            items: list[tuple[str, Any]] = []
+            started_at: float | None = None
+            for item_kind, item in _decode(container, [stream], origin):
+                at_s = _item_time(item_kind, item)
+                if started_at is None:
+                    if item_kind == "video" and not item.key_frame:
+                        continue  # landed between keyframes: these pictures would lack their references
+                    if item_kind == "audio_error":
+                        continue
+                    started_at = at_s
+                    if started_at > index + 1e-6 and index - back_s > 0:
+                        break  # landed after the second's start: seek further back
+                if at_s >= index + 1:
                     break
-                chunks.append(item)
-    return _assemble(index, info, frames, chunks, audio_errors)
+                if item_kind == "audio" or at_s >= index - 1e-6:
+                    items.append((item_kind, item))
+            if started_at is None or started_at <= index + 1e-6 or index - back_s <= 0:
+                return items
+        back_s = max(1.0, back_s * 2)
+
+
+def _item_time(kind: str, item: Any) -> float:
+    if kind == "audio_error":
+        return item
+    return item.start_s if kind == "audio" else item.pts_s
 
 
 # --- internals -------------------------------------------------------------------------------
