@@ -4,8 +4,10 @@ PYTHON313 := $(shell scripts/find-python3.13)
 VENV := .venv
 PY := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test lint demo bench evaluate clean
+.PHONY: venv test lint demo bench evaluate clean synth synth-offline synth-localstack node
 
 venv: $(VENV)/.installed
 
@@ -13,13 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON313) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,cdk,lambda]'
 	@touch $@
 
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv lint
+test: venv lint localstack-venv
 	$(PY) -m pytest -q -n 2
 
 demo: venv
@@ -32,4 +34,46 @@ bench: venv
 	$(PY) -m monolith bench --json bench-output/media-bench.json
 
 clean:
-	rm -rf $(VENV) bench-output demo-output .pytest_cache
+	rm -rf $(VENV) bench-output demo-output .pytest_cache cdk.out
+
+# --- CDK ---
+node: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $@
+
+# Builds the Lambda packages with host-side pip (cache: ~/.cache/stream-quality-monitor/pip).
+synth: venv node
+	scripts/cdk synth -q
+
+# Code only, no pip: checks the app and cdk-nag offline; the result is not deployable.
+synth-offline: venv node
+	scripts/cdk synth -q -c bundle=false
+
+synth-localstack: venv node
+	scripts/cdk synth -q -c localstack=true
+
+# --- LocalStack ---
+# LocalStack 4.14.0 in host mode (no Docker) in a venv of its own, with our `process` Lambda executor
+# (localstack_executor/). The stamp is redone when the executor's sources change.
+LOCALSTACK_VENV := .venv-localstack
+LOCALSTACK_PY := $(LOCALSTACK_VENV)/bin/python
+
+.PHONY: localstack-venv localstack-up localstack-down
+
+localstack-venv: $(LOCALSTACK_VENV)/.installed
+
+$(LOCALSTACK_VENV)/.installed: localstack_executor/pyproject.toml $(wildcard localstack_executor/localstack_process_executor/*.py)
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required" >&2; exit 1; }
+	@test -x $(LOCALSTACK_PY) || $(PYTHON313) -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_PY) -m pip install --quiet './localstack_executor[server]'
+	@rm -rf localstack_executor/build
+	@touch $@
+
+# Starts in the background (pid, port, url and env.sh in .localstack/); `source .localstack/env.sh` for clients.
+localstack-up: localstack-venv
+	$(LOCALSTACK_PY) scripts/localstack.py up
+
+localstack-down:
+	python3 scripts/localstack.py down

@@ -23,8 +23,10 @@ GRID = (36, 64)  # rows, columns of the block-mean thumbnail
 @dataclass(frozen=True)
 class FreezeConfig:
     min_duration_s: float = 2.0
-    max_mean_change: float = 0.6  # mean |difference| of block means (luma levels) still counted as frozen
-    max_block_change: float = 4.0  # no block may change more than this (any motion breaks a freeze)
+    # mean |difference| of block means (luma levels) still counted as frozen: an encoder re-coding a
+    # frozen picture shifts block means by 1–2 levels (MPEG-4 keyframes, VP9 realtime), motion by far more
+    max_mean_change: float = 3.0
+    max_block_change: float = 16.0  # no block may change more (motion moves some block by tens of levels)
     flat_std: float = 4.0  # a picture whose block means vary less than this is flat, not content
 
 

@@ -1,0 +1,1 @@
+"""The serverless "before" stack: one construct per capability, wired by `stack.StreamQualityStack`."""

@@ -1,0 +1,82 @@
+"""Stack configuration from CDK context (cdk.json, or `-c key=value` on the command line).
+
+Every knob has a default, so `cdk synth` works with no context at all. Values given with `-c` arrive
+as strings; this module parses them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from constructs import Node
+
+DETECTORS = ("freeze", "block_corruption", "av_sync")
+# History events one loop iteration can emit in the worst case (all three detectors, a defect from each):
+# see tests/infra/test_workflow.py, which counts them. 25,000 is the per-execution limit.
+HISTORY_LIMIT = 25_000
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    stage: str = "dev"
+    region: str | None = None  # None: the CLI's default region
+    architecture: str = "x86_64"  # or "arm64"
+    converter_memory_mb: int = 2048
+    detector_memory_mb: int = 1024
+    frames_per_second: int = 0  # frames shipped per stream-second; 0 = every frame (the original)
+    detectors: tuple[str, ...] = DETECTORS
+    seconds_per_execution: int = 300  # stream-seconds per execution before it continues as new
+    source_bucket_names: tuple[str, ...] = ()  # existing buckets to read streams from; empty = create one
+    notification_email: str | None = None
+    localstack: bool = False  # deploy target is LocalStack: no Node.js helper Lambdas, no Glue/Athena
+    bundle: bool = True  # False: ship the source without dependencies (offline synth, template checks)
+    log_retention_days: int = 30
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ("x86_64", "arm64"):
+            raise ValueError(f"architecture must be x86_64 or arm64, got {self.architecture!r}")
+        unknown = set(self.detectors) - set(DETECTORS)
+        if unknown or not self.detectors:
+            raise ValueError(f"detectors must be a non-empty subset of {DETECTORS}, got {self.detectors}")
+        if not 1 <= self.seconds_per_execution <= 600:
+            raise ValueError("seconds_per_execution must be within 1..600 (history limit)")
+        if self.frames_per_second < 0:
+            raise ValueError("frames_per_second must be >= 0")
+
+    @classmethod
+    def from_node(cls, node: Node) -> MonitorConfig:
+        def get(key: str, default: Any) -> Any:
+            value = node.try_get_context(key)
+            return default if value is None else value
+
+        return cls(
+            stage=str(get("stage", cls.stage)),
+            region=get("region", None),
+            architecture=str(get("architecture", cls.architecture)),
+            converter_memory_mb=int(get("converter_memory_mb", cls.converter_memory_mb)),
+            detector_memory_mb=int(get("detector_memory_mb", cls.detector_memory_mb)),
+            frames_per_second=int(get("frames_per_second", cls.frames_per_second)),
+            detectors=tuple(_as_list(get("detectors", list(DETECTORS)))),
+            seconds_per_execution=int(get("seconds_per_execution", cls.seconds_per_execution)),
+            source_bucket_names=tuple(_as_list(get("source_bucket_names", []))),
+            notification_email=get("notification_email", None) or None,
+            localstack=_as_bool(get("localstack", False)),
+            bundle=_as_bool(get("bundle", True)),
+            log_retention_days=int(get("log_retention_days", cls.log_retention_days)),
+        )
+
+
+def _as_list(value: Any) -> list[str]:
+    """A list from context: a JSON list, or a comma-separated string from `-c detectors=freeze,av_sync`."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
+    return [str(v).strip() for v in value]
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -1,0 +1,156 @@
+"""The Lambda functions: the converter, one function per enabled detector, the corrective action.
+
+Each function has its own role with only what it does (no AWS managed policies) and its own log group
+with a retention (instead of the LogRetention custom resource, a Node.js Lambda).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.bundling import CONVERTER, CORRECTIVE_ACTION, DETECTORS, PackageSpec, lambda_code
+from infra.config import MonitorConfig
+from infra.nag import acknowledge, acknowledge_object_prefix
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+FRAMES_REASON = ("Frame and audio objects are created per stream-second under frames/<stream>/<execution>/; "
+                 "the key prefix is the narrowest scope, and the action is a single one.")
+NAMESPACE = "StreamQualityMonitor"
+# The detector's Lambda handler and the name of its Step Functions branch's placeholder.
+DETECTOR_HANDLERS = {
+    "freeze": "lambdas.detectors.handlers.freeze_handler",
+    "block_corruption": "lambdas.detectors.handlers.block_corruption_handler",
+    "av_sync": "lambdas.detectors.handlers.av_sync_handler",
+}
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    construct_id: str
+    service: str  # POWERTOOLS_SERVICE_NAME
+    handler: str
+    package: PackageSpec
+    memory_mb: int
+    timeout_s: int
+
+
+class Functions(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: MonitorConfig,
+        source_buckets: list[s3.IBucket], temp_bucket: s3.IBucket, results_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self._codes: dict[str, lambda_.Code] = {}
+        self.converter = self._function(
+            FunctionSpec("Converter", "converter", "lambdas.converter.handler.handler", CONVERTER,
+                         config.converter_memory_mb, 120),
+            {"TEMP_BUCKET": temp_bucket.bucket_name, "FRAMES_PER_SECOND": str(config.frames_per_second)},
+            # /tmp holds one downloaded stream per warm environment.
+            ephemeral_mb=2048,
+        )
+        # Explicit actions, no s3:GetObject*-style wildcards: HeadObject is authorised by s3:GetObject.
+        allow(self.converter, ["s3:GetObject"], [b.arn_for_objects("*") for b in source_buckets])
+        allow(self.converter, ["s3:PutObject"], [temp_bucket.arn_for_objects("frames/*")])
+        for bucket in source_buckets:
+            acknowledge_object_prefix(self.converter.role, bucket, "*",
+                                      "Streams may have any key in the source bucket; read-only (GetObject).")
+        acknowledge_object_prefix(self.converter.role, temp_bucket, "frames/*", FRAMES_REASON)
+
+        self.detectors: dict[str, lambda_.Function] = {}
+        for name in config.detectors:
+            fn = self._function(
+                FunctionSpec(_camel(name), f"detector-{name}", DETECTOR_HANDLERS[name], DETECTORS,
+                             config.detector_memory_mb, 60),
+                {"TEMP_BUCKET": temp_bucket.bucket_name},
+            )
+            allow(fn, ["s3:GetObject"], [temp_bucket.arn_for_objects("frames/*")])
+            acknowledge_object_prefix(fn.role, temp_bucket, "frames/*", FRAMES_REASON)
+            self.detectors[name] = fn
+
+        self.corrective_action = self._function(
+            FunctionSpec("CorrectiveAction", "corrective-action", "lambdas.corrective_action.handler.handler",
+                         CORRECTIVE_ACTION, 256, 30),
+            {"RESULTS_BUCKET": results_bucket.bucket_name},
+        )
+        allow(self.corrective_action, ["s3:PutObject"], [results_bucket.arn_for_objects("actions/*")])
+        acknowledge_object_prefix(self.corrective_action.role, results_bucket, "actions/*",
+                                  "One object per defect event under actions/<stream>/; keys are not known "
+                                  "in advance. PutObject only.")
+
+    @property
+    def all(self) -> list[lambda_.Function]:
+        return [self.converter, *self.detectors.values(), self.corrective_action]
+
+    def _function(self, spec: FunctionSpec, environment: dict[str, str], ephemeral_mb: int = 512
+                  ) -> lambda_.Function:
+        config = self._config
+        log_group = logs.LogGroup(
+            self, f"{spec.construct_id}Logs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY if config.stage != "prod" else RemovalPolicy.RETAIN,
+        )
+        role = iam.Role(self, f"{spec.construct_id}Role",
+                        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description=f"{spec.service}: runs one step of the stream-quality workflow")
+        log_group.grant_write(role)
+        fn = lambda_.Function(
+            self, spec.construct_id,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64 if config.architecture == "arm64"
+            else lambda_.Architecture.X86_64,
+            handler=spec.handler,
+            code=self._code(spec.package),
+            memory_size=spec.memory_mb,
+            timeout=Duration.seconds(spec.timeout_s),
+            ephemeral_storage_size=None if ephemeral_mb == 512 else _mib(ephemeral_mb),
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": spec.service,
+                "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        acknowledge(fn, "AwsSolutions-L1",
+            "python3.13 on purpose: the bundled wheels (av, numpy) are built for cp313, and the "
+                   "monolith and tests run on 3.13; python3.13 is supported until 2029-06-30.")
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments/PutTelemetryRecords do not support resource-level permissions.")
+        return fn
+
+    def _code(self, package: PackageSpec) -> lambda_.Code:
+        # The three detector functions share one asset (one build, one upload).
+        if package.name not in self._codes:
+            self._codes[package.name] = lambda_code(package, self._config.architecture,
+                                                    bundle=self._config.bundle)
+        return self._codes[package.name]
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def allow(fn: lambda_.Function, actions: list[str], resources: list[str]) -> None:
+    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+
+
+def _mib(value: int) -> Size:
+    return Size.mebibytes(value)
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The shortest supported retention that keeps logs at least `days` days."""
+    r = logs.RetentionDays
+    steps = [(1, r.ONE_DAY), (3, r.THREE_DAYS), (7, r.ONE_WEEK), (14, r.TWO_WEEKS), (30, r.ONE_MONTH),
+             (90, r.THREE_MONTHS), (180, r.SIX_MONTHS), (365, r.ONE_YEAR)]
+    return next((value for limit, value in steps if days <= limit), r.TEN_YEARS)

@@ -1,0 +1,45 @@
+"""The stack: wires the capabilities together and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.analytics import Analytics
+from infra.config import MonitorConfig
+from infra.functions import Functions
+from infra.nag import acknowledge
+from infra.notifications import Notifications
+from infra.storage import Storage
+from infra.workflow import Workflow
+
+
+class StreamQualityStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: MonitorConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        storage = Storage(self, "Storage", config=config)
+        functions = Functions(self, "Functions", config=config, source_buckets=storage.source_buckets,
+                              temp_bucket=storage.temp, results_bucket=storage.results)
+        notifications = Notifications(self, "Notifications", config=config,
+                                      corrective_action=functions.corrective_action)
+        workflow = Workflow(self, "Workflow", config=config, converter=functions.converter,
+                            detectors=functions.detectors, topic=notifications.topic,
+                            results_bucket=storage.results)
+        if not config.localstack:  # Glue and Athena are not in LocalStack's free edition
+            Analytics(self, "Analytics", config=config, results_bucket=storage.results)
+        self._acknowledge_cdk_helpers()
+
+        CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
+        CfnOutput(self, "SourceBucket", value=storage.source_buckets[0].bucket_name)
+        CfnOutput(self, "ResultsBucket", value=storage.results.bucket_name)
+        CfnOutput(self, "FramesBucket", value=storage.temp.bucket_name)
+        CfnOutput(self, "TopicArn", value=notifications.topic.topic_arn)
+
+    def _acknowledge_cdk_helpers(self) -> None:
+        # autoDeleteObjects (sandbox stages on AWS) adds CDK's own Node.js provider function.
+        provider = self.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+        if provider is not None:
+            acknowledge(provider, "AwsSolutions-L1",
+                "CDK-managed autoDeleteObjects provider; its runtime is chosen by aws-cdk-lib.")

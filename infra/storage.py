@@ -1,0 +1,55 @@
+"""Buckets: streams in, frames in transit (expiring), results out, and their access logs."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.config import MonitorConfig
+from infra.nag import acknowledge
+
+TEMP_EXPIRY_DAYS = 1
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: MonitorConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = self._bucket("AccessLogs", config, logs=None)
+        acknowledge(self.access_logs, "AwsSolutions-S1",
+                    "This is the server access log bucket; logging it would recurse.")
+        # Streams: either buckets that already hold them (the stack reads, never writes them) or one of ours.
+        self.source_buckets: list[s3.IBucket]
+        if config.source_bucket_names:
+            self.source_buckets = [s3.Bucket.from_bucket_name(self, f"Source{i}", name)
+                                   for i, name in enumerate(config.source_bucket_names)]
+        else:
+            self.source_buckets = [self._bucket("Source", config, logs="source/")]
+        # Frames in transit: objects live for a day at most (lifecycle), which bounds the storage bill
+        # without a delete request per frame.
+        self.temp = self._bucket("Frames", config, logs=None, lifecycle=[s3.LifecycleRule(
+            id="expire-frames", expiration=Duration.days(TEMP_EXPIRY_DAYS),
+            abort_incomplete_multipart_upload_after=Duration.days(1))])
+        acknowledge(self.temp, "AwsSolutions-S1",
+            "Transient frames bucket: one access-log line per frame PUT/GET would cost as much as the "
+                   "requests themselves; the Lambdas report their S3 request counts instead.")
+        self.results = self._bucket("Results", config, logs="results/")
+
+    def _bucket(
+        self, name: str, config: MonitorConfig, *, logs: str | None,
+        lifecycle: list[s3.LifecycleRule] | None = None,
+    ) -> s3.Bucket:
+        # Sandbox stacks clean up after themselves; autoDeleteObjects adds a Node.js custom-resource
+        # Lambda, which LocalStack without Docker cannot run, so it is off there.
+        sandbox = config.stage != "prod"
+        return s3.Bucket(
+            self, name,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            server_access_logs_bucket=self.access_logs if logs is not None else None,
+            server_access_logs_prefix=logs,
+            lifecycle_rules=lifecycle,
+            removal_policy=RemovalPolicy.DESTROY if sandbox else RemovalPolicy.RETAIN,
+            auto_delete_objects=sandbox and not config.localstack,
+        )

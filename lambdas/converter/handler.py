@@ -1,0 +1,40 @@
+"""Converter Lambda: decode stream-second n of a stream in S3 and ship it to the temporary bucket."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.converter.service import ConvertRequest, StreamCache, StreamUnreadable, convert
+from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
+from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
+
+__all__ = ["StreamUnreadable", "handler"]
+
+COUNTER = S3RequestCounter()
+S3 = counting_s3_client(COUNTER)
+CACHE = StreamCache(Path(os.environ.get("STREAM_CACHE_DIR", "/tmp/streams")))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    bind_invocation(event)
+    COUNTER.reset()
+    result = convert(
+        ConvertRequest.from_event(event),
+        s3=S3,
+        temp_bucket=os.environ["TEMP_BUCKET"],
+        cache=CACHE,
+        frames_per_second=int(os.environ.get("FRAMES_PER_SECOND", "0")),
+    )
+    result["s3_requests"] = COUNTER.snapshot()
+    metrics.add_metric(name="FramesWritten", unit=MetricUnit.Count, value=len(result["frames"]))
+    written = result["s3_requests"].get("PutObject", 0)
+    metrics.add_metric(name="ObjectsWritten", unit=MetricUnit.Count, value=written)
+    logger.info("second converted", extra={"frames": len(result["frames"]), "is_last": result["is_last"]})
+    return result

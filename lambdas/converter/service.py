@@ -1,0 +1,122 @@
+"""The converter Lambda's work, without Lambda: fetch the stream, decode one second, ship its frames.
+
+The stream is downloaded once per warm environment and kept in /tmp keyed by bucket, key and ETag (a
+re-uploaded stream gets a new ETag, hence a fresh download); each invocation then costs one HEAD.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas.converter.decode import UnreadableStreamError, probe, read_second
+from lambdas.shared.frame_store import check_segment, put_second, second_prefix
+from lambdas.shared.media import StreamInfo
+from lambdas.shared.results import result_key
+
+CHUNK = 1 << 20
+
+
+class StreamUnreadable(Exception):
+    """The stream cannot be analysed. The state machine catches this error name (the class name is the
+    Lambda errorType), notifies, and fails the execution with this message as the cause."""
+
+
+@dataclass(frozen=True)
+class ConvertRequest:
+    bucket: str
+    key: str
+    stream_id: str
+    second: int
+    execution: str  # the execution's name: part of the frame keys
+    started_at: str  # ISO start time of the stream's first execution: the results partition date
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> ConvertRequest:
+        second = event["second"]
+        if not isinstance(second, int) or isinstance(second, bool) or second < 0:
+            raise ValueError(f"second must be a non-negative integer, got {second!r}")
+        return cls(
+            bucket=str(event["bucket"]),
+            key=str(event["key"]),
+            stream_id=check_segment("stream_id", event["stream_id"]),
+            second=second,
+            execution=check_segment("execution", event["execution"]),
+            started_at=str(event["started_at"]),
+        )
+
+
+@dataclass
+class StreamCache:
+    """The downloaded stream and its probe, kept across warm invocations."""
+
+    directory: Path
+    path: Path | None = None
+    info: StreamInfo | None = None
+
+    def fetch(self, s3: Any, bucket: str, key: str) -> tuple[Path, StreamInfo]:
+        source = f"s3://{bucket}/{key}"
+        try:
+            etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+        except ClientError as error:
+            raise StreamUnreadable(f"{source}: cannot be read from S3 ({_code(error)})") from None
+        name = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:32] + Path(key).suffix
+        wanted = self.directory / name
+        if self.path != wanted or self.info is None or not wanted.is_file():
+            self._download(s3, bucket, key, etag, wanted)
+            try:
+                self.info = probe(wanted)
+            except UnreadableStreamError as error:
+                raise StreamUnreadable(f"{source}: {error.reason}") from None
+            self.path = wanted
+        return wanted, self.info
+
+    def _download(self, s3: Any, bucket: str, key: str, etag: str, target: Path) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # One stream at a time: /tmp is small (512 MB by default) and a warm environment serves one stream.
+        for old in self.directory.iterdir():
+            old.unlink(missing_ok=True)
+        self.path, self.info = None, None
+        partial = target.with_suffix(target.suffix + ".part")
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+        except ClientError as error:
+            raise StreamUnreadable(f"s3://{bucket}/{key}: cannot be read from S3 ({_code(error)})") from None
+        with partial.open("wb") as out:
+            for chunk in iter(lambda: body.read(CHUNK), b""):
+                out.write(chunk)
+        os.replace(partial, target)
+
+
+def convert(
+    request: ConvertRequest, *, s3: Any, temp_bucket: str, cache: StreamCache, frames_per_second: int = 0
+) -> dict[str, Any]:
+    """Decode second `request.second` and PUT its frames and audio; return keys and small metadata."""
+    path, info = cache.fetch(s3, request.bucket, request.key)
+    source = f"s3://{request.bucket}/{request.key}"
+    if request.second >= info.seconds:
+        raise ValueError(f"{source}: second {request.second} is past the end ({info.seconds} seconds)")
+    try:
+        second = read_second(path, request.second, info)
+    except UnreadableStreamError as error:
+        raise StreamUnreadable(f"{source}: second {request.second}: {error.reason}") from None
+    prefix = second_prefix(request.stream_id, request.execution, request.second)
+    frame_keys, audio_key = put_second(s3, temp_bucket, prefix, second, frames_per_second)
+    return {
+        "frames": frame_keys,
+        "audio": audio_key,
+        "is_last": second.is_last,
+        "frame_count": len(second.frames),
+        "seconds": info.seconds,
+        "info": {**info.to_dict(), "source": source},
+        "result_key": result_key(request.started_at, request.stream_id, request.second),
+    }
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "error"))

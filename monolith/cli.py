@@ -1,0 +1,169 @@
+"""`python -m monolith …`: analyse streams in one process, evaluate the detectors, benchmark them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lambdas.converter.decode import UnreadableStreamError
+from monolith.pipeline import analyze
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monolith", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    analyze_cmd = commands.add_parser(
+        "analyze", help="find freezes, block corruption and A/V desync in streams"
+    )
+    analyze_cmd.add_argument("paths", nargs="+", metavar="PATH", help="video files (MP4, MPEG-TS, WebM, …)")
+    analyze_cmd.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
+    analyze_cmd.add_argument("--workers", type=_positive_int, default=1, help="files analysed in parallel")
+
+    bench_cmd = commands.add_parser("bench", help="throughput and CPU cost at 360p and 720p (make bench)")
+    bench_cmd.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this file")
+    bench_cmd.add_argument("--duration", type=_positive_int, default=20, help="stream length in seconds")
+    bench_cmd.add_argument("--repeats", type=_positive_int, default=2, help="best of N runs")
+
+    evaluate_cmd = commands.add_parser(
+        "evaluate", help="precision/recall on generated streams with known defects"
+    )
+    evaluate_cmd.add_argument("--seed", type=int, default=0, help="0 = development set; others = unseen sets")
+    evaluate_cmd.add_argument("--quick", action="store_true", help="a smaller set (4 streams)")
+    evaluate_cmd.add_argument("--json", type=Path, metavar="OUT", help="also write the full results here")
+
+    demo_cmd = commands.add_parser(
+        "demo", help="generate a stream with defects and analyse it in one process"
+    )
+    demo_cmd.add_argument("--out", type=Path, default=Path("demo-output"), help="where the stream is written")
+
+    args = parser.parse_args(argv)
+    if args.command == "analyze":
+        return _analyze(args.paths, as_json=args.json, workers=args.workers)
+    if args.command == "evaluate":
+        return _evaluate(args.seed, quick=args.quick, out=args.json)
+    if args.command == "demo":
+        return _demo(args.out)
+    if args.command == "bench":
+        return _bench(args.json, duration_s=args.duration, repeats=args.repeats)
+    parser.error(f"unknown command {args.command}")
+    return EXIT_BAD_INPUT
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def analyze_one(path: str) -> dict[str, Any]:
+    """Analyse one file; an unreadable one becomes {"source", "error"} instead of an exception."""
+    try:
+        return analyze(path)
+    except UnreadableStreamError as error:
+        return {"source": path, "error": error.reason}
+
+
+def _analyze(paths: list[str], *, as_json: bool, workers: int) -> int:
+    if workers > 1 and len(paths) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            reports = list(pool.map(analyze_one, paths))
+    else:
+        reports = [analyze_one(path) for path in paths]
+    failed = [r for r in reports if "error" in r]
+    for report in failed:
+        print(f"error: {report['source']}: {report['error']}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(reports[0] if len(paths) == 1 and not failed else reports, indent=2))
+    else:
+        for report in reports:
+            if "error" not in report:
+                print(format_report(report))
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def _bench(out: Path | None, *, duration_s: int, repeats: int) -> int:
+    from monolith.bench import format_bench, run_bench, write_json
+
+    report = run_bench(duration_s=float(duration_s), repeats=repeats, log=_log)
+    print(format_bench(report))
+    if out:
+        write_json(report, out)
+        print(f"wrote {out}")
+    return 0
+
+
+def _evaluate(seed: int, *, quick: bool, out: Path | None) -> int:
+    from monolith.evaluate import evaluate, format_evaluation
+
+    result = evaluate(seed, quick=quick, log=_log)
+    print(format_evaluation(result))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+def _demo(out: Path) -> int:
+    from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "sample.mp4"
+    _log(f"generating {path}: 20 s, 640x360, a freeze, block damage and an A/V offset …")
+    truth = generate_stream(
+        path,
+        duration_s=20,
+        defects=(Freeze(3.0, 3.0), BlockCorruption(9.3), AvOffset(14.0, 240.0)),
+        seed=7,
+    )
+    report = analyze(path, progress=_progress)
+    print(format_report(report))
+    print("ground truth:")
+    for event in truth.defects:
+        extra = f"  offset {event['offset_ms']:+g} ms" if "offset_ms" in event else ""
+        print(f"  {event['type']:<17}{event['start_s']:>9.2f}{event['end_s']:>9.2f}{extra}")
+    return 0
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        bar = "#" * (30 * done // total)
+        print(f"\ranalysing [{bar:<30}] {done}/{total} s", end="" if done < total else "\n", file=sys.stderr)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A readable table of one report's defects."""
+    video, audio = report["video"], report["audio"]
+    audio_text = f"{audio['sample_rate']} Hz x{audio['channels']}" if audio else "no audio"
+    lines = [
+        f"{report['source']}: {report['duration_s']:.2f} s, {video['width']}x{video['height']} "
+        f"@ {video['fps']:g} fps, {audio_text}"
+    ]
+    if not report["defects"]:
+        lines.append("  no defects found")
+        return "\n".join(lines)
+    lines.append(f"  {'type':<17}{'start s':>9}{'end s':>9}{'conf':>7}  details")
+    for defect in report["defects"]:
+        details = ", ".join(
+            f"{k}={v}" for k, v in defect.items() if k not in {"type", "start_s", "end_s", "confidence"}
+        )
+        lines.append(
+            f"  {defect['type']:<17}{defect['start_s']:>9.2f}{defect['end_s']:>9.2f}"
+            f"{defect['confidence']:>7.2f}  {details}"
+        )
+    return "\n".join(lines)

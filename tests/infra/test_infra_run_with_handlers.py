@@ -1,0 +1,112 @@
+"""The whole workflow file driven with the real Lambda handlers on moto S3: the results records it writes
+hold the monolith's defects, continuation included, and DuckDB reads them back from a local copy."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from asl_sim import Execution, TaskError
+from moto import mock_aws  # before the handlers create their clients
+
+os.environ.update({
+    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "StreamQualityTest",
+    "TEMP_BUCKET": "frames-bucket", "RESULTS_BUCKET": "results-bucket",
+})
+
+from test_infra_workflow import definition
+
+from lambdas.converter.handler import handler as converter
+from lambdas.detectors import handlers
+from lambdas.shared.results import query_defects, read_records
+from monolith.pipeline import analyze
+
+
+@dataclass
+class Context:
+    function_name: str = "fn"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fn"
+    aws_request_id: str = "r"
+
+
+FUNCTIONS = {"arn:converter": converter, "arn:freeze": handlers.freeze_handler,
+             "arn:block_corruption": handlers.block_corruption_handler,
+             "arn:av_sync": handlers.av_sync_handler}
+
+
+class RealAws:
+    def __init__(self, s3: Any) -> None:
+        self.s3, self.started, self.published = s3, [], []
+
+    def __call__(self, resource: str, params: dict[str, Any]) -> Any:
+        params = json.loads(json.dumps(params))
+        if resource == "arn:aws:states:::lambda:invoke":
+            try:
+                payload = FUNCTIONS[params["FunctionName"]](params["Payload"], Context())
+            except Exception as error:  # what lambda:invoke reports: errorType = the class name
+                raise TaskError(type(error).__name__, json.dumps({"errorMessage": str(error)})) from None
+            return {"Payload": json.loads(json.dumps(payload))}
+        if resource == "arn:aws:states:::aws-sdk:s3:putObject":
+            self.s3.put_object(Bucket=params["Bucket"], Key=params["Key"], Body=params["Body"].encode())
+            return {}
+        if resource == "arn:aws:states:::sns:publish":
+            self.published.append(json.loads(params["Message"]))
+            return {}
+        if resource == "arn:aws:states:::states:startExecution":
+            self.started.append(params)
+            return {}
+        raise AssertionError(resource)
+
+
+@pytest.fixture
+def stream(tmp_path: Path) -> Path:
+    from sample_streams import Freeze, generate_stream
+
+    path = tmp_path / "frozen.mp4"
+    generate_stream(path, duration_s=5.0, width=320, height=180, fps=25, gop_s=5.0,
+                    defects=[Freeze(1.2, 2.5)], seed=3)
+    return path
+
+
+def test_workflow_with_real_handlers_records_the_monolith_defects(stream: Path, tmp_path: Path) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in ("source-bucket", "frames-bucket", "results-bucket"):
+            s3.create_bucket(Bucket=bucket)
+        s3.upload_file(str(stream), "source-bucket", "streams/cam-1.mp4")
+        aws = RealAws(s3)
+        # Given executions of 2 seconds each (so the 5 s stream needs three, continuing as new twice)
+        machine = definition(2)
+        Execution(machine, aws, name="run1").run(
+            {"bucket": "source-bucket", "key": "streams/cam-1.mp4", "stream_id": "cam-1"})
+        runs = 1
+        while len(aws.started) >= runs:
+            request = aws.started[runs - 1]
+            Execution(machine, aws, name=request["Name"]).run(request["Input"])
+            runs += 1
+        assert runs == 3
+        # When the results bucket is copied locally
+        for obj in s3.list_objects_v2(Bucket="results-bucket")["Contents"]:
+            target = tmp_path / "results-copy" / obj["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket="results-bucket", Key=obj["Key"])["Body"].read())
+    expected = analyze(stream)["defects"]
+    records = read_records(tmp_path / "results-copy")
+    # Then there is one record per second, and together they hold the monolith's defects
+    assert [r["second"] for r in records] == [0, 1, 2, 3, 4]
+    recorded = [d for r in records for d in r["defects"]]
+    assert sorted(recorded, key=lambda d: (d["start_s"], d["type"], d["end_s"])) == expected
+    # And one notification went out per defect
+    assert [m["defect"] for m in aws.published] == [d for r in records for d in r["defects"]]
+    # And DuckDB reads the same defects from the partitioned JSON lines
+    rows = query_defects(tmp_path / "results-copy")
+    assert [(r["type"], r["start_s"], r["end_s"]) for r in rows] == [
+        (d["type"], d["start_s"], d["end_s"]) for d in expected]
+    assert {r["stream_id"] for r in rows} == {"cam-1"}

@@ -1,0 +1,229 @@
+"""The stack's resources and their properties, read from the synthesized template."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from infra_helpers import Synth, synth
+
+from infra.config import MonitorConfig
+from infra.workflow import placeholders
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def logical_id(template: dict[str, Any], kind: str, path_part: str) -> str:
+    """The logical id of the one resource of `kind` whose id contains `path_part`."""
+    found = [k for k in resources(template, kind) if path_part in k]
+    assert len(found) == 1, (kind, path_part, found)
+    return found[0]
+
+
+def statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(policy logical id, statement) for every identity policy in the template."""
+    out = []
+    for key, policy in resources(template, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            out.append((key, statement))
+    return out
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_nag_passes_with_no_unacknowledged_findings(synthesized: Synth) -> None:
+    # Given the default app with cdk-nag's AwsSolutions pack (synth would raise on any error finding)
+    # When it is synthesized
+    # Then the validation report, if written, has no violations
+    report = synthesized.outdir / "policy-validation-report.json"
+    if report.exists():
+        data = json.loads(report.read_text())
+        violations = [v for plugin in data.get("pluginReports", []) for v in plugin.get("violations", [])]
+        assert violations == []
+
+
+def test_every_acknowledgement_has_a_reason(synthesized: Synth) -> None:
+    # Given every construct's acknowledged rules (CDK records them as construct metadata)
+    acknowledgements = []
+    for construct in synthesized.stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == "aws:cdk:acknowledged-rules":
+                acknowledgements += as_list(entry.data)
+    ours = {rule: reason for ack in acknowledgements for rule, reason in ack.items()
+            if rule.startswith("AwsSolutions::")}
+    # Then the AwsSolutions ones are there, each with a reason of more than a few words
+    assert any("IAM5" in rule for rule in ours) and any("L1" in rule for rule in ours)
+    for rule, reason in ours.items():
+        assert len(reason.split()) >= 8, (rule, reason)
+
+
+def test_buckets_block_public_access_encrypt_and_enforce_tls(synthesized: Synth) -> None:
+    template = synthesized.template
+    buckets = resources(template, "AWS::S3::Bucket")
+    # Given the source, frames, results and access-log buckets
+    assert len(buckets) == 4
+    policies = resources(template, "AWS::S3::BucketPolicy")
+    for key, bucket in buckets.items():
+        props = bucket["Properties"]
+        # Then each blocks every kind of public access
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True}
+        # And is encrypted with S3-managed keys
+        rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        # And its bucket policy denies requests without TLS
+        policy = next(p for p in policies.values() if p["Properties"]["Bucket"] == {"Ref": key})
+        denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and s["Action"] == "s3:*"
+                   for s in denies), key
+
+
+def test_frames_bucket_expires_objects_within_a_day(synthesized: Synth) -> None:
+    frames = synthesized.template["Resources"][logical_id(synthesized.template, "AWS::S3::Bucket", "Frames")]
+    rules = frames["Properties"]["LifecycleConfiguration"]["Rules"]
+    # Then every object expires after at most one day
+    assert any(r["Status"] == "Enabled" and r["ExpirationInDays"] <= 1 and "Prefix" not in r for r in rules)
+
+
+def test_functions_run_python313_with_tracing_and_their_own_log_groups(synthesized: Synth) -> None:
+    functions = {k: r for k, r in resources(synthesized.template, "AWS::Lambda::Function").items()
+                 if r["Properties"].get("Runtime", "").startswith("python")}
+    # Given converter, three detectors and the corrective action
+    assert len(functions) == 5
+    handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
+    assert handlers == sorted([
+        "lambdas.converter.handler.handler", "lambdas.corrective_action.handler.handler",
+        "lambdas.detectors.handlers.av_sync_handler", "lambdas.detectors.handlers.block_corruption_handler",
+        "lambdas.detectors.handlers.freeze_handler"])
+    for fn in functions.values():
+        props = fn["Properties"]
+        assert props["Runtime"] == "python3.13"
+        assert props["Architectures"] == ["x86_64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert "LoggingConfig" in props  # an explicit log group with retention, no LogRetention helper
+        assert props["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "StreamQualityMonitor"
+
+
+def test_no_managed_policies_and_no_wildcard_actions(synthesized: Synth) -> None:
+    template = synthesized.template
+    for key, role in resources(template, "AWS::IAM::Role").items():
+        if "AutoDeleteObjects" in key:  # CDK's own helper, present on sandbox stages only
+            continue
+        assert "ManagedPolicyArns" not in role["Properties"], key
+    for key, statement in statements(template):
+        for action in as_list(statement["Action"]):
+            service, name = action.split(":")
+            if service in ("s3", "sns", "lambda", "states"):
+                assert "*" not in name, (key, action)
+
+
+def _s3_statements(template: dict[str, Any], policy_part: str) -> list[dict[str, Any]]:
+    return [s for key, s in statements(template) if policy_part in key
+            and any(a.startswith("s3:") for a in as_list(s["Action"]))]
+
+
+def _object_arn(bucket_id: str, pattern: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{pattern}"]]}
+
+
+def test_s3_permissions_are_scoped_to_buckets_and_prefixes(synthesized: Synth) -> None:
+    t = synthesized.template
+    frames = logical_id(t, "AWS::S3::Bucket", "Frames")
+    results = logical_id(t, "AWS::S3::Bucket", "Results")
+    source = logical_id(t, "AWS::S3::Bucket", "Source")
+    # Then the converter reads streams and writes frames, nothing else
+    converter = _s3_statements(t, "ConverterRole")
+    assert {(json.dumps(as_list(s["Action"])), json.dumps(s["Resource"])) for s in converter} == {
+        (json.dumps(["s3:GetObject"]), json.dumps(_object_arn(source, "*"))),
+        (json.dumps(["s3:PutObject"]), json.dumps(_object_arn(frames, "frames/*"))),
+    }
+    # And each detector only reads frames
+    for name in ("FreezeRole", "BlockCorruptionRole", "AvSyncRole"):
+        (statement,) = _s3_statements(t, name)
+        assert as_list(statement["Action"]) == ["s3:GetObject"]
+        assert statement["Resource"] == _object_arn(frames, "frames/*")
+    # And the corrective action only writes actions/, the workflow only results/
+    (corrective,) = _s3_statements(t, "CorrectiveActionRole")
+    assert (as_list(corrective["Action"]), corrective["Resource"]) == (
+        ["s3:PutObject"], _object_arn(results, "actions/*"))
+    (workflow,) = _s3_statements(t, "WorkflowRole")
+    assert (as_list(workflow["Action"]), workflow["Resource"]) == (
+        ["s3:PutObject"], _object_arn(results, "results/*"))
+
+
+def test_workflow_role_invokes_only_its_functions_and_publishes_only_to_the_topic(synthesized: Synth) -> None:
+    t = synthesized.template
+    topic = logical_id(t, "AWS::SNS::Topic", "Defects")
+    workflow = [s for key, s in statements(t) if "WorkflowRole" in key]
+    invoke = next(s for s in workflow if as_list(s["Action"]) == ["lambda:InvokeFunction"])
+    functions = {r["Fn::GetAtt"][0] for r in as_list(invoke["Resource"])}
+    assert len(functions) == 4 and all(
+        t["Resources"][f]["Type"] == "AWS::Lambda::Function" for f in functions)
+    publish = next(s for s in workflow if as_list(s["Action"]) == ["sns:Publish"])
+    assert publish["Resource"] == {"Ref": topic}
+    start = next(s for s in workflow if as_list(s["Action"]) == ["states:StartExecution"])
+    assert "stateMachine:StreamQuality-dev-stream-quality" in json.dumps(start["Resource"])
+
+
+def test_topic_is_encrypted_and_the_corrective_action_gets_only_defects(synthesized: Synth) -> None:
+    t = synthesized.template
+    (topic,) = resources(t, "AWS::SNS::Topic").values()
+    assert topic["Properties"]["KmsMasterKeyId"]
+    (subscription,) = resources(t, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "lambda"
+    assert subscription["Properties"]["FilterPolicy"] == {"kind": ["defect"]}
+    topic_policy = next(iter(resources(t, "AWS::SNS::TopicPolicy").values()))
+    assert "aws:SecureTransport" in json.dumps(topic_policy)
+
+
+def test_state_machine_is_standard_traced_and_fully_substituted(synthesized: Synth) -> None:
+    (machine,) = resources(synthesized.template, "AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert "DefinitionS3Location" not in props  # from_string, not an S3 asset
+    # And CloudFormation is given a value for exactly the placeholders the definition holds
+    definition = props["DefinitionString"]
+    assert isinstance(definition, str)  # the file's text, not a token
+    assert placeholders(definition) == set(props["DefinitionSubstitutions"])
+    assert props["DefinitionSubstitutions"]["SecondsPerExecution"] == "300"
+
+
+def test_glue_table_is_partitioned_by_date_and_stream(synthesized: Synth) -> None:
+    (table,) = resources(synthesized.template, "AWS::Glue::Table").values()
+    table_input = table["Properties"]["TableInput"]
+    assert [k["Name"] for k in table_input["PartitionKeys"]] == ["date", "stream"]
+    assert table_input["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == \
+        "org.openx.data.jsonserde.JsonSerDe"
+    assert "/results/" in json.dumps(table_input["StorageDescriptor"]["Location"])
+
+
+def test_localstack_target_has_no_node_helpers_and_no_glue() -> None:
+    # Given the LocalStack target with two detectors and arm64
+    result = synth({"localstack": "true", "detectors": "freeze,av_sync", "architecture": "arm64"})
+    t = result.template
+    # Then no Node.js Lambda (autoDeleteObjects provider) and no Glue/Athena resources exist
+    assert "Custom::S3AutoDeleteObjects" not in json.dumps(t)
+    assert not resources(t, "AWS::Glue::Table")
+    # And only the enabled detectors are deployed, on arm64
+    functions = resources(t, "AWS::Lambda::Function").values()
+    assert len(functions) == 4
+    assert all(f["Properties"]["Architectures"] == ["arm64"] for f in functions)
+
+
+@pytest.mark.parametrize("context, message", [
+    ({"architecture": "sparc"}, "architecture"),
+    ({"detectors": "freeze,ghosts"}, "detectors"),
+    ({"seconds_per_execution": "5000"}, "seconds_per_execution"),
+])
+def test_bad_context_is_refused(context: dict[str, str], message: str) -> None:
+    from aws_cdk import App
+
+    with pytest.raises(ValueError, match=message):
+        MonitorConfig.from_node(App(context=context).node)

@@ -1,0 +1,258 @@
+"""The workflow definition (statemachine/stream_quality.asl.json) checked as a graph and by walking it.
+
+The walk runs the real file in a small interpreter (asl_sim.py) with stand-ins for the Lambda functions
+and AWS services, so these tests need neither AWS nor LocalStack.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from asl_sim import Execution, ExecutionFailed, TaskError
+from infra_helpers import Synth
+
+from infra.config import DETECTORS, HISTORY_LIMIT, MonitorConfig
+from infra.workflow import ASL_PATH, DETECTOR_PLACEHOLDERS, load_definition, placeholders
+
+SUBSTITUTIONS = {
+    "ConverterFunctionArn": "arn:converter",
+    "FreezeFunctionArn": "arn:freeze",
+    "BlockCorruptionFunctionArn": "arn:block_corruption",
+    "AvSyncFunctionArn": "arn:av_sync",
+    "TopicArn": "arn:topic",
+    "ResultsBucketName": "results-bucket",
+}
+
+
+def definition(seconds_per_execution: int, detectors: tuple[str, ...] = DETECTORS) -> dict[str, Any]:
+    text = load_definition(detectors)
+    for key, value in {**SUBSTITUTIONS, "SecondsPerExecution": str(seconds_per_execution)}.items():
+        text = text.replace("${" + key + "}", value)
+    assert "${" not in text
+    return json.loads(text)
+
+
+def inner_machines(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*state.get("Branches", []), *([state["ItemProcessor"]] if "ItemProcessor" in state else [])]
+
+
+def all_states(machine: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state, nested ones (Parallel branches, Map processors) included."""
+    out = {}
+    for name, state in machine["States"].items():
+        out[name] = state
+        for inner in inner_machines(state):
+            out.update(all_states(inner))
+    return out
+
+
+def targets(state: dict[str, Any]) -> list[str]:
+    out = [state[k] for k in ("Next", "Default") if k in state]
+    out += [c["Next"] for c in state.get("Choices", [])] + [c["Next"] for c in state.get("Catch", [])]
+    return out
+
+
+def reachable(machine: dict[str, Any]) -> set[str]:
+    seen, todo = set(), [machine["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = machine["States"][name]
+        todo += targets(state)
+        for inner in inner_machines(state):
+            seen |= reachable(inner)
+    return seen
+
+
+def test_placeholders_match_the_stacks_substitutions_exactly(synthesized: Synth) -> None:
+    # Given the definition file and the substitutions the Workflow construct passes
+    workflow = synthesized.stack.node.find_child("Workflow")
+    # Then each placeholder has a value and each value a placeholder
+    assert placeholders(ASL_PATH.read_text()) == set(workflow.substitutions)
+    assert set(SUBSTITUTIONS) | {"SecondsPerExecution"} == set(workflow.substitutions)
+
+
+@pytest.mark.parametrize("detectors", [DETECTORS, ("freeze",), ("freeze", "av_sync")])
+def test_disabled_detectors_leave_no_placeholder_behind(detectors: tuple[str, ...]) -> None:
+    text = load_definition(detectors)
+    expected = set(SUBSTITUTIONS) - {DETECTOR_PLACEHOLDERS[d] for d in DETECTORS if d not in detectors}
+    assert placeholders(text) == expected | {"SecondsPerExecution"}
+    assert len(json.loads(text)["States"]["Detect"]["Branches"]) == len(detectors)
+
+
+def test_every_state_is_reachable_and_every_transition_lands() -> None:
+    machine = json.loads(ASL_PATH.read_text())
+    states = all_states(machine)
+    # Then all targets exist, and nothing is unreachable from StartAt
+    for name, state in states.items():
+        for target in targets(state):
+            assert target in states, (name, target)
+    assert reachable(machine) == set(states)
+
+
+def test_transient_lambda_errors_are_retried_with_backoff_and_jitter() -> None:
+    for name, state in all_states(json.loads(ASL_PATH.read_text())).items():
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke":
+            (retry,) = state["Retry"]
+            assert {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                    "Lambda.TooManyRequestsException"} <= set(retry["ErrorEquals"]), name
+            assert retry["BackoffRate"] == 2 and retry["JitterStrategy"] == "FULL", name
+
+
+class FakeAws:
+    """Stand-ins: a converter over `seconds` seconds, detectors counting seconds in their state, and
+    recorders for SNS, S3 and StartExecution. `defect_at` makes the freeze detector report there."""
+
+    def __init__(self, seconds: int, defect_at: int | None = None, unreadable: bool = False) -> None:
+        self.seconds, self.defect_at, self.unreadable = seconds, defect_at, unreadable
+        self.converted: list[int] = []
+        self.published: list[dict[str, Any]] = []
+        self.records: dict[str, dict[str, Any]] = {}
+        self.started: list[dict[str, Any]] = []
+
+    def __call__(self, resource: str, params: dict[str, Any]) -> Any:
+        if resource == "arn:aws:states:::lambda:invoke":
+            return {"Payload": self._lambda(params["FunctionName"], params["Payload"])}
+        if resource == "arn:aws:states:::sns:publish":
+            self.published.append(params)
+            return {"MessageId": str(len(self.published))}
+        if resource == "arn:aws:states:::aws-sdk:s3:putObject":
+            self.records[params["Key"]] = json.loads(params["Body"])
+            return {}
+        if resource == "arn:aws:states:::states:startExecution":
+            self.started.append(params)
+            return {}
+        raise AssertionError(resource)
+
+    def _lambda(self, arn: str, event: dict[str, Any]) -> dict[str, Any]:
+        n = event["second"]
+        if arn == "arn:converter":
+            if self.unreadable:
+                raise TaskError("StreamUnreadable", json.dumps({"errorMessage": "s3://b/k: no video stream"}))
+            self.converted.append(n)
+            return {"frames": [f"frames/x/{n:06d}/frame-000.bin"], "audio": None,
+                    "is_last": n == self.seconds - 1,
+                    "result_key": f"results/date=2026-11-26/stream={event['stream_id']}/second={n:06d}.json",
+                    "s3_requests": {"HeadObject": 1, "PutObject": 1}}
+        name = arn.removeprefix("arn:")
+        previous = next((e["state"] for e in event["states"] if e["detector"] == name), None)
+        seen = (previous or {"seen": []})["seen"] + [n]
+        defects = [{"type": name, "start_s": n, "end_s": n + 1, "confidence": 1.0}] \
+            if name == "freeze" and n == self.defect_at else []
+        return {"defects": defects, "carry": [{"detector": name, "state": {"seen": seen}}],
+                "usage": [{"function": name, "s3_requests": {"GetObject": 1}}]}
+
+
+def run_stream(aws: FakeAws, seconds_per_execution: int,
+               detectors: tuple[str, ...] = DETECTORS) -> list[Execution]:
+    """Run executions until the stream is done, starting each continuation the workflow asked for."""
+    machine = definition(seconds_per_execution, detectors)
+    executions = [Execution(machine, aws, name="run1")]
+    executions[0].run({"bucket": "b", "key": "k.mp4", "stream_id": "cam-1"})
+    while len(aws.started) >= len(executions):
+        request = aws.started[len(executions) - 1]
+        execution = Execution(machine, aws, name=request["Name"])
+        executions.append(execution)
+        execution.run(json.loads(json.dumps(request["Input"])))
+    return executions
+
+
+@pytest.mark.parametrize("seconds, per_execution", [(1, 300), (7, 300), (7, 3), (6, 3), (5, 1)])
+def test_loop_body_runs_once_per_stream_second_across_continuations(seconds: int, per_execution: int) -> None:
+    # Given a stream of `seconds` seconds and executions limited to `per_execution` seconds each
+    aws = FakeAws(seconds)
+    # When the workflow runs it to the end, continuing as new where it must
+    executions = run_stream(aws, per_execution)
+    # Then every second was converted exactly once, in order, and each loop state ran once per second
+    assert aws.converted == list(range(seconds))
+    entered = [name for e in executions for name in e.entered]
+    for state in ("Convert", "Detect", "Freeze", "AvSync", "Evaluate", "Record", "Last?"):
+        assert entered.count(state) == seconds, state
+    assert entered.count("NextSecond") == seconds - len(executions)
+    # And the executions were as many as needed, named by run and second (idempotent restarts)
+    assert len(executions) == -(-seconds // per_execution)
+    names = [f"run1-{i * per_execution}" for i in range(1, len(executions))]
+    assert [e.name for e in executions[1:]] == names
+    # And detector state flowed through every second and every continuation
+    last_record = aws.records[max(aws.records)]
+    assert last_record["second"] == seconds - 1
+    assert len(aws.records) == seconds
+
+
+def test_detector_state_survives_continue_as_new() -> None:
+    aws = FakeAws(5)
+    machine = definition(2, ("freeze",))
+    seen: list[int] = []
+
+    def spy(resource: str, params: dict[str, Any]) -> Any:
+        if params.get("FunctionName") == "arn:freeze":
+            entry = next((e for e in params["Payload"]["states"] if e["detector"] == "freeze"), None)
+            seen.append(len(entry["state"]["seen"]) if entry else 0)
+        return aws(resource, params)
+
+    Execution(machine, spy, name="r").run({"bucket": "b", "key": "k", "stream_id": "s"})
+    runs = 1
+    while len(aws.started) >= runs:
+        request = aws.started[runs - 1]
+        Execution(machine, spy, name=request["Name"]).run(request["Input"])
+        runs += 1
+    assert runs == 3  # executions: seconds 0-1, 2-3, 4
+    # Then the detector saw 0, 1, 2, 3, 4 earlier seconds in its state: nothing lost at the boundaries
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_defects_are_published_one_message_each_and_recorded() -> None:
+    aws = FakeAws(4, defect_at=2)
+    run_stream(aws, 300)
+    # Then one SNS message for the one defect, with the stream, second and defect in it
+    (message,) = aws.published
+    body = json.loads(message["Message"])
+    assert body["stream_id"] == "cam-1" and body["second"] == 2 and body["defect"]["type"] == "freeze"
+    assert message["MessageAttributes"]["kind"]["StringValue"] == "defect"
+    assert message["MessageAttributes"]["defect_type"]["StringValue"] == "freeze"
+    # And the second's record holds it, in the monolith's defect shape; other seconds hold none
+    record = aws.records["results/date=2026-11-26/stream=cam-1/second=000002.json"]
+    assert record["defects"] == [{"type": "freeze", "start_s": 2, "end_s": 3, "confidence": 1.0}]
+    assert record["source"] == "s3://b/k.mp4"
+    assert record["s3_requests"]["converter"] == {"HeadObject": 1, "PutObject": 1}
+    assert len(record["s3_requests"]["detectors"]) == 3
+    assert sum(len(r["defects"]) for r in aws.records.values()) == 1
+
+
+def test_unreadable_stream_notifies_and_fails_with_a_clear_cause() -> None:
+    aws = FakeAws(3, unreadable=True)
+    execution = Execution(definition(300), aws)
+    # When the converter reports StreamUnreadable
+    with pytest.raises(ExecutionFailed) as failure:
+        execution.run({"bucket": "b", "key": "k.mp4", "stream_id": "cam-1"})
+    # Then the execution fails with that error and the converter's message as the cause
+    assert failure.value.error == "StreamUnreadable"
+    assert "no video stream" in failure.value.cause
+    # And one notification says which stream could not be analysed
+    (message,) = aws.published
+    assert "cam-1" in message["Message"] and "no video stream" in message["Message"]
+    assert message["MessageAttributes"]["kind"]["StringValue"] == "stream_unreadable"
+    assert "Record" not in execution.entered
+
+
+def test_default_seconds_per_execution_stays_under_the_history_limit() -> None:
+    # Given the worst case: every detector reports a defect in every second
+    per_execution = MonitorConfig().seconds_per_execution
+
+    class Defective(FakeAws):
+        def _lambda(self, arn: str, event: dict[str, Any]) -> dict[str, Any]:
+            out = super()._lambda(arn, event)
+            if arn != "arn:converter":
+                name = arn.removeprefix("arn:")
+                out["defects"] = [{"type": name, "start_s": 0, "end_s": 1, "confidence": 1}]
+            return out
+
+    aws = Defective(per_execution + 5)
+    executions = run_stream(aws, per_execution)
+    # Then the fullest execution's history stays below 25,000 events with room to spare
+    assert executions[0].entered.count("Convert") == per_execution
+    assert executions[0].events < 0.8 * HISTORY_LIMIT, executions[0].events

@@ -1,0 +1,58 @@
+"""Fixtures for the Lambda handler tests: moto S3 with a short stream holding a freeze."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws  # before any handler module creates its boto3 client
+
+os.environ.update({
+    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "StreamQualityTest",
+    "POWERTOOLS_SERVICE_NAME": "test", "TEMP_BUCKET": "frames-bucket", "RESULTS_BUCKET": "results-bucket",
+})
+
+SOURCE_BUCKET = "source-bucket"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "request-1"
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext()
+
+
+@pytest.fixture(scope="session")
+def frozen_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """5 s of 320x180 H.264/AAC with a 2.5 s freeze from 1.2 s (the freeze spans three seconds).
+
+    One GOP for the whole clip: at this size the keyframe inside a freeze changes some block means by
+    more than the freeze detector tolerates, which splits the freeze (reported to the detector's owner).
+    """
+    from sample_streams import Freeze, generate_stream
+
+    path = tmp_path_factory.mktemp("streams") / "frozen.mp4"
+    generate_stream(path, duration_s=5.0, width=320, height=180, fps=25, gop_s=5.0,
+                    defects=[Freeze(1.2, 2.5)], seed=3)
+    return path
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3")
+        for bucket in (SOURCE_BUCKET, os.environ["TEMP_BUCKET"], os.environ["RESULTS_BUCKET"]):
+            client.create_bucket(Bucket=bucket)
+        yield client

@@ -1,0 +1,238 @@
+"""Real Lambda functions on LocalStack (host mode) through our ``process`` runtime executor."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from localstack_fixtures import launcher, require_localstack_venv
+
+pytestmark = pytest.mark.slow
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+def make_zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, source in files.items():
+            archive.writestr(name, source)
+    return buffer.getvalue()
+
+
+def create_function(lambda_client: Any, source: str, timeout: int = 10, runtime: str = "python3.13",
+                    **kwargs: Any) -> str:
+    name = f"fn-{uuid.uuid4().hex[:10]}"
+    lambda_client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
+                                  Code={"ZipFile": make_zip({"app.py": source})}, Timeout=timeout, **kwargs)
+    while lambda_client.get_function_configuration(FunctionName=name)["State"] == "Pending":
+        time.sleep(0.05)  # boto3's waiter polls once a second
+    return name
+
+
+def invoke(lambda_client: Any, name: str, event: Any = None) -> tuple[Any, str | None, str]:
+    """→ (decoded payload, FunctionError, log tail)."""
+    response = lambda_client.invoke(FunctionName=name, Payload=json.dumps(event or {}), LogType="Tail")
+    logs = base64.b64decode(response.get("LogResult", "")).decode()
+    return json.loads(response["Payload"].read()), response.get("FunctionError"), logs
+
+
+@pytest.fixture(scope="module")
+def lambda_client(aws_client: Callable[[str], Any]) -> Any:
+    return aws_client("lambda")
+
+
+def test_handler_returns_value_and_logs(lambda_client: Any) -> None:
+    # Given a function that prints and returns what it got plus its Lambda environment
+    name = create_function(lambda_client, """
+import os
+def handler(event, context):
+    print("hello from", context.function_name)
+    return {"event": event, "root": os.environ["LAMBDA_TASK_ROOT"],
+            "name": os.environ["AWS_LAMBDA_FUNCTION_NAME"], "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+            "remaining": context.get_remaining_time_in_millis()}
+""")
+    # When it is invoked
+    result, error, logs = invoke(lambda_client, name, {"n": 1})
+    # Then the value comes back, the environment is Lambda's, and the print is in the log tail
+    assert error is None, result
+    assert result["event"] == {"n": 1} and result["name"] == name
+    assert Path(result["root"], "app.py").is_file()
+    assert result["endpoint"].startswith("http://127.0.0.1:")
+    assert 0 < result["remaining"] <= 10_000
+    assert f"hello from {name}" in logs and "REPORT RequestId" in logs
+
+
+def test_function_uses_s3_with_the_runtime_boto3(lambda_client: Any, aws_client: Callable[[str], Any]
+                                                  ) -> None:
+    # Given a bucket with an object, and a function zip with nothing but the handler (boto3 is the runtime's)
+    s3 = aws_client("s3")
+    bucket = f"bucket-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="in.txt", Body=b"ping")
+    name = create_function(lambda_client, """
+import boto3
+def handler(event, context):
+    s3 = boto3.client("s3")
+    body = s3.get_object(Bucket=event["bucket"], Key="in.txt")["Body"].read().decode()
+    s3.put_object(Bucket=event["bucket"], Key="out.txt", Body=(body + "-pong").encode())
+    return {"read": body, "boto3": boto3.__file__}
+""")
+    # When the function reads and writes S3 inside LocalStack
+    result, error, _ = invoke(lambda_client, name, {"bucket": bucket})
+    # Then both worked, with a boto3 the runtime provided
+    assert error is None, result
+    assert result["read"] == "ping"
+    assert "runtime-packages" in result["boto3"]
+    assert s3.get_object(Bucket=bucket, Key="out.txt")["Body"].read() == b"ping-pong"
+
+
+def test_unhandled_exception_has_the_aws_error_shape(lambda_client: Any) -> None:
+    # Given a function that raises
+    name = create_function(lambda_client, """
+def handler(event, context):
+    raise ValueError("boom " + event["what"])
+""")
+    # When it is invoked
+    result, error, logs = invoke(lambda_client, name, {"what": "here"})
+    # Then the error comes back as AWS shapes it, and the traceback is in the logs
+    assert error == "Unhandled"
+    assert result["errorType"] == "ValueError" and result["errorMessage"] == "boom here"
+    assert any("app.py" in line for line in result["stackTrace"])
+    assert "[ERROR] ValueError: boom here" in logs
+
+
+@pytest.mark.parametrize(("source", "error_type", "message"), [
+    ("import no_such_module\ndef handler(e, c): pass\n", "Runtime.ImportModuleError",
+     "Unable to import module 'app': No module named 'no_such_module'"),
+    ("def other(e, c): pass\n", "Runtime.HandlerNotFound", "Handler 'handler' missing on module 'app'"),
+])
+def test_init_errors(lambda_client: Any, source: str, error_type: str, message: str) -> None:
+    # Given a function whose handler cannot be loaded
+    name = create_function(lambda_client, source)
+    # When it is invoked
+    result, error, _ = invoke(lambda_client, name)
+    # Then the invocation fails with the runtime's error type
+    assert error == "Unhandled"
+    assert result["errorType"] == error_type and result["errorMessage"] == message
+
+
+def test_timeout_kills_the_process_and_the_next_invoke_works(lambda_client: Any) -> None:
+    # Given a function with a 1 s timeout that sleeps when asked
+    name = create_function(lambda_client, """
+import os, time
+def handler(event, context):
+    print("PID", os.getpid())
+    time.sleep(event.get("sleep", 0))
+    return os.getpid()
+""", timeout=1)
+    # When an invocation runs past the timeout
+    started = time.monotonic()
+    result, error, logs = invoke(lambda_client, name, {"sleep": 30})
+    elapsed = time.monotonic() - started
+    # Then it fails as Sandbox.Timedout after about 1 s, and its process is gone
+    assert error == "Unhandled"
+    assert result["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in result["errorMessage"]
+    assert elapsed < 5
+    pid = int(logs.split("PID ")[1].split()[0])
+    assert not _alive(pid)
+    # And the next invocation gets a fresh process
+    result, error, _ = invoke(lambda_client, name, {"sleep": 0})
+    assert error is None and result != pid
+
+
+def test_five_parallel_invokes_run_in_five_processes(lambda_client: Any) -> None:
+    # Given a function that takes a second
+    name = create_function(lambda_client, """
+import os, time
+def handler(event, context):
+    time.sleep(1)
+    return {"i": event["i"], "pid": os.getpid()}
+""")
+    # When it is invoked five times at once
+    started = time.monotonic()
+    with ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(lambda i: invoke(lambda_client, name, {"i": i}), range(5)))
+    elapsed = time.monotonic() - started
+    # Then all succeed, concurrently, each in an environment of its own
+    assert [error for _, error, _ in results] == [None] * 5
+    assert sorted(result["i"] for result, _, _ in results) == list(range(5))
+    assert len({result["pid"] for result, _, _ in results}) == 5
+    assert elapsed < 4.5
+
+
+def test_unsupported_runtime_fails_the_function_clearly(lambda_client: Any) -> None:
+    # Given a Node.js function (this executor runs python3.x only)
+    # When LocalStack prepares it
+    name = create_function(lambda_client, "", runtime="nodejs20.x")
+    # Then the function is Failed with a reason naming the limitation
+    config = lambda_client.get_function_configuration(FunctionName=name)
+    assert config["State"] == "Failed"
+    assert "not supported by the 'process' Lambda executor" in config["StateReason"]
+
+
+def _alive(pid: int) -> bool:
+    try:  # killed children may linger as zombies until init reaps them
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line or environment contains ``text`` (the runtimes get their dirs in both)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                mentions = text.encode() in (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+                if mentions and _alive(int(proc.name)):
+                    found.append(int(proc.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_no_process_is_left_after_localstack_stops(tmp_path: Path, how: str) -> None:
+    import boto3
+
+    # Given its own LocalStack running two functions, one of which started a background child process
+    require_localstack_venv()
+    server = launcher.start(tmp_path / "ls")
+    try:
+        client = boto3.client("lambda", endpoint_url=server.url, region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+        spawner = create_function(client, """
+import subprocess
+def handler(event, context):
+    return subprocess.Popen(["sleep", "300"]).pid
+""")
+        child_pid, error, _ = invoke(client, spawner)
+        assert error is None
+        invoke(client, create_function(client, "def handler(e, c): return 1\n"))
+        assert len(_processes_mentioning(str(tmp_path))) >= 3  # LocalStack, two runtimes, the child
+        # When LocalStack stops (cleanly), or dies
+        if how == "SIGTERM":
+            launcher.stop(server.pid)
+        else:
+            os.kill(server.pid, signal.SIGKILL)
+            os.waitpid(server.pid, 0)
+    finally:
+        launcher.stop(server.pid)
+    # Then no runtime process and no process they started is left
+    deadline = time.monotonic() + 5
+    while (_processes_mentioning(str(tmp_path)) or _alive(child_pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_mentioning(str(tmp_path)) == []
+    assert not _alive(child_pid)
