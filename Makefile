@@ -7,7 +7,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test lint demo bench evaluate clean synth synth-offline synth-localstack node
+.PHONY: venv test lint demo bench evaluate cost clean synth synth-offline synth-localstack node
 
 venv: $(VENV)/.installed
 
@@ -33,8 +33,13 @@ evaluate: venv
 bench: venv
 	$(PY) -m monolith bench --json bench-output/media-bench.json
 
+# The Prime-Video-like scenario: 3,000 concurrent 25 fps streams, 24x7, us-east-1 (reads bench-output/ if there).
+cost: venv
+	@mkdir -p cost-output
+	$(PY) -m cost_model compare --streams 3000 --hours 730 --chart cost-output/cost.png
+
 clean:
-	rm -rf $(VENV) bench-output demo-output .pytest_cache cdk.out
+	rm -rf $(VENV) bench-output demo-output cost-output eval-output .pytest_cache cdk.out
 
 # --- CDK ---
 node: node_modules/.installed

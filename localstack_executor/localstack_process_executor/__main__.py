@@ -16,6 +16,20 @@ def _stop_with_parent(parent_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # a clean shutdown, which also stops the Lambda runtimes
 
 
+def _indefinite_paths_match_nothing_as_empty_list() -> None:
+    """Step Functions (Jayway JsonPath) returns [] for any indefinite path that matches nothing, e.g.
+    `$.detect[*].defects[*]` when no branch found a defect; LocalStack 4.14.0 does so only for paths with
+    a single wildcard and fails the execution otherwise. Widen its check (looked up at call time)."""
+    import re
+
+    from localstack.services.stepfunctions.asl.utils import json_path
+
+    original = json_path._contains_slice_or_wildcard_array
+    json_path._contains_slice_or_wildcard_array = (
+        lambda path: original(path) or (not path.startswith("$[") and re.search(r"\[\*\]|\.\*", path)
+                                        is not None))
+
+
 def main() -> None:
     from localstack.services.lambda_.invocation.runtime_executor import EXECUTOR_PLUGIN_MANAGER
 
@@ -26,6 +40,7 @@ def main() -> None:
     print(f"Lambda runtime executor: {name}", flush=True)
     if os.environ.get("LOCALSTACK_EXIT_WITH_PARENT") == "1":  # e.g. a test session that gets killed
         threading.Thread(target=_stop_with_parent, args=(os.getppid(),), daemon=True).start()
+    _indefinite_paths_match_nothing_as_empty_list()
     from localstack.runtime.main import main as localstack_main
 
     localstack_main()

@@ -1,0 +1,3 @@
+from cost_model.cli import main
+
+raise SystemExit(main())

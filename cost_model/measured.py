@@ -1,0 +1,327 @@
+"""Counts measured on a real run — a demo summary or an execution's history — and the check that the
+definition-derived counts equal them."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cost_model.asl import LoopModel
+from cost_model.inputs import InputError
+
+PUT_OPS = (
+    "PutObject",
+    "CopyObject",
+    "PostObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+)
+GET_OPS = ("GetObject", "HeadObject")
+LIST_OPS = ("ListObjects", "ListObjectsV2", "ListBuckets", "ListMultipartUploads", "ListParts")
+
+
+@dataclass
+class Measured:
+    """What one stream's run did. `source` says where the numbers came from."""
+
+    source: str
+    stream_seconds: int
+    state_transitions: int
+    executions: int = 1
+    defect_seconds: int | None = None  # seconds whose loop took the notification branch
+    notifications: int = 0
+    corrective_actions: int | None = None
+    retries: int = 0
+    s3_requests: dict[str, int] = field(default_factory=dict)
+    lambda_invocations: int | None = None
+    lambda_gb_seconds: float | None = None
+    entered: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "stream_seconds": self.stream_seconds,
+            "state_transitions": self.state_transitions,
+            "executions": self.executions,
+            "defect_seconds": self.defect_seconds,
+            "notifications": self.notifications,
+            "corrective_actions": self.corrective_actions,
+            "retries": self.retries,
+            "s3_requests": self.s3_requests,
+            "lambda_invocations": self.lambda_invocations,
+            "lambda_gb_seconds": self.lambda_gb_seconds,
+            "notes": self.notes,
+        }
+
+
+def _count(value: Any, name: str, path: Path) -> int:
+    """A count given as a number or as a list of items (defects, notifications)."""
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InputError(f"{path}: {name} must be a non-negative number or a list, got {value!r}")
+    return int(value)
+
+
+def read_summary(path: Path) -> Measured:
+    """demo-output/summary.json from the LocalStack demo (make demo)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot read the run summary ({error})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: the run summary must be a JSON object")
+    missing = [k for k in ("stream_seconds", "state_transitions") if k not in data]
+    if missing:
+        raise InputError(f"{path}: the run summary lacks {', '.join(missing)}")
+    seconds = _count(data["stream_seconds"], "stream_seconds", path)
+    if seconds < 1:
+        raise InputError(f"{path}: stream_seconds must be at least 1")
+    s3 = data.get("s3_requests") or {}
+    if not isinstance(s3, dict):
+        raise InputError(f"{path}: s3_requests must be an object {{put, get, list, ...}}")
+    gb_s = data.get("lambda_gb_seconds")
+    measured = Measured(
+        source=str(path),
+        stream_seconds=seconds,
+        state_transitions=_count(data["state_transitions"], "state_transitions", path),
+        executions=_count(data.get("executions", 0), "executions", path) or 0,
+        defect_seconds=_count(data["defect_seconds"], "defect_seconds", path)
+        if "defect_seconds" in data
+        else None,
+        notifications=_count(data.get("notifications", 0), "notifications", path),
+        corrective_actions=_count(data["corrective_actions"], "corrective_actions", path)
+        if "corrective_actions" in data
+        else None,
+        retries=_count(data.get("retries", 0), "retries", path),
+        s3_requests={str(k): _count(v, f"s3_requests.{k}", path) for k, v in s3.items()},
+        lambda_invocations=_count(data["lambda_invocations"], "lambda_invocations", path)
+        if "lambda_invocations" in data
+        else None,
+        lambda_gb_seconds=float(gb_s) if isinstance(gb_s, int | float) and gb_s >= 0 else None,
+    )
+    return measured
+
+
+# --- execution history -------------------------------------------------------------------------------
+def stepfunctions_client() -> Any:
+    """A Step Functions client; AWS_ENDPOINT_URL (LocalStack) is honoured explicitly."""
+    import boto3
+
+    return boto3.client("stepfunctions", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
+def history(client: Any, arn: str) -> list[dict[str, Any]]:
+    """Every event of one execution, following nextToken."""
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000, "includeExecutionData": True}
+    while True:
+        page = client.get_execution_history(**kwargs)
+        events += page.get("events", [])
+        token = page.get("nextToken")
+        if not token:
+            return events
+        kwargs["nextToken"] = token
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return None
+
+
+def count_execution(
+    client: Any,
+    arn: str,
+    *,
+    loop: LoopModel,
+    follow: bool = True,
+    memory_mb: dict[str, int] | None = None,
+    max_executions: int = 10_000,
+) -> Measured:
+    """Transitions, S3 requests (as the Lambdas reported them), invocations and approximate GB-seconds of
+    an execution and, with `follow`, of the executions it continued as (states:startExecution)."""
+    total = Measured(source=arn, stream_seconds=0, state_transitions=0, executions=0, defect_seconds=0)
+    s3: Counter[str] = Counter()
+    invocations = 0
+    gb_s = 0.0
+    queue = [arn]
+    while queue and total.executions < max_executions:
+        current = queue.pop(0)
+        events = history(client, current)
+        total.executions += 1
+        by_id = {e.get("id"): e for e in events}
+        scheduled = task_entered = 0
+        for event in events:
+            kind = str(event.get("type", ""))
+            if kind.endswith("StateEntered"):
+                total.state_transitions += 1
+                name = (event.get("stateEnteredEventDetails") or {}).get("name", "?")
+                total.entered[name] += 1
+                task_entered += kind == "TaskStateEntered"
+            elif kind in ("TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled"):
+                scheduled += 1
+            elif kind == "TaskSucceeded":
+                details = event.get("taskSucceededEventDetails") or {}
+                rtype, resource = details.get("resourceType", ""), details.get("resource", "")
+                output = _json(details.get("output")) or {}
+                if rtype == "lambda":
+                    invocations += 1
+                    payload = output.get("Payload", output) if isinstance(output, dict) else {}
+                    s3.update(_ops(payload.get("s3_requests")))
+                    for usage in payload.get("usage") or []:
+                        s3.update(_ops(usage.get("s3_requests")))
+                    function = _function_of(event, by_id)
+                    seconds = _task_seconds(event, by_id)
+                    if memory_mb and seconds is not None:
+                        gb_s += seconds * _memory_for(function, memory_mb) / 1024
+                elif rtype == "aws-sdk:s3":
+                    s3[resource[:1].upper() + resource[1:]] += 1  # putObject -> PutObject
+                elif rtype == "states" and resource.startswith("startExecution") and follow:
+                    child = output.get("ExecutionArn") if isinstance(output, dict) else None
+                    if child:
+                        queue.append(child)
+        total.retries += max(0, scheduled - task_entered)
+    total.state_transitions += total.retries
+    # The loop's entry runs once per stream-second; the states a defect second or a notification adds
+    # (the Map, its per-item Task) are named by the definition, not assumed.
+    total.stream_seconds = total.entered.get(loop.loop.entry, 0)
+    total.defect_seconds = max((total.entered.get(n, 0) for n in loop.defect_second.entered), default=0)
+    total.notifications = max((total.entered.get(n, 0) for n in loop.per_defect.entered), default=0)
+    total.s3_requests = {
+        "put": sum(s3[o] for o in PUT_OPS),
+        "get": sum(s3[o] for o in GET_OPS),
+        "list": sum(s3[o] for o in LIST_OPS),
+        **{f"op:{k}": v for k, v in sorted(s3.items())},
+    }
+    total.lambda_invocations = invocations
+    total.lambda_gb_seconds = gb_s if memory_mb else None
+    if memory_mb:
+        total.notes.append("GB-seconds approximate: TaskStarted→TaskSucceeded times, not billed durations")
+    return total
+
+
+def _memory_for(function: str, memory_mb: dict[str, int]) -> int:
+    """The memory of a function by a key contained in its name ("converter"), else the "*" default."""
+    name = function.lower()
+    return next((mb for key, mb in memory_mb.items() if key != "*" and key in name), memory_mb.get("*", 0))
+
+
+def _ops(counts: Any) -> Counter[str]:
+    return Counter({str(k): int(v) for k, v in (counts or {}).items() if isinstance(v, int | float)})
+
+
+def _function_of(event: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> str:
+    node = event
+    for _ in range(4):
+        node = by_id.get(node.get("previousEventId"), {})
+        if node.get("type") == "TaskScheduled":
+            params = _json((node.get("taskScheduledEventDetails") or {}).get("parameters")) or {}
+            return str(params.get("FunctionName", "*")).rsplit(":", 1)[-1]
+    return "*"
+
+
+def _task_seconds(event: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> float | None:
+    started = by_id.get(event.get("previousEventId"), {})
+    if started.get("type") != "TaskStarted":
+        return None
+    end, start = event.get("timestamp"), started.get("timestamp")
+    if isinstance(end, datetime) and isinstance(start, datetime):
+        return max(0.0, (end - start).total_seconds())
+    return None
+
+
+# --- the check -----------------------------------------------------------------------------------
+def check(
+    loop: LoopModel,
+    m: Measured,
+    *,
+    seconds_per_execution: int,
+    frames_shipped: int,
+    needs: dict[str, tuple[bool, bool]],
+    detectors: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """Rows of {quantity, analytic, measured, equal, note}: what the definition and the pipeline
+    configuration predict for this run's stream (its length, its defect seconds and notifications)."""
+    defect_seconds = m.defect_seconds if m.defect_seconds is not None else m.notifications
+    items = _spread(m.notifications, defect_seconds)
+    tally, executions = loop.run(
+        m.stream_seconds, seconds_per_execution=seconds_per_execution, defect_items=items, retries=m.retries
+    )
+    rows = [
+        _row(
+            "state transitions",
+            tally.transitions,
+            m.state_transitions,
+            "retries as measured" if m.retries else "",
+        )
+    ]
+    if m.executions:
+        rows.append(_row("executions", executions, m.executions, ""))
+    workflow_lambdas = tally.calls_matching("lambda:invoke")
+    if m.lambda_invocations is not None:
+        actions = m.corrective_actions if m.corrective_actions is not None else m.notifications
+        rows.append(
+            _row(
+                "Lambda invocations",
+                workflow_lambdas + actions,
+                m.lambda_invocations,
+                f"{workflow_lambdas} workflow + {actions} corrective-action (one per notification)",
+            )
+        )
+    records = tally.calls.get("aws-sdk:s3:putObject", 0)
+    seconds = m.stream_seconds
+    if "put" in m.s3_requests:
+        frames = seconds * (frames_shipped + 1)
+        predicted = frames + records
+        rows.append(
+            _row(
+                "S3 PUT",
+                predicted,
+                m.s3_requests["put"],
+                f"{frames} frame/audio objects + {records} Record PUTs; the summary may add "
+                "corrective-action records and the stream upload",
+            )
+        )
+    if "get" in m.s3_requests:
+        reads = sum(
+            (frames_shipped if needs.get(d, (True, False))[0] else 0)
+            + (1 if needs.get(d, (True, False))[1] else 0)
+            for d in detectors
+        )
+        predicted = seconds * (reads + 1)
+        rows.append(
+            _row(
+                "S3 GET/HEAD",
+                predicted,
+                m.s3_requests["get"],
+                f"{seconds} x ({reads} detector reads + 1 converter HEAD); plus one stream download "
+                "per warm converter environment",
+            )
+        )
+    return rows
+
+
+def _spread(items: int, seconds: int) -> list[int]:
+    if items <= 0 or seconds <= 0:
+        return []
+    base, extra = divmod(items, seconds)
+    return [base + (1 if i < extra else 0) for i in range(seconds)]
+
+
+def _row(name: str, analytic: float, measured: float, note: str) -> dict[str, Any]:
+    return {
+        "quantity": name,
+        "analytic": analytic,
+        "measured": measured,
+        "equal": abs(analytic - measured) < 1e-9,
+        "note": note,
+    }

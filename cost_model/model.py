@@ -1,0 +1,574 @@
+"""Usage per stream-second for both architectures, priced line by line, with the account's ceiling.
+
+Everything per stream-second comes from the workflow definition (transitions, function invocations,
+Record PUTs, SNS publishes) and the pipeline configuration (objects shipped and read); monthly quantities
+are per-stream-second × streams × hours × 3600.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cost_model.asl import LoopModel, drop_detector_branches
+from cost_model.inputs import (
+    CONVERTER_PLACEHOLDER,
+    DETECTOR_PLACEHOLDERS,
+    PROFILE_SOURCE,
+    PROFILES,
+    InputError,
+    MediaProfile,
+    StackConfig,
+)
+from cost_model.prices import FREE_TIER, QUOTA_SOURCE, PriceBook
+
+HOURS_PER_MONTH = 730.0  # AWS's convention for a month of 24x7
+GIB = 1024**3
+# Lambda: "at 1,769 MB a function has the equivalent of one vCPU" (Lambda developer guide, memory).
+MB_PER_VCPU = 1769
+# Assumptions for the time a Lambda waits on S3 (not measurable on LocalStack): first-byte latency per
+# request and per-connection throughput inside a region.
+S3_LATENCY_MS = 25.0
+S3_MB_PER_S = 100.0
+LOG_BYTES_PER_INVOCATION = 1000  # START/END/REPORT lines + one INFO line + the EMF metrics line (assumed)
+EXPRESS_MEMORY_GB = 64 / 1024  # Express bills memory in 64 MB chunks; our definition and payloads fit in one
+EXPRESS_MAX_S = 300  # Express executions last at most 5 minutes
+LAMBDA_CONCURRENCY = 1000  # default per account-region (Lambda quotas; aws-facts.md)
+
+VARIANTS = {
+    "baseline": "as built: Standard workflow, one object per frame + audio, all frames and detectors",
+    "express": "Express workflow instead of Standard (billed per request and GB-second, no transition quota)",
+    "batched": "frames and audio of a second batched into one S3 object",
+    "fewer-detectors": "only the freeze detector (one Parallel branch, video only)",
+    "sampled": "ship 5 frames per second instead of every frame",
+}
+INSTANCES: dict[str, tuple[int, float]] = {  # type -> (vCPUs, GiB)
+    "c6i.large": (2, 4),
+    "c6i.xlarge": (4, 8),
+    "c6i.2xlarge": (8, 16),
+    "c6i.4xlarge": (16, 32),
+    "c5.2xlarge": (8, 16),
+    "c5.4xlarge": (16, 32),
+    "c7g.large": (2, 4),
+    "c7g.xlarge": (4, 8),
+    "c7g.2xlarge": (8, 16),
+    "c7g.4xlarge": (16, 32),
+}
+SAVINGS_PLAN_DISCOUNT = 0.27  # assumed 1-year no-upfront Compute Savings Plan; AWS says "up to 66%"
+MONOLITH_RSS_MB = 250.0  # per analysed stream, when the bench gives none (assumed)
+
+
+@dataclass(frozen=True)
+class Workload:
+    streams: int
+    hours: float  # per month, per stream (730 = 24x7)
+    fps: float = 25.0
+    resolution: str = "720p"
+    variant: str = "baseline"
+    stack: StackConfig = field(default_factory=StackConfig)
+    needs: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+    defects_per_hour: float = 1.0  # defect events per stream-hour (each notified once)
+    retry_rate: float = 0.0  # extra attempts per Task entered
+    detectors: tuple[str, ...] | None = None  # overrides the variant / stack
+    sample_fps: int = 5  # frames shipped per second in the "sampled" variant
+    gb_s_per_stream_s: float | None = None  # measured Lambda GB-s per stream-second (calibration)
+
+    def __post_init__(self) -> None:
+        if self.streams < 1:
+            raise InputError(f"--streams must be at least 1, got {self.streams}")
+        if not 0 < self.hours <= 744:
+            raise InputError(f"--hours must be within (0, 744] hours per month, got {self.hours:g}")
+        if not 0 < self.fps <= 120:
+            raise InputError(f"--fps must be within (0, 120], got {self.fps:g}")
+        if self.variant not in VARIANTS:
+            raise InputError(f"unknown variant {self.variant!r}; known: {', '.join(VARIANTS)}")
+        if self.resolution not in PROFILES:
+            raise InputError(f"unknown resolution {self.resolution!r}; known: {', '.join(PROFILES)}")
+        if self.defects_per_hour < 0 or self.retry_rate < 0:
+            raise InputError("--defects-per-hour and --retry-rate must not be negative")
+        if self.detectors is not None and (
+            not self.detectors or set(self.detectors) - set(DETECTOR_PLACEHOLDERS)
+        ):
+            raise InputError(f"detectors must be a non-empty subset of {', '.join(DETECTOR_PLACEHOLDERS)}")
+
+    @property
+    def enabled(self) -> tuple[str, ...]:
+        if self.detectors is not None:
+            return self.detectors
+        return ("freeze",) if self.variant == "fewer-detectors" else self.stack.detectors
+
+    @property
+    def shipped_per_second(self) -> float:
+        cap = self.sample_fps if self.variant == "sampled" else self.stack.frames_per_second
+        return self.fps if cap <= 0 else min(self.fps, cap)
+
+    @property
+    def batched(self) -> bool:
+        return self.variant == "batched"
+
+    @property
+    def express(self) -> bool:
+        return self.variant == "express"
+
+    @property
+    def stream_seconds(self) -> float:
+        return self.streams * self.hours * 3600
+
+    @property
+    def profile(self) -> MediaProfile:
+        return PROFILES[self.resolution]
+
+
+@dataclass
+class Usage:
+    """Per stream-second of one stream."""
+
+    transitions: float
+    retries: float
+    converter_invocations: float
+    detector_invocations: dict[str, float]
+    s3_put_frames: float
+    s3_put_results: float
+    s3_get: float
+    sns_publishes: float
+    executions: float
+    converter_ms: float
+    detector_ms: dict[str, float]
+    gb_s: float
+    gb_s_source: str
+    bytes_shipped: float
+    storage_gb_held: float  # GiB held in the frames bucket per running stream (steady state)
+    log_gb: float
+
+    @property
+    def lambda_invocations(self) -> float:
+        return self.converter_invocations + sum(self.detector_invocations.values())
+
+    @property
+    def lambda_concurrency(self) -> float:
+        """Lambda environments one real-time stream keeps busy (one stream-second per second)."""
+        return (
+            self.converter_invocations * self.converter_ms
+            + sum(self.detector_invocations[d] * self.detector_ms[d] for d in self.detector_ms)
+        ) / 1000
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state_transitions": self.transitions,
+            "retries": self.retries,
+            "lambda_invocations": self.lambda_invocations,
+            "converter_invocations": self.converter_invocations,
+            "detector_invocations": self.detector_invocations,
+            "s3_put": self.s3_put_frames + self.s3_put_results,
+            "s3_put_frames": self.s3_put_frames,
+            "s3_put_results": self.s3_put_results,
+            "s3_get": self.s3_get,
+            "s3_list": 0.0,
+            "sns_publishes": self.sns_publishes,
+            "executions": self.executions,
+            "converter_ms": self.converter_ms,
+            "detector_ms": self.detector_ms,
+            "lambda_gb_seconds": self.gb_s,
+            "lambda_gb_seconds_source": self.gb_s_source,
+            "bytes_shipped": self.bytes_shipped,
+            "temp_storage_gib_held": self.storage_gb_held,
+            "log_gb": self.log_gb,
+            "lambda_concurrency": self.lambda_concurrency,
+        }
+
+
+def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, LoopModel]:
+    loop = LoopModel(drop_detector_branches(definition, DETECTOR_PLACEHOLDERS, w.enabled))
+    rate = w.defects_per_hour / 3600
+    # One defect per defect-second: events are seconds apart in practice, so each opens its own Map.
+    per = loop.per_second(
+        seconds_per_execution=min(w.stack.seconds_per_execution, EXPRESS_MAX_S)
+        if w.express
+        else w.stack.seconds_per_execution,
+        defect_seconds_rate=rate,
+        defects_rate=rate,
+        retry_rate=w.retry_rate,
+    )
+    conv = per.get(f"lambda:invoke:{CONVERTER_PLACEHOLDER}", 0.0)
+    dets = {name: per.get(f"lambda:invoke:{DETECTOR_PLACEHOLDERS[name]}", 0.0) for name in w.enabled}
+    p = w.profile
+    shipped = w.shipped_per_second
+    bytes_s = shipped * p.frame_bytes + p.audio_bytes
+    puts = 1.0 if w.batched else shipped + 1  # + the audio object
+    # Converter: decode every frame, pack the shipped ones, PUT them one by one; one HeadObject per
+    # invocation (StreamCache.fetch in lambdas/converter/service.py) is a GET-class request.
+    conv_ms = (
+        (p.decode_ms_per_frame * w.fps + p.pack_ms_per_frame * shipped)
+        / _cpu_share(w.stack.converter_memory_mb)
+        + puts * S3_LATENCY_MS
+        + bytes_s / 1e6 / S3_MB_PER_S * 1000
+        + S3_LATENCY_MS
+    )
+    gets: dict[str, float] = {}
+    det_ms: dict[str, float] = {}
+    for name in w.enabled:
+        video, audio = w.needs.get(name, (True, False))
+        frames = shipped if video else 0
+        objects = 1.0 if w.batched else frames + (1 if audio else 0)
+        read = bytes_s if w.batched else frames * p.frame_bytes + (p.audio_bytes if audio else 0)
+        cpu = (
+            p.unpack_ms_per_object * (shipped + 1 if w.batched else objects)
+            + p.detect_ms_per_frame.get(name, 1.0) * frames
+        )
+        det_ms[name] = (
+            cpu / _cpu_share(w.stack.detector_memory_mb)
+            + objects * S3_LATENCY_MS
+            + read / 1e6 / S3_MB_PER_S * 1000
+        )
+        gets[name] = objects
+    gb_s_model = conv * w.stack.converter_memory_mb / 1024 * conv_ms / 1000 + sum(
+        dets[d] * w.stack.detector_memory_mb / 1024 * det_ms[d] / 1000 for d in w.enabled
+    )
+    if w.gb_s_per_stream_s is not None and w.variant == "baseline":
+        gb_s, gb_src = w.gb_s_per_stream_s, "measured (run summary)"
+    else:
+        gb_s, gb_src = (
+            gb_s_model,
+            (
+                f"estimated: {PROFILE_SOURCE}; + {S3_LATENCY_MS:g} ms per S3 request and "
+                f"{S3_MB_PER_S:g} MB/s (assumed); CPU share = memory / {MB_PER_VCPU} MB"
+            ),
+        )
+    hold_s = (w.stack.temp_expiry_days + 0.5) * 86400  # lifecycle expiry rounds up to the next midnight UTC
+    executions = per.get("states:startExecution", 0.0) + 0.0
+    usage = Usage(
+        transitions=per["transitions"],
+        retries=per.get("retries", 0.0),
+        converter_invocations=conv,
+        detector_invocations=dets,
+        s3_put_frames=conv * puts,
+        s3_put_results=per.get("aws-sdk:s3:putObject", 0.0),
+        s3_get=conv * 1 + sum(dets[d] * gets[d] for d in w.enabled),
+        sns_publishes=per.get("sns:publish", 0.0),
+        executions=executions,
+        converter_ms=conv_ms,
+        detector_ms=det_ms,
+        gb_s=gb_s,
+        gb_s_source=gb_src,
+        bytes_shipped=bytes_s,
+        storage_gb_held=bytes_s * hold_s / GIB,
+        log_gb=(conv + sum(dets.values())) * LOG_BYTES_PER_INVOCATION / 1e9,
+    )
+    return usage, loop
+
+
+def _cpu_share(memory_mb: int) -> float:
+    return min(1.0, memory_mb / MB_PER_VCPU)
+
+
+# --- lines -----------------------------------------------------------------------------------------
+def line(service: str, unit: str, quantity: float, unit_price: float, source: str) -> dict[str, Any]:
+    return {
+        "service": service,
+        "unit": unit,
+        "quantity": quantity,
+        "unit_price_usd": unit_price,
+        "monthly_usd": quantity * unit_price,
+        "source": source,
+    }
+
+
+def tiered(service: str, unit: str, quantity: float, book: PriceBook, family: str) -> list[dict[str, Any]]:
+    """One line per volume tier the quantity reaches (a single line when it stays in the first)."""
+    parts = []
+    for i, tier in enumerate(book.tiers(family), 1):
+        top = quantity if tier.end is None else min(quantity, tier.end)
+        if top > tier.start or i == 1:
+            parts.append((i, max(top - tier.start, 0.0), tier.price))
+    single = len(parts) == 1
+    return [
+        line(
+            service,
+            unit if single else f"{unit}, tier {i}",
+            amount,
+            price.usd,
+            f"{price.source} [{price.date}]",
+        )
+        for i, amount, price in parts
+    ]
+
+
+def _src(book: PriceBook, key: str) -> str:
+    price = book[key]
+    return f"{price.source} [{price.date}]"
+
+
+def serverless_lines(
+    u: Usage, w: Workload, book: PriceBook, *, free_tier: bool = False
+) -> list[dict[str, Any]]:
+    n = w.stream_seconds
+    lines: list[dict[str, Any]] = []
+    if w.express:
+        requests = u.executions * n  # one Express execution per `seconds_per_execution` (≤ 5 min)
+        lines.append(
+            line(
+                "Step Functions",
+                "Express requests",
+                requests,
+                book["sfn.express.request"].usd,
+                _src(book, "sfn.express.request"),
+            )
+        )
+        gb_s = (
+            n * EXPRESS_MEMORY_GB
+        )  # a live stream's execution lasts as long as the stream-seconds it covers
+        lines += tiered("Step Functions", "Express GB-seconds", gb_s, book, "sfn.express.gb_s")
+    else:
+        lines.append(
+            line(
+                "Step Functions",
+                "state transitions",
+                u.transitions * n,
+                book["sfn.transition"].usd,
+                _src(book, "sfn.transition"),
+            )
+        )
+    lines.append(
+        line(
+            "Lambda",
+            "requests",
+            u.lambda_invocations * n,
+            book["lambda.request"].usd,
+            _src(book, "lambda.request"),
+        )
+    )
+    lines += tiered(
+        "Lambda",
+        f"GB-seconds ({w.stack.architecture})",
+        u.gb_s * n,
+        book,
+        f"lambda.gb_s.{w.stack.architecture}",
+    )
+    lines.append(
+        line(
+            "S3",
+            "PUT requests",
+            (u.s3_put_frames + u.s3_put_results) * n,
+            book["s3.put"].usd,
+            _src(book, "s3.put"),
+        )
+    )
+    lines.append(line("S3", "GET requests", u.s3_get * n, book["s3.get"].usd, _src(book, "s3.get")))
+    storage = u.storage_gb_held * w.streams * min(1.0, w.hours / HOURS_PER_MONTH)
+    lines += tiered("S3", "GB-months (frames bucket)", storage, book, "s3.gb_month")
+    lines.append(
+        line("SNS", "publishes", u.sns_publishes * n, book["sns.publish"].usd, _src(book, "sns.publish"))
+    )
+    lines.append(
+        line(
+            "CloudWatch Logs",
+            "GB ingested (Lambda logs)",
+            u.log_gb * n,
+            book["logs.ingest_gb"].usd,
+            _src(book, "logs.ingest_gb") + f"; {LOG_BYTES_PER_INVOCATION} B/invocation assumed",
+        )
+    )
+    if free_tier:
+        lines += _free_tier(lines, book, w)
+    return lines
+
+
+def _free_tier(lines: list[dict[str, Any]], book: PriceBook, w: Workload) -> list[dict[str, Any]]:
+    def used(service: str, unit_prefix: str) -> float:
+        return sum(
+            x["quantity"] for x in lines if x["service"] == service and x["unit"].startswith(unit_prefix)
+        )
+
+    out = []
+    specs = [
+        ("Step Functions", "state transitions", "sfn.transition", "sfn.transition"),
+        ("Lambda", "requests", "lambda.request", "lambda.request"),
+        ("Lambda", "GB-seconds", "lambda.gb_s", f"lambda.gb_s.{w.stack.architecture}.1"),
+        ("SNS", "publishes", "sns.publish", "sns.publish"),
+    ]
+    for service, unit, free_key, price_key in specs:
+        amount = min(used(service, unit), FREE_TIER[free_key][0])
+        if amount > 0:
+            out.append(
+                line(service, f"free tier: {unit}", -amount, book[price_key].usd, FREE_TIER[free_key][1])
+            )
+    return out
+
+
+# --- monolith --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sizing:
+    instance: str
+    vcpus: int
+    streams_per_instance: int
+    instances: int
+    bound: str  # "CPU" or "memory"
+
+
+def size_monolith(
+    streams: int,
+    cpu_s_per_stream_s: float,
+    *,
+    instance: str = "c6i.2xlarge",
+    utilisation: float = 0.7,
+    rss_mb: float | None = None,
+) -> Sizing:
+    """Instances for `streams` concurrent real-time streams: each needs `cpu_s_per_stream_s` vCPUs
+    (one stream-second per second), an instance is filled to `utilisation` of its vCPUs and 90% of memory."""
+    if instance not in INSTANCES:
+        raise InputError(f"unknown instance type {instance!r}; known: {', '.join(INSTANCES)}")
+    if not 0 < utilisation <= 1:
+        raise InputError(f"--utilisation must be within (0, 1], got {utilisation:g}")
+    if cpu_s_per_stream_s <= 0:
+        raise InputError("CPU-seconds per stream-second must be > 0")
+    vcpus, gib = INSTANCES[instance]
+    by_cpu = math.floor(vcpus * utilisation / cpu_s_per_stream_s + 1e-9)
+    by_mem = math.floor(gib * 1024 * 0.9 / (rss_mb or MONOLITH_RSS_MB))
+    per = min(by_cpu, by_mem)
+    if per < 1:
+        raise InputError(
+            f"one stream needs {cpu_s_per_stream_s:g} vCPUs: {instance} at {utilisation:.0%} "
+            "cannot hold even one; pick a larger instance"
+        )
+    return Sizing(instance, vcpus, per, math.ceil(streams / per), "CPU" if by_cpu <= by_mem else "memory")
+
+
+def monolith_lines(
+    sizing: Sizing,
+    u: Usage,
+    w: Workload,
+    book: PriceBook,
+    *,
+    purchase: str = "on-demand",
+    discount: float = SAVINGS_PLAN_DISCOUNT,
+) -> list[dict[str, Any]]:
+    n = w.stream_seconds
+    price = book[f"ec2.{sizing.instance}"]
+    if purchase == "savings-plan":
+        unit, usd = f"instance-hours ({sizing.instance}, Compute Savings Plan)", price.usd * (1 - discount)
+        src = (
+            f"{price.source} [{price.date}] x (1 - {discount:g}): assumed 1-year no-upfront Compute "
+            "Savings Plan discount (AWS: up to 66%); check your rate"
+        )
+    elif purchase == "on-demand":
+        unit, usd, src = (
+            f"instance-hours ({sizing.instance}, on-demand)",
+            price.usd,
+            f"{price.source} [{price.date}]",
+        )
+    else:
+        raise InputError(f"unknown purchase option {purchase!r}; use on-demand or savings-plan")
+    return [
+        line("EC2", unit, sizing.instances * w.hours, usd, src),
+        # The same results-bucket writes and notifications as the serverless version.
+        line("S3", "PUT requests (results)", u.s3_put_results * n, book["s3.put"].usd, _src(book, "s3.put")),
+        line("SNS", "publishes", u.sns_publishes * n, book["sns.publish"].usd, _src(book, "sns.publish")),
+    ]
+
+
+# --- the account ceiling ---------------------------------------------------------------------------
+def quota(u: Usage, w: Workload, book: PriceBook) -> dict[str, Any]:
+    """The largest number of concurrent real-time streams one account can run, and the limit that sets it."""
+    limits: list[tuple[int, str]] = []
+    region = book.region
+    if not w.express:
+        per = u.transitions
+        limits.append(
+            (
+                math.floor(region.state_transition_refill_per_s / per + 1e-9),
+                f"Step Functions Standard StateTransition refill {region.state_transition_refill_per_s:,}/s "
+                f"in {region.name} / {per:.2f} transitions per stream-second",
+            )
+        )
+    limits.append(
+        (
+            math.floor(LAMBDA_CONCURRENCY / u.lambda_concurrency + 1e-9),
+            f"Lambda concurrency {LAMBDA_CONCURRENCY:,} (default, raisable) / {u.lambda_concurrency:.2f} "
+            "busy environments per stream",
+        )
+    )
+    best, text = min(limits)
+    return {
+        "max_concurrent_streams": best,
+        "limit": text,
+        "ceiling_pct_of_load": 100.0 * best / w.streams,
+        "other_limits": [{"max_concurrent_streams": m, "limit": t} for m, t in limits if t != text],
+        "source": QUOTA_SOURCE if not w.express else "Lambda quotas; " + QUOTA_SOURCE,
+    }
+
+
+# --- compare ---------------------------------------------------------------------------------------
+@dataclass
+class Comparison:
+    result: dict[str, Any]
+    usage: Usage
+    sizing: Sizing
+
+
+def compare(
+    definition: dict[str, Any],
+    w: Workload,
+    book: PriceBook,
+    *,
+    cpu_s_per_stream_s: float,
+    rss_mb: float | None = None,
+    instance: str = "c6i.2xlarge",
+    utilisation: float = 0.7,
+    purchase: str = "on-demand",
+    discount: float = SAVINGS_PLAN_DISCOUNT,
+    free_tier: bool = False,
+    notes: list[str] | None = None,
+) -> Comparison:
+    u, loop = serverless_usage(definition, w)
+    s_lines = serverless_lines(u, w, book, free_tier=free_tier)
+    sizing = size_monolith(
+        w.streams, cpu_s_per_stream_s, instance=instance, utilisation=utilisation, rss_mb=rss_mb
+    )
+    m_lines = monolith_lines(sizing, u, w, book, purchase=purchase, discount=discount)
+    s_total = sum(x["monthly_usd"] for x in s_lines)
+    m_total = sum(x["monthly_usd"] for x in m_lines)
+    result = {
+        "scenario": {
+            "streams": w.streams,
+            "hours_per_month": w.hours,
+            "fps": w.fps,
+            "resolution": w.resolution,
+            "region": book.region.name,
+            "variant": w.variant,
+            "variant_description": VARIANTS[w.variant],
+            "detectors": list(w.enabled),
+            "frames_shipped_per_second": w.shipped_per_second,
+            "defects_per_stream_hour": w.defects_per_hour,
+            "retry_rate": w.retry_rate,
+            "converter_memory_mb": w.stack.converter_memory_mb,
+            "detector_memory_mb": w.stack.detector_memory_mb,
+            "seconds_per_execution": w.stack.seconds_per_execution,
+            "loop": {
+                "entry": loop.loop.entry,
+                "states": sorted(loop.loop.members),
+                "transitions_quiet_second": loop.quiet.transitions,
+            },
+            "per_stream_second": u.as_dict(),
+            "monolith": {
+                "instance": sizing.instance,
+                "streams_per_instance": sizing.streams_per_instance,
+                "instances": sizing.instances,
+                "bound": sizing.bound,
+                "utilisation": utilisation,
+                "cpu_s_per_stream_s": cpu_s_per_stream_s,
+                "purchase": purchase,
+            },
+            "prices_date": book["sfn.transition"].date,
+            "inputs": list(notes or []),
+        },
+        "serverless": {"monthly_usd": s_total, "lines": s_lines},
+        "monolith": {"monthly_usd": m_total, "lines": m_lines},
+        "reduction_pct": 100.0 * (1 - m_total / s_total) if s_total > 0 else 0.0,
+        "quota": quota(u, w, book),
+    }
+    return Comparison(result, u, sizing)
+
+
+def with_streams(w: Workload, streams: int) -> Workload:
+    return replace(w, streams=streams)

@@ -1,0 +1,296 @@
+"""The dated price table (per region, each number with its source) and `--live-prices` (AWS Price List).
+
+Unit prices are per single unit (one transition, one request, one GB-second, one GB-month, one hour).
+A region lists only what differs from us-east-1 or was checked for it; anything it inherits says so in
+its source, so nobody mistakes an assumed price for a checked one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+TABLE_DATE = "2026-11-26"
+_FACTS = "aws-facts.md (gathered 2026-11-26)"
+SFN_PAGE = "aws.amazon.com/step-functions/pricing"
+LAMBDA_MAP = (
+    "AWS calculator metered-unit map lambda.json, as transcribed in remotion-dev/remotion "
+    "packages/lambda/src/pricing/price-per-1-s.ts"
+)
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: float  # per one `unit`
+    unit: str
+    source: str
+    date: str = TABLE_DATE
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A volume tier: applies to the quantity between `start` and `end` (None = no upper end)."""
+
+    start: float
+    end: float | None
+    price: Price
+
+
+GB_S_PER_GB_H = 3600.0
+
+# us-east-1: the reference region; every number here is in aws-facts.md or on the cited page.
+US_EAST_1: dict[str, Price] = {
+    "sfn.transition": Price(0.025 / 1000, "state transition", f"{SFN_PAGE}; {_FACTS}"),
+    "sfn.express.request": Price(1.00 / 1e6, "request", f"{SFN_PAGE}; {_FACTS}"),
+    "sfn.express.gb_s.1": Price(0.00001667, "GB-second", f"{SFN_PAGE} (first 1,000 GB-hours); {_FACTS}"),
+    "sfn.express.gb_s.2": Price(0.00000833, "GB-second", f"{SFN_PAGE} (next 4,000 GB-hours)"),
+    "sfn.express.gb_s.3": Price(0.00000456, "GB-second", f"{SFN_PAGE} (over 5,000 GB-hours)"),
+    "lambda.request": Price(0.20 / 1e6, "request", f"aws.amazon.com/lambda/pricing; {_FACTS}"),
+    "lambda.gb_s.x86_64.1": Price(0.0000166667, "GB-second", f"{LAMBDA_MAP}; {_FACTS} (first 6B GB-s/month)"),
+    "lambda.gb_s.x86_64.2": Price(
+        0.000015,
+        "GB-second",
+        "AWS Compute Blog, Lambda tiered pricing (2022): -10% for 6B-15B GB-s/month; " + _FACTS,
+    ),
+    "lambda.gb_s.x86_64.3": Price(
+        0.0000133334,
+        "GB-second",
+        "AWS Compute Blog, Lambda tiered pricing (2022): -20% above 15B GB-s/month; " + _FACTS,
+    ),
+    "lambda.gb_s.arm64.1": Price(
+        0.0000133334, "GB-second", f"{LAMBDA_MAP}; {_FACTS} (first 7.5B GB-s/month)"
+    ),
+    "lambda.gb_s.arm64.2": Price(
+        0.0000120001,
+        "GB-second",
+        "AWS Compute Blog, Lambda tiered pricing (2022): Arm -10% for 7.5B-18.75B GB-s/month",
+    ),
+    "lambda.gb_s.arm64.3": Price(
+        0.0000106667,
+        "GB-second",
+        "AWS Compute Blog, Lambda tiered pricing (2022): Arm -20% above 18.75B GB-s/month",
+    ),
+    "s3.put": Price(
+        0.005 / 1000, "PUT request", f"aws.amazon.com/s3/pricing (S3 Standard PUT/COPY/POST/LIST); {_FACTS}"
+    ),
+    "s3.get": Price(
+        0.0004 / 1000, "GET request", f"aws.amazon.com/s3/pricing (S3 Standard GET/HEAD); {_FACTS}"
+    ),
+    "s3.gb_month.1": Price(
+        0.023, "GB-month", f"aws.amazon.com/s3/pricing (S3 Standard, first 50 TB); {_FACTS}"
+    ),
+    "s3.gb_month.2": Price(0.022, "GB-month", "aws.amazon.com/s3/pricing (S3 Standard, next 450 TB)"),
+    "s3.gb_month.3": Price(0.021, "GB-month", "aws.amazon.com/s3/pricing (S3 Standard, over 500 TB)"),
+    "sns.publish": Price(0.50 / 1e6, "publish", f"aws.amazon.com/sns/pricing; {_FACTS}"),
+    "logs.ingest_gb": Price(0.50, "GB ingested", f"aws.amazon.com/cloudwatch/pricing (first tier); {_FACTS}"),
+    "ec2.c6i.large": Price(0.085, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    "ec2.c6i.xlarge": Price(0.17, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    "ec2.c6i.2xlarge": Price(0.34, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    "ec2.c6i.4xlarge": Price(0.68, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    "ec2.c5.2xlarge": Price(
+        0.34,
+        "instance-hour",
+        "docs.aws.amazon.com autoscaling example table (on-demand c5.2xlarge $0.34, us-east-1); " + _FACTS,
+    ),
+    "ec2.c5.4xlarge": Price(
+        0.68,
+        "instance-hour",
+        "docs.aws.amazon.com autoscaling example table (on-demand c5.4xlarge $0.68, us-east-1); " + _FACTS,
+    ),
+    "ec2.c7g.large": Price(0.0725, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    "ec2.c7g.xlarge": Price(0.145, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    "ec2.c7g.2xlarge": Price(0.29, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    "ec2.c7g.4xlarge": Price(0.58, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+}
+
+# Tier boundaries in the unit of the price (GB-seconds, GB-months).
+TIERS: dict[str, list[tuple[float, float | None]]] = {
+    "sfn.express.gb_s": [
+        (0, 1000 * GB_S_PER_GB_H),
+        (1000 * GB_S_PER_GB_H, 5000 * GB_S_PER_GB_H),
+        (5000 * GB_S_PER_GB_H, None),
+    ],
+    "lambda.gb_s.x86_64": [(0, 6e9), (6e9, 15e9), (15e9, None)],
+    "lambda.gb_s.arm64": [(0, 7.5e9), (7.5e9, 18.75e9), (18.75e9, None)],
+    "s3.gb_month": [(0, 50 * 1024), (50 * 1024, 500 * 1024), (500 * 1024, None)],
+}
+
+FREE_TIER: dict[str, tuple[float, str]] = {
+    "sfn.transition": (4000, f"{SFN_PAGE}: 4,000 state transitions/month, does not expire"),
+    "lambda.request": (1e6, "aws.amazon.com/lambda/pricing: 1M requests/month"),
+    "lambda.gb_s": (400_000, "aws.amazon.com/lambda/pricing: 400,000 GB-seconds/month"),
+    "sns.publish": (1e6, "aws.amazon.com/sns/pricing: first 1M publishes/month"),
+}
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    state_transition_refill_per_s: int
+    state_transition_bucket: int
+    overrides: dict[str, Price]
+
+
+QUOTA_SOURCE = (
+    "Step Functions developer guide, service quotas, StateTransition (archived copy; new accounts "
+    "may get less); " + _FACTS
+)
+
+
+def _sfn(per_thousand: float) -> Price:
+    return Price(per_thousand / 1000, "state transition", f"{SFN_PAGE} (regional table)")
+
+
+def _lambda_same(region: str) -> dict[str, Price]:
+    """The calculator's map lists the same x86/Arm duration and request prices as us-east-1 for these."""
+    src = f"{LAMBDA_MAP} ({region}: same as us-east-1)"
+    return {
+        key: replace(US_EAST_1[key], source=src)
+        for key in ("lambda.request", "lambda.gb_s.x86_64.1", "lambda.gb_s.arm64.1")
+    }
+
+
+REGIONS: dict[str, Region] = {
+    "us-east-1": Region("us-east-1", 1500, 5000, {}),
+    "us-west-2": Region(
+        "us-west-2", 1500, 5000, {"sfn.transition": _sfn(0.025), **_lambda_same("us-west-2")}
+    ),
+    "eu-west-1": Region(
+        "eu-west-1", 1500, 5000, {"sfn.transition": _sfn(0.025), **_lambda_same("eu-west-1")}
+    ),
+    "us-west-1": Region("us-west-1", 500, 800, {"sfn.transition": _sfn(0.0279)}),
+    "eu-west-3": Region("eu-west-3", 500, 800, {"sfn.transition": _sfn(0.0297)}),
+    "ap-south-1": Region(
+        "ap-south-1", 500, 800, {"sfn.transition": _sfn(0.0285), **_lambda_same("ap-south-1")}
+    ),
+    "sa-east-1": Region("sa-east-1", 500, 800, {"sfn.transition": _sfn(0.0375)}),
+}
+
+
+class UnknownRegion(ValueError):
+    pass
+
+
+class PriceBook:
+    """Prices for one region: the region's own numbers over us-east-1's (marked as inherited)."""
+
+    def __init__(self, region: str, live: dict[str, Price] | None = None) -> None:
+        if region not in REGIONS:
+            raise UnknownRegion(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+        self.region = REGIONS[region]
+        self.live = live or {}
+
+    def __getitem__(self, key: str) -> Price:
+        if key in self.live:
+            return self.live[key]
+        if key in self.region.overrides:
+            return self.region.overrides[key]
+        if key not in US_EAST_1:
+            raise KeyError(key)
+        base = US_EAST_1[key]
+        if self.region.name == "us-east-1":
+            return base
+        return replace(
+            base,
+            source=f"us-east-1 price, NOT verified for {self.region.name} (use --live-prices): {base.source}",
+        )
+
+    def __contains__(self, key: str) -> bool:
+        return key in US_EAST_1 or key in self.live
+
+    def tiers(self, family: str) -> list[Tier]:
+        return [Tier(start, end, self[f"{family}.{i}"]) for i, (start, end) in enumerate(TIERS[family], 1)]
+
+    def table(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "key": key,
+                "usd": self[key].usd,
+                "unit": self[key].unit,
+                "date": self[key].date,
+                "source": self[key].source,
+            }
+            for key in US_EAST_1
+        ]
+
+
+# --- the AWS Price List API ------------------------------------------------------------------------
+class LivePricesUnavailable(RuntimeError):
+    """The Price List API cannot be read (no credentials, no network, access denied)."""
+
+
+# key -> (service code, filters); the first on-demand price dimension with beginRange 0 is taken.
+LIVE_QUERIES: dict[str, tuple[str, dict[str, str]]] = {
+    "sfn.transition": ("AmazonStates", {"usagetype": "StateTransition"}),
+    "lambda.request": ("AWSLambda", {"group": "AWS-Lambda-Requests"}),
+    "lambda.gb_s.x86_64.1": ("AWSLambda", {"group": "AWS-Lambda-Duration"}),
+    "lambda.gb_s.arm64.1": ("AWSLambda", {"group": "AWS-Lambda-Duration-ARM"}),
+    "s3.put": ("AmazonS3", {"group": "S3-API-Tier1", "volumeType": "Standard"}),
+    "s3.get": ("AmazonS3", {"group": "S3-API-Tier2", "volumeType": "Standard"}),
+    "sns.publish": ("AmazonSNS", {"group": "SNS-Requests-Tier1"}),
+}
+
+
+def live_prices(region: str, *, client: Any = None, instance_types: tuple[str, ...] = ()) -> dict[str, Price]:
+    """Read current on-demand prices from the Price List API (its endpoint is in us-east-1). Raises
+    LivePricesUnavailable with a sentence saying why, so the caller can fall back to the stored table."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("pricing", region_name="us-east-1")
+    today = date.today().isoformat()
+    queries = dict(LIVE_QUERIES)
+    for itype in instance_types:
+        queries[f"ec2.{itype}"] = (
+            "AmazonEC2",
+            {
+                "instanceType": itype,
+                "operatingSystem": "Linux",
+                "tenancy": "Shared",
+                "preInstalledSw": "NA",
+                "capacitystatus": "Used",
+            },
+        )
+    found: dict[str, Price] = {}
+    for key, (service, filters) in queries.items():
+        terms = [
+            {"Type": "TERM_MATCH", "Field": f, "Value": v}
+            for f, v in {"regionCode": region, **filters}.items()
+        ]
+        try:
+            response = client.get_products(ServiceCode=service, Filters=terms, MaxResults=20)
+        except Exception as error:  # botocore raises many kinds; all mean the same to the user
+            raise LivePricesUnavailable(_why(error)) from None
+        usd = _first_on_demand_usd(response.get("PriceList", []))
+        if usd is not None:
+            found[key] = Price(
+                usd,
+                US_EAST_1[key].unit if key in US_EAST_1 else "instance-hour",
+                f"AWS Price List API get_products({service}, {region})",
+                today,
+            )
+    return found
+
+
+def _why(error: Exception) -> str:
+    name = type(error).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        reason = "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    elif name == "ClientError":
+        reason = f"the Price List API refused the request ({error})"
+    else:
+        reason = f"the Price List API could not be reached ({name}: {error})"
+    return f"cannot read live prices: {reason}; using the stored table dated {TABLE_DATE}"
+
+
+def _first_on_demand_usd(price_list: list[Any]) -> float | None:
+    for item in price_list:
+        product = json.loads(item) if isinstance(item, str) else item
+        for term in product.get("terms", {}).get("OnDemand", {}).values():
+            for dim in term.get("priceDimensions", {}).values():
+                usd = float(dim.get("pricePerUnit", {}).get("USD", "0") or 0)
+                if str(dim.get("beginRange", "0")) in ("0", "0.0") and usd > 0:
+                    return usd
+    return None
