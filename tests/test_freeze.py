@@ -100,3 +100,23 @@ def test_state_round_tripped_through_json_gives_the_same_findings() -> None:
     assert _run(seconds, through_json=True) == _run(seconds)
     _, state = detect(seconds[0], None)
     assert len(json.dumps(state)) < 8_000  # small enough for a Step Functions payload
+
+
+def test_damage_hitting_a_frozen_picture_does_not_end_the_freeze() -> None:
+    # Given a freeze from 1.0 s to 4.0 s whose picture is hit by decoder-flagged damage at 2.5 s,
+    # after which the damaged picture is what keeps repeating (until the content moves again)
+    damaged = _moving(1.0).copy()
+    damaged[40:80, :] = 128
+
+    def frame_at(index: int, i: int) -> VideoFrame:
+        t = round(index + i / FPS, 6)
+        picture = _moving(t) if not 1.0 <= t < 4.0 else (_moving(1.0) if t < 2.5 else damaged)
+        return VideoFrame(pts_s=t, luma=picture, key_frame=i == 0, corrupt=2.5 <= t < 2.62)
+
+    seconds = [
+        StreamSecond(index=n, frames=[frame_at(n, i) for i in range(FPS)], audio=None, is_last=n == 4)
+        for n in range(5)
+    ]
+    # When analysed, Then one freeze covers the whole interval
+    found = _run(seconds)
+    assert [(d["start_s"], d["end_s"]) for d in found] == [(1.0, 4.0)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lambdas.shared.frame_store import check_segment
+from lambdas.shared.keys import check_segment
 from lambdas.shared.results import action_key
 
 ACTIONS = {

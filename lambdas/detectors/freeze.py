@@ -64,6 +64,10 @@ def detect(
         ):
             state["run"] += 1
             state["worst"] = max(state["worst"], change[0])
+        elif frame.corrupt and state["run"] > 0:
+            # Damage hitting a frozen picture changes its pixels, not its content: the freeze goes on,
+            # compared from now on with the damaged picture that the following frames repeat.
+            ref, state["run"] = thumb, state["run"] + 1
         else:
             defects += _close(state, frame.pts_s, ref, config)
             ref, state["ref_s"], state["run"], state["worst"] = thumb, frame.pts_s, 0, 0.0

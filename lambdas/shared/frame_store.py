@@ -7,24 +7,13 @@ S3 request bill counts). Keys: frames/<stream_id>/<execution>/<second:06d>/frame
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from lambdas.shared.keys import InvalidRequest, check_segment
 from lambdas.shared.media import StreamSecond
 from lambdas.shared.transport import audio_from_bytes, audio_to_bytes, frame_from_bytes, frame_to_bytes
 
-# Stream ids and execution names become S3 key segments and Step Functions execution names.
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-
-
-class InvalidRequest(ValueError):
-    """The request names a stream or execution that cannot be used in an object key."""
-
-
-def check_segment(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not _SAFE.match(value):
-        raise InvalidRequest(f"{name} must match {_SAFE.pattern}, got {value!r}")
-    return value
+__all__ = ["InvalidRequest", "check_segment", "get_second", "pick_frames", "put_second", "second_prefix"]
 
 
 def second_prefix(stream_id: str, execution: str, second: int) -> str:

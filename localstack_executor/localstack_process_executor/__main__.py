@@ -16,18 +16,37 @@ def _stop_with_parent(parent_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # a clean shutdown, which also stops the Lambda runtimes
 
 
-def _indefinite_paths_match_nothing_as_empty_list() -> None:
-    """Step Functions (Jayway JsonPath) returns [] for any indefinite path that matches nothing, e.g.
-    `$.detect[*].defects[*]` when no branch found a defect; LocalStack 4.14.0 does so only for paths with
-    a single wildcard and fails the execution otherwise. Widen its check (looked up at call time)."""
+def _step_functions_parity() -> None:
+    """Two places where LocalStack 4.14.0's Step Functions differ from AWS, for workflows that run on both.
+
+    - Jayway JsonPath (AWS) returns [] for any indefinite path that matches nothing, e.g.
+      `$.detect[*].defects[*]` when no branch found a defect; LocalStack does so only for paths with a
+      single wildcard and fails the execution otherwise.
+    - An aws-sdk integration's blob parameter given as a string (`"Body.$": "States.JsonToString($)"`
+      for s3:putObject) is sent as that string's bytes on AWS; LocalStack JSON-encodes it again, so the
+      object holds a quoted string instead of the JSON document.
+    """
     import re
 
+    from localstack.services.stepfunctions.asl.component.state.state_execution.state_task.service import (
+        state_task_service,
+    )
     from localstack.services.stepfunctions.asl.utils import json_path
 
-    original = json_path._contains_slice_or_wildcard_array
+    contains_wildcard = json_path._contains_slice_or_wildcard_array  # looked up at call time
     json_path._contains_slice_or_wildcard_array = (
-        lambda path: original(path) or (not path.startswith("$[") and re.search(r"\[\*\]|\.\*", path)
-                                        is not None))
+        lambda path: contains_wildcard(path) or (not path.startswith("$[") and re.search(r"\[\*\]|\.\*", path)
+                                                 is not None))
+
+    service = state_task_service.StateTaskService
+    to_boto = service._to_boto_request_value
+
+    def to_boto_request_value(self: object, request_value: object, value_shape: object) -> object:
+        if getattr(value_shape, "type_name", None) == "blob" and isinstance(request_value, str):
+            return request_value.encode()
+        return to_boto(self, request_value, value_shape)
+
+    service._to_boto_request_value = to_boto_request_value
 
 
 def main() -> None:
@@ -40,7 +59,7 @@ def main() -> None:
     print(f"Lambda runtime executor: {name}", flush=True)
     if os.environ.get("LOCALSTACK_EXIT_WITH_PARENT") == "1":  # e.g. a test session that gets killed
         threading.Thread(target=_stop_with_parent, args=(os.getppid(),), daemon=True).start()
-    _indefinite_paths_match_nothing_as_empty_list()
+    _step_functions_parity()
     from localstack.runtime.main import main as localstack_main
 
     localstack_main()

@@ -1,0 +1,145 @@
+"""`python -m demo [--stream PATH] [--json]`: the serverless "before" architecture, end to end, on LocalStack.
+
+Starts LocalStack (host mode, its own data directory under the output folder, a free port), deploys the
+CDK app with cdklocal, generates a sample stream with defects (unless --stream), runs it through the
+workflow with a progress bar, prints the defects, notifications, corrective actions and the run's bill
+of materials, writes `<out>/summary.json`, and always stops LocalStack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from demo.deploy import ROOT, DeployError, deploy
+from demo.report import ProgressBar, actions_table, bill_table, defects_table, notifications_table
+from demo.run import Aws, RunError, RunResult, run_stream
+
+LOCALSTACK_PYTHON = ROOT / ".venv-localstack" / "bin" / "python"
+
+
+def load_launcher() -> Any:
+    """scripts/localstack.py (standard library only), imported by path."""
+    spec = importlib.util.spec_from_file_location("localstack_launcher", ROOT / "scripts" / "localstack.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def sample_stream(out: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """The monolith demo's stream: 20 s at 640x360 with a freeze, block damage and an A/V offset."""
+    from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
+
+    path = out / "sample.mp4"
+    truth = generate_stream(path, duration_s=20, defects=(Freeze(3.0, 3.0), BlockCorruption(9.3),
+                                                          AvOffset(14.0, 240.0)), seed=7)
+    return path, truth.defects
+
+
+def summary_json(result: RunResult, *, timings: dict[str, float], truth: list[dict[str, Any]] | None,
+                 monolith: list[dict[str, Any]] | None) -> dict[str, Any]:
+    summary = result.summary()
+    summary["timings_s"] = timings
+    if truth is not None:
+        summary["ground_truth"] = truth
+    if monolith is not None:
+        summary["monolith_defects"] = monolith
+        summary["matches_monolith"] = monolith == result.defects
+    return summary
+
+
+def print_tables(summary: dict[str, Any]) -> None:
+    print(f"\nstream {summary['source']}: {summary['stream_seconds']} stream-seconds, {summary['status']}"
+          f" in {summary['wall_s']:.1f} s ({len(summary['execution_arns'])} execution(s))")
+    if summary.get("error"):
+        print(f"  {summary['error']}: {summary['cause']}")
+    print("\ndefects (results bucket):")
+    print(defects_table(summary["defects"]))
+    if "matches_monolith" in summary:
+        print(f"  same as `monolith analyze` on the file: {'yes' if summary['matches_monolith'] else 'NO'}")
+    print("\nnotifications (SNS → SQS):")
+    print(notifications_table(summary["notifications"]))
+    print("\ncorrective actions (corrective-action Lambda → results bucket):")
+    print(actions_table(summary["corrective_actions"]))
+    print("\nbill of materials:")
+    print(bill_table(summary))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stream", type=Path, help="analyse this file instead of a generated sample")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    parser.add_argument("--out", type=Path, default=ROOT / "demo-output", help="default: demo-output/")
+    parser.add_argument("--no-monolith", action="store_true", help="skip the monolith comparison")
+    args = parser.parse_args(argv)
+    if args.stream and not args.stream.is_file():
+        print(f"error: {args.stream}: no such file", file=sys.stderr)
+        return 2
+    if not LOCALSTACK_PYTHON.exists():
+        print("error: the LocalStack venv is missing: run `make localstack-venv` (or `make demo`)",
+              file=sys.stderr)
+        return 2
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    launcher = load_launcher()
+    data_dir = out / "localstack"
+    shutil.rmtree(data_dir, ignore_errors=True)  # a fresh LocalStack every time
+    timings: dict[str, float] = {}
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    started = time.monotonic()
+    server = launcher.start(data_dir, keepalive_ms=60_000)
+    try:
+        timings["localstack_start"] = round(time.monotonic() - started, 2)
+        log(f"LocalStack 4.14.0 ready at {server.url} in {timings['localstack_start']:.1f} s "
+            f"(log: {server.log_file})")
+        log("deploying the CDK app with cdklocal (bootstrap + synth + deploy) …")
+        stack = deploy(server.url)
+        timings["deploy"] = stack.deploy_s
+        log(f"deployed {stack.name} in {stack.deploy_s:.1f} s")
+        truth = None
+        if args.stream:
+            path = args.stream.resolve()
+        else:
+            log("generating a 20 s 640x360 sample stream with a freeze, block damage and an A/V offset …")
+            path, truth = sample_stream(out)
+        bar = ProgressBar("workflow")
+        try:
+            result = run_stream(Aws(server.url), stack, path, progress=bar)
+        finally:
+            bar.close()
+        timings["run"] = result.wall_s
+        monolith = None
+        if not args.no_monolith and result.status == "SUCCEEDED":
+            from monolith.pipeline import analyze
+
+            monolith = analyze(path)["defects"]
+        summary = summary_json(result, timings=timings, truth=truth, monolith=monolith)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print_tables(summary)
+            print(f"\nwrote {out / 'summary.json'}")
+        return 0 if result.status == "SUCCEEDED" else 1
+    except (DeployError, RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        launcher.stop(server.pid)
+        log("LocalStack stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""The LocalStack fixtures (tests/localstack/localstack_fixtures.py): one instance per session (per xdist
+worker) serves these tests; the stack is deployed once on it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "localstack"))
+
+from localstack_fixtures import aws_client, localstack, localstack_env, localstack_url
+
+__all__ = ["aws_client", "localstack", "localstack_env", "localstack_url"]
