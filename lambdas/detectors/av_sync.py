@@ -17,13 +17,13 @@ Audio gaps (lost packets, `filled_samples`) are neither onsets nor clock jumps.
 
 from __future__ import annotations
 
-import base64
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lambdas.detectors.pictures import block_means, pack_array, unpack_array
 from lambdas.shared.media import AudioSecond, StreamSecond, make_defect
 
 GRID = (18, 32)  # rows, columns of the block-mean thumbnail compared between frames
@@ -87,19 +87,12 @@ def detect(
 
 
 def thumbnail(luma: np.ndarray) -> np.ndarray:
-    """Block means over a fixed grid, float16 so that state round-trips exactly through JSON."""
-    rows, cols = GRID
-    height, width = luma.shape
-    if height < rows or width < cols:
-        return luma.astype(np.float16)
-    bh, bw = height // rows, width // cols
-    blocks = luma[: bh * rows, : bw * cols].reshape(rows, bh, cols, bw)
-    return blocks.mean(axis=(1, 3), dtype=np.float32).astype(np.float16)
+    return block_means(luma, GRID)
 
 
 def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncConfig) -> None:
     v = state["v"]
-    prev = _decode_array(v["thumb"])
+    prev = unpack_array(v["thumb"])
     for frame in second.frames:
         if v["last_s"] is not None and frame.pts_s > v["last_s"]:
             _video_clock(state, frame.pts_s - v["last_s"], v["last_s"], config)
@@ -116,7 +109,7 @@ def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncCo
                 v["onset_s"] = round(frame.pts_s, 6)
         prev = thumb
         v["last_s"] = round(frame.pts_s, 6)
-    v["thumb"] = _encode_array(prev)
+    v["thumb"] = pack_array(prev)
 
 
 def _video_clock(state: dict[str, Any], interval: float, at_s: float, config: AvSyncConfig) -> None:
@@ -491,15 +484,3 @@ def _deep_copy(value: Any) -> Any:
 
 def _mean(values: list[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
-
-
-def _encode_array(a: np.ndarray | None) -> dict[str, Any] | None:
-    if a is None:
-        return None
-    return {"shape": list(a.shape), "f16": base64.b64encode(a.astype(np.float16).tobytes()).decode()}
-
-
-def _decode_array(data: dict[str, Any] | None) -> np.ndarray | None:
-    if data is None:
-        return None
-    return np.frombuffer(base64.b64decode(data["f16"]), dtype=np.float16).reshape(data["shape"])

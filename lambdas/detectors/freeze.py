@@ -9,12 +9,12 @@ colour) are kept apart: a blank screen is not a frozen picture of real content.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lambdas.detectors.pictures import block_means, pack_array, unpack_array
 from lambdas.shared.media import StreamSecond, make_defect
 
 GRID = (36, 64)  # rows, columns of the block-mean thumbnail
@@ -34,14 +34,7 @@ DEFAULT = FreezeConfig()
 
 
 def thumbnail(luma: np.ndarray) -> np.ndarray:
-    """Block means over a fixed grid, as float16 so that state round-trips exactly through JSON."""
-    rows, cols = GRID
-    height, width = luma.shape
-    if height < rows or width < cols:  # tiny pictures: compare them whole
-        return luma.astype(np.float16)
-    bh, bw = height // rows, width // cols
-    blocks = luma[: bh * rows, : bw * cols].reshape(rows, bh, cols, bw)
-    return blocks.mean(axis=(1, 3), dtype=np.float32).astype(np.float16)
+    return block_means(luma, GRID)
 
 
 def detect(
@@ -50,7 +43,7 @@ def detect(
     state = dict(
         state or {"ref": None, "ref_s": None, "last_s": None, "run": 0, "worst": 0.0, "frame_s": 0.04}
     )
-    ref = _decode_thumb(state["ref"])
+    ref = unpack_array(state["ref"])
     defects: list[dict[str, Any]] = []
     for frame in second.frames:
         if state["last_s"] is not None and frame.pts_s > state["last_s"]:
@@ -75,7 +68,7 @@ def detect(
     if second.is_last and state["last_s"] is not None:
         defects += _close(state, state["last_s"] + state["frame_s"], ref, config)
         state["run"] = 0
-    state["ref"] = _encode_thumb(ref)
+    state["ref"] = pack_array(ref)
     return defects, state
 
 
@@ -99,15 +92,3 @@ def _close(
         return []
     confidence = 1.0 - 0.5 * state["worst"] / config.max_mean_change
     return [make_defect("freeze", start_s, end_s, confidence, duration_s=round(end_s - start_s, 3))]
-
-
-def _encode_thumb(thumb: np.ndarray | None) -> dict[str, Any] | None:
-    if thumb is None:
-        return None
-    return {"shape": list(thumb.shape), "f16": base64.b64encode(thumb.astype(np.float16).tobytes()).decode()}
-
-
-def _decode_thumb(data: dict[str, Any] | None) -> np.ndarray | None:
-    if data is None:
-        return None
-    return np.frombuffer(base64.b64decode(data["f16"]), dtype=np.float16).reshape(data["shape"])
