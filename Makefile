@@ -7,7 +7,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test lint demo bench evaluate cost clean synth synth-offline synth-localstack node
+.PHONY: venv test lint demo demo-monolith bench bench-localstack evaluate cost clean synth synth-offline synth-localstack node
 
 venv: $(VENV)/.installed
 
@@ -21,10 +21,16 @@ $(VENV)/.installed: pyproject.toml
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv lint localstack-venv
-	$(PY) -m pytest -q -n 2
+test: venv lint localstack-venv node
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
-demo: venv
+# The main job: LocalStack up, deploy the stack, run a stream with defects through it, print what it
+# found, the notifications, corrective actions and the bill of materials. STREAM=path runs your file.
+demo: venv localstack-venv node
+	$(PY) -m demo $(if $(STREAM),--stream $(STREAM))
+
+# The same analysis in one process, no LocalStack.
+demo-monolith: venv
 	$(PY) -m monolith demo
 
 evaluate: venv
@@ -32,6 +38,10 @@ evaluate: venv
 
 bench: venv
 	$(PY) -m monolith bench --json bench-output/media-bench.json
+
+# End-to-end wall time per stream-second on LocalStack, Lambda-path time next to the monolith's.
+bench-localstack: venv localstack-venv node
+	$(PY) -m demo.bench
 
 # The Prime-Video-like scenario: 3,000 concurrent 25 fps streams, 24x7, us-east-1 (reads bench-output/ if there).
 cost: venv

@@ -409,7 +409,7 @@ def run_stream(aws: Aws, stack: Stack, path: Path, *, stream_id: str | None = No
     own_observer = observer is None
     observer = observer or Observer(aws, stack.topic_arn)
     functions = stack_functions(aws, stack.name)
-    since_ms = int(time.time() * 1000) - 1000
+    since_ms = int(time.time() * 1000)  # same host, same clock: REPORT lines of earlier runs are older
     started = time.monotonic()
     try:
         aws.s3.upload_file(str(path), stack.source_bucket, key)

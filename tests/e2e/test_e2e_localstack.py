@@ -24,7 +24,7 @@ from lambdas.corrective_action.service import action_for
 from lambdas.shared.results import RESULTS_PREFIX, action_key, query_defects
 from monolith.pipeline import analyze
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localstack")]
+pytestmark = pytest.mark.slow
 SECONDS_PER_EXECUTION = 3
 DURATION_S = 6
 FPS = 25

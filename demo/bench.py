@@ -1,0 +1,130 @@
+"""`python -m demo.bench`: the serverless path on LocalStack against the monolith, per stream-second, at 360p.
+
+Not a test: timings depend on the machine. Deploys the stack on a fresh LocalStack, runs the same 360p
+stream twice (the first run pays the Lambda cold starts, the second finds warm environments), and
+reports for each run the end-to-end wall time per stream-second and the Lambda-path time per
+stream-second — the sum of the handlers' durations from their REPORT lines (the billed busy time: CPU
+plus the S3 round trips, without init) divided by the stream-seconds. Next to it: the monolith
+(`monolith.pipeline.analyze`) on the same file, CPU time (process_time) and wall time per stream-second.
+Writes `bench-output/localstack-bench.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from demo.__main__ import LOCALSTACK_PYTHON, load_launcher
+from demo.deploy import ROOT, deploy
+from demo.run import Aws, RunResult, run_stream
+
+
+def lambda_path(result: RunResult) -> dict[str, float]:
+    seconds = max(1, result.stream_seconds)
+    bill = result.bill()
+    functions = bill["lambda_functions"]
+    workflow = {k: f for k, f in functions.items() if k != "corrective-action"}
+    return {
+        "wall_s": result.wall_s,
+        "wall_per_stream_s": round(result.wall_s / seconds, 4),
+        "handler_s_per_stream_s": round(sum(f["duration_s"] for f in workflow.values()) / seconds, 4),
+        "init_s": round(sum(f["init_s"] for f in workflow.values()), 3),
+        "gb_seconds_per_stream_s": bill["per_stream_second"]["lambda_gb_seconds"],
+        "state_transitions_per_stream_s": bill["per_stream_second"]["state_transitions"],
+        "s3_requests_per_stream_s": bill["per_stream_second"]["s3_requests"]["total"],
+        "by_function_s_per_stream_s": {k: round(f["duration_s"] / seconds, 4) for k, f in workflow.items()},
+    }
+
+
+def monolith(path: Path, seconds: int) -> dict[str, float]:
+    from monolith.pipeline import analyze
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    analyze(path)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"cpu_s": round(cpu, 3), "wall_s": round(wall, 3), "cpu_per_stream_s": round(cpu / seconds, 4),
+            "wall_per_stream_s": round(wall / seconds, 4)}
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"{result['stream']['seconds']} stream-seconds at {result['stream']['width']}x"
+             f"{result['stream']['height']} {result['stream']['fps']:g} fps "
+             f"(deploy {result['deploy_s']:.1f} s)",
+             "",
+             f"  {'per stream-second':<40}{'wall s':>10}{'CPU/busy s':>12}"]
+    for name in ("cold", "warm"):
+        run = result["lambda"][name]
+        lines.append(f"  {'LocalStack, Lambda path (' + name + ')':<40}{run['wall_per_stream_s']:>10.3f}"
+                     f"{run['handler_s_per_stream_s']:>12.3f}")
+    mono = result["monolith"]
+    lines.append(f"  {'monolith (one process)':<40}{mono['wall_per_stream_s']:>10.3f}"
+                 f"{mono['cpu_per_stream_s']:>12.3f}")
+    warm = result["lambda"]["warm"]
+    lines += ["", "  Lambda path, warm, busy s per stream-second by function: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in warm["by_function_s_per_stream_s"].items()),
+        f"  Lambda-path busy time / monolith CPU time: "
+        f"{warm['handler_s_per_stream_s'] / max(mono['cpu_per_stream_s'], 1e-9):.1f}x"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=20, help="stream length (default 20)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-output" / "localstack-bench.json")
+    args = parser.parse_args(argv)
+    if not LOCALSTACK_PYTHON.exists():
+        print("error: the LocalStack venv is missing: run `make localstack-venv`", file=sys.stderr)
+        return 2
+    from sample_streams import BlockCorruption, Freeze, generate_stream
+
+    work = args.out.parent / "localstack-bench"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    path = work / "bench-360p.mp4"
+    width, height, fps = 640, 360, 25
+    defects = (Freeze(min(5.0, args.seconds / 4), 2.5), BlockCorruption(args.seconds * 0.6))
+    generate_stream(path, duration_s=args.seconds, width=width, height=height, fps=fps, defects=defects,
+                    seed=11)
+    launcher = load_launcher()
+    server = launcher.start(work / "localstack", keepalive_ms=300_000)
+    try:
+        print(f"LocalStack at {server.url}; deploying …", file=sys.stderr, flush=True)
+        stack = deploy(server.url)
+        aws = Aws(server.url)
+        runs = {}
+        for name in ("cold", "warm"):
+            print(f"running the stream ({name}) …", file=sys.stderr, flush=True)
+            result = run_stream(aws, stack, path)
+            if result.status != "SUCCEEDED":
+                print(f"error: {result.error}: {result.cause}", file=sys.stderr)
+                return 1
+            runs[name] = lambda_path(result)
+        seconds = result.stream_seconds
+    finally:
+        launcher.stop(server.pid)
+    print("running the monolith on the same file …", file=sys.stderr, flush=True)
+    report = {
+        "stream": {"seconds": seconds, "width": width, "height": height, "fps": fps},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "deploy_s": stack.deploy_s,
+        "lambda": runs,
+        "monolith": monolith(path, seconds),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(report))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
