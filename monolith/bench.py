@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lambdas.converter.decode import iter_seconds, probe
+from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe
 from monolith.pipeline import analyze
 from sample_streams import BlockCorruption, Freeze, generate_stream
 
@@ -65,7 +65,7 @@ def run_bench(
     return {
         "benchmark": "monolith media pipeline",
         "machine": {"cpus": os.cpu_count()},
-        "decoder_threads": 2,
+        "decoder_threads": DEFAULT_THREADS,
         "repeats_best_of": repeats,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "results": results,

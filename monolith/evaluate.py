@@ -333,7 +333,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
             f"{kind:<18}{row['precision']:>10.2f}{row['recall']:>8.2f}{row['true_positives']:>5}"
             f"{row['false_positives']:>5}{row['false_negatives']:>5}{'' if err is None else f'{err:.1f}':>19}"
         )
-    lines.append(f"{'freeze cross-check (found within ±0.5 s?)':<70}ours | freezedetect -60 dB | -40 dB")
+    lines.append(f"{'freeze cross-check (found within ±0.5 s?)':<76}ours | freezedetect -60 dB | -40 dB")
     for case in result["freeze_vs_ffmpeg_freezedetect"]:
         for row in case["freezes"]:
             kind = "repeated picture" if not row["noise"] else f"repeated + noise ±{row['noise']:g}"

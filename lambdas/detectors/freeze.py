@@ -17,7 +17,10 @@ import numpy as np
 from lambdas.detectors.pictures import block_means, pack_array, unpack_array
 from lambdas.shared.media import StreamSecond, make_defect
 
-GRID = (36, 64)  # rows, columns of the block-mean thumbnail
+GRID = (36, 64)  # rows, columns of the block-mean thumbnail at most
+# Blocks never smaller than a macroblock: smaller ones follow the codec's own 8x8 quantisation noise,
+# which changes at every keyframe of a frozen picture (MPEG-4 at 320x180 moves 5-px block means by 20).
+MIN_BLOCK_PX = 16
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ DEFAULT = FreezeConfig()
 
 
 def thumbnail(luma: np.ndarray) -> np.ndarray:
-    return block_means(luma, GRID)
+    height, width = luma.shape
+    grid = (max(1, min(GRID[0], height // MIN_BLOCK_PX)), max(1, min(GRID[1], width // MIN_BLOCK_PX)))
+    return block_means(luma, grid)
 
 
 def detect(
