@@ -7,7 +7,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test lint demo demo-monolith bench bench-localstack evaluate cost clean synth synth-offline synth-localstack node
+.PHONY: venv test test-load lint demo demo-monolith bench bench-localstack evaluate cost clean synth synth-offline synth-localstack node
 
 venv: $(VENV)/.installed
 
@@ -22,7 +22,11 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 test: venv lint localstack-venv node
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not load"
+
+# 20 streams started together on LocalStack; prints the wall time.
+test-load: venv localstack-venv node
+	$(PY) -m pytest -q -s -m load tests/e2e
 
 # The main job: LocalStack up, deploy the stack, run a stream with defects through it, print what it
 # found, the notifications, corrective actions and the bill of materials. STREAM=path runs your file.

@@ -12,6 +12,8 @@ from typing import Any
 
 from constructs import Node
 
+from lambdas.shared.faults import FaultPlan
+
 DETECTORS = ("freeze", "block_corruption", "av_sync")
 # History events one loop iteration can emit in the worst case (all three detectors, a defect from each):
 # see tests/infra/test_workflow.py, which counts them. 25,000 is the per-execution limit.
@@ -33,6 +35,9 @@ class MonitorConfig:
     localstack: bool = False  # deploy target is LocalStack: no Node.js helper Lambdas, no Glue/Athena
     bundle: bool = True  # False: ship the source without dependencies (offline synth, template checks)
     log_retention_days: int = 30
+    # Test-only (lambdas/shared/faults.py): functions fail and time out at given rates. Refused unless the
+    # target is LocalStack, so no deployment to AWS can carry it.
+    fault_injection: str | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ("x86_64", "arm64"):
@@ -44,6 +49,14 @@ class MonitorConfig:
             raise ValueError("seconds_per_execution must be within 1..600 (history limit)")
         if self.frames_per_second < 0:
             raise ValueError("frames_per_second must be >= 0")
+        if self.fault_injection is not None:
+            if not self.localstack:
+                raise ValueError("fault_injection is a test setting: it needs localstack=true")
+            FaultPlan.parse(self.fault_injection)  # refuse a bad spec at synth, not at the first invoke
+
+    @property
+    def fault_plan(self) -> FaultPlan | None:
+        return FaultPlan.parse(self.fault_injection) if self.fault_injection else None
 
     @classmethod
     def from_node(cls, node: Node) -> MonitorConfig:
@@ -65,6 +78,7 @@ class MonitorConfig:
             localstack=_as_bool(get("localstack", False)),
             bundle=_as_bool(get("bundle", True)),
             log_retention_days=int(get("log_retention_days", cls.log_retention_days)),
+            fault_injection=get("fault_injection", None) or None,
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import Duration, Fn, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -18,6 +18,7 @@ from constructs import Construct
 from infra.bundling import CONVERTER, CORRECTIVE_ACTION, DETECTORS, PackageSpec, lambda_code
 from infra.config import MonitorConfig
 from infra.nag import acknowledge, acknowledge_object_prefix
+from lambdas.shared.faults import ENV as FAULTS_ENV
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 FRAMES_REASON = ("Frame and audio objects are created per stream-second under frames/<stream>/<execution>/; "
@@ -49,10 +50,15 @@ class Functions(Construct):
         super().__init__(scope, construct_id)
         self._config = config
         self._codes: dict[str, lambda_.Code] = {}
+        # Test-only fault injection (LocalStack): the workflow's functions get the plan and its timeout.
+        plan = config.fault_plan
+        faults = {FAULTS_ENV: config.fault_injection} if plan and config.fault_injection else {}
         self.converter = self._function(
             FunctionSpec("Converter", "converter", "lambdas.converter.handler.handler", CONVERTER,
-                         config.converter_memory_mb, 120),
-            {"TEMP_BUCKET": temp_bucket.bucket_name, "FRAMES_PER_SECOND": str(config.frames_per_second)},
+                         config.converter_memory_mb, plan.function_timeout_s if plan else 120),
+            {"TEMP_BUCKET": temp_bucket.bucket_name, "FRAMES_PER_SECOND": str(config.frames_per_second),
+             # Requests naming any other bucket are refused before anything is read.
+             "SOURCE_BUCKETS": Fn.join(",", [b.bucket_name for b in source_buckets]), **faults},
             # /tmp holds one downloaded stream per warm environment.
             ephemeral_mb=2048,
         )
@@ -68,8 +74,8 @@ class Functions(Construct):
         for name in config.detectors:
             fn = self._function(
                 FunctionSpec(_camel(name), f"detector-{name}", DETECTOR_HANDLERS[name], DETECTORS,
-                             config.detector_memory_mb, 60),
-                {"TEMP_BUCKET": temp_bucket.bucket_name},
+                             config.detector_memory_mb, plan.function_timeout_s if plan else 60),
+                {"TEMP_BUCKET": temp_bucket.bucket_name, **faults},
             )
             allow(fn, ["s3:GetObject"], [temp_bucket.arn_for_objects("frames/*")])
             acknowledge_object_prefix(fn.role, temp_bucket, "frames/*", FRAMES_REASON)

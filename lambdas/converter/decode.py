@@ -23,6 +23,9 @@ from lambdas.shared.media import AudioSecond, StreamInfo, StreamSecond, VideoFra
 
 # Pictures larger than 8K UHD are refused: a forged header could otherwise make us allocate gigabytes.
 MAX_PIXELS = 7680 * 4320
+# A second (the partial last one included) that should last at least this long must hold a picture or
+# sound; shorter tails (a container duration a few ms past the last frame) may be empty.
+MIN_EXPECTED_S = 0.5
 # How far before the wanted second audio decoding starts after a seek, so that the codec's priming
 # (AAC/MP3 overlap windows) has settled by the time the second begins.
 AUDIO_PREROLL_S = 0.5
@@ -342,6 +345,13 @@ def _assemble(
     in_second = [f for f in frames if index - 1e-6 <= f.pts_s < index + 1 - 1e-6]
     in_second.sort(key=lambda f: f.pts_s)
     is_last = index >= info.seconds - 1
+    heard = any(c.end_s > index and c.start_s < index + 1 for c in chunks)
+    if not in_second and not heard and min(1.0, info.duration_s - index) >= MIN_EXPECTED_S:
+        # Nothing at all decodes where the header promises content: the data is missing (a truncated
+        # upload whose index survived). Analysing on would report a healthy stream.
+        raise UnreadableStreamError(
+            info.source, f"second {index} holds no picture and no sound although the stream should last "
+            f"{info.duration_s:.2f} s: the file is truncated or damaged")
     audio = None
     if info.sample_rate is not None:
         errors = sum(1 for t in audio_errors if index <= t < index + 1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.converter.service import ConvertRequest, StreamCache, StreamUnreadable, convert
+from lambdas.shared.faults import inject_faults
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
 from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
 
@@ -16,9 +18,16 @@ __all__ = ["StreamUnreadable", "handler"]
 
 COUNTER = S3RequestCounter()
 S3 = counting_s3_client(COUNTER)
-CACHE = StreamCache(Path(os.environ.get("STREAM_CACHE_DIR", "/tmp/streams")))
+# The sandbox's temporary folder (/tmp on AWS; TMPDIR where several environments share a host, as with
+# LocalStack's process executor: a fixed /tmp/streams there lets one environment delete another's stream).
+CACHE = StreamCache(Path(os.environ.get("STREAM_CACHE_DIR") or Path(tempfile.gettempdir(), "streams")))
+# The buckets requests may name (the stack sets them; unset, e.g. in a local run, any bucket is accepted
+# and IAM alone decides).
+_SOURCES = os.environ.get("SOURCE_BUCKETS")
+SOURCE_BUCKETS = frozenset(filter(None, _SOURCES.split(","))) if _SOURCES is not None else None
 
 
+@inject_faults("converter")
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
@@ -26,7 +35,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bind_invocation(event)
     COUNTER.reset()
     result = convert(
-        ConvertRequest.from_event(event),
+        ConvertRequest.from_event(event, SOURCE_BUCKETS),
         s3=S3,
         temp_bucket=os.environ["TEMP_BUCKET"],
         cache=CACHE,

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from lambdas.converter.decode import UnreadableStreamError, probe, read_second
-from lambdas.shared.frame_store import check_segment, put_second, second_prefix
+from lambdas.shared.frame_store import put_second, second_prefix
+from lambdas.shared.keys import InvalidRequest, check_key, check_segment, shown
 from lambdas.shared.media import StreamInfo
 from lambdas.shared.results import result_key
 
 CHUNK = 1 << 20
+REQUEST_FIELDS = ("bucket", "key", "stream_id", "second", "execution", "started_at")
 
 
 class StreamUnreadable(Exception):
@@ -37,18 +41,39 @@ class ConvertRequest:
     started_at: str  # ISO start time of the stream's first execution: the results partition date
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> ConvertRequest:
+    def from_event(cls, event: Any, allowed_buckets: Collection[str] | None = None) -> ConvertRequest:
+        """Validate the request before anything is read: the bucket must be one the stack reads streams
+        from (None: any, for local use), the key a well-formed relative path, the names safe as key
+        segments. Anything else raises InvalidRequest, which the workflow reports like an unreadable
+        stream."""
+        if not isinstance(event, dict):
+            raise InvalidRequest(f"the request must be an object, got {shown(event)}")
+        missing = [name for name in REQUEST_FIELDS if name not in event]
+        if missing:
+            raise InvalidRequest(f"the request has no {', '.join(missing)}")
+        bucket = event["bucket"]
+        if not isinstance(bucket, str) or (allowed_buckets is not None and bucket not in allowed_buckets):
+            raise InvalidRequest(f"bucket {shown(bucket)} is not a source bucket of this stack")
         second = event["second"]
         if not isinstance(second, int) or isinstance(second, bool) or second < 0:
-            raise ValueError(f"second must be a non-negative integer, got {second!r}")
+            raise InvalidRequest(f"second must be a non-negative integer, got {shown(second)}")
         return cls(
-            bucket=str(event["bucket"]),
-            key=str(event["key"]),
+            bucket=bucket,
+            key=check_key(event["key"]),
             stream_id=check_segment("stream_id", event["stream_id"]),
             second=second,
             execution=check_segment("execution", event["execution"]),
-            started_at=str(event["started_at"]),
+            started_at=_check_started_at(event["started_at"]),
         )
+
+
+def _check_started_at(value: Any) -> str:
+    # Its date becomes the results partition (date=YYYY-MM-DD/): it must be a real timestamp.
+    try:
+        datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"started_at must be an ISO timestamp, got {shown(value)}") from None
+    return str(value)
 
 
 @dataclass
@@ -104,7 +129,9 @@ def convert(
     try:
         second = read_second(path, request.second, info)
     except UnreadableStreamError as error:
-        raise StreamUnreadable(f"{source}: second {request.second}: {error.reason}") from None
+        where = f"second {request.second}"
+        reason = error.reason if error.reason.startswith(f"{where} ") else f"{where}: {error.reason}"
+        raise StreamUnreadable(f"{source}: {reason}") from None
     prefix = second_prefix(request.stream_id, request.execution, request.second)
     frame_keys, audio_key = put_second(s3, temp_bucket, prefix, second, frames_per_second)
     return {

@@ -16,6 +16,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.detectors import DetectFn
+from lambdas.shared.faults import inject_faults
 from lambdas.shared.frame_store import get_second
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
 from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
@@ -77,6 +78,7 @@ def _handle(name: str, event: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+@inject_faults("freeze")
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
@@ -84,6 +86,7 @@ def freeze_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _handle("freeze", event)
 
 
+@inject_faults("block_corruption")
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
@@ -91,6 +94,7 @@ def block_corruption_handler(event: dict[str, Any], context: LambdaContext) -> d
     return _handle("block_corruption", event)
 
 
+@inject_faults("av_sync")
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -29,4 +29,5 @@ def bind_invocation(event: Mapping[str, Any]) -> None:
         execution_id=event.get("execution_id"),
         stream_id=event.get("stream_id"),
         stream_second=event.get("second"),
+        attempt=event.get("attempt"),  # the workflow's retry count for this task: 0 on the first try
     )

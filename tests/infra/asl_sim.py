@@ -47,7 +47,8 @@ class Execution:
         self.events += 2  # ExecutionStarted, ExecutionSucceeded/Failed
         context = {"Execution": {"Id": f"{self.machine_arn.replace('stateMachine', 'execution')}:{self.name}",
                                  "Name": self.name, "StartTime": self.start_time},
-                   "StateMachine": {"Id": self.machine_arn}}
+                   "StateMachine": {"Id": self.machine_arn},
+                   "State": {"RetryCount": 0}}  # no retries here: every task succeeds or fails once
         return self._run_states(self.definition, payload, context)
 
     def _run_states(self, machine: dict[str, Any], data: Any, context: dict[str, Any]) -> Any:
@@ -62,8 +63,9 @@ class Execution:
             if kind == "Fail":
                 cause = state.get("Cause", "")
                 if "CausePath" in state:
-                    cause = get(data, state["CausePath"], context)
-                raise ExecutionFailed(state.get("Error", "States.Fail"), cause)
+                    cause = evaluate(state["CausePath"], data, context)
+                error = get(data, state["ErrorPath"], context) if "ErrorPath" in state else state.get("Error")
+                raise ExecutionFailed(error or "States.Fail", cause)
             if kind == "Choice":
                 name = next((rule["Next"] for rule in state["Choices"] if matches(rule, data, context)),
                             state.get("Default"))
@@ -96,7 +98,10 @@ class Execution:
             return resolve(state["ResultSelector"], result, context) if "ResultSelector" in state else result
         if kind == "Parallel":
             self.events += 2
-            return [self._run_states(branch, data, context) for branch in state["Branches"]]
+            try:
+                return [self._run_states(branch, data, context) for branch in state["Branches"]]
+            except ExecutionFailed as failed:  # a failed branch fails the Parallel state (its Catch applies)
+                raise TaskError(failed.error, failed.cause) from None
         if kind == "Map":
             self.events += 2
             items = get(data, state.get("ItemsPath", "$"), context)
@@ -177,10 +182,23 @@ def put(data: Any, path: str | None, value: Any) -> Any:
 
 
 def matches(rule: dict[str, Any], data: Any, context: dict[str, Any]) -> bool:
+    if "And" in rule:
+        return all(matches(r, data, context) for r in rule["And"])
+    if "Or" in rule:
+        return any(matches(r, data, context) for r in rule["Or"])
+    if "Not" in rule:
+        return not matches(rule["Not"], data, context)
     variable = rule["Variable"]
     if "IsPresent" in rule:
         return present(data, variable, context) == rule["IsPresent"]
     value = get(data, variable, context)
+    if "IsString" in rule:
+        return isinstance(value, str) == rule["IsString"]
+    if "StringEquals" in rule:
+        return isinstance(value, str) and value == rule["StringEquals"]
+    if "StringMatches" in rule:  # only the * wildcard
+        pattern = ".*".join(map(re.escape, rule["StringMatches"].split("*")))
+        return isinstance(value, str) and re.fullmatch(pattern, value) is not None
     if "BooleanEquals" in rule:
         return value is rule["BooleanEquals"]
     if "NumericLessThanEquals" in rule:

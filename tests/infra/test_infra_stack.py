@@ -36,15 +36,28 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _nag_report(result: Synth) -> dict[str, Any]:
+    # cdk-nag v3 runs as a CDK policy-validation plugin; CDK writes its report next to the templates.
+    report = result.outdir / "validation-report.json"
+    assert report.exists(), sorted(p.name for p in result.outdir.iterdir())
+    plugins = json.loads(report.read_text())["pluginReports"]
+    (plugin,) = [p for p in plugins if p["pluginName"] == "AwsSolutions"]
+    return dict(plugin)
+
+
 def test_nag_passes_with_no_unacknowledged_findings(synthesized: Synth) -> None:
-    # Given the default app with cdk-nag's AwsSolutions pack (synth would raise on any error finding)
-    # When it is synthesized
-    # Then the validation report, if written, has no violations
-    report = synthesized.outdir / "policy-validation-report.json"
-    if report.exists():
-        data = json.loads(report.read_text())
-        violations = [v for plugin in data.get("pluginReports", []) for v in plugin.get("violations", [])]
-        assert violations == []
+    # Given the default app with cdk-nag's AwsSolutions pack, When it is synthesized
+    plugin = _nag_report(synthesized)
+    # Then the pack ran and found nothing that is not acknowledged, and each acknowledgement has a reason
+    assert plugin["conclusion"] == "success"
+    assert plugin["violations"] == []
+    assert plugin["suppressedViolations"]
+    assert all(len(v["reason"].split()) >= 5 for v in plugin["suppressedViolations"])
+
+
+def test_nag_passes_on_the_localstack_target_with_fault_injection() -> None:
+    plugin = _nag_report(synth({"localstack": "true", "fault_injection": "error_rate=0.2,timeout_rate=0.05"}))
+    assert (plugin["conclusion"], plugin["violations"]) == ("success", [])
 
 
 def test_every_acknowledgement_has_a_reason(synthesized: Synth) -> None:
@@ -227,3 +240,69 @@ def test_bad_context_is_refused(context: dict[str, str], message: str) -> None:
 
     with pytest.raises(ValueError, match=message):
         MonitorConfig.from_node(App(context=context).node)
+
+
+# Actions that do not support resource-level permissions: the only ones allowed on Resource "*".
+NO_RESOURCE_LEVEL = {
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def test_no_wildcard_resource_where_a_narrower_one_exists(synthesized: Synth) -> None:
+    t = synthesized.template
+    for key, statement in statements(t):
+        actions = set(as_list(statement["Action"]))
+        for resource in as_list(statement["Resource"]):
+            text = json.dumps(resource)
+            if resource == "*":
+                # Then "*" appears only for actions that cannot be scoped (X-Ray, log delivery)
+                assert actions <= NO_RESOURCE_LEVEL, (key, actions)
+            elif "*" in text:
+                # And any other wildcard is an object pattern inside one bucket of this stack
+                assert all(a.startswith("s3:") for a in actions), (key, actions, text)
+                (bucket,) = resource["Fn::Join"][1][:1]
+                assert t["Resources"][bucket["Fn::GetAtt"][0]]["Type"] == "AWS::S3::Bucket", key
+                assert resource["Fn::Join"][1][1] in ("/*", "/frames/*", "/results/*", "/actions/*"), key
+            else:
+                # And everything else names one resource: a function, the topic, the machine, a log group
+                assert "Fn::GetAtt" in text or "Ref" in text, (key, text)
+
+
+def _converter_environment(template: dict[str, Any]) -> dict[str, Any]:
+    (converter,) = [r for r in resources(template, "AWS::Lambda::Function").values()
+                    if r["Properties"]["Handler"] == "lambdas.converter.handler.handler"]
+    return converter["Properties"]["Environment"]["Variables"]
+
+
+def test_converter_only_accepts_requests_for_the_stacks_source_buckets(synthesized: Synth) -> None:
+    t = synthesized.template
+    source = logical_id(t, "AWS::S3::Bucket", "Source")
+    # Then the converter is told the allowed bucket names (it refuses others before any read)
+    assert _converter_environment(t)["SOURCE_BUCKETS"] == {"Ref": source}
+    # And with existing buckets configured instead, exactly those
+    imported = synth({"source_bucket_names": "cams-eu,cams-us"}).template
+    assert _converter_environment(imported)["SOURCE_BUCKETS"] == "cams-eu,cams-us"
+
+
+def test_fault_injection_is_absent_from_production_and_refused_outside_localstack(synthesized: Synth) -> None:
+    # Given the default (production) template: no function carries the fault plan, timeouts are the real ones
+    functions = [f for f in resources(synthesized.template, "AWS::Lambda::Function").values()
+                 if f["Properties"].get("Runtime", "").startswith("python")]
+    assert "FAULT_INJECTION" not in json.dumps(synthesized.template)
+    assert sorted(f["Properties"]["Timeout"] for f in functions) == [30, 60, 60, 60, 120]
+    # Then asking for it without LocalStack is refused
+    from aws_cdk import App
+
+    with pytest.raises(ValueError, match="fault_injection"):
+        MonitorConfig.from_node(App(context={"fault_injection": "error_rate=0.2"}).node)
+    # And on LocalStack the workflow's functions (not the corrective action) get the plan and its timeout
+    spec = "error_rate=0.2,timeout_rate=0.05,seed=3,function_timeout_s=15"
+    t = synth({"localstack": "true", "fault_injection": spec}).template
+    for fn in resources(t, "AWS::Lambda::Function").values():
+        props = fn["Properties"]
+        workflow_step = "corrective_action" not in props["Handler"]
+        assert (props["Environment"]["Variables"].get("FAULT_INJECTION") == spec) == workflow_step
+        assert (props["Timeout"] == 15) == workflow_step

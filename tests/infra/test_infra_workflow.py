@@ -97,10 +97,17 @@ def test_every_state_is_reachable_and_every_transition_lands() -> None:
 def test_transient_lambda_errors_are_retried_with_backoff_and_jitter() -> None:
     for name, state in all_states(json.loads(ASL_PATH.read_text())).items():
         if state.get("Resource") == "arn:aws:states:::lambda:invoke":
-            (retry,) = state["Retry"]
+            # Then the Lambda service's errors are retried, and so are the function's own transient
+            # failures and timeouts (what fault injection raises: TransientError, Sandbox.Timedout)
+            service, function = state["Retry"]
             assert {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                    "Lambda.TooManyRequestsException"} <= set(retry["ErrorEquals"]), name
-            assert retry["BackoffRate"] == 2 and retry["JitterStrategy"] == "FULL", name
+                    "Lambda.TooManyRequestsException"} <= set(service["ErrorEquals"]), name
+            assert set(function["ErrorEquals"]) == {"TransientError", "Sandbox.Timedout", "States.Timeout"}
+            for retry in (service, function):
+                assert retry["BackoffRate"] == 2 and retry["JitterStrategy"] == "FULL", name
+                assert retry["MaxAttempts"] >= 4, name
+            # And the task passes its retry count, so that a function can tell a retry (logs, faults)
+            assert state["Parameters"]["Payload"]["attempt.$"] == "$$.State.RetryCount", name
 
 
 class FakeAws:
@@ -237,6 +244,56 @@ def test_unreadable_stream_notifies_and_fails_with_a_clear_cause() -> None:
     assert "cam-1" in message["Message"] and "no video stream" in message["Message"]
     assert message["MessageAttributes"]["kind"]["StringValue"] == "stream_unreadable"
     assert "Record" not in execution.entered
+
+
+@pytest.mark.parametrize("payload", [
+    {}, {"bucket": "b", "key": "k.mp4"}, {"bucket": "b", "key": 42, "stream_id": "s"},
+    {"bucket": ["b"], "key": "k", "stream_id": "s"}, {"bucket": "b", "key": "k", "stream_id": ""},
+    {"stream": {"bucket": "b"}},  # a cursor without its second and states is no continuation
+])
+def test_malformed_input_is_rejected_with_a_notice_before_anything_runs(payload: dict[str, Any]) -> None:
+    aws = FakeAws(3)
+    execution = Execution(definition(300), aws, name="bad-input")
+    # When an execution starts with an input that does not name a stream
+    with pytest.raises(ExecutionFailed) as failure:
+        execution.run(payload)
+    # Then it fails with InvalidRequest, saying what the input must hold, and nothing was invoked
+    assert failure.value.error == "InvalidRequest"
+    assert "bucket, key and stream_id" in failure.value.cause and "bad-input" in failure.value.cause
+    assert aws.converted == [] and "Convert" not in execution.entered
+    # And one notice says so
+    (message,) = aws.published
+    assert message["Message"] == failure.value.cause
+    assert message["MessageAttributes"]["error"]["StringValue"] == "InvalidRequest"
+
+
+@pytest.mark.parametrize("where, error", [
+    ("arn:converter", "InvalidRequest"),  # the converter's request checks
+    ("arn:converter", "Sandbox.Timedout"),  # retries exhausted
+    ("arn:av_sync", "TransientError"),
+    ("arn:freeze", "MemoryError"),
+    ("arn:av_sync", "States.Timeout"),  # a reserved name: the execution fails as WorkflowError
+])
+def test_every_failure_after_the_input_is_accepted_is_notified(where: str, error: str) -> None:
+    class Failing(FakeAws):
+        def _lambda(self, arn: str, event: dict[str, Any]) -> dict[str, Any]:
+            if arn == where and event["second"] == 1:
+                raise TaskError(error, json.dumps({"errorMessage": f"{error} at second 1"}))
+            return super()._lambda(arn, event)
+
+    aws = Failing(3)
+    execution = Execution(definition(300), aws)
+    # When a function fails for good at second 1
+    with pytest.raises(ExecutionFailed) as failure:
+        execution.run({"bucket": "b", "key": "k.mp4", "stream_id": "cam-1"})
+    # Then the execution fails with that error and cause, after one notice naming the stream and second
+    assert failure.value.error == (error if not error.startswith("States.") else "WorkflowError")
+    assert f"{error} at second 1" in failure.value.cause
+    (message,) = aws.published
+    assert "cam-1" in message["Message"] and "at second 1" in message["Message"]
+    assert message["MessageAttributes"]["error"]["StringValue"] == error
+    # And the second before it was recorded, the failed one was not
+    assert sorted(aws.records) == ["results/date=2026-11-26/stream=cam-1/second=000000.json"]
 
 
 def test_default_seconds_per_execution_stays_under_the_history_limit() -> None:

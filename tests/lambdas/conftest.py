@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,7 @@ os.environ.update({
     "POWERTOOLS_SERVICE_NAME": "test", "TEMP_BUCKET": "frames-bucket", "RESULTS_BUCKET": "results-bucket",
 })
 
-SOURCE_BUCKET = "source-bucket"
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = "request-1"
+from fn_helpers import SOURCE_BUCKET, LambdaContext
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SOURCE_BUCKET, LambdaContext
+from fn_helpers import SOURCE_BUCKET, LambdaContext
 
 from lambdas.converter.handler import handler as converter_handler
 from lambdas.converter.service import StreamUnreadable
