@@ -101,7 +101,10 @@ def read_summary(path: Path) -> Measured:
         if "corrective_actions" in data
         else None,
         retries=_count(data.get("retries", 0), "retries", path),
-        s3_requests={str(k): _count(v, f"s3_requests.{k}", path) for k, v in s3.items()},
+        # Totals by request kind; nested breakdowns (the demo's `by_source`) are detail, not counts.
+        s3_requests={
+            str(k): _count(v, f"s3_requests.{k}", path) for k, v in s3.items() if not isinstance(v, dict)
+        },
         lambda_invocations=_count(data["lambda_invocations"], "lambda_invocations", path)
         if "lambda_invocations" in data
         else None,
@@ -281,14 +284,14 @@ def check(
     seconds = m.stream_seconds
     if "put" in m.s3_requests:
         frames = seconds * (frames_shipped + 1)
-        predicted = frames + records
+        actions = m.corrective_actions if m.corrective_actions is not None else m.notifications
+        predicted = frames + records + actions
         rows.append(
             _row(
                 "S3 PUT",
                 predicted,
                 m.s3_requests["put"],
-                f"{frames} frame/audio objects + {records} Record PUTs; the summary may add "
-                "corrective-action records and the stream upload",
+                f"{frames} frame/audio objects + {records} Record PUTs + {actions} corrective-action records",
             )
         )
     if "get" in m.s3_requests:
@@ -297,14 +300,15 @@ def check(
             + (1 if needs.get(d, (True, False))[1] else 0)
             for d in detectors
         )
-        predicted = seconds * (reads + 1)
+        # One stream download per converter environment: one for a stream run second after second.
+        predicted = seconds * (reads + 1) + 1
         rows.append(
             _row(
                 "S3 GET/HEAD",
                 predicted,
-                m.s3_requests["get"],
-                f"{seconds} x ({reads} detector reads + 1 converter HEAD); plus one stream download "
-                "per warm converter environment",
+                m.s3_requests["get"] + m.s3_requests.get("head", 0),
+                f"{seconds} x ({reads} detector reads + 1 converter HEAD) + 1 stream download "
+                "(one converter environment)",
             )
         )
     return rows

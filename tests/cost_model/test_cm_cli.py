@@ -134,7 +134,8 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], ar
 
 
 def test_count_from_a_summary_checks_transitions(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    # Given a 10 s run summary: 10 x 10 + 3 (fresh start) = 103 transitions
+    # Given a 10 s run summary: 10 x 10 + 3 (fresh start) = 103 transitions; 10 x (25 frames + audio) + 10
+    # Record PUTs; 10 x 76 detector GETs + 1 stream download, 10 converter HEADs
     summary = tmp_path / "summary.json"
     summary.write_text(
         json.dumps(
@@ -144,7 +145,7 @@ def test_count_from_a_summary_checks_transitions(capsys: pytest.CaptureFixture[s
                 "notifications": 0,
                 "corrective_actions": 0,
                 "state_transitions": 103,
-                "s3_requests": {"put": 270, "get": 770, "list": 0},
+                "s3_requests": {"put": 270, "get": 761, "head": 10, "list": 0},
                 "lambda_invocations": 40,
                 "lambda_gb_seconds": 20.0,
             }
@@ -267,3 +268,18 @@ def test_us_east_1_table_has_the_facts_numbers() -> None:
     assert US_EAST_1["s3.get"].usd == pytest.approx(0.0000004)
     assert US_EAST_1["lambda.gb_s.x86_64.1"].usd == pytest.approx(0.0000166667)
     assert US_EAST_1["ec2.c6i.2xlarge"].usd == pytest.approx(0.34)
+
+
+def test_count_accepts_a_real_demo_summary_and_every_count_matches(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the summary that `make demo` wrote for its 20 s sample on LocalStack (kept as test data)
+    summary = Path(__file__).parent / "data" / "demo-summary.json"
+    # When counted strictly against the workflow definition
+    code, out, err = run(capsys, "count", "--summary", str(summary), "--json", "--strict")
+    # Then transitions, invocations, PUTs and GETs derived from the definitions equal the measured ones
+    assert code == 0, err
+    result = json.loads(out)
+    rows = {row["quantity"]: row for row in result["check"]}
+    assert {"state transitions", "Lambda invocations", "S3 PUT", "S3 GET/HEAD"} <= set(rows)
+    assert all(row["equal"] for row in rows.values()), rows

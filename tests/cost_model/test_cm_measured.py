@@ -79,7 +79,8 @@ def test_check_real_definition_against_a_consistent_summary(tmp_path: Path) -> N
                 "notifications": 2,
                 "executions": 1,
                 "lambda_invocations": 82,
-                "s3_requests": {"put": 20 * 26 + 20, "get": 20 * 77},
+                # frames + audio, Record PUTs, 2 corrective-action records; detector GETs + 1 stream download
+                "s3_requests": {"put": 20 * 26 + 20 + 2, "get": 20 * 76 + 1, "head": 20},
             },
         )
     )
