@@ -9,7 +9,6 @@ of materials, writes `<out>/summary.json`, and always stops LocalStack.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import sys
@@ -17,21 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo.deploy import ROOT, DeployError, deploy
+from demo.deploy import ROOT, DeployError, deploy, load_launcher
 from demo.report import ProgressBar, actions_table, bill_table, defects_table, notifications_table
 from demo.run import Aws, RunError, RunResult, run_stream
 
 LOCALSTACK_PYTHON = ROOT / ".venv-localstack" / "bin" / "python"
-
-
-def load_launcher() -> Any:
-    """scripts/localstack.py (standard library only), imported by path."""
-    spec = importlib.util.spec_from_file_location("localstack_launcher", ROOT / "scripts" / "localstack.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def sample_stream(out: Path) -> tuple[Path, list[dict[str, Any]]]:
@@ -39,13 +28,19 @@ def sample_stream(out: Path) -> tuple[Path, list[dict[str, Any]]]:
     from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
 
     path = out / "sample.mp4"
-    truth = generate_stream(path, duration_s=20, defects=(Freeze(3.0, 3.0), BlockCorruption(9.3),
-                                                          AvOffset(14.0, 240.0)), seed=7)
+    truth = generate_stream(
+        path, duration_s=20, defects=(Freeze(3.0, 3.0), BlockCorruption(9.3), AvOffset(14.0, 240.0)), seed=7
+    )
     return path, truth.defects
 
 
-def summary_json(result: RunResult, *, timings: dict[str, float], truth: list[dict[str, Any]] | None,
-                 monolith: list[dict[str, Any]] | None) -> dict[str, Any]:
+def summary_json(
+    result: RunResult,
+    *,
+    timings: dict[str, float],
+    truth: list[dict[str, Any]] | None,
+    monolith: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
     summary = result.summary()
     summary["timings_s"] = timings
     if truth is not None:
@@ -57,8 +52,10 @@ def summary_json(result: RunResult, *, timings: dict[str, float], truth: list[di
 
 
 def print_tables(summary: dict[str, Any]) -> None:
-    print(f"\nstream {summary['source']}: {summary['stream_seconds']} stream-seconds, {summary['status']}"
-          f" in {summary['wall_s']:.1f} s ({len(summary['execution_arns'])} execution(s))")
+    print(
+        f"\nstream {summary['source']}: {summary['stream_seconds']} stream-seconds, {summary['status']}"
+        f" in {summary['wall_s']:.1f} s ({len(summary['execution_arns'])} execution(s))"
+    )
     if summary.get("error"):
         print(f"  {summary['error']}: {summary['cause']}")
     print("\ndefects (results bucket):")
@@ -74,8 +71,9 @@ def print_tables(summary: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stream", type=Path, help="analyse this file instead of a generated sample")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output", help="default: demo-output/")
@@ -85,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.stream}: no such file", file=sys.stderr)
         return 2
     if not LOCALSTACK_PYTHON.exists():
-        print("error: the LocalStack venv is missing: run `make localstack-venv` (or `make demo`)",
-              file=sys.stderr)
+        print(
+            "error: the LocalStack venv is missing: run `make localstack-venv` (or `make demo`)",
+            file=sys.stderr,
+        )
         return 2
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -102,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     server = launcher.start(data_dir, keepalive_ms=60_000)
     try:
         timings["localstack_start"] = round(time.monotonic() - started, 2)
-        log(f"LocalStack 4.14.0 ready at {server.url} in {timings['localstack_start']:.1f} s "
-            f"(log: {server.log_file})")
+        log(
+            f"LocalStack 4.14.0 ready at {server.url} in {timings['localstack_start']:.1f} s "
+            f"(log: {server.log_file})"
+        )
         log("deploying the CDK app with cdklocal (bootstrap + synth + deploy) …")
         stack = deploy(server.url)
         timings["deploy"] = stack.deploy_s

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import subprocess
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSEMBLY = ROOT / "cdk.out" / "localstack"
@@ -52,19 +54,23 @@ class Stack:
         return asdict(self)
 
 
+def load_launcher() -> Any:
+    """scripts/localstack.py (standard library only, it runs in LocalStack's own venv), imported by path."""
+    spec = importlib.util.spec_from_file_location("localstack_launcher", ROOT / "scripts" / "localstack.py")
+    assert spec and spec.loader
+    if spec.name in sys.modules:
+        return sys.modules[spec.name]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def cdk_env(endpoint_url: str, region: str = REGION) -> dict[str, str]:
-    """Environment for cdklocal against `endpoint_url` (what scripts/localstack.py's client_env gives)."""
-    port = endpoint_url.rsplit(":", 1)[1].rstrip("/")
+    """Environment for cdklocal against `endpoint_url`: the LocalStack client environment plus CDK's own."""
     return {
         **os.environ,
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ENDPOINT_URL_S3": endpoint_url,  # cdklocal 3 refuses AWS_ENDPOINT_URL alone
-        "EDGE_PORT": port,
-        "LOCALSTACK_HOSTNAME": "127.0.0.1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
+        **load_launcher().client_env(endpoint_url, region),
         "CDK_DEFAULT_ACCOUNT": ACCOUNT,
         "CDK_DEFAULT_REGION": region,
         # jsii's Node 20 end-of-life banner and the CLI's version notices are noise here.
@@ -108,7 +114,12 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
     with _assembly_lock():
         bootstrap = subprocess.Popen(
             [str(CDKLOCAL), "bootstrap", "--app", "", f"aws://{ACCOUNT}/{REGION}"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             _run([str(CDKLOCAL), "synth", "-q", "-o", str(ASSEMBLY), *ctx_args], env=env, what="cdk synth")
             synth_s = time.monotonic() - started
@@ -119,8 +130,23 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
             tail = "\n".join(output.strip().splitlines()[-40:])
             raise DeployError(f"cdklocal bootstrap failed (exit {bootstrap.returncode}):\n{tail}")
         outputs_file = ASSEMBLY / f"outputs-{os.getpid()}.json"
-        _run([str(CDKLOCAL), "deploy", name, "--app", str(ASSEMBLY), "--require-approval", "never",
-              "--outputs-file", str(outputs_file), "--progress", "events"], env=env, what="cdklocal deploy")
+        _run(
+            [
+                str(CDKLOCAL),
+                "deploy",
+                name,
+                "--app",
+                str(ASSEMBLY),
+                "--require-approval",
+                "never",
+                "--outputs-file",
+                str(outputs_file),
+                "--progress",
+                "events",
+            ],
+            env=env,
+            what="cdklocal deploy",
+        )
     try:
         outputs = json.loads(outputs_file.read_text())[name]
     finally:
@@ -139,10 +165,14 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
-                        help="LocalStack URL (default: $AWS_ENDPOINT_URL)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--endpoint",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="LocalStack URL (default: $AWS_ENDPOINT_URL)",
+    )
     parser.add_argument("--stage", default=STAGE)
     args = parser.parse_args()
     if not args.endpoint:

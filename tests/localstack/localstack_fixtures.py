@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.util
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,19 +28,12 @@ from typing import Any
 
 import pytest
 
+from demo.deploy import load_launcher
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_launcher() -> Any:
-    spec = importlib.util.spec_from_file_location("localstack_launcher", ROOT / "scripts" / "localstack.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-launcher = _load_launcher()
+launcher = load_launcher()
 
 
 def require_localstack_venv() -> None:
@@ -85,7 +76,13 @@ def aws_client(localstack: Any) -> Callable[[str], Any]:
     env = localstack.client_env()
 
     def client(service: str) -> Any:
-        return boto3.client(service, endpoint_url=localstack.url, region_name=env["AWS_DEFAULT_REGION"],
-                            aws_access_key_id="test", aws_secret_access_key="test", config=config)
+        return boto3.client(
+            service,
+            endpoint_url=localstack.url,
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=config,
+        )
 
     return client
