@@ -55,6 +55,13 @@ class AvSyncConfig:
     jump_ms: float = 5.0  # audio clock discontinuity that counts as a step
     mirror_s: float = 1.0  # a video step this close with the same size mirrors an audio step
     ts_wait_s: float = 3.0  # how long events get to confirm or refute a timestamp step
+    # Periodic audio markers (a test signal's tick) where no picture pairs with them: the tick's rhythm
+    # on the stream clock is the reference, so a shifted audio track shows as one stretched or shortened
+    # interval between otherwise regular ticks.
+    marker_regular: int = 4  # regular intervals needed before a break in the rhythm counts
+    marker_jitter_ms: float = 3.0  # intervals this close to the period are regular
+    marker_confirm: int = 2  # regular intervals after the break that confirm it
+    marker_confidence: float = 0.7
 
 
 DEFAULT = AvSyncConfig()
@@ -68,8 +75,10 @@ def detect(
     _visual_onsets(second, state, config)
     audio_done_s = -math.inf
     if second.audio is not None:
+        known = len(state["onsets"])
         audio_done_s = _audio_onsets(second.index, second.audio, state, config)
         _audio_clock(second.index, second.audio, state, config)
+        defects += _marker_rhythm(state, [o[0] for o in state["onsets"][known:]], config)
     if second.is_last:
         audio_done_s = math.inf
     for t, offset_s, confidence in _pair(state, audio_done_s, config):
@@ -79,6 +88,7 @@ def detect(
     if second.is_last:
         end_s = state["v"]["last_s"] + state["v"]["frame_s"] if state["v"]["last_s"] is not None else 0.0
         defects += _close(state, max(end_s, float(second.index)), config)
+        defects += _close_markers(state, max(end_s, float(second.index)), config)
     _status(state, float(second.index + 1), config)
     return defects, state
 
@@ -258,6 +268,110 @@ def _open_step(ts: dict[str, Any], at_s: float) -> dict[str, Any]:
     step = {"t": round(at_s, 6), "size": 0.0, "judged": False, "claimed": False}
     ts["steps"].append(step)
     return step
+
+
+# --- periodic audio markers ------------------------------------------------------------------
+
+
+def _marker_rhythm(
+    state: dict[str, Any], new_onsets: list[float], config: AvSyncConfig
+) -> list[dict[str, Any]]:
+    """Follow the rhythm of strictly periodic audio onsets; a confirmed break is a change of A/V offset.
+
+    Only strictly regular ticks qualify (jitter of a few ms over several periods): a test signal, not
+    music. A break counts when the rhythm then resumes with the same period and the odd interval is not
+    two periods (a lost tick); it is left to the other methods where pictures or timestamps already
+    measure the stream.
+    """
+    m = state["m"]
+    defects: list[dict[str, Any]] = []
+    jitter = config.marker_jitter_ms / 1000.0
+    for t in new_onsets:
+        times = m["times"]
+        interval = t - times[-1] if times else None
+        times.append(round(t, 6))
+        del times[: -(config.marker_regular + 2)]
+        period = m["period"]
+        if interval is None:
+            continue
+        if period is not None and abs(interval - period) <= jitter:
+            pending = m["pending"]
+            if pending is not None:
+                pending["after"] += 1
+                if pending["after"] >= config.marker_confirm:
+                    m["pending"] = None
+                    defects += _marker_break(state, pending["at_s"], pending["delta_ms"], config)
+            continue
+        if period is not None and m["pending"] is None:
+            delta_ms = (interval - period) * 1000.0
+            # An interval of two periods is a lost tick, not a shift; anything else this far off is.
+            if (
+                abs(delta_ms) >= config.threshold_ms
+                and abs(interval - 2 * period) * 1000.0 > config.threshold_ms
+            ):
+                m["pending"] = {
+                    "at_s": round(times[-2] + period, 6),
+                    "delta_ms": round(delta_ms, 1),
+                    "after": 0,
+                }
+                continue
+        # No rhythm (yet), or it broke in a way that is not a shift: start over from this onset.
+        m["pending"] = None
+        m["period"] = _regular_period(times, config)
+    return defects
+
+
+def _regular_period(times: list[float], config: AvSyncConfig) -> float | None:
+    """The period of the last `marker_regular` intervals if they are all equal within the jitter."""
+    if len(times) < config.marker_regular + 1:
+        return None
+    intervals = np.diff(np.array(times[-(config.marker_regular + 1) :]))
+    period = float(np.median(intervals))
+    if period <= 0 or np.abs(intervals - period).max() > config.marker_jitter_ms / 1000.0:
+        return None
+    return round(period, 6)
+
+
+def _marker_break(
+    state: dict[str, Any], at_s: float, delta_ms: float, config: AvSyncConfig
+) -> list[dict[str, Any]]:
+    ev, ts, v, m = state["ev"], state["ts"], state["v"], state["m"]
+    if ev["episode"] is not None or (
+        ev["last_meas_s"] is not None and at_s - ev["last_meas_s"] < config.stale_s
+    ):
+        return []  # the audio-visual events measure this stream
+    if v["onset_s"] is not None and abs(at_s - v["onset_s"]) < config.stale_s:
+        return []
+    if any(
+        abs(step["t"] - at_s) <= config.mirror_s and abs(step["size"]) * 1000 > config.jump_ms
+        for step in ts["steps"]
+    ):
+        return []  # the timestamps explain it (and report it)
+    m["cum_ms"] = round(m["cum_ms"] + delta_ms, 1)
+    defects: list[dict[str, Any]] = []
+    if m["episode"] is not None:
+        defects += _close_markers(state, at_s, config)
+    if abs(m["cum_ms"]) >= config.threshold_ms:
+        m["episode"] = {"start_s": at_s, "offset_ms": m["cum_ms"]}
+    return defects
+
+
+def _close_markers(state: dict[str, Any], end_s: float, config: AvSyncConfig) -> list[dict[str, Any]]:
+    m = state["m"]
+    episode, m["episode"] = m["episode"], None
+    if episode is None:
+        return []
+    return [
+        make_defect(
+            "av_sync",
+            episode["start_s"],
+            max(end_s, episode["start_s"]),
+            config.marker_confidence,
+            offset_ms=episode["offset_ms"],
+            method="audio_markers",
+            measurements=1,
+        )
+    ]
 
 
 # --- pairing and the offset state machine ----------------------------------------------------
@@ -445,6 +559,9 @@ def _copy_state(state: dict[str, Any] | None) -> dict[str, Any]:
             "a": {"tail_p": [], "tail_c": [], "tail_idx": None, "onset_s": None},
             "pending": [],  # visual onsets waiting for the audio after them: [t, strength]
             "onsets": [],  # recent audio onsets: [t, level dB]
+            # periodic audio markers: recent onset times, their period, a break waiting for confirmation,
+            # the offset accumulated over confirmed breaks, and the open episode
+            "m": {"times": [], "period": None, "pending": None, "cum_ms": 0.0, "episode": None},
             "ev": {
                 "level": None,
                 "recent": [],
