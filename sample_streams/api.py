@@ -117,6 +117,38 @@ def _split(
     return freezes, corruptions, offsets
 
 
+def _writer(
+    path: str | Path,
+    width: int,
+    height: int,
+    fps: Fraction,
+    video_codec: str,
+    gop_s: float,
+    audio: np.ndarray | None,
+    sample_rate: int,
+    corruptions: list[BlockCorruption],
+    offsets: list[AvOffset],
+    seed: int,
+) -> StreamWriter:
+    """The writer of both entry points: a fixed GOP, content offsets applied to the audio signal,
+    pts offsets left to the muxer, corruption to the coded packets."""
+    if audio is not None:
+        audio = _shift_audio_content(audio, [o for o in offsets if o.mode == "content"], sample_rate)
+    return StreamWriter(
+        path,
+        width=width,
+        height=height,
+        fps=fps,
+        video_codec=video_codec,
+        gop_frames=max(1, _round_half_up(Fraction(gop_s) * fps)),
+        audio=audio,
+        sample_rate=sample_rate,
+        corruptions=corruptions,
+        pts_shifts=[o for o in offsets if o.mode == "pts"],
+        seed=seed,
+    )
+
+
 def _finish(
     writer: StreamWriter,
     path: str | Path,
@@ -173,21 +205,9 @@ def generate_stream(
         samples = synthetic_audio(
             round(duration * sample_rate), sample_rate, [n / fpsf for n in flashes], seed
         )
-        samples = _shift_audio_content(samples, [o for o in offsets if o.mode == "content"], sample_rate)
 
-    gop_frames = max(1, _round_half_up(Fraction(gop_s) * fpsf))
-    writer = StreamWriter(
-        path,
-        width=width,
-        height=height,
-        fps=fpsf,
-        video_codec=video_codec,
-        gop_frames=gop_frames,
-        audio=samples,
-        sample_rate=sample_rate,
-        corruptions=corruptions,
-        pts_shifts=[o for o in offsets if o.mode == "pts"],
-        seed=seed,
+    writer = _writer(
+        path, width, height, fpsf, video_codec, gop_s, samples, sample_rate, corruptions, offsets, seed
     )
     try:
         frozen: dict[int, np.ndarray] = {}
@@ -204,7 +224,7 @@ def generate_stream(
     truth = GroundTruth(
         source="synthetic",
         duration_s=duration,
-        video=VideoInfo(width, height, float(fpsf), video_codec, float(gop_frames / fpsf)),
+        video=VideoInfo(width, height, float(fpsf), video_codec, float(writer.gop_frames / fpsf)),
         audio=AudioInfo(sample_rate, 1, writer.audio_codec) if audio else None,
         events_s=[float(n / fpsf) for n in flashes],
         event_period_s=event_period_s if flashes else None,
@@ -301,21 +321,9 @@ def inject_defects(
         if Path(dst_path).suffix.lower() == ".webm" and rate not in OPUS_RATES:
             rate = 48000
         samples = _read_audio(src, video_start, rate, channels, round(duration * rate))
-        samples = _shift_audio_content(samples, [o for o in offsets if o.mode == "content"], rate)
 
-    gop_frames = max(1, _round_half_up(Fraction(gop_s) * fpsf))
-    writer = StreamWriter(
-        dst_path,
-        width=width,
-        height=height,
-        fps=fpsf,
-        video_codec=video_codec,
-        gop_frames=gop_frames,
-        audio=samples,
-        sample_rate=rate,
-        corruptions=corruptions,
-        pts_shifts=[o for o in offsets if o.mode == "pts"],
-        seed=seed,
+    writer = _writer(
+        dst_path, width, height, fpsf, video_codec, gop_s, samples, rate, corruptions, offsets, seed
     )
     try:
         held: np.ndarray | None = None
@@ -336,7 +344,7 @@ def inject_defects(
     truth = GroundTruth(
         source=src,
         duration_s=duration,
-        video=VideoInfo(width, height, float(fpsf), video_codec, float(gop_frames / fpsf)),
+        video=VideoInfo(width, height, float(fpsf), video_codec, float(writer.gop_frames / fpsf)),
         audio=AudioInfo(rate, channels, writer.audio_codec) if samples is not None else None,
         events_s=[],
         event_period_s=None,

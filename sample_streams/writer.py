@@ -124,6 +124,7 @@ class StreamWriter:
     ) -> None:
         video_encoder, audio_encoder = container_for(path, video_codec)
         self.fps = fps
+        self.gop_frames = gop_frames
         self.video_codec = video_codec
         self.audio_codec = audio_encoder.removeprefix("lib")
         self._start_codes = video_codec in ("h264", "mpeg4")

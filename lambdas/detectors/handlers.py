@@ -9,13 +9,12 @@ one-element lists let the Evaluate state flatten all branches with `[*]` paths.
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.detectors import DetectFn
+from lambdas.detectors import DetectFn, registry
 from lambdas.shared.faults import inject_faults
 from lambdas.shared.frame_store import get_second
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
@@ -34,10 +33,10 @@ S3 = counting_s3_client(COUNTER)
 
 
 def detector(name: str) -> DetectFn:
-    """The detect function by name; imports only that detector's module (its function ships alone)."""
+    """The detect function by name, from the same registry the monolith runs."""
     if name not in NEEDS:
         raise ValueError(f"unknown detector {name!r}")
-    return importlib.import_module(f"lambdas.detectors.{name}").detect
+    return registry()[name]
 
 
 def previous_state(states: list[dict[str, Any]] | None, name: str) -> dict[str, Any] | None:

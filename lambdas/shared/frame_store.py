@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lambdas.shared.keys import InvalidRequest, check_segment
+from lambdas.shared.keys import check_segment
 from lambdas.shared.media import StreamSecond
 from lambdas.shared.transport import audio_from_bytes, audio_to_bytes, frame_from_bytes, frame_to_bytes
-
-__all__ = ["InvalidRequest", "check_segment", "get_second", "pick_frames", "put_second", "second_prefix"]
 
 
 def second_prefix(stream_id: str, execution: str, second: int) -> str:
