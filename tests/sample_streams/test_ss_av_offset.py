@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ss_helpers import beep_onsets, decode_audio, demux
+from ss_helpers import beep_onsets, decode_audio, decode_luma, demux, mean_abs_diff
 
 from sample_streams import AvOffset, generate_stream
 
@@ -54,8 +54,12 @@ def test_pts_mode_shifts_audio_packet_timestamps(tmp_path, clean, offset_ms):
     assert all(abs(p.time_s - by_data[p.data] - offset_ms / 1000) < 1e-3 for p in after)
     # (a lead would overlap earlier packets, so those are dropped instead)
     assert len(b) == len(a) if offset_ms > 0 else len(b) < len(a)
-    # And the video packets are untouched
-    assert [p.data for p in demux(clean)] == [p.data for p in demux(shifted)]
+    # And the video is untouched: the same packets at the same times, the same pictures. (Pictures, not
+    # bytes: one CI run saw libx264 re-encode the identical input a few bytes differently.)
+    va, vb = demux(clean), demux(shifted)
+    assert [(p.pts, p.keyframe) for p in va] == [(p.pts, p.keyframe) for p in vb]
+    (_, ya), (_, yb) = decode_luma(clean), decode_luma(shifted)
+    assert max(mean_abs_diff(x, y) for x, y in zip(ya, yb, strict=True)) < 0.5
 
 
 def test_av_offset_without_audio_is_rejected(tmp_path):
