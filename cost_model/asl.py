@@ -107,6 +107,19 @@ def walk(
     """Enter states from `start` until a terminal state (returns None) or a state `stop` accepts (returned,
     not entered). Parallel branches and Map iterations are walked in full with the same callbacks."""
     tally = tally if tally is not None else Tally()
+
+    def walk_inner(block: dict[str, Any]) -> None:
+        # A branch or Map body is walked to its end with the same callbacks, into the same tally.
+        walk(
+            block["States"],
+            block["StartAt"],
+            decide=decide,
+            map_items=map_items,
+            retries=retries,
+            tally=tally,
+            max_steps=max_steps,
+        )
+
     name = start
     for _ in range(max_steps):
         if name not in states:
@@ -123,29 +136,13 @@ def walk(
             tally.calls[integration(state)] += 1 + extra
         elif kind == "Parallel":
             for branch in state.get("Branches", []):
-                walk(
-                    branch["States"],
-                    branch["StartAt"],
-                    decide=decide,
-                    map_items=map_items,
-                    retries=retries,
-                    tally=tally,
-                    max_steps=max_steps,
-                )
+                walk_inner(branch)
         elif kind == "Map":
             body = state.get("ItemProcessor") or state.get("Iterator")
             if body is None:
                 raise AslError(f"Map state {name!r} has no ItemProcessor")
             for _ in range(map_items(name, state)):
-                walk(
-                    body["States"],
-                    body["StartAt"],
-                    decide=decide,
-                    map_items=map_items,
-                    retries=retries,
-                    tally=tally,
-                    max_steps=max_steps,
-                )
+                walk_inner(body)
         if kind in TERMINAL_TYPES or state.get("End"):
             return tally, None
         following = decide(name, state) if kind == "Choice" else state.get("Next")
