@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.converter.service import ConvertRequest, StreamCache, StreamUnreadable, convert
 from lambdas.shared.faults import inject_faults
+from lambdas.shared.keys import InvalidRequest
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
 from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
 
@@ -34,13 +35,19 @@ SOURCE_BUCKETS = frozenset(filter(None, _SOURCES.split(","))) if _SOURCES is not
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bind_invocation(event)
     COUNTER.reset()
-    result = convert(
-        ConvertRequest.from_event(event, SOURCE_BUCKETS),
-        s3=S3,
-        temp_bucket=os.environ["TEMP_BUCKET"],
-        cache=CACHE,
-        frames_per_second=int(os.environ.get("FRAMES_PER_SECOND", "0")),
-    )
+    try:
+        result = convert(
+            ConvertRequest.from_event(event, SOURCE_BUCKETS),
+            s3=S3,
+            temp_bucket=os.environ["TEMP_BUCKET"],
+            cache=CACHE,
+            frames_per_second=int(os.environ.get("FRAMES_PER_SECOND", "0")),
+        )
+    except (StreamUnreadable, InvalidRequest) as error:
+        # The workflow ends the stream on these; the metric lets an alarm count streams it gave up on.
+        metrics.add_metric(name="StreamsRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("stream rejected", extra={"reason": str(error)})
+        raise
     result["s3_requests"] = COUNTER.snapshot()
     metrics.add_metric(name="FramesWritten", unit=MetricUnit.Count, value=len(result["frames"]))
     written = result["s3_requests"].get("PutObject", 0)

@@ -74,11 +74,14 @@ def test_converter_reuses_the_downloaded_stream_while_warm(
 
 @pytest.mark.parametrize("body", [b"", b"this is not a video" * 100])
 def test_unreadable_stream_raises_the_error_the_workflow_catches(
-    s3: Any, context: LambdaContext, body: bytes
+    s3: Any, context: LambdaContext, body: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s3.put_object(Bucket=SOURCE_BUCKET, Key="streams/bad.mp4", Body=body)
     with pytest.raises(StreamUnreadable, match=re.escape("s3://source-bucket/streams/bad.mp4")):
         converter_handler(convert_event(0, key="streams/bad.mp4"), context)
+    # And the rejection is counted in the function's metrics (CloudWatch embedded metric format on stdout)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m.get("StreamsRejected") for m in emitted] == [[1.0]]
     # And a missing object is unreadable too
     with pytest.raises(StreamUnreadable, match="cannot be read from S3"):
         converter_handler(convert_event(0, key="streams/missing.mp4"), context)
