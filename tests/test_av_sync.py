@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from detector_runs import run_detector
 
 from lambdas.converter.decode import iter_seconds, probe, read_second
 from lambdas.detectors.av_sync import detect
@@ -18,13 +19,7 @@ SMALL = {"duration_s": 6.0, "width": 192, "height": 108, "seed": 5}
 
 
 def _run(seconds, through_json: bool = False) -> tuple[list[dict], dict]:
-    state, found = None, []
-    for second in seconds:
-        defects, state = detect(second, state)
-        if through_json:  # the Lambda path carries state through Step Functions as JSON
-            state = json.loads(json.dumps(state))
-        found += defects
-    return found, state
+    return run_detector(detect, seconds, through_json)
 
 
 def _analyse(path: Path) -> tuple[list[dict], dict]:

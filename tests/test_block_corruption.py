@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from detector_runs import run_detector
 
 from lambdas.converter.decode import iter_seconds, probe, read_second
 from lambdas.detectors import block_corruption
@@ -21,25 +22,14 @@ FPS = 25
 
 def _run(path: Path) -> list[dict[str, Any]]:
     """The monolith's way: decode once, keep the state in memory."""
-    state: dict[str, Any] | None = None
-    events: list[dict[str, Any]] = []
-    for second in iter_seconds(path):
-        found, state = block_corruption.detect(second, state)
-        events += found
-    return events
+    return run_detector(block_corruption.detect, iter_seconds(path))[0]
 
 
 def _run_lambda_path(path: Path) -> list[dict[str, Any]]:
     """The Lambda way: each second decoded on its own, the state carried as JSON between calls."""
     info = probe(path)
-    payload: str | None = None
-    events: list[dict[str, Any]] = []
-    for index in range(info.seconds):
-        state = json.loads(payload) if payload is not None else None
-        found, state = block_corruption.detect(read_second(path, index, info), state)
-        payload = json.dumps(state)
-        events += json.loads(json.dumps(found))
-    return events
+    seconds = (read_second(path, index, info) for index in range(info.seconds))
+    return run_detector(block_corruption.detect, seconds, through_json=True)[0]
 
 
 def _matches(event: dict[str, Any], truth: dict[str, Any], tolerance_s: float = 0.5) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from detector_runs import run_detector
 
 from lambdas.detectors.freeze import detect
 from lambdas.shared.media import StreamSecond, VideoFrame
@@ -36,13 +37,7 @@ def _stream(picture_at, seconds: int) -> list[StreamSecond]:
 
 
 def _run(seconds: list[StreamSecond], through_json: bool = False) -> list[dict]:
-    state, found = None, []
-    for second in seconds:
-        defects, state = detect(second, state)
-        if through_json:  # the Lambda path carries state through Step Functions as JSON
-            state = json.loads(json.dumps(state))
-        found += defects
-    return found
+    return run_detector(detect, seconds, through_json)[0]
 
 
 def test_moving_content_is_not_frozen() -> None:
