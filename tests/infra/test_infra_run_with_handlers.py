@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from asl_sim import Execution, TaskError
+from lambda_context import LambdaContext
 from moto import mock_aws  # before the handlers create their clients
 
 os.environ.update({
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
     "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "StreamQualityTest",
     "TEMP_BUCKET": "frames-bucket", "RESULTS_BUCKET": "results-bucket",
+    # One stream cache per test process: the converter empties its cache folder before a download, and
+    # xdist workers running handler tests side by side would otherwise delete each other's stream.
+    "STREAM_CACHE_DIR": tempfile.mkdtemp(prefix="stream-cache-"),
 })
 
 from test_infra_workflow import definition
@@ -26,15 +30,6 @@ from lambdas.converter.handler import handler as converter
 from lambdas.detectors import handlers
 from lambdas.shared.results import query_defects, read_records
 from monolith.pipeline import analyze
-
-
-@dataclass
-class Context:
-    function_name: str = "fn"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fn"
-    aws_request_id: str = "r"
-
 
 FUNCTIONS = {"arn:converter": converter, "arn:freeze": handlers.freeze_handler,
              "arn:block_corruption": handlers.block_corruption_handler,
@@ -49,7 +44,7 @@ class RealAws:
         params = json.loads(json.dumps(params))
         if resource == "arn:aws:states:::lambda:invoke":
             try:
-                payload = FUNCTIONS[params["FunctionName"]](params["Payload"], Context())
+                payload = FUNCTIONS[params["FunctionName"]](params["Payload"], LambdaContext())
             except Exception as error:  # what lambda:invoke reports: errorType = the class name
                 raise TaskError(type(error).__name__, json.dumps({"errorMessage": str(error)})) from None
             return {"Payload": json.loads(json.dumps(payload))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,13 @@ os.environ.update({
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
     "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "StreamQualityTest",
     "POWERTOOLS_SERVICE_NAME": "test", "TEMP_BUCKET": "frames-bucket", "RESULTS_BUCKET": "results-bucket",
+    # One stream cache per test process: the converter empties its cache folder before a download, and
+    # xdist workers running handler tests side by side would otherwise delete each other's stream.
+    "STREAM_CACHE_DIR": tempfile.mkdtemp(prefix="stream-cache-"),
 })
 
-from fn_helpers import SOURCE_BUCKET, LambdaContext
+from fn_helpers import SOURCE_BUCKET
+from lambda_context import LambdaContext
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fn_helpers import SOURCE_BUCKET, LambdaContext
+from fn_helpers import SOURCE_BUCKET
+from lambda_context import LambdaContext
 
 from lambdas.converter.handler import handler as converter_handler
 from lambdas.converter.service import StreamUnreadable
