@@ -4,7 +4,8 @@ Not a test: timings depend on the machine. Deploys the stack on a fresh LocalSta
 stream twice (the first run pays the Lambda cold starts, the second finds warm environments), and
 reports for each run the end-to-end wall time per stream-second and the Lambda-path time per
 stream-second — the sum of the handlers' durations from their REPORT lines (the billed busy time: CPU
-plus the S3 round trips, without init) divided by the stream-seconds. Next to it: the monolith
+plus the S3 round trips, without init) and the CPU time the process executor adds to those lines, each
+divided by the stream-seconds. Next to it: the monolith
 (`monolith.pipeline.analyze`) on the same file, CPU time (process_time) and wall time per stream-second.
 Writes `bench-output/localstack-bench.json`.
 """
@@ -35,12 +36,18 @@ def lambda_path(result: RunResult) -> dict[str, float]:
         "wall_s": result.wall_s,
         "wall_per_stream_s": round(result.wall_s / seconds, 4),
         "handler_s_per_stream_s": round(sum(f["duration_s"] for f in workflow.values()) / seconds, 4),
+        "cpu_s_per_stream_s": _per(sum(f["cpu_s"] for f in workflow.values()), seconds)
+        if all(f["cpu_s"] is not None for f in workflow.values()) else None,
         "init_s": round(sum(f["init_s"] for f in workflow.values()), 3),
         "gb_seconds_per_stream_s": bill["per_stream_second"]["lambda_gb_seconds"],
         "state_transitions_per_stream_s": bill["per_stream_second"]["state_transitions"],
         "s3_requests_per_stream_s": bill["per_stream_second"]["s3_requests"]["total"],
         "by_function_s_per_stream_s": {k: round(f["duration_s"] / seconds, 4) for k, f in workflow.items()},
     }
+
+
+def _per(total: float, seconds: int) -> float:
+    return round(total / seconds, 4)
 
 
 def monolith(path: Path, seconds: int) -> dict[str, float]:
@@ -58,19 +65,26 @@ def table(result: dict[str, Any]) -> str:
              f"{result['stream']['height']} {result['stream']['fps']:g} fps "
              f"(deploy {result['deploy_s']:.1f} s)",
              "",
-             f"  {'per stream-second':<40}{'wall s':>10}{'CPU/busy s':>12}"]
+             f"  {'per stream-second':<40}{'wall s':>10}{'busy s':>10}{'CPU s':>10}"]
+
+    def cell(value: float | None) -> str:
+        return f"{value:>10.3f}" if value is not None else f"{'-':>10}"
+
     for name in ("cold", "warm"):
         run = result["lambda"][name]
-        lines.append(f"  {'LocalStack, Lambda path (' + name + ')':<40}{run['wall_per_stream_s']:>10.3f}"
-                     f"{run['handler_s_per_stream_s']:>12.3f}")
+        lines.append(f"  {'LocalStack, Lambda path (' + name + ')':<40}{cell(run['wall_per_stream_s'])}"
+                     f"{cell(run['handler_s_per_stream_s'])}{cell(run['cpu_s_per_stream_s'])}")
     mono = result["monolith"]
-    lines.append(f"  {'monolith (one process)':<40}{mono['wall_per_stream_s']:>10.3f}"
-                 f"{mono['cpu_per_stream_s']:>12.3f}")
+    lines.append(f"  {'monolith (one process)':<40}{cell(mono['wall_per_stream_s'])}{cell(None)}"
+                 f"{cell(mono['cpu_per_stream_s'])}")
     warm = result["lambda"]["warm"]
+    mono_cpu = max(mono["cpu_per_stream_s"], 1e-9)
     lines += ["", "  Lambda path, warm, busy s per stream-second by function: " + ", ".join(
         f"{k} {v:.3f}" for k, v in warm["by_function_s_per_stream_s"].items()),
-        f"  Lambda-path busy time / monolith CPU time: "
-        f"{warm['handler_s_per_stream_s'] / max(mono['cpu_per_stream_s'], 1e-9):.1f}x"]
+        f"  Lambda-path busy time / monolith CPU time: {warm['handler_s_per_stream_s'] / mono_cpu:.1f}x"]
+    if warm["cpu_s_per_stream_s"] is not None:
+        ratio = warm["cpu_s_per_stream_s"] / mono_cpu
+        lines.append(f"  Lambda-path CPU time / monolith CPU time: {ratio:.1f}x")
     return "\n".join(lines)
 
 

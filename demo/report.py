@@ -62,11 +62,12 @@ def bill_table(summary: dict[str, Any]) -> str:
         fmt = ".3f" if isinstance(total, float) else "d"
         lines.append(f"  {name:<22}{total:>12{fmt}}{total / seconds:>14.3f}  {note}".rstrip())
     lines.append("")
-    lines.append(f"  {'function':<26}{'invocations':>12}{'memory MB':>11}{'busy s':>9}{'init s':>8}"
-                 f"{'GB-s':>9}")
+    lines.append(f"  {'function':<26}{'invocations':>12}{'memory MB':>11}{'busy s':>9}{'CPU s':>8}"
+                 f"{'init s':>8}{'GB-s':>9}")
     for role, f in summary["lambda_functions"].items():
+        cpu = f"{f['cpu_s']:>8.2f}" if f.get("cpu_s") is not None else f"{'-':>8}"
         lines.append(f"  {role:<26}{f['invocations']:>12}{f['memory_mb'] or 0:>11}{f['duration_s']:>9.2f}"
-                     f"{f['init_s']:>8.2f}{f['gb_seconds']:>9.3f}")
+                     f"{cpu}{f['init_s']:>8.2f}{f['gb_seconds']:>9.3f}")
     lines.append("")
     lines.append("  S3 requests by source: " + "; ".join(
         f"{src} " + ", ".join(f"{op} {n}" for op, n in ops.items()) for src, ops in s3["by_source"].items()))

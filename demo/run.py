@@ -40,7 +40,9 @@ POLL_S = 0.4
 S3_CLASSES = {"PutObject": "put", "CopyObject": "put", "GetObject": "get", "HeadObject": "head",
               "ListObjectsV2": "list", "ListObjects": "list", "DeleteObject": "delete"}
 REPORT = re.compile(r"REPORT RequestId: (?P<id>\S+)\s+Duration: (?P<ms>[\d.]+) ms"
-                    r".*?Memory Size: (?P<mb>\d+) MB(?:.*?Init Duration: (?P<init>[\d.]+) ms)?")
+                    r".*?Memory Size: (?P<mb>\d+) MB(?:.*?Init Duration: (?P<init>[\d.]+) ms)?"
+                    # not in AWS's REPORT lines: our process executor adds the invocation's CPU time
+                    r"(?:.*?CPU Time: (?P<cpu>[\d.]+) ms)?")
 
 
 class RunError(RuntimeError):
@@ -225,6 +227,7 @@ class Report:
     duration_ms: float
     init_ms: float
     memory_mb: int
+    cpu_ms: float | None = None  # only where the runtime reports it (the LocalStack process executor)
 
     @property
     def billed_ms(self) -> int:
@@ -257,8 +260,9 @@ def lambda_reports(aws: Aws, function_name: str, since_ms: int) -> list[Report]:
             for event in page["events"]:
                 match = REPORT.search(event["message"])
                 if match:
+                    cpu = float(match["cpu"]) if match["cpu"] else None
                     reports[match["id"]] = Report(match["id"], float(match["ms"]), float(match["init"] or 0),
-                                                  int(match["mb"]))
+                                                  int(match["mb"]), cpu)
             if not page.get("nextToken"):
                 break
             kwargs["nextToken"] = page["nextToken"]
@@ -292,6 +296,13 @@ def download_prefix(aws: Aws, bucket: str, prefix: str, target: Path) -> int:
 def result_keys(aws: Aws, stack: Stack, stream_id: str) -> list[str]:
     keys = _objects(aws, stack.results_bucket, RESULTS_PREFIX)
     return sorted(k for k in keys if f"/stream={stream_id}/" in k)
+
+
+def _cpu_s(reports: list[Report]) -> float | None:
+    """Total CPU time of the invocations, or None unless every REPORT line gave it."""
+    if not reports or any(r.cpu_ms is None for r in reports):
+        return None
+    return round(sum(r.cpu_ms or 0.0 for r in reports) / 1000, 3)
 
 
 # --- one run -------------------------------------------------------------------------------------
@@ -341,6 +352,7 @@ class RunResult:
         functions = {role: {"invocations": len(rs),
                             "duration_s": round(sum(r.duration_ms for r in rs) / 1000, 3),
                             "init_s": round(sum(r.init_ms for r in rs) / 1000, 3),
+                            "cpu_s": _cpu_s(rs),
                             "memory_mb": rs[0].memory_mb if rs else None,
                             "gb_seconds": round(sum(r.gb_seconds for r in rs), 4)}
                      for role, rs in sorted(self.reports.items())}

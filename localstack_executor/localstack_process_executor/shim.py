@@ -125,7 +125,7 @@ def _invoke(handler: Callable[[Any, Any], Any], invoke: dict[str, Any], log_file
     _request_id = request_id = invoke["invoke-id"]
     os.environ["_X_AMZN_TRACE_ID"] = invoke.get("trace-id") or ""
     log_start = os.path.getsize(log_file)
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
     memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     print(f"START RequestId: {request_id} Version: {version}", flush=True)
@@ -141,12 +141,13 @@ def _invoke(handler: Callable[[Any, Any], Any], invoke: dict[str, Any], log_file
     except Exception as e:
         outcome, body = "error", _unhandled(e)
     duration_ms = (time.monotonic() - started) * 1000
+    cpu_ms = (time.process_time() - cpu_started) * 1000
     max_mb = _peak_memory_mb()
     init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms else ""
     sys.stderr.flush()
     print(f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
           f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {memory} MB\t"
-          f"Max Memory Used: {max_mb} MB{init}", flush=True)
+          f"Max Memory Used: {max_mb} MB{init}\tCPU Time: {cpu_ms:.2f} ms", flush=True)
     with open(log_file, "rb") as f:  # logs must arrive before the result: LocalStack attaches them then
         f.seek(log_start)
         _post(f"invocations/{request_id}/logs", {"logs": f.read().decode(errors="replace")})

@@ -136,6 +136,8 @@ def test_state_transitions_match_the_workflow_definition(run: RunResult) -> None
     # And every invocation, the corrective actions included, left a REPORT line with its duration
     assert bill["lambda_invocations"] == 4 * DURATION_S + len(run.defects)
     assert bill["lambda_gb_seconds"] > 0
+    # And the process executor added each invocation's CPU time to its REPORT line
+    assert all(f["cpu_s"] is not None and f["cpu_s"] > 0 for f in bill["lambda_functions"].values())
 
 
 def test_unreadable_stream_fails_with_a_clear_cause_and_a_notification(
