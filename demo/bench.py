@@ -35,7 +35,7 @@ def lambda_path(result: RunResult) -> dict[str, float]:
     return {
         "wall_s": result.wall_s,
         "wall_per_stream_s": round(result.wall_s / seconds, 4),
-        "handler_s_per_stream_s": round(sum(f["duration_s"] for f in workflow.values()) / seconds, 4),
+        "handler_s_per_stream_s": _per(sum(f["duration_s"] for f in workflow.values()), seconds),
         "cpu_s_per_stream_s": _per(sum(f["cpu_s"] for f in workflow.values()), seconds)
         if all(f["cpu_s"] is not None for f in workflow.values()) else None,
         "init_s": round(sum(f["init_s"] for f in workflow.values()), 3),
