@@ -17,7 +17,7 @@ def _stop_with_parent(parent_pid: int) -> None:
 
 
 def _step_functions_parity() -> None:
-    """Two places where LocalStack 4.14.0's Step Functions differ from AWS, for workflows that run on both.
+    """Three places where LocalStack 4.14.0's Step Functions differ from AWS, for workflows that run on both.
 
     - Jayway JsonPath (AWS) returns [] for any indefinite path that matches nothing, e.g.
       `$.detect[*].defects[*]` when no branch found a defect; LocalStack does so only for paths with a
@@ -25,11 +25,16 @@ def _step_functions_parity() -> None:
     - An aws-sdk integration's blob parameter given as a string (`"Body.$": "States.JsonToString($)"`
       for s3:putObject) is sent as that string's bytes on AWS; LocalStack JSON-encodes it again, so the
       object holds a quoted string instead of the JSON document.
+    - A lambda:invoke whose connection to the Lambda API breaks (a dropped keep-alive connection, seen on
+      a saturated host) fails with the non-retryable `States.Runtime`; on AWS the SDK's client-side
+      failure is `Lambda.SdkClientException`, which workflows retry.
     """
     import re
 
+    from botocore.exceptions import BotoCoreError, ClientError
     from localstack.services.stepfunctions.asl.component.state.state_execution.state_task.service import (
         state_task_service,
+        state_task_service_lambda,
     )
     from localstack.services.stepfunctions.asl.utils import json_path
 
@@ -47,6 +52,18 @@ def _step_functions_parity() -> None:
         return to_boto(self, request_value, value_shape)
 
     service._to_boto_request_value = to_boto_request_value
+
+    lambda_task = state_task_service_lambda.StateTaskServiceLambda
+    lambda_from_error = lambda_task._from_error
+
+    def from_error(self: object, env: object, ex: Exception) -> object:
+        if isinstance(ex, BotoCoreError):  # no HTTP response at all: a client-side failure
+            response = {"Error": {"Code": "SdkClientException", "Message": str(ex)},
+                        "ResponseMetadata": {"HTTPStatusCode": 0, "RequestId": ""}}
+            ex = ClientError(response, "Invoke")  # type: ignore[arg-type]
+        return lambda_from_error(self, env, ex)
+
+    lambda_task._from_error = from_error
 
 
 def main() -> None:
