@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.detectors import DetectFn, registry
-from lambdas.shared.faults import inject_faults
+from lambdas.shared.faults import Handler, inject_faults
 from lambdas.shared.frame_store import get_second
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
 from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
@@ -77,25 +77,19 @@ def _handle(name: str, event: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@inject_faults("freeze")
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def freeze_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _handle("freeze", event)
+def _lambda_handler(name: str) -> Handler:
+    """The Lambda entry point for detector `name`: Powertools decorators plus one call into `_handle`."""
+
+    @inject_faults(name)
+    @logger.inject_lambda_context
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return _handle(name, event)
+
+    return handler
 
 
-@inject_faults("block_corruption")
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def block_corruption_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _handle("block_corruption", event)
-
-
-@inject_faults("av_sync")
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def av_sync_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _handle("av_sync", event)
+freeze_handler = _lambda_handler("freeze")
+block_corruption_handler = _lambda_handler("block_corruption")
+av_sync_handler = _lambda_handler("av_sync")
