@@ -9,6 +9,7 @@ numpy 2.2). If this fails, CDK falls back to the Docker image with the same comm
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -113,8 +114,7 @@ def lambda_code(spec: PackageSpec, architecture: str, *, bundle: bool = True) ->
     if not bundle:
         spec = replace(spec, requirements=())
     copy = " && ".join(f"cp -r /asset-input/{p} /asset-output/lambdas/" for p in spec.packages)
-    pip = f"pip install --target /asset-output --only-binary=:all: {' '.join(spec.requirements)} && " \
-        if spec.requirements else ""
+    pip = f"{shlex.join(pip_command(spec, architecture, '/asset-output'))} && " if spec.requirements else ""
     docker_command = (
         f"{pip}mkdir -p /asset-output/lambdas && cp /asset-input/__init__.py /asset-output/lambdas/ && {copy}"
     )
@@ -124,7 +124,6 @@ def lambda_code(spec: PackageSpec, architecture: str, *, bundle: bool = True) ->
         bundling=BundlingOptions(
             image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{PYTHON_VERSION}"),
             command=["bash", "-c", docker_command],
-            environment={"TARGET_PLATFORM": pip_platform(architecture)},
             local=LocalPipBundling(spec, architecture),
         ),
     )
