@@ -20,8 +20,6 @@ from demo.deploy import ROOT, DeployError, deploy, load_launcher
 from demo.report import ProgressBar, actions_table, bill_table, defects_table, notifications_table
 from demo.run import Aws, RunError, RunResult, run_stream
 
-LOCALSTACK_PYTHON = ROOT / ".venv-localstack" / "bin" / "python"
-
 
 def sample_stream(out: Path) -> tuple[Path, list[dict[str, Any]]]:
     """The monolith demo's stream: 20 s at 640x360 with a freeze, block damage and an A/V offset."""
@@ -82,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stream and not args.stream.is_file():
         print(f"error: {args.stream}: no such file", file=sys.stderr)
         return 2
-    if not LOCALSTACK_PYTHON.exists():
+    launcher = load_launcher()
+    if not launcher.localstack_python().exists():
         print(
             "error: the LocalStack venv is missing: run `make localstack-venv` (or `make demo`)",
             file=sys.stderr,
@@ -90,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    launcher = load_launcher()
     data_dir = out / "localstack"
     shutil.rmtree(data_dir, ignore_errors=True)  # a fresh LocalStack every time
     timings: dict[str, float] = {}

@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo.__main__ import LOCALSTACK_PYTHON, load_launcher
-from demo.deploy import ROOT, deploy
+from demo.deploy import ROOT, deploy, load_launcher
 from demo.run import Aws, RunResult, run_stream
 
 
@@ -94,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=20, help="stream length (default 20)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-output" / "localstack-bench.json")
     args = parser.parse_args(argv)
-    if not LOCALSTACK_PYTHON.exists():
+    launcher = load_launcher()
+    if not launcher.localstack_python().exists():
         print("error: the LocalStack venv is missing: run `make localstack-venv`", file=sys.stderr)
         return 2
     from sample_streams import BlockCorruption, Freeze, generate_stream
@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     defects = (Freeze(min(5.0, args.seconds / 4), 2.5), BlockCorruption(args.seconds * 0.6))
     generate_stream(path, duration_s=args.seconds, width=width, height=height, fps=fps, defects=defects,
                     seed=11)
-    launcher = load_launcher()
     server = launcher.start(work / "localstack", keepalive_ms=300_000)
     try:
         print(f"LocalStack at {server.url}; deploying …", file=sys.stderr, flush=True)

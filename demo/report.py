@@ -39,9 +39,7 @@ def actions_table(actions: list[dict[str, Any]]) -> str:
     if not actions:
         return "  none"
     return "\n".join(f"  {a['action']:<17} for {a['defect']['type']} at {a['defect']['start_s']:.2f} s  "
-                     f"({a['key']})" if "key" in a else
-                     f"  {a['action']:<17} for {a['defect']['type']} at {a['defect']['start_s']:.2f} s"
-                     for a in actions)
+                     f"({a['key']})" for a in actions)
 
 
 def bill_table(summary: dict[str, Any]) -> str:

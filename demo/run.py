@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import boto3
 from botocore.config import Config
 
 from demo.deploy import REGION, Stack
+from lambdas.shared.frame_store import FRAMES_PREFIX
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 
 ProgressFn = Callable[[int, int | None], None]  # (stream-seconds done, total or None)
@@ -118,11 +119,12 @@ class Observer:
 
 
 # --- executions ----------------------------------------------------------------------------------
-def history(aws: Aws, execution_arn: str, *, data: bool = True) -> list[dict[str, Any]]:
+def history(sfn: Any, execution_arn: str, *, data: bool = True) -> list[dict[str, Any]]:
+    """Every event of one execution (`sfn`: a Step Functions client), following nextToken."""
     events: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000, "includeExecutionData": data}
     while True:
-        page = aws.sfn.get_execution_history(**kwargs)
+        page = sfn.get_execution_history(**kwargs)
         events += page["events"]
         if not page.get("nextToken"):
             return events
@@ -165,14 +167,14 @@ def follow(aws: Aws, first_arn: str, *, total: int | None, progress: ProgressFn 
         started = time.monotonic()
         while True:
             described = aws.sfn.describe_execution(executionArn=arn)
-            if progress:
-                progress(done_before + seconds_recorded(history(aws, arn, data=False)), total)
             if described["status"] != "RUNNING":
-                break
+                break  # the full history below gives the final count
+            if progress:
+                progress(done_before + seconds_recorded(history(aws.sfn, arn, data=False)), total)
             if time.monotonic() > deadline:
                 raise RunError(f"{arn} still running after {timeout_s:.0f} s")
             time.sleep(POLL_S)
-        events = history(aws, arn)
+        events = history(aws.sfn, arn)
         executions.append(Execution(arn, described["status"], described.get("error"), described.get("cause"),
                                     events, round(time.monotonic() - started, 3)))
         done_before += seconds_recorded(events)
@@ -183,15 +185,17 @@ def follow(aws: Aws, first_arn: str, *, total: int | None, progress: ProgressFn 
 
 
 # --- the bill ------------------------------------------------------------------------------------
-def _task_outputs(events: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(TaskScheduled details, TaskSucceeded output) of every successful lambda:invoke."""
+def lambda_outputs(
+    events: list[dict[str, Any]],
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """(TaskScheduled details, decoded output, TaskSucceeded event) of every successful lambda:invoke."""
     scheduled = {e["id"]: e["taskScheduledEventDetails"] for e in events if e["type"] == "TaskScheduled"}
     started_by = {e["id"]: e["previousEventId"] for e in events if e["type"] == "TaskStarted"}
     for event in events:
         details = event.get("taskSucceededEventDetails")
         if details and details.get("resourceType") == "lambda":
             task = scheduled.get(started_by.get(event["previousEventId"], -1), {})
-            yield task, json.loads(details["output"])
+            yield task, json.loads(details["output"]), event
 
 
 def transitions(events: list[dict[str, Any]]) -> dict[str, int]:
@@ -212,7 +216,7 @@ def service_calls(events: list[dict[str, Any]]) -> Counter[str]:
 def lambda_reported_s3(events: list[dict[str, Any]]) -> dict[str, Counter[str]]:
     """S3 requests by function role, as the converter and the detectors reported them."""
     out: dict[str, Counter[str]] = {}
-    for _, output in _task_outputs(events):
+    for _, output, _ in lambda_outputs(events):
         payload = output.get("Payload") or {}
         if "s3_requests" in payload:  # the converter
             out.setdefault("converter", Counter()).update(payload["s3_requests"])
@@ -321,7 +325,6 @@ class RunResult:
     frame_objects: int
     reports: dict[str, list[Report]]  # role -> REPORT lines
     wall_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def defects(self) -> list[dict[str, Any]]:
@@ -396,7 +399,6 @@ class RunResult:
             **{k: v for k, v in bill.items() if k != "stream_seconds"},
             "frames_bucket_objects": self.frame_objects,
             "execution_arns": [e.arn for e in self.executions],
-            **self.extra,
         }
 
 
@@ -432,16 +434,16 @@ def run_stream(aws: Aws, stack: Stack, path: Path, *, stream_id: str | None = No
         executions = follow(aws, first, total=total, progress=progress, timeout_s=timeout_s)
         wall_s = round(time.monotonic() - started, 3)
         last = executions[-1]
-        events = [e for ex in executions for e in ex.events]
+        calls = service_calls([e for ex in executions for e in ex.events])
         records = read_json_objects(aws, stack.results_bucket, result_keys(aws, stack, stream_id))
-        published = service_calls(events).get("sns:publish", 0)
+        published = calls.get("sns:publish", 0)
         ours = [n for n in observer.drain(until=lambda got: _mine(got, stream_id) >= published)
                 if _stream_of(n) == stream_id]
         defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
         actions = _await_actions(aws, stack, stream_id, defect_messages)
-        invocations = service_calls(events).get("lambda:invoke", 0)
+        invocations = calls.get("lambda:invoke", 0)
         reports = _await_reports(aws, functions, since_ms, invocations + defect_messages)
-        frames = len(_objects(aws, stack.frames_bucket, f"frames/{stream_id}/"))
+        frames = len(_objects(aws, stack.frames_bucket, f"{FRAMES_PREFIX}{stream_id}/"))
     finally:
         if own_observer:
             observer.close()

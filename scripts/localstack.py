@@ -105,11 +105,21 @@ def _ready(url: str) -> bool:
         return False
 
 
+def localstack_python() -> Path:
+    """The interpreter of LocalStack's venv ($LOCALSTACK_PYTHON overrides)."""
+    return Path(os.environ.get("LOCALSTACK_PYTHON", DEFAULT_PYTHON))
+
+
+def exports(env: dict[str, str]) -> str:
+    """Shell lines that export `env`."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+
+
 def start(data_dir: Path, port: int | None = None, python: Path | None = None, timeout: float = 90,
           keepalive_ms: int = 30_000, exit_with_parent: bool = True) -> LocalStack:
     """Start LocalStack in the background; return once it is ready and runs our Lambda executor.
     With ``exit_with_parent`` it shuts itself down when this process dies (``up`` leaves it running)."""
-    python = python or Path(os.environ.get("LOCALSTACK_PYTHON", DEFAULT_PYTHON))
+    python = python or localstack_python()
     if not python.exists():
         raise RuntimeError(f"{python} not found: build the LocalStack venv first (make localstack-venv)")
     data_dir = Path(data_dir).resolve()
@@ -190,7 +200,7 @@ def main() -> None:
             sys.exit(f"no LocalStack state in {state} (run 'make localstack-up')")
         info = json.loads(state_file.read_text())
         if args.command == "env":
-            print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in client_env(info["url"]).items()))
+            print(exports(client_env(info["url"])), end="")
             return
         if _alive(info["pid"]) and _is_ours(info["pid"]):
             stop(info["pid"])
@@ -213,8 +223,7 @@ def main() -> None:
           f"log {server.log_file})", flush=True)
     if args.command == "up":
         state_file.write_text(json.dumps({"pid": server.pid, "port": server.port, "url": server.url}) + "\n")
-        (state / "env.sh").write_text("".join(f"export {k}={shlex.quote(v)}\n"
-                                              for k, v in server.client_env().items()))
+        (state / "env.sh").write_text(exports(server.client_env()))
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

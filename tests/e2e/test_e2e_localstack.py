@@ -35,11 +35,6 @@ def stack(localstack: Any) -> Stack:
     return deploy(localstack.url, context={"seconds_per_execution": str(SECONDS_PER_EXECUTION)})
 
 
-@pytest.fixture(scope="session")
-def aws(localstack: Any) -> Aws:
-    return Aws(localstack.url)
-
-
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sample_streams import BlockCorruption, Freeze, generate_stream

@@ -70,11 +70,6 @@ def stack(localstack: Any) -> Stack:
     return deploy(localstack.url, stage=STAGE, context=context)
 
 
-@pytest.fixture(scope="module")
-def aws(localstack: Any) -> Aws:
-    return Aws(localstack.url)
-
-
 def in_parallel(jobs: list[Callable[[], Any]], workers: int | None = None) -> list[Any]:
     with ThreadPoolExecutor(max_workers=workers or len(jobs)) as pool:
         return [f.result() for f in [pool.submit(job) for job in jobs]]
@@ -104,7 +99,7 @@ def wait_all(endpoint: str | None, stack: Stack, arns: list[str], timeout_s: flo
     out = []
     for arn in arns:
         described = aws.sfn.describe_execution(executionArn=arn)
-        events = history(aws, arn)
+        events = history(aws.sfn, arn)
         chain = [Execution(arn, described["status"], described.get("error"), described.get("cause"), events,
                            finished_s[arn])]
         nxt = continued_as(events) if described["status"] == "SUCCEEDED" else None

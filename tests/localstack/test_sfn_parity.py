@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from localstack_fixtures import require_localstack_venv
-
-from demo.__main__ import LOCALSTACK_PYTHON
+from localstack_fixtures import launcher, require_localstack_venv
 
 # Runs in LocalStack's venv: parse a lambda:invoke task, fail it with a connection closed before any HTTP
 # response, and print the error the task records without and with the patches.
@@ -39,7 +37,7 @@ def test_a_broken_connection_to_lambda_is_the_retryable_sdk_client_exception() -
     # Given a lambda:invoke task parsed by LocalStack 4.14.0
     require_localstack_venv()
     # When its call to the Lambda API fails without any response, before and after our start-up patches
-    done = subprocess.run([str(LOCALSTACK_PYTHON), "-c", SCRIPT], capture_output=True, text=True)
+    done = subprocess.run([str(launcher.localstack_python()), "-c", SCRIPT], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # Then LocalStack alone records States.Runtime (never retried), and patched it records what AWS does:
