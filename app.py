@@ -19,7 +19,7 @@ def build_app(context: dict | None = None) -> tuple[cdk.App, StreamQualityStack]
     app = cdk.App(context=context)
     config = MonitorConfig.from_node(app.node)
     stack = StreamQualityStack(
-        app, f"StreamQuality-{config.stage}",
+        app, config.stack_name,
         config=config,
         env=cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
                             region=config.region or os.environ.get("CDK_DEFAULT_REGION")),

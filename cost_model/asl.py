@@ -237,9 +237,8 @@ class LoopModel:
         self.per_defect = two - one  # one more Map item
         self.defect_second = one - self.quiet - self.per_defect  # the Map state and its Choice branch
         # What an execution's last iteration costs beyond a quiet one (continue-as-new instead of looping
-        # back), and the stream's very last one.
+        # back).
         self.continue_tail = self.iteration(Iteration("continue")) - self.quiet
-        self.done_tail = self.iteration(Iteration("done")) - self.quiet
         self.fresh_prefix = self.prefix(continued=False)
         self.continued_prefix = self.prefix(continued=True)
 
@@ -285,7 +284,7 @@ class LoopModel:
         items = list(defect_items or [])
         total, executions, second = Tally(), 0, 0
         while second < seconds:
-            total = total + self.prefix(continued=executions > 0)
+            total = total + (self.continued_prefix if executions else self.fresh_prefix)
             executions += 1
             for n in range(seconds_per_execution):
                 last_of_stream = second == seconds - 1

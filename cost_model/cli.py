@@ -13,9 +13,7 @@ from typing import Any, NoReturn
 from cost_model import chart
 from cost_model.asl import AslError, LoopModel, drop_detector_branches, load
 from cost_model.inputs import (
-    ASL_PATH,
     BENCH_JSON,
-    DETECTOR_PLACEHOLDERS,
     PROFILES,
     SUMMARY_JSON,
     InputError,
@@ -35,6 +33,7 @@ from cost_model.model import (
     with_streams,
 )
 from cost_model.prices import REGIONS, LivePricesUnavailable, PriceBook, UnknownRegion, live_prices
+from infra.config import ASL_PATH, DETECTOR_PLACEHOLDERS
 
 EXIT_BAD_INPUT = 2
 
@@ -233,11 +232,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         discount=args.sp_discount,
         free_tier=args.free_tier,
     )
-    result = compare(definition, w, book, notes=prov.notes, **options).result
+    result = compare(definition, w, book, notes=prov.notes, **options)
     if args.chart is not None:
 
         def cost(n: int) -> tuple[float, float]:
-            r = compare(definition, with_streams(w, n), book, **options).result
+            r = compare(definition, with_streams(w, n), book, **options)
             return r["serverless"]["monthly_usd"], r["monolith"]["monthly_usd"]
 
         title = (
@@ -257,10 +256,9 @@ def cmd_what_if(args: argparse.Namespace) -> int:
     rows = []
     cpu, rss = read_bench(args.resolution, prov, args.bench)
     book = PriceBook(args.region)
+    definition, baseline = _workload(args, Provenance(), args.streams, args.hours)
     for variant in VARIANTS:
-        args.variant = variant
-        definition, w = _workload(args, Provenance(), args.streams, args.hours)
-        r = compare(definition, w, book, cpu_s_per_stream_s=cpu, rss_mb=rss).result
+        r = compare(definition, replace(baseline, variant=variant), book, cpu_s_per_stream_s=cpu, rss_mb=rss)
         rows.append(
             {
                 "variant": variant,

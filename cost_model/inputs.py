@@ -11,22 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.config import DETECTORS
+
 REPO = Path(__file__).resolve().parents[1]
-ASL_PATH = REPO / "statemachine" / "stream_quality.asl.json"
 CDK_JSON = REPO / "cdk.json"
 HANDLERS = REPO / "lambdas" / "detectors" / "handlers.py"
 STORAGE = REPO / "infra" / "storage.py"
 BENCH_JSON = REPO / "bench-output" / "media-bench.json"
 SUMMARY_JSON = REPO / "demo-output" / "summary.json"
 
-DETECTORS = ("freeze", "block_corruption", "av_sync")
-# Detector name -> the placeholder of its Lambda ARN in the workflow's Parallel branch (infra/workflow.py).
-DETECTOR_PLACEHOLDERS = {
-    "freeze": "FreezeFunctionArn",
-    "block_corruption": "BlockCorruptionFunctionArn",
-    "av_sync": "AvSyncFunctionArn",
-}
-CONVERTER_PLACEHOLDER = "ConverterFunctionArn"
 # Copy of lambdas/detectors/handlers.py NEEDS, used only when that file cannot be read.
 DEFAULT_NEEDS: dict[str, tuple[bool, bool]] = {
     "freeze": (True, False),

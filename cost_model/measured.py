@@ -13,6 +13,7 @@ from typing import Any
 
 from cost_model.asl import LoopModel
 from cost_model.inputs import InputError
+from demo.run import continued_as, history, lambda_outputs, lambda_reported_s3, service_calls, transitions
 
 PUT_OPS = (
     "PutObject",
@@ -121,26 +122,6 @@ def stepfunctions_client() -> Any:
     return boto3.client("stepfunctions", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
 
 
-def history(client: Any, arn: str) -> list[dict[str, Any]]:
-    """Every event of one execution, following nextToken."""
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000, "includeExecutionData": True}
-    while True:
-        page = client.get_execution_history(**kwargs)
-        events += page.get("events", [])
-        token = page.get("nextToken")
-        if not token:
-            return events
-        kwargs["nextToken"] = token
-
-
-def _json(text: Any) -> Any:
-    try:
-        return json.loads(text) if isinstance(text, str) else text
-    except ValueError:
-        return None
-
-
 def count_execution(
     client: Any,
     arn: str,
@@ -151,49 +132,34 @@ def count_execution(
     max_executions: int = 10_000,
 ) -> Measured:
     """Transitions, S3 requests (as the Lambdas reported them), invocations and approximate GB-seconds of
-    an execution and, with `follow`, of the executions it continued as (states:startExecution)."""
+    an execution and, with `follow`, of the executions it continued as (states:startExecution). The
+    history is read with the demo's own functions, so both ways of counting a run agree by construction."""
     total = Measured(source=arn, stream_seconds=0, state_transitions=0, executions=0, defect_seconds=0)
     s3: Counter[str] = Counter()
     invocations = 0
     gb_s = 0.0
-    queue = [arn]
-    while queue and total.executions < max_executions:
-        current = queue.pop(0)
-        events = history(client, current)
+    next_arn: str | None = arn
+    while next_arn and total.executions < max_executions:
+        events = history(client, next_arn)
         total.executions += 1
-        by_id = {e.get("id"): e for e in events}
-        scheduled = task_entered = 0
-        for event in events:
-            kind = str(event.get("type", ""))
-            if kind.endswith("StateEntered"):
-                total.state_transitions += 1
-                name = (event.get("stateEnteredEventDetails") or {}).get("name", "?")
-                total.entered[name] += 1
-                task_entered += kind == "TaskStateEntered"
-            elif kind in ("TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled"):
-                scheduled += 1
-            elif kind == "TaskSucceeded":
-                details = event.get("taskSucceededEventDetails") or {}
-                rtype, resource = details.get("resourceType", ""), details.get("resource", "")
-                output = _json(details.get("output")) or {}
-                if rtype == "lambda":
-                    invocations += 1
-                    payload = output.get("Payload", output) if isinstance(output, dict) else {}
-                    s3.update(_ops(payload.get("s3_requests")))
-                    for usage in payload.get("usage") or []:
-                        s3.update(_ops(usage.get("s3_requests")))
-                    function = _function_of(event, by_id)
-                    seconds = _task_seconds(event, by_id)
-                    if memory_mb and seconds is not None:
-                        gb_s += seconds * _memory_for(function, memory_mb) / 1024
-                elif rtype == "aws-sdk:s3":
-                    s3[resource[:1].upper() + resource[1:]] += 1  # putObject -> PutObject
-                elif rtype == "states" and resource.startswith("startExecution") and follow:
-                    child = output.get("ExecutionArn") if isinstance(output, dict) else None
-                    if child:
-                        queue.append(child)
-        total.retries += max(0, scheduled - task_entered)
-    total.state_transitions += total.retries
+        counted = transitions(events)
+        total.state_transitions += counted["total"]
+        total.retries += counted["retries"]
+        total.entered.update(e["stateEnteredEventDetails"]["name"] for e in events
+                             if e["type"].endswith("StateEntered"))
+        for reported in lambda_reported_s3(events).values():
+            s3.update(reported)
+        for call, n in service_calls(events).items():
+            if call.startswith("aws-sdk:s3:"):  # the workflow's own requests: putObject -> PutObject
+                operation = call.removeprefix("aws-sdk:s3:")
+                s3[operation[:1].upper() + operation[1:]] += n
+        by_id = {e["id"]: e for e in events}
+        for task, _, succeeded in lambda_outputs(events):
+            invocations += 1
+            seconds = _task_seconds(succeeded, by_id)
+            if memory_mb and seconds is not None:
+                gb_s += seconds * _memory_for(_function_name(task), memory_mb) / 1024
+        next_arn = continued_as(events) if follow else None
     # The loop's entry runs once per stream-second; the states a defect second or a notification adds
     # (the Map, its per-item Task) are named by the definition, not assumed.
     total.stream_seconds = total.entered.get(loop.loop.entry, 0)
@@ -212,24 +178,23 @@ def count_execution(
     return total
 
 
+def _function_name(task: dict[str, Any]) -> str:
+    """The invoked function's name from a TaskScheduled's parameters (a JSON document), or "*"."""
+    try:
+        parameters = json.loads(task.get("parameters") or "{}")
+    except ValueError:
+        return "*"
+    return str(parameters.get("FunctionName", "*")).rsplit(":", 1)[-1]
+
+
 def _memory_for(function: str, memory_mb: dict[str, int]) -> int:
     """The memory of a function by a key contained in its name ("converter"), else the "*" default."""
     name = function.lower()
     return next((mb for key, mb in memory_mb.items() if key != "*" and key in name), memory_mb.get("*", 0))
 
 
-def _ops(counts: Any) -> Counter[str]:
-    return Counter({str(k): int(v) for k, v in (counts or {}).items() if isinstance(v, int | float)})
 
 
-def _function_of(event: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> str:
-    node = event
-    for _ in range(4):
-        node = by_id.get(node.get("previousEventId"), {})
-        if node.get("type") == "TaskScheduled":
-            params = _json((node.get("taskScheduledEventDetails") or {}).get("parameters")) or {}
-            return str(params.get("FunctionName", "*")).rsplit(":", 1)[-1]
-    return "*"
 
 
 def _task_seconds(event: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> float | None:
@@ -270,8 +235,8 @@ def check(
     if m.executions:
         rows.append(_row("executions", executions, m.executions, ""))
     workflow_lambdas = tally.calls_matching("lambda:invoke")
+    actions = m.corrective_actions if m.corrective_actions is not None else m.notifications
     if m.lambda_invocations is not None:
-        actions = m.corrective_actions if m.corrective_actions is not None else m.notifications
         rows.append(
             _row(
                 "Lambda invocations",
@@ -284,7 +249,6 @@ def check(
     seconds = m.stream_seconds
     if "put" in m.s3_requests:
         frames = seconds * (frames_shipped + 1)
-        actions = m.corrective_actions if m.corrective_actions is not None else m.notifications
         predicted = frames + records + actions
         rows.append(
             _row(

@@ -13,8 +13,6 @@ from typing import Any
 
 from cost_model.asl import LoopModel, drop_detector_branches
 from cost_model.inputs import (
-    CONVERTER_PLACEHOLDER,
-    DETECTOR_PLACEHOLDERS,
     PROFILE_SOURCE,
     PROFILES,
     InputError,
@@ -22,6 +20,7 @@ from cost_model.inputs import (
     StackConfig,
 )
 from cost_model.prices import FREE_TIER, QUOTA_SOURCE, PriceBook
+from infra.config import CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS
 
 HOURS_PER_MONTH = 730.0  # AWS's convention for a month of 24x7
 GIB = 1024**3
@@ -499,13 +498,6 @@ def quota(u: Usage, w: Workload, book: PriceBook) -> dict[str, Any]:
 
 
 # --- compare ---------------------------------------------------------------------------------------
-@dataclass
-class Comparison:
-    result: dict[str, Any]
-    usage: Usage
-    sizing: Sizing
-
-
 def compare(
     definition: dict[str, Any],
     w: Workload,
@@ -519,7 +511,8 @@ def compare(
     discount: float = SAVINGS_PLAN_DISCOUNT,
     free_tier: bool = False,
     notes: list[str] | None = None,
-) -> Comparison:
+) -> dict[str, Any]:
+    """The `compare --json` document: both architectures' cost lines, the reduction, the quota."""
     u, loop = serverless_usage(definition, w)
     s_lines = serverless_lines(u, w, book, free_tier=free_tier)
     sizing = size_monolith(
@@ -528,7 +521,7 @@ def compare(
     m_lines = monolith_lines(sizing, u, w, book, purchase=purchase, discount=discount)
     s_total = sum(x["monthly_usd"] for x in s_lines)
     m_total = sum(x["monthly_usd"] for x in m_lines)
-    result = {
+    return {
         "scenario": {
             "streams": w.streams,
             "hours_per_month": w.hours,
@@ -567,7 +560,6 @@ def compare(
         "reduction_pct": 100.0 * (1 - m_total / s_total) if s_total > 0 else 0.0,
         "quota": quota(u, w, book),
     }
-    return Comparison(result, u, sizing)
 
 
 def with_streams(w: Workload, streams: int) -> Workload:

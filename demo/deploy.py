@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.config import stack_name
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSEMBLY = ROOT / "cdk.out" / "localstack"
 CDKLOCAL = ROOT / "node_modules" / ".bin" / "cdklocal"
@@ -109,7 +111,7 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
     env = cdk_env(endpoint_url)
     ctx = {"localstack": "true", "stage": stage, **(context or {})}
     ctx_args = [arg for key, value in ctx.items() for arg in ("-c", f"{key}={value}")]
-    name = f"StreamQuality-{ctx['stage']}"
+    name = stack_name(ctx["stage"])
     started = time.monotonic()
     with _assembly_lock():
         bootstrap = subprocess.Popen(

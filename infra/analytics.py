@@ -60,7 +60,7 @@ class Analytics(Construct):
         self.workgroup = athena.CfnWorkGroup(
             self, "WorkGroup",
             name=f"{Stack.of(self).stack_name}-stream-quality",
-            recursive_delete_option=config.stage != "prod",
+            recursive_delete_option=config.sandbox,
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
                 enforce_work_group_configuration=True,
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(

@@ -8,16 +8,31 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-from constructs import Node
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lambdas.shared.faults import FaultPlan
 
+if TYPE_CHECKING:  # the config (and stack_name) stay importable without starting jsii
+    from constructs import Node
+
+ASL_PATH = Path(__file__).resolve().parent.parent / "statemachine" / "stream_quality.asl.json"
 DETECTORS = ("freeze", "block_corruption", "av_sync")
+# The workflow's placeholders for the Lambda ARNs: the converter's, and each detector's in its Parallel
+# branch (statemachine/stream_quality.asl.json). The stack substitutes them; the cost model counts by them.
+CONVERTER_PLACEHOLDER = "ConverterFunctionArn"
+DETECTOR_PLACEHOLDERS = {
+    "freeze": "FreezeFunctionArn",
+    "block_corruption": "BlockCorruptionFunctionArn",
+    "av_sync": "AvSyncFunctionArn",
+}
 # History events one loop iteration can emit in the worst case (all three detectors, a defect from each):
 # see tests/infra/test_workflow.py, which counts them. 25,000 is the per-execution limit.
 HISTORY_LIMIT = 25_000
+
+
+def stack_name(stage: str) -> str:
+    return f"StreamQuality-{stage}"
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,15 @@ class MonitorConfig:
             if not self.localstack:
                 raise ValueError("fault_injection is a test setting: it needs localstack=true")
             FaultPlan.parse(self.fault_injection)  # refuse a bad spec at synth, not at the first invoke
+
+    @property
+    def sandbox(self) -> bool:
+        """Any stage but prod: its data may be deleted with the stack."""
+        return self.stage != "prod"
+
+    @property
+    def stack_name(self) -> str:
+        return stack_name(self.stage)
 
     @property
     def fault_plan(self) -> FaultPlan | None:

@@ -19,12 +19,14 @@ from infra.bundling import CONVERTER, CORRECTIVE_ACTION, DETECTORS, PackageSpec,
 from infra.config import MonitorConfig
 from infra.nag import acknowledge, acknowledge_object_prefix
 from lambdas.shared.faults import ENV as FAULTS_ENV
+from lambdas.shared.frame_store import FRAMES_PREFIX
+from lambdas.shared.results import ACTIONS_PREFIX
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 FRAMES_REASON = ("Frame and audio objects are created per stream-second under frames/<stream>/<execution>/; "
                  "the key prefix is the narrowest scope, and the action is a single one.")
 NAMESPACE = "StreamQualityMonitor"
-# The detector's Lambda handler and the name of its Step Functions branch's placeholder.
+# Each detector function's handler, as the Lambda runtime imports it.
 DETECTOR_HANDLERS = {
     "freeze": "lambdas.detectors.handlers.freeze_handler",
     "block_corruption": "lambdas.detectors.handlers.block_corruption_handler",
@@ -64,11 +66,11 @@ class Functions(Construct):
         )
         # Explicit actions, no s3:GetObject*-style wildcards: HeadObject is authorised by s3:GetObject.
         allow(self.converter, ["s3:GetObject"], [b.arn_for_objects("*") for b in source_buckets])
-        allow(self.converter, ["s3:PutObject"], [temp_bucket.arn_for_objects("frames/*")])
+        allow(self.converter, ["s3:PutObject"], [temp_bucket.arn_for_objects(f"{FRAMES_PREFIX}*")])
         for bucket in source_buckets:
             acknowledge_object_prefix(self.converter.role, bucket, "*",
                                       "Streams may have any key in the source bucket; read-only (GetObject).")
-        acknowledge_object_prefix(self.converter.role, temp_bucket, "frames/*", FRAMES_REASON)
+        acknowledge_object_prefix(self.converter.role, temp_bucket, f"{FRAMES_PREFIX}*", FRAMES_REASON)
 
         self.detectors: dict[str, lambda_.Function] = {}
         for name in config.detectors:
@@ -77,8 +79,8 @@ class Functions(Construct):
                              config.detector_memory_mb, plan.function_timeout_s if plan else 60),
                 {"TEMP_BUCKET": temp_bucket.bucket_name, **faults},
             )
-            allow(fn, ["s3:GetObject"], [temp_bucket.arn_for_objects("frames/*")])
-            acknowledge_object_prefix(fn.role, temp_bucket, "frames/*", FRAMES_REASON)
+            allow(fn, ["s3:GetObject"], [temp_bucket.arn_for_objects(f"{FRAMES_PREFIX}*")])
+            acknowledge_object_prefix(fn.role, temp_bucket, f"{FRAMES_PREFIX}*", FRAMES_REASON)
             self.detectors[name] = fn
 
         self.corrective_action = self._function(
@@ -86,14 +88,11 @@ class Functions(Construct):
                          CORRECTIVE_ACTION, 256, 30),
             {"RESULTS_BUCKET": results_bucket.bucket_name},
         )
-        allow(self.corrective_action, ["s3:PutObject"], [results_bucket.arn_for_objects("actions/*")])
-        acknowledge_object_prefix(self.corrective_action.role, results_bucket, "actions/*",
+        actions = f"{ACTIONS_PREFIX}*"
+        allow(self.corrective_action, ["s3:PutObject"], [results_bucket.arn_for_objects(actions)])
+        acknowledge_object_prefix(self.corrective_action.role, results_bucket, actions,
                                   "One object per defect event under actions/<stream>/; keys are not known "
                                   "in advance. PutObject only.")
-
-    @property
-    def all(self) -> list[lambda_.Function]:
-        return [self.converter, *self.detectors.values(), self.corrective_action]
 
     def _function(self, spec: FunctionSpec, environment: dict[str, str], ephemeral_mb: int = 512
                   ) -> lambda_.Function:
@@ -101,7 +100,7 @@ class Functions(Construct):
         log_group = logs.LogGroup(
             self, f"{spec.construct_id}Logs",
             retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY if config.stage != "prod" else RemovalPolicy.RETAIN,
+            removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN,
         )
         role = iam.Role(self, f"{spec.construct_id}Role",
                         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),

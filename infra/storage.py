@@ -41,7 +41,7 @@ class Storage(Construct):
     ) -> s3.Bucket:
         # Sandbox stacks clean up after themselves; autoDeleteObjects adds a Node.js custom-resource
         # Lambda, which LocalStack without Docker cannot run, so it is off there.
-        sandbox = config.stage != "prod"
+        sandbox = config.sandbox
         return s3.Bucket(
             self, name,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,

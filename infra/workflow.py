@@ -20,18 +20,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import MonitorConfig
+from infra.config import ASL_PATH, CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS, MonitorConfig
 from infra.functions import retention
 from infra.nag import acknowledge, acknowledge_object_prefix
+from lambdas.shared.results import RESULTS_PREFIX
 
-ASL_PATH = Path(__file__).resolve().parent.parent / "statemachine" / "stream_quality.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
-# Detector name -> the placeholder of its Lambda ARN in its Parallel branch.
-DETECTOR_PLACEHOLDERS = {
-    "freeze": "FreezeFunctionArn",
-    "block_corruption": "BlockCorruptionFunctionArn",
-    "av_sync": "AvSyncFunctionArn",
-}
 
 
 def placeholders(text: str) -> set[str]:
@@ -62,7 +56,7 @@ class Workflow(Construct):
             service="states", resource="stateMachine", resource_name=self.state_machine_name,
             arn_format=ArnFormat.COLON_RESOURCE_NAME), stack)
         self.substitutions: dict[str, str] = {
-            "ConverterFunctionArn": converter.function_arn,
+            CONVERTER_PLACEHOLDER: converter.function_arn,
             "TopicArn": topic.topic_arn,
             "ResultsBucketName": results_bucket.bucket_name,
             "SecondsPerExecution": str(config.seconds_per_execution),
@@ -77,15 +71,15 @@ class Workflow(Construct):
             resources=[converter.function_arn, *(fn.function_arn for fn in detectors.values())]))
         role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]))
         role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"],
-                                               resources=[results_bucket.arn_for_objects("results/*")]))
+                                               resources=[results_bucket.arn_for_objects(f"{RESULTS_PREFIX}*")]))
         role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
 
-        acknowledge_object_prefix(role, results_bucket, "results/*",
+        acknowledge_object_prefix(role, results_bucket, f"{RESULTS_PREFIX}*",
                                   "One results object per stream-second under results/date=/stream=/; "
                                   "PutObject only.")
         log_group = logs.LogGroup(
             self, "Logs", retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY if config.stage != "prod" else RemovalPolicy.RETAIN)
+            removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN)
         self.state_machine = sfn.StateMachine(
             self, "StateMachine",
             state_machine_name=self.state_machine_name,

@@ -13,11 +13,13 @@ from lambdas.shared.keys import check_segment
 from lambdas.shared.media import StreamSecond
 from lambdas.shared.transport import audio_from_bytes, audio_to_bytes, frame_from_bytes, frame_to_bytes
 
+FRAMES_PREFIX = "frames/"  # the converter writes and the detectors read only below it (IAM is scoped to it)
+
 
 def second_prefix(stream_id: str, execution: str, second: int) -> str:
     check_segment("stream_id", stream_id)
     check_segment("execution", execution)
-    return f"frames/{stream_id}/{execution}/{second:06d}/"
+    return f"{FRAMES_PREFIX}{stream_id}/{execution}/{second:06d}/"
 
 
 def pick_frames(count: int, frames_per_second: int) -> list[int]:

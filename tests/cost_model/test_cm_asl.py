@@ -9,7 +9,7 @@ import pytest
 from cm_helpers import SMALL_LOOP, task
 
 from cost_model.asl import AslError, LoopModel, Tally, drop_detector_branches, find_loop, load, walk
-from cost_model.inputs import ASL_PATH, DETECTOR_PLACEHOLDERS
+from infra.config import ASL_PATH, DETECTOR_PLACEHOLDERS
 
 
 def always(target: str):  # a Choice decider that always takes `target`

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from cost_model import cli
-from cost_model.inputs import ASL_PATH
 from cost_model.prices import (
     REGIONS,
     TABLE_DATE,
@@ -19,6 +18,7 @@ from cost_model.prices import (
     UnknownRegion,
     live_prices,
 )
+from infra.config import ASL_PATH
 
 pytestmark = pytest.mark.skipif(not ASL_PATH.is_file(), reason="no workflow definition")
 

@@ -64,7 +64,7 @@ def test_read_summary_missing_file(tmp_path: Path) -> None:
 def test_check_real_definition_against_a_consistent_summary(tmp_path: Path) -> None:
     # Given the project's workflow and a 20 s run with 2 notifications on 2 seconds, one execution
     from cost_model.asl import load
-    from cost_model.inputs import ASL_PATH
+    from infra.config import ASL_PATH
 
     if not ASL_PATH.is_file():
         pytest.skip("no workflow definition")

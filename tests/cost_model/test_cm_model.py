@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cost_model.asl import load
-from cost_model.inputs import ASL_PATH, DEFAULT_NEEDS, PROFILES, InputError, StackConfig
+from cost_model.inputs import DEFAULT_NEEDS, PROFILES, InputError, StackConfig
 from cost_model.model import (
     GIB,
     Workload,
@@ -17,6 +17,7 @@ from cost_model.model import (
     size_monolith,
 )
 from cost_model.prices import PriceBook
+from infra.config import ASL_PATH
 
 STACK = StackConfig()  # 2048/1024 MB, every frame, 3 detectors, 300 s per execution, 1-day expiry
 
@@ -145,7 +146,7 @@ def test_monolith_lines_and_savings_plan(definition: dict[str, Any]) -> None:
     # Given 1,000 streams 24x7 on c6i.2xlarge: 25 instances x 730 h x $0.34
     w = workload(streams=1000, hours=730)
     book = PriceBook("us-east-1")
-    on_demand = compare(definition, w, book, cpu_s_per_stream_s=0.1365, rss_mb=200).result
+    on_demand = compare(definition, w, book, cpu_s_per_stream_s=0.1365, rss_mb=200)
     ec2 = on_demand["monolith"]["lines"][0]
     assert ec2["quantity"] == 25 * 730 and ec2["monthly_usd"] == pytest.approx(25 * 730 * 0.34)
     # And the same results PUTs as the serverless Record state: 1 per stream-second
@@ -154,7 +155,7 @@ def test_monolith_lines_and_savings_plan(definition: dict[str, Any]) -> None:
     # Given a Savings Plan at 27% off
     plan = compare(
         definition, w, book, cpu_s_per_stream_s=0.1365, rss_mb=200, purchase="savings-plan", discount=0.27
-    ).result
+    )
     assert plan["monolith"]["lines"][0]["unit_price_usd"] == pytest.approx(0.34 * 0.73)
 
 
@@ -164,7 +165,7 @@ def test_quota_ceiling_from_the_refill_rate(definition: dict[str, Any]) -> None:
     for region, refill in (("us-east-1", 1500), ("sa-east-1", 500)):
         r = compare(
             definition, workload(streams=1000, hours=730), PriceBook(region), cpu_s_per_stream_s=0.1365
-        ).result
+        )
         # Then floor(refill / per): 149 in us-east-1, 49 where the refill is 500/s
         assert r["quota"]["max_concurrent_streams"] == int(refill // per)
         assert "StateTransition" in r["quota"]["limit"]
@@ -177,7 +178,7 @@ def test_every_line_is_quantity_times_unit_price_and_totals_add_up(definition: d
         PriceBook("eu-west-1"),
         cpu_s_per_stream_s=0.05,
         free_tier=True,
-    ).result
+    )
     for side in ("serverless", "monolith"):
         for x in r[side]["lines"]:
             assert set(x) == {"service", "unit", "quantity", "unit_price_usd", "monthly_usd", "source"}
@@ -222,7 +223,7 @@ def test_express_variant_bills_requests_and_duration_and_has_no_transition_ceili
         workload(variant="express", streams=1000, hours=730),
         PriceBook("us-east-1"),
         cpu_s_per_stream_s=0.1365,
-    ).result
+    )
     assert "Lambda concurrency" in r["quota"]["limit"]
 
 
@@ -236,7 +237,7 @@ def test_prime_video_like_scenario(definition: dict[str, Any]) -> None:
         PriceBook("us-east-1"),
         cpu_s_per_stream_s=PROFILES["720p"].monolith_cpu_s_per_stream_s,
         rss_mb=200,
-    ).result
+    )
     # Then the monolith saves more than 90%
     assert r["reduction_pct"] >= 90
     # And the account's StateTransition refill admits 149 streams: 5.0% of this load (the post: "around 5%")

@@ -13,8 +13,8 @@ import pytest
 from asl_sim import Execution, ExecutionFailed, TaskError
 from infra_helpers import Synth
 
-from infra.config import DETECTORS, HISTORY_LIMIT, MonitorConfig
-from infra.workflow import ASL_PATH, DETECTOR_PLACEHOLDERS, load_definition, placeholders
+from infra.config import DETECTOR_PLACEHOLDERS, DETECTORS, HISTORY_LIMIT, MonitorConfig
+from infra.workflow import ASL_PATH, load_definition, placeholders
 
 SUBSTITUTIONS = {
     "ConverterFunctionArn": "arn:converter",
