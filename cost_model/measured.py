@@ -93,7 +93,8 @@ def read_summary(path: Path) -> Measured:
         source=str(path),
         stream_seconds=seconds,
         state_transitions=_count(data["state_transitions"], "state_transitions", path),
-        executions=_count(data.get("executions", 0), "executions", path) or 0,
+        # make demo lists the execution ARNs (the first and every continuation)
+        executions=_count(data.get("executions", len(data.get("execution_arns") or [])), "executions", path),
         defect_seconds=_count(data["defect_seconds"], "defect_seconds", path)
         if "defect_seconds" in data
         else None,

@@ -283,3 +283,5 @@ def test_count_accepts_a_real_demo_summary_and_every_count_matches(
     rows = {row["quantity"]: row for row in result["check"]}
     assert {"state transitions", "Lambda invocations", "S3 PUT", "S3 GET/HEAD"} <= set(rows)
     assert all(row["equal"] for row in rows.values()), rows
+    # And the executions, counted from the summary's execution ARNs, are what the definition implies
+    assert rows["executions"]["measured"] == rows["executions"]["analytic"] == 1
