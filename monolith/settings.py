@@ -1,0 +1,81 @@
+"""The after's service settings: one side-effect-free module that the service (`monolith serve`), the
+after stack (queue, task definition, environment) and the cost model all import.
+
+The service is a queue consumer: a job is the before's StartExecution input (`bucket`, `key`,
+`stream_id`). Counts that the cost model prices follow from these settings and the stream's length:
+
+- S3: one GET per stream (the stream is read once, in one request); results are written in batches of
+  `results_batch_seconds` stream-seconds, one PUT per batch (key fixed by stream and first second, so a
+  redelivered job overwrites instead of duplicating);
+- SQS: one receive and one delete per job, plus one visibility extension every `heartbeat_seconds`
+  stream-seconds (stream time, not wall time, so the count follows from the stream: for a live stream the
+  two are the same); idle polling is billed per poller, not per stream;
+- SNS: one publish per defect, as in the before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+# Environment variable names: the stack sets them on the container, `monolith serve` reads them.
+ENV_PREFIX = "MONITOR_"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    job_queue_url: str = ""
+    results_bucket: str = ""
+    topic_arn: str = ""
+    source_buckets: tuple[str, ...] = ()  # buckets jobs may name; empty = any (local use only)
+    detectors: tuple[str, ...] = ("freeze", "block_corruption", "av_sync")
+    concurrency: int = 1  # streams analysed at once per task
+    results_batch_seconds: int = 60  # stream-seconds per results object
+    heartbeat_seconds: int = 30  # stream-seconds between visibility extensions
+    visibility_timeout_s: int = 300  # the queue's; each extension sets it again from now
+    max_receives: int = 3  # receives before a job goes to the dead-letter queue
+    receive_wait_s: int = 20  # SQS long polling
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "results_batch_seconds", "heartbeat_seconds", "visibility_timeout_s",
+                     "max_receives"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.receive_wait_s <= 20:
+            raise ValueError(f"receive_wait_s must be within 0..20 (SQS), got {self.receive_wait_s}")
+
+    def environment(self) -> dict[str, str]:
+        """The container environment that `from_env` reads back."""
+        out: dict[str, str] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            out[ENV_PREFIX + field.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return out
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw is None or raw == "":
+                continue
+            default = field.default
+            if isinstance(default, tuple):
+                values[field.name] = tuple(v.strip() for v in raw.split(",") if v.strip())
+            elif isinstance(default, int):
+                values[field.name] = int(raw)
+            else:
+                values[field.name] = raw
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def results_objects(stream_seconds: int, batch_seconds: int) -> int:
+    """Results PUTs for a stream of `stream_seconds` seconds: one per started batch."""
+    return -(-stream_seconds // batch_seconds)
+
+
+def visibility_extensions(stream_seconds: int, heartbeat_seconds: int) -> int:
+    """ChangeMessageVisibility calls for one job: one before each of seconds h, 2h, … that is analysed."""
+    return max(0, (stream_seconds - 1) // heartbeat_seconds)
