@@ -13,7 +13,14 @@ from typing import Any
 
 from cost_model.asl import LoopModel
 from cost_model.inputs import InputError
-from demo.run import continued_as, history, lambda_outputs, lambda_reported_s3, service_calls, transitions
+from metering.stepfunctions import (
+    continued_as,
+    history,
+    lambda_outputs,
+    lambda_reported_s3,
+    service_calls,
+    transitions,
+)
 
 PUT_OPS = (
     "PutObject",

@@ -12,18 +12,17 @@ with a progress callback, then collects:
   in CloudWatch Logs (duration + init duration, × the function's memory: AWS bills the init phase of
   on-demand functions since August 2025); SNS publishes from the histories.
 
-Requests the demo itself makes (LIST/GET of results, the queue) are not part of the bill.
+Requests the demo itself makes (LIST/GET of results, the queue) are not part of the bill. The counting
+itself is `metering`'s: this module only collects what it reads.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +33,12 @@ from botocore.config import Config
 from demo.deploy import REGION, Stack
 from lambdas.shared.frame_store import FRAMES_PREFIX
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
+from metering import Bill, before_bill
+from metering.lambda_logs import Report, lambda_reports
+from metering.stepfunctions import continued_as, history, seconds_recorded, service_calls
 
 ProgressFn = Callable[[int, int | None], None]  # (stream-seconds done, total or None)
 POLL_S = 0.4
-# S3 operations by billing class (a HEAD is billed as a GET-class request, but shown apart).
-S3_CLASSES = {"PutObject": "put", "CopyObject": "put", "GetObject": "get", "HeadObject": "head",
-              "ListObjectsV2": "list", "ListObjects": "list", "DeleteObject": "delete"}
-REPORT = re.compile(r"REPORT RequestId: (?P<id>\S+)\s+Duration: (?P<ms>[\d.]+) ms"
-                    r".*?Memory Size: (?P<mb>\d+) MB(?:.*?Init Duration: (?P<init>[\d.]+) ms)?"
-                    # not in AWS's REPORT lines: our process executor adds the invocation's CPU time
-                    r"(?:.*?CPU Time: (?P<cpu>[\d.]+) ms)?")
 
 
 class RunError(RuntimeError):
@@ -119,33 +114,6 @@ class Observer:
 
 
 # --- executions ----------------------------------------------------------------------------------
-def history(sfn: Any, execution_arn: str, *, data: bool = True) -> list[dict[str, Any]]:
-    """Every event of one execution (`sfn`: a Step Functions client), following nextToken."""
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000, "includeExecutionData": data}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events += page["events"]
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
-
-
-def seconds_recorded(events: list[dict[str, Any]]) -> int:
-    """Stream-seconds whose Record state finished: the loop's progress."""
-    return sum(1 for e in events
-               if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "Record")
-
-
-def continued_as(events: list[dict[str, Any]]) -> str | None:
-    """The execution this one handed its cursor to (ContinueAsNew's states:startExecution), if any."""
-    for event in events:
-        details = event.get("taskSucceededEventDetails")
-        if details and (details.get("resourceType"), details.get("resource")) == ("states", "startExecution"):
-            return json.loads(details["output"])["ExecutionArn"]
-    return None
-
-
 @dataclass
 class Execution:
     arn: str
@@ -184,64 +152,7 @@ def follow(aws: Aws, first_arn: str, *, total: int | None, progress: ProgressFn 
     return executions
 
 
-# --- the bill ------------------------------------------------------------------------------------
-def lambda_outputs(
-    events: list[dict[str, Any]],
-) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
-    """(TaskScheduled details, decoded output, TaskSucceeded event) of every successful lambda:invoke."""
-    scheduled = {e["id"]: e["taskScheduledEventDetails"] for e in events if e["type"] == "TaskScheduled"}
-    started_by = {e["id"]: e["previousEventId"] for e in events if e["type"] == "TaskStarted"}
-    for event in events:
-        details = event.get("taskSucceededEventDetails")
-        if details and details.get("resourceType") == "lambda":
-            task = scheduled.get(started_by.get(event["previousEventId"], -1), {})
-            yield task, json.loads(details["output"]), event
-
-
-def transitions(events: list[dict[str, Any]]) -> dict[str, int]:
-    """Billed state transitions: every state entered, plus every retry (a Task scheduled again)."""
-    entered = sum(1 for e in events if e["type"].endswith("StateEntered"))
-    tasks_entered = sum(1 for e in events if e["type"] == "TaskStateEntered")
-    scheduled = sum(1 for e in events if e["type"] == "TaskScheduled")
-    return {"entered": entered, "retries": max(0, scheduled - tasks_entered),
-            "total": entered + max(0, scheduled - tasks_entered)}
-
-
-def service_calls(events: list[dict[str, Any]]) -> Counter[str]:
-    """Service calls the workflow made, retries included: "lambda:invoke", "sns:publish", ..."""
-    details = [e["taskScheduledEventDetails"] for e in events if e["type"] == "TaskScheduled"]
-    return Counter(f"{d['resourceType']}:{d['resource']}" for d in details)
-
-
-def lambda_reported_s3(events: list[dict[str, Any]]) -> dict[str, Counter[str]]:
-    """S3 requests by function role, as the converter and the detectors reported them."""
-    out: dict[str, Counter[str]] = {}
-    for _, output, _ in lambda_outputs(events):
-        payload = output.get("Payload") or {}
-        if "s3_requests" in payload:  # the converter
-            out.setdefault("converter", Counter()).update(payload["s3_requests"])
-        for usage in payload.get("usage") or []:  # a detector
-            out.setdefault(f"detector-{usage['function']}", Counter()).update(usage["s3_requests"])
-    return out
-
-
-@dataclass
-class Report:
-    request_id: str
-    duration_ms: float
-    init_ms: float
-    memory_mb: int
-    cpu_ms: float | None = None  # only where the runtime reports it (the LocalStack process executor)
-
-    @property
-    def billed_ms(self) -> int:
-        return math.ceil(self.duration_ms + self.init_ms)
-
-    @property
-    def gb_seconds(self) -> float:
-        return self.billed_ms / 1000 * self.memory_mb / 1024
-
-
+# --- what the functions reported ---------------------------------------------------------------
 def stack_functions(aws: Aws, stack_name: str) -> dict[str, str]:
     """{function name: role} for the stack's functions; the role is POWERTOOLS_SERVICE_NAME."""
     out: dict[str, str] = {}
@@ -251,28 +162,6 @@ def stack_functions(aws: Aws, stack_name: str) -> dict[str, str]:
                 variables = (fn.get("Environment") or {}).get("Variables") or {}
                 out[fn["FunctionName"]] = variables.get("POWERTOOLS_SERVICE_NAME", fn["FunctionName"])
     return out
-
-
-def lambda_reports(aws: Aws, function_name: str, since_ms: int) -> list[Report]:
-    """The runtime's REPORT lines for a function since a time (one per invocation)."""
-    group = f"/aws/lambda/{function_name}"
-    reports: dict[str, Report] = {}
-    kwargs: dict[str, Any] = {"logGroupName": group, "startTime": since_ms}
-    try:
-        while True:
-            page = aws.logs.filter_log_events(**kwargs)
-            for event in page["events"]:
-                match = REPORT.search(event["message"])
-                if match:
-                    cpu = float(match["cpu"]) if match["cpu"] else None
-                    reports[match["id"]] = Report(match["id"], float(match["ms"]), float(match["init"] or 0),
-                                                  int(match["mb"]), cpu)
-            if not page.get("nextToken"):
-                break
-            kwargs["nextToken"] = page["nextToken"]
-    except aws.logs.exceptions.ResourceNotFoundException:
-        return []
-    return list(reports.values())
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -302,13 +191,6 @@ def result_keys(aws: Aws, stack: Stack, stream_id: str) -> list[str]:
     return sorted(k for k in keys if f"/stream={stream_id}/" in k)
 
 
-def _cpu_s(reports: list[Report]) -> float | None:
-    """Total CPU time of the invocations, or None unless every REPORT line gave it."""
-    if not reports or any(r.cpu_ms is None for r in reports):
-        return None
-    return round(sum(r.cpu_ms or 0.0 for r in reports) / 1000, 3)
-
-
 # --- one run -------------------------------------------------------------------------------------
 @dataclass
 class RunResult:
@@ -335,52 +217,14 @@ class RunResult:
     def events(self) -> list[dict[str, Any]]:
         return [e for ex in self.executions for e in ex.events]
 
+    def metered(self) -> Bill:
+        return before_bill(self.events, self.reports, stream_seconds=self.stream_seconds, wall_s=self.wall_s,
+                           executions=len(self.executions),
+                           corrective_action_puts=len(self.corrective_actions))
+
     def bill(self) -> dict[str, Any]:
-        events = self.events
-        calls = service_calls(events)
-        reported = lambda_reported_s3(events)
-        # The corrective action PUTs one record per defect message; its output goes back to SNS, not
-        # to us, so its requests are counted from the records it left.
-        if self.corrective_actions:
-            reported["corrective-action"] = Counter({"PutObject": len(self.corrective_actions)})
-        reported["workflow"] = Counter({"PutObject": calls.get("aws-sdk:s3:putObject", 0)})
-        by_class: Counter[str] = Counter()
-        for counts in reported.values():
-            for operation, n in counts.items():
-                by_class[S3_CLASSES.get(operation, operation.lower())] += n
-        s3 = {"put": by_class.pop("put", 0), "get": by_class.pop("get", 0), "list": by_class.pop("list", 0),
-              "head": by_class.pop("head", 0), **dict(by_class)}
-        s3["total"] = sum(v for k, v in s3.items())
-        s3["by_source"] = {role: dict(sorted(c.items())) for role, c in sorted(reported.items()) if c}
-        functions = {role: {"invocations": len(rs),
-                            "duration_s": round(sum(r.duration_ms for r in rs) / 1000, 3),
-                            "init_s": round(sum(r.init_ms for r in rs) / 1000, 3),
-                            "cpu_s": _cpu_s(rs),
-                            "memory_mb": rs[0].memory_mb if rs else None,
-                            "gb_seconds": round(sum(r.gb_seconds for r in rs), 4)}
-                     for role, rs in sorted(self.reports.items())}
-        counted = transitions(events)
-        bill = {
-            "stream_seconds": self.stream_seconds,
-            "state_transitions": counted["total"],
-            "state_transitions_detail": {**counted, "executions": len(self.executions)},
-            "s3_requests": s3,
-            "lambda_invocations": sum(f["invocations"] for f in functions.values()),
-            "lambda_invocations_by_workflow": calls.get("lambda:invoke", 0),
-            "lambda_gb_seconds": round(sum(f["gb_seconds"] for f in functions.values()), 4),
-            "lambda_duration_s": round(sum(f["duration_s"] for f in functions.values()), 3),
-            "lambda_functions": functions,
-            "sns_publishes": calls.get("sns:publish", 0),
-            "sns_deliveries_observed": len(self.notifications),
-        }
-        per = max(1, self.stream_seconds)
-        bill["per_stream_second"] = {
-            "state_transitions": round(bill["state_transitions"] / per, 3),
-            "s3_requests": {k: round(v / per, 3) for k, v in s3.items() if isinstance(v, int)},
-            "lambda_invocations": round(bill["lambda_invocations"] / per, 3),
-            "lambda_gb_seconds": round(bill["lambda_gb_seconds"] / per, 4),
-            "sns_publishes": round(bill["sns_publishes"] / per, 3),
-        }
+        bill = self.metered().as_dict()
+        bill["sns_deliveries_observed"] = len(self.notifications)
         return bill
 
     def summary(self) -> dict[str, Any]:
@@ -482,7 +326,7 @@ def _await_reports(aws: Aws, functions: dict[str, str], since_ms: int, expected:
     while True:
         by_role: dict[str, list[Report]] = {}
         for name, role in functions.items():
-            by_role.setdefault(role, []).extend(lambda_reports(aws, name, since_ms))
+            by_role.setdefault(role, []).extend(lambda_reports(aws.logs, name, since_ms))
         if sum(map(len, by_role.values())) >= expected or time.monotonic() > deadline:
             return {role: rs for role, rs in by_role.items() if rs}
         time.sleep(POLL_S)

@@ -1,0 +1,149 @@
+"""One bill shape for both architectures.
+
+A `Bill` holds what one run did, in the units AWS bills: S3 requests by class, SNS publishes, Lambda
+invocations and GB-seconds (the before's functions, and the corrective-action function both share),
+state transitions (the before), SQS requests (the after's queue), and the CPU time spent, from which the
+after's instance-hours follow. The keys mean the same in both; what one architecture does not do is
+zero, not missing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from metering.lambda_logs import Report, function_usage
+from metering.requests import merged, s3_by_class
+from metering.stepfunctions import lambda_reported_s3, service_calls, transitions
+
+CORRECTIVE_ACTION = "corrective-action"
+
+
+@dataclass
+class Bill:
+    architecture: str  # "before" | "after"
+    stream_seconds: int
+    wall_s: float
+    s3_requests: dict[str, Any]
+    sns_publishes: int
+    lambda_functions: dict[str, dict[str, Any]]
+    cpu_s: float | None  # all compute of the run; None where some of it was not measured
+    state_transitions: int = 0
+    state_transitions_detail: dict[str, int] = field(default_factory=dict)
+    lambda_invocations_by_workflow: int = 0
+    sqs_requests: dict[str, int] = field(default_factory=dict)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lambda_invocations(self) -> int:
+        return sum(f["invocations"] for f in self.lambda_functions.values())
+
+    @property
+    def lambda_gb_seconds(self) -> float:
+        return round(sum(f["gb_seconds"] for f in self.lambda_functions.values()), 4)
+
+    @property
+    def sqs_total(self) -> int:
+        return sum(v for k, v in self.sqs_requests.items() if not k.startswith("idle"))
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "architecture": self.architecture,
+            "stream_seconds": self.stream_seconds,
+            "wall_s": self.wall_s,
+            "state_transitions": self.state_transitions,
+            "s3_requests": self.s3_requests,
+            "sqs_requests": {**self.sqs_requests, "total": self.sqs_total},
+            "sns_publishes": self.sns_publishes,
+            "lambda_invocations": self.lambda_invocations,
+            "lambda_gb_seconds": self.lambda_gb_seconds,
+            "lambda_duration_s": round(sum(f["duration_s"] for f in self.lambda_functions.values()), 3),
+            "lambda_functions": self.lambda_functions,
+            "cpu_s": self.cpu_s,
+            **self.extra,
+        }
+        if self.architecture == "before":
+            out["state_transitions_detail"] = self.state_transitions_detail
+            out["lambda_invocations_by_workflow"] = self.lambda_invocations_by_workflow
+        else:
+            out["jobs"] = self.jobs
+        per = max(1, self.stream_seconds)
+        out["per_stream_second"] = {
+            "state_transitions": round(self.state_transitions / per, 3),
+            "s3_requests": {k: round(v / per, 3) for k, v in self.s3_requests.items() if isinstance(v, int)},
+            "sqs_requests": round(self.sqs_total / per, 3),
+            "lambda_invocations": round(self.lambda_invocations / per, 3),
+            "lambda_gb_seconds": round(self.lambda_gb_seconds / per, 4),
+            "sns_publishes": round(self.sns_publishes / per, 3),
+            "cpu_s": round(self.cpu_s / per, 4) if self.cpu_s is not None else None,
+        }
+        return out
+
+
+def _functions(reports: dict[str, list[Report]]) -> dict[str, dict[str, Any]]:
+    return {role: function_usage(rs) for role, rs in sorted(reports.items())}
+
+
+def _total_cpu(functions: dict[str, dict[str, Any]], *more: float | None) -> float | None:
+    parts = [f["cpu_s"] for f in functions.values()] + list(more)
+    return None if any(p is None for p in parts) else round(sum(parts), 3)
+
+
+def before_bill(events: list[dict[str, Any]], reports: dict[str, list[Report]], *, stream_seconds: int,
+                wall_s: float, executions: int, corrective_action_puts: int) -> Bill:
+    """The before's bill from its execution histories and the functions' REPORT lines.
+
+    S3 requests are what the converter and detectors reported in their outputs, the workflow's own
+    `s3:putObject` calls, and the corrective-action function's one record per defect message (its output
+    goes back to SNS, not to us, so it is counted from the records it left)."""
+    calls = service_calls(events)
+    by_source = lambda_reported_s3(events)
+    if corrective_action_puts:
+        by_source[CORRECTIVE_ACTION] = Counter({"PutObject": corrective_action_puts})
+    by_source["workflow"] = Counter({"PutObject": calls.get("aws-sdk:s3:putObject", 0)})
+    counted = transitions(events)
+    functions = _functions(reports)
+    return Bill(
+        architecture="before", stream_seconds=stream_seconds, wall_s=wall_s,
+        s3_requests=s3_by_class(by_source), sns_publishes=calls.get("sns:publish", 0),
+        lambda_functions=functions, cpu_s=_total_cpu(functions),
+        state_transitions=counted["total"],
+        state_transitions_detail={**counted, "executions": executions},
+        lambda_invocations_by_workflow=calls.get("lambda:invoke", 0),
+    )
+
+
+def after_bill(usages: list[dict[str, Any]], *, wall_s: float, idle: list[dict[str, Any]] | None = None,
+               reports: dict[str, list[Report]] | None = None, corrective_action_puts: int = 0) -> Bill:
+    """The after's bill from the service's per-job usage lines ("job finished") and, for requests no job
+    caused (empty long polls), its "worker stopped" lines; plus the corrective-action function's REPORT
+    lines and records, as in the before."""
+    idle = idle or []
+    by_service: dict[str, list[dict[str, int]]] = {"s3": [], "sqs": [], "sns": []}
+    for usage in usages:
+        for service, counts in (usage.get("requests") or {}).items():
+            by_service.setdefault(service, []).append(counts)
+    s3_sources: dict[str, Counter[str]] = {"service": Counter(merged(by_service["s3"]))}
+    if corrective_action_puts:
+        s3_sources[CORRECTIVE_ACTION] = Counter({"PutObject": corrective_action_puts})
+    sqs = merged(by_service["sqs"])
+    idle_sqs = merged([(u.get("requests") or {}).get("sqs", {}) for u in idle])
+    sqs.update({f"idle_{op}": n for op, n in idle_sqs.items()})
+    functions = _functions(reports or {})
+    analysed = [u for u in usages if u.get("outcome") == "analysed"]
+    jobs_cpu = round(sum(float(u.get("cpu_s") or 0.0) for u in usages), 3)
+    return Bill(
+        architecture="after",
+        stream_seconds=sum(int(u.get("stream_seconds") or 0) for u in analysed),
+        wall_s=wall_s,
+        s3_requests=s3_by_class(s3_sources),
+        sns_publishes=sum(c.get("Publish", 0) for c in by_service["sns"]),
+        lambda_functions=functions,
+        cpu_s=_total_cpu(functions, jobs_cpu),
+        sqs_requests=sqs,
+        jobs=[{k: u.get(k) for k in ("job_id", "stream_id", "stream_seconds", "outcome", "defects", "cpu_s",
+                                     "wall_s")} for u in usages],
+        extra={"service_cpu_s": jobs_cpu},
+    )
