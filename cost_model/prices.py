@@ -84,6 +84,10 @@ US_EAST_1: dict[str, Price] = {
     "s3.gb_month.2": Price(0.022, "GB-month", "aws.amazon.com/s3/pricing (S3 Standard, next 450 TB)"),
     "s3.gb_month.3": Price(0.021, "GB-month", "aws.amazon.com/s3/pricing (S3 Standard, over 500 TB)"),
     "sns.publish": Price(0.50 / 1e6, "publish", f"aws.amazon.com/sns/pricing; {_FACTS}"),
+    "sqs.request": Price(
+        0.40 / 1e6, "request",
+        "aws.amazon.com/sqs/pricing (Standard queue, first 100B requests/month, each 64 KiB chunk one "
+        "request; read via cloudburn.io/blog/amazon-sqs-pricing, 2026-03, on 2026-12-02)", "2026-12-02"),
     "logs.ingest_gb": Price(0.50, "GB ingested", f"aws.amazon.com/cloudwatch/pricing (first tier); {_FACTS}"),
     "ec2.c6i.large": Price(0.085, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
     "ec2.c6i.xlarge": Price(0.17, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
