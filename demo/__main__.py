@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from demo.deploy import ROOT, DeployError, deploy, load_launcher
-from demo.report import ProgressBar, actions_table, bill_table, defects_table, notifications_table
+from demo.report import (
+    actions_table,
+    bills_table,
+    console,
+    defects_table,
+    functions_table,
+    notifications_table,
+    progress,
+)
 from demo.run import Aws, RunError, RunResult, run_stream
 
 
@@ -50,22 +58,27 @@ def summary_json(
 
 
 def print_tables(summary: dict[str, Any]) -> None:
-    print(
+    console.print(
         f"\nstream {summary['source']}: {summary['stream_seconds']} stream-seconds, {summary['status']}"
         f" in {summary['wall_s']:.1f} s ({len(summary['execution_arns'])} execution(s))"
     )
     if summary.get("error"):
-        print(f"  {summary['error']}: {summary['cause']}")
-    print("\ndefects (results bucket):")
-    print(defects_table(summary["defects"]))
+        console.print(f"  {summary['error']}: {summary['cause']}")
+    console.print("\ndefects (results bucket):")
+    console.print(defects_table(summary["defects"]))
     if "matches_monolith" in summary:
-        print(f"  same as `monolith analyze` on the file: {'yes' if summary['matches_monolith'] else 'NO'}")
-    print("\nnotifications (SNS → SQS):")
-    print(notifications_table(summary["notifications"]))
-    print("\ncorrective actions (corrective-action Lambda → results bucket):")
-    print(actions_table(summary["corrective_actions"]))
-    print("\nbill of materials:")
-    print(bill_table(summary))
+        console.print(f"  same as `monolith analyze` on the file: "
+                      f"{'yes' if summary['matches_monolith'] else 'NO'}")
+    console.print("\nnotifications (SNS → SQS):")
+    console.print(notifications_table(summary["notifications"]))
+    console.print("\ncorrective actions (corrective-action Lambda → results bucket):")
+    console.print(actions_table(summary["corrective_actions"]))
+    console.print("\nbill of materials:")
+    console.print(bills_table({"before": summary}))
+    console.print(functions_table(summary))
+    console.print("  S3 requests by source: " + "; ".join(
+        f"{src} " + ", ".join(f"{op} {n}" for op, n in ops.items())
+        for src, ops in summary["s3_requests"]["by_source"].items()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,11 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log("generating a 20 s 640x360 sample stream with a freeze, block damage and an A/V offset …")
             path, truth = sample_stream(out)
-        bar = ProgressBar("workflow")
-        try:
-            result = run_stream(Aws(server.url), stack, path, progress=bar)
-        finally:
-            bar.close()
+        with progress() as bars:
+            task = bars.add_task("before: workflow", total=None)
+            result = run_stream(Aws(server.url), stack, path,
+                                progress=lambda done, total: bars.update(task, completed=done, total=total))
         timings["run"] = result.wall_s
         monolith = None
         if not args.no_monolith and result.status == "SUCCEEDED":

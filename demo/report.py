@@ -1,105 +1,130 @@
-"""Text tables for a run: defects, notifications, corrective actions and the bill of materials."""
+"""Tables for a run, drawn with rich: defects, notifications, corrective actions, the two bills and their
+prices. Plain text when the output is not a terminal, so logs and README excerpts stay readable."""
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
 
 MAIN_FIELDS = {"type", "start_s", "end_s", "confidence"}
 
+console = Console(highlight=False, soft_wrap=False, width=140)
 
-def defects_table(defects: list[dict[str, Any]]) -> str:
+
+def _table(*columns: str, title: str | None = None, right: tuple[str, ...] = ()) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    return table
+
+
+def defects_table(defects: list[dict[str, Any]], title: str | None = None) -> Table | str:
     if not defects:
         return "  no defects found"
-    lines = [f"  {'type':<17}{'start s':>9}{'end s':>9}{'conf':>7}  details"]
+    table = _table("type", "start s", "end s", "conf", "details", title=title,
+                   right=("start s", "end s", "conf"))
     for d in defects:
         details = ", ".join(f"{k}={v}" for k, v in d.items() if k not in MAIN_FIELDS)
-        lines.append(f"  {d['type']:<17}{d['start_s']:>9.2f}{d['end_s']:>9.2f}{d['confidence']:>7.2f}"
-                     f"  {details}")
-    return "\n".join(lines)
+        table.add_row(d["type"], f"{d['start_s']:.2f}", f"{d['end_s']:.2f}", f"{d['confidence']:.2f}",
+                      details)
+    return table
 
 
-def notifications_table(notifications: list[dict[str, Any]]) -> str:
+def notifications_table(notifications: list[dict[str, Any]]) -> Table | str:
     if not notifications:
         return "  none"
-    lines = []
+    table = _table("kind", "second", "what")
     for n in notifications:
         message = n["message"]
         if isinstance(message, dict) and "defect" in message:
             d = message["defect"]
-            lines.append(f"  {n['attributes'].get('kind', '?'):<17} second {message['second']:>4}: "
-                         f"{d['type']} {d['start_s']:.2f}-{d['end_s']:.2f} s")
+            table.add_row(n["attributes"].get("kind", "?"), str(message["second"]),
+                          f"{d['type']} {d['start_s']:.2f}-{d['end_s']:.2f} s")
         else:
-            lines.append(f"  {n['attributes'].get('kind', '?'):<17} {n.get('subject') or ''}: {message}")
-    return "\n".join(lines)
+            table.add_row(n["attributes"].get("kind", "?"), "", f"{n.get('subject') or ''}: {message}")
+    return table
 
 
-def actions_table(actions: list[dict[str, Any]]) -> str:
+def actions_table(actions: list[dict[str, Any]]) -> Table | str:
     if not actions:
         return "  none"
-    return "\n".join(f"  {a['action']:<17} for {a['defect']['type']} at {a['defect']['start_s']:.2f} s  "
-                     f"({a['key']})" for a in actions)
+    table = _table("action", "for", "at s", "record", right=("at s",))
+    for a in actions:
+        table.add_row(a["action"], a["defect"]["type"], f"{a['defect']['start_s']:.2f}", a["key"])
+    return table
 
 
-def bill_table(summary: dict[str, Any]) -> str:
-    seconds = max(1, summary["stream_seconds"])
-    s3 = summary["s3_requests"]
-    rows: list[tuple[str, float, str]] = [
-        ("state transitions", summary["state_transitions"], ""),
-        ("S3 PUT", s3["put"], ""),
-        ("S3 GET", s3["get"], ""),
-        ("S3 HEAD", s3["head"], ""),
-        ("S3 LIST", s3["list"], ""),
-        ("Lambda invocations", summary["lambda_invocations"], ""),
-        ("Lambda GB-seconds", summary["lambda_gb_seconds"], "incl. init"),
-        ("SNS publishes", summary["sns_publishes"], ""),
-    ]
-    lines = [f"  {'':<22}{'total':>12}{'per stream-s':>14}"]
-    for name, total, note in rows:
-        fmt = ".3f" if isinstance(total, float) else "d"
-        lines.append(f"  {name:<22}{total:>12{fmt}}{total / seconds:>14.3f}  {note}".rstrip())
-    lines.append("")
-    lines.append(f"  {'function':<26}{'invocations':>12}{'memory MB':>11}{'busy s':>9}{'CPU s':>8}"
-                 f"{'init s':>8}{'GB-s':>9}")
-    for role, f in summary["lambda_functions"].items():
-        cpu = f"{f['cpu_s']:>8.2f}" if f.get("cpu_s") is not None else f"{'-':>8}"
-        lines.append(f"  {role:<26}{f['invocations']:>12}{f['memory_mb'] or 0:>11}{f['duration_s']:>9.2f}"
-                     f"{cpu}{f['init_s']:>8.2f}{f['gb_seconds']:>9.3f}")
-    lines.append("")
-    lines.append("  S3 requests by source: " + "; ".join(
-        f"{src} " + ", ".join(f"{op} {n}" for op, n in ops.items()) for src, ops in s3["by_source"].items()))
-    return "\n".join(lines)
+def _count(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
 
 
-class ProgressBar:
-    """`stream-seconds done / total` on stderr; a line per quarter when stderr is not a terminal."""
+BILL_ROWS: tuple[tuple[str, Any], ...] = (
+    ("state transitions", lambda b: b["state_transitions"]),
+    ("S3 PUT", lambda b: b["s3_requests"]["put"]),
+    ("S3 GET", lambda b: b["s3_requests"]["get"]),
+    ("S3 HEAD", lambda b: b["s3_requests"]["head"]),
+    ("S3 LIST", lambda b: b["s3_requests"]["list"]),
+    ("SQS requests (jobs)", lambda b: b["sqs_requests"]["total"]),
+    ("SNS publishes", lambda b: b["sns_publishes"]),
+    ("Lambda invocations", lambda b: b["lambda_invocations"]),
+    ("Lambda GB-seconds", lambda b: b["lambda_gb_seconds"]),
+    ("CPU seconds", lambda b: b["cpu_s"]),
+    ("wall seconds", lambda b: b["wall_s"]),
+)
 
-    def __init__(self, label: str = "running", width: int = 30) -> None:
-        self.label, self.width = label, width
-        self.started = time.monotonic()
-        self.tty = sys.stderr.isatty()
-        self._last_quarter = -1
-        self._last = (-1, None)
 
-    def __call__(self, done: int, total: int | None) -> None:
-        if (done, total) == self._last:
-            return
-        self._last = (done, total)
-        elapsed = time.monotonic() - self.started
-        if total:
-            bar = "#" * (self.width * min(done, total) // total)
-            text = f"{self.label} [{bar:<{self.width}}] {done}/{total} stream-s  {elapsed:5.1f} s"
-        else:
-            text = f"{self.label} {done} stream-s  {elapsed:5.1f} s"
-        if self.tty:
-            print(f"\r{text}", end="", file=sys.stderr, flush=True)
-        else:
-            quarter = 4 * done // total if total else done
-            if quarter != self._last_quarter:
-                self._last_quarter = quarter
-                print(text, file=sys.stderr, flush=True)
+def bills_table(bills: dict[str, dict[str, Any]]) -> Table:
+    """The bills side by side: totals and per stream-second, one pair of columns per architecture."""
+    names = list(bills)
+    columns = ["quantity"] + [f"{n} {part}" for n in names for part in ("total", "per stream-s")]
+    table = _table(*columns, right=tuple(columns[1:]))
+    for label, get in BILL_ROWS:
+        cells = []
+        for name in names:
+            bill = bills[name]
+            value = get(bill)
+            per = None if value is None else value / max(1, bill["stream_seconds"])
+            cells += [_count(value), "-" if per is None else f"{per:,.3f}"]
+        table.add_row(label, *cells)
+    return table
 
-    def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
+
+def functions_table(bill: dict[str, Any]) -> Table:
+    table = _table("function", "invocations", "memory MB", "max used MB", "busy s", "CPU s", "init s", "GB-s",
+                   right=("invocations", "memory MB", "max used MB", "busy s", "CPU s", "init s", "GB-s"))
+    for role, f in bill["lambda_functions"].items():
+        table.add_row(role, str(f["invocations"]), str(f["memory_mb"] or "-"),
+                      str(f.get("max_memory_used_mb") or "-"), f"{f['duration_s']:.2f}",
+                      "-" if f["cpu_s"] is None else f"{f['cpu_s']:.2f}", f"{f['init_s']:.2f}",
+                      f"{f['gb_seconds']:.3f}")
+    return table
+
+
+def prices_table(prices: dict[str, dict[str, Any]]) -> Table:
+    """What each run cost, per stream-hour, and scaled to the scenario, with the ratio to the last."""
+    names = list(prices)
+    table = _table("", *names, right=tuple(names))
+    for label, get in (("this run", lambda p: f"${p['run_usd']:.6f}"),
+                       ("per stream-hour", lambda p: f"${p['per_stream_hour_usd']:.4f}"),
+                       ("scenario per month", lambda p: f"${p['scenario']['monthly_usd']:,.0f}")):
+        table.add_row(label, *(get(prices[n]) for n in names))
+    return table
+
+
+def progress() -> Progress:
+    """A progress display in stream-seconds (total unknown until the stream is probed)."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("stream-s"), TimeElapsedColumn(), console=Console(stderr=True))
