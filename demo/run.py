@@ -165,7 +165,7 @@ def stack_functions(aws: Aws, stack_name: str) -> dict[str, str]:
 
 
 # --- results -------------------------------------------------------------------------------------
-def _objects(aws: Aws, bucket: str, prefix: str) -> list[str]:
+def list_keys(aws: Aws, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
@@ -178,7 +178,7 @@ def read_json_objects(aws: Aws, bucket: str, keys: list[str]) -> list[dict[str, 
 
 def download_prefix(aws: Aws, bucket: str, prefix: str, target: Path) -> int:
     """Copy every object under `prefix` to `target/<key>` (a local copy DuckDB can query)."""
-    keys = _objects(aws, bucket, prefix)
+    keys = list_keys(aws, bucket, prefix)
     for key in keys:
         path = target / key
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +187,7 @@ def download_prefix(aws: Aws, bucket: str, prefix: str, target: Path) -> int:
 
 
 def result_keys(aws: Aws, stack: Stack, stream_id: str) -> list[str]:
-    keys = _objects(aws, stack.results_bucket, RESULTS_PREFIX)
+    keys = list_keys(aws, stack.results_bucket, RESULTS_PREFIX)
     return sorted(k for k in keys if f"/stream={stream_id}/" in k)
 
 
@@ -281,13 +281,13 @@ def run_stream(aws: Aws, stack: Stack, path: Path, *, stream_id: str | None = No
         calls = service_calls([e for ex in executions for e in ex.events])
         records = read_json_objects(aws, stack.results_bucket, result_keys(aws, stack, stream_id))
         published = calls.get("sns:publish", 0)
-        ours = [n for n in observer.drain(until=lambda got: _mine(got, stream_id) >= published)
-                if _stream_of(n) == stream_id]
+        ours = [n for n in observer.drain(until=lambda got: notifications_for(got, stream_id) >= published)
+                if stream_of(n) == stream_id]
         defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
-        actions = _await_actions(aws, stack, stream_id, defect_messages)
+        actions = await_actions(aws, stack.results_bucket, stream_id, defect_messages)
         invocations = calls.get("lambda:invoke", 0)
-        reports = _await_reports(aws, functions, since_ms, invocations + defect_messages)
-        frames = len(_objects(aws, stack.frames_bucket, f"{FRAMES_PREFIX}{stream_id}/"))
+        reports = await_reports(aws, functions, since_ms, invocations + defect_messages)
+        frames = len(list_keys(aws, stack.frames_bucket, f"{FRAMES_PREFIX}{stream_id}/"))
     finally:
         if own_observer:
             observer.close()
@@ -298,29 +298,29 @@ def run_stream(aws: Aws, stack: Stack, path: Path, *, stream_id: str | None = No
         notifications=ours, corrective_actions=actions, frame_objects=frames, reports=reports, wall_s=wall_s)
 
 
-def _stream_of(notification: dict[str, Any]) -> str | None:
+def stream_of(notification: dict[str, Any]) -> str | None:
     return notification["attributes"].get("stream_id")
 
 
-def _mine(received: list[dict[str, Any]], stream_id: str) -> int:
-    return sum(1 for n in received if _stream_of(n) == stream_id)
+def notifications_for(received: list[dict[str, Any]], stream_id: str) -> int:
+    return sum(1 for n in received if stream_of(n) == stream_id)
 
 
-def _await_actions(aws: Aws, stack: Stack, stream_id: str, expected: int, timeout_s: float = 20
-                   ) -> list[dict[str, Any]]:
+def await_actions(aws: Aws, results_bucket: str, stream_id: str, expected: int, timeout_s: float = 20
+                  ) -> list[dict[str, Any]]:
     """The corrective actions arrive asynchronously (SNS → Lambda): wait for one per defect message."""
     deadline = time.monotonic() + timeout_s
     while True:
-        keys = _objects(aws, stack.results_bucket, f"{ACTIONS_PREFIX}{stream_id}/")
+        keys = list_keys(aws, results_bucket, f"{ACTIONS_PREFIX}{stream_id}/")
         if len(keys) >= expected or time.monotonic() > deadline:
             keys = sorted(keys)
-            return [{"key": k, **a} for k, a in zip(keys, read_json_objects(aws, stack.results_bucket, keys),
+            return [{"key": k, **a} for k, a in zip(keys, read_json_objects(aws, results_bucket, keys),
                                                     strict=True)]
         time.sleep(POLL_S)
 
 
-def _await_reports(aws: Aws, functions: dict[str, str], since_ms: int, expected: int, timeout_s: float = 20
-                   ) -> dict[str, list[Report]]:
+def await_reports(aws: Aws, functions: dict[str, str], since_ms: int, expected: int, timeout_s: float = 20
+                  ) -> dict[str, list[Report]]:
     """REPORT lines reach CloudWatch Logs shortly after each invocation: wait until all are there."""
     deadline = time.monotonic() + timeout_s
     while True:

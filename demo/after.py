@@ -1,0 +1,157 @@
+"""Run one stream through the after on LocalStack and account for everything it did.
+
+The after stack's queue and dead-letter queue are deployed; ECS is not in LocalStack's free edition, so
+the service's tasks run as local processes of the container's command (`monolith.local_tasks`), with
+the environment the stack gives the container. `run_after` uploads the stream, sends the job (the before's
+StartExecution input), waits for the job's "job finished" line, stops the tasks with SIGTERM as ECS does
+on scale-in, then collects the results records, the notifications and corrective actions (the same topic
+and corrective-action function as the before) and the bill (`metering.after_bill`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from demo.deploy import AfterStack, Stack, load_launcher
+from demo.run import (
+    Aws,
+    Observer,
+    ProgressFn,
+    RunError,
+    await_actions,
+    await_reports,
+    list_keys,
+    notifications_for,
+    stack_functions,
+    stream_of,
+    stream_total,
+)
+from lambdas.shared.results import RESULTS_PREFIX
+from metering import Bill, after_bill
+from metering.lambda_logs import Report
+from monolith.local_tasks import LocalTasks
+from monolith.settings import ServiceSettings
+
+POLL_S = 0.5
+CORRECTIVE_ACTION = "corrective-action"
+
+
+def service_settings(after: AfterStack, **overrides: Any) -> ServiceSettings:
+    """What the stack puts in the container's environment, for these queues, bucket and topic."""
+    return ServiceSettings(job_queue_url=after.job_queue_url, results_bucket=after.results_bucket,
+                           topic_arn=after.topic_arn, source_buckets=(after.source_bucket,), **overrides)
+
+
+@dataclass
+class AfterRun:
+    stream_id: str
+    source: str
+    status: str  # SUCCEEDED | FAILED
+    error: str | None
+    records: list[dict[str, Any]]
+    notifications: list[dict[str, Any]]
+    corrective_actions: list[dict[str, Any]]
+    usage: list[dict[str, Any]]  # the tasks' "job finished" and "worker stopped" usage
+    reports: dict[str, list[Report]]  # the corrective-action function's REPORT lines
+    wall_s: float
+    tasks: int
+
+    @property
+    def defects(self) -> list[dict[str, Any]]:
+        found = [d for r in self.records for d in r["defects"]]
+        return sorted(found, key=lambda d: (d["start_s"], d["type"], d["end_s"]))
+
+    def metered(self) -> Bill:
+        jobs = [u for u in self.usage if u.get("outcome") != "idle"]
+        idle = [u for u in self.usage if u.get("outcome") == "idle"]
+        return after_bill(jobs, wall_s=self.wall_s, idle=idle, reports=self.reports,
+                          corrective_action_puts=len(self.corrective_actions))
+
+    def summary(self) -> dict[str, Any]:
+        bill = self.metered().as_dict()
+        return {"stream_id": self.stream_id, "source": self.source, "status": self.status,
+                "error": self.error, "defects": self.defects, "notifications": self.notifications,
+                "corrective_actions": self.corrective_actions, "tasks": self.tasks,
+                **bill, "sns_deliveries_observed": len(self.notifications)}
+
+
+def _records(aws: Aws, bucket: str, keys: list[str]) -> list[dict[str, Any]]:
+    """Second records from results objects of one JSON line per second (the after writes batches)."""
+    lines = [line for key in keys
+             for line in aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()]
+    return sorted((json.loads(line) for line in lines if line.strip()), key=lambda r: r["second"])
+
+
+def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int = 1,
+              stream_id: str | None = None, progress: ProgressFn | None = None,
+              observer: Observer | None = None, timeout_s: float = 900) -> AfterRun:
+    """Upload `path`, have the after analyse it with `tasks` local tasks, collect what it produced and
+    what it cost."""
+    if stack.after is None:
+        raise RunError("the after stack is not deployed")
+    after = stack.after
+    path = Path(path)
+    stream_id = stream_id or re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)[:40] + "-" + uuid.uuid4().hex[:6]
+    key = f"streams/{stream_id}{path.suffix}"
+    total = stream_total(path)
+    own_observer = observer is None
+    observer = observer or Observer(aws, after.topic_arn)
+    functions = {name: role for name, role in stack_functions(aws, stack.name).items()
+                 if role == CORRECTIVE_ACTION}
+    since_ms = int(time.time() * 1000)
+    env = load_launcher().client_env(aws.endpoint_url, aws.region) if aws.endpoint_url else {}
+    started = time.monotonic()
+    try:
+        aws.s3.upload_file(str(path), after.source_bucket, key)
+        with LocalTasks(service_settings(after), env, log_dir) as local:
+            local.start(tasks)
+            aws.sqs.send_message(QueueUrl=after.job_queue_url, MessageBody=json.dumps(
+                {"bucket": after.source_bucket, "key": key, "stream_id": stream_id}))
+            finished = _await_job(local, stream_id, total, progress, timeout_s)
+            wall_s = round(time.monotonic() - started, 3)
+            local.stop()
+            usage = local.usage()
+        published = sum((u.get("requests") or {}).get("sns", {}).get("Publish", 0) for u in usage)
+        ours = [n for n in observer.drain(until=lambda got: notifications_for(got, stream_id) >= published)
+                if stream_of(n) == stream_id]
+        defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
+        actions = await_actions(aws, after.results_bucket, stream_id, defect_messages)
+        reports = await_reports(aws, functions, since_ms, defect_messages)
+        keys = sorted(k for k in list_keys(aws, after.results_bucket, RESULTS_PREFIX)
+                      if f"/stream={stream_id}/" in k)
+        records = _records(aws, after.results_bucket, keys)
+    finally:
+        if own_observer:
+            observer.close()
+    ok = finished.get("outcome") == "analysed"
+    return AfterRun(stream_id=stream_id, source=f"s3://{after.source_bucket}/{key}",
+                    status="SUCCEEDED" if ok else "FAILED",
+                    error=None if ok else str(finished.get("error") or finished.get("outcome")),
+                    records=records, notifications=ours, corrective_actions=actions, usage=usage,
+                    reports=reports, wall_s=wall_s, tasks=tasks)
+
+
+def _await_job(local: LocalTasks, stream_id: str, total: int | None, progress: ProgressFn | None,
+               timeout_s: float) -> dict[str, Any]:
+    """The usage of the job that finished this stream (analysed, or failed for good)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for usage in local.usage():
+            if usage.get("stream_id") == stream_id and usage.get("outcome") in ("analysed", "failed"):
+                if progress:
+                    progress(int(usage.get("stream_seconds") or 0), total)
+                return usage
+        exited = [t for t in local.tasks if t.process.poll() is not None]
+        if exited and len(exited) == len(local.tasks):
+            tail = "\n".join(exited[0].lines()[-20:])
+            raise RunError(f"every local task exited (code {exited[0].process.returncode}):\n{tail}")
+        if progress:
+            progress(0, total)
+        time.sleep(POLL_S)
+    raise RunError(f"stream {stream_id} not finished by the after after {timeout_s:.0f} s")
