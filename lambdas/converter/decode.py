@@ -5,11 +5,22 @@ seeks to one second and decodes only what it needs (the converter Lambda). Both 
 audio samples by their timestamps on the same clock, so they yield the same `StreamSecond`: the same
 pictures and decoder flags bit for bit; the same audio except in AAC noise-substituted (PNS) bands,
 whose noise the decoder draws from a generator that depends on where decoding started.
+
+Random access is exact because `probe` learns what the decoder would otherwise learn only from the
+stream's start and every decode is given it (`StreamInfo.decoder_options`): the x264 build, announced
+once in an SEI message of the first frame, selects FFmpeg's workarounds for that build's known bugs;
+a decode that starts at a later keyframe never sees it. Parameter sets (SPS/PPS, sequence headers) sent
+only at the start travel as the container's extradata, which libavformat extracts from the stream's
+start when it opens the file, for every decode alike. Where a keyframe is not known to be an exact entry
+point (a codec the parity suite does not cover, several x264 builds in one stream) random access decodes
+the video from the stream's start instead, and logs why.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +31,8 @@ import av.error
 import numpy as np
 
 from lambdas.shared.media import AudioSecond, StreamInfo, StreamSecond, VideoFrame
+
+log = logging.getLogger(__name__)
 
 # Pictures larger than 8K UHD are refused: a forged header could otherwise make us allocate gigabytes.
 MAX_PIXELS = 7680 * 4320
@@ -35,6 +48,13 @@ AUDIO_PREROLL_S = 0.5
 # then see the same pixels, and the monolith scales by analysing several streams at once instead.
 THREAD_TYPE = "FRAME"
 DEFAULT_THREADS = 1
+# Video codecs whose keyframes FFmpeg decodes from, after a seek, into the same pictures and flags as the
+# sequential pass (given `decoder_options`): each is covered by tests/test_random_access_parity.py on real
+# clips. Random access into any other codec decodes from the stream's start.
+KEYFRAME_EXACT_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "mpeg2video", "mpeg4", "libdav1d", "av1"})
+# The version string x264 writes into an SEI user-data message of its first frame; FFmpeg's H.264 decoder
+# reads the build from it (the same pattern, build > 0) and otherwise assumes none (x264_build = -1).
+X264_VERSION = re.compile(rb"x264 - core (\d+)")
 
 
 class UnreadableStreamError(Exception):
@@ -73,6 +93,7 @@ def probe(path: str | Path) -> StreamInfo:
         fps = float(video.average_rate or video.guessed_rate or 0) or 25.0
         duration_s = _duration_s(container, video)
         _first_picture(container, video, source)
+        options, random_access, reason = _stream_start_knowledge(source, ctx.name)
         return StreamInfo(
             source=source,
             duration_s=duration_s,
@@ -83,7 +104,44 @@ def probe(path: str | Path) -> StreamInfo:
             sample_rate=int(audio.codec_context.sample_rate) if audio else None,
             channels=int(audio.codec_context.channels) if audio else None,
             audio_codec=audio.codec_context.name if audio else None,
+            decoder_options=options,
+            random_access=random_access,
+            random_access_reason=reason,
         )
+
+
+def _stream_start_knowledge(source: str, codec: str) -> tuple[dict[str, str], str, str | None]:
+    """(decoder options, random-access entry, why not "keyframe"): what a decode that starts mid-stream
+    must be told to decode as the sequential pass does."""
+    if codec not in KEYFRAME_EXACT_CODECS:
+        return {}, "start", f"random access into {codec} is not known to be exact at keyframes"
+    if codec != "h264":
+        return {}, "keyframe", None
+    builds: list[int] = []
+
+    def learn(data: bytes) -> None:
+        for match in X264_VERSION.finditer(data):
+            if int(match.group(1)) > 0 and int(match.group(1)) not in builds:
+                builds.append(int(match.group(1)))
+
+    with _open(source) as container:
+        video = _video_stream(container, source)
+        learn(bytes(video.codec_context.extradata or b""))
+        try:
+            # Demuxing without decoding is cheap; an x264 build can be announced again where a stream
+            # was spliced from several encodes.
+            for packet in container.demux(video):
+                if packet.size:
+                    learn(bytes(packet))
+        except av.error.FFmpegError:
+            pass  # a damaged tail: what was read is what a decode can learn too
+    if not builds:
+        return {}, "keyframe", None
+    options = {"x264_build": str(builds[0])}
+    if len(builds) > 1:
+        # Which build is in force depends on where decoding started: one option cannot carry it.
+        return options, "start", f"x264 builds {', '.join(map(str, builds))} in one stream"
+    return options, "keyframe", None
 
 
 def iter_seconds(
@@ -94,7 +152,7 @@ def iter_seconds(
     info = info or probe(source)
     with _open(source) as container:
         video = _video_stream(container, source)
-        _configure(video, threads)
+        _configure(video, threads, info)
         audio = container.streams.audio[0] if container.streams.audio else None
         origin = _origin_s(container)
         frames: list[VideoFrame] = []
@@ -128,30 +186,37 @@ def read_second(
     info = info or probe(source)
     if not 0 <= index < info.seconds:
         raise ValueError(f"second {index} is outside the stream (0..{info.seconds - 1})")
-    frames = _seek_and_collect(source, "video", index, threads)
+    if info.random_access == "start" and index > 0:
+        log.warning("second %d of %s: video decoded from the stream's start (%s)", index, source,
+                    info.random_access_reason)
+    frames = _seek_and_collect(source, "video", index, info, threads)
     chunks: list[_DecodedAudio] = []
     audio_errors: list[float] = []
     if info.sample_rate is not None:
-        for kind, item in _seek_and_collect(source, "audio", index, threads):
+        for kind, item in _seek_and_collect(source, "audio", index, info, threads):
             (audio_errors if kind == "audio_error" else chunks).append(item)
     return _assemble(index, info, [item for _, item in frames], chunks, audio_errors)
 
 
-def _seek_and_collect(source: str, kind: str, index: int, threads: int) -> list[tuple[str, Any]]:
+def _seek_and_collect(
+    source: str, kind: str, index: int, info: StreamInfo, threads: int
+) -> list[tuple[str, Any]]:
     """Decoded items of one stream that belong to second `index`, after a seek that lands early enough.
 
     Containers without a precise index (MPEG-TS) may seek past the target; then seek again further back
     until decoding starts at or before the second (video: at a keyframe, so that the pictures are the
-    same as when the stream is decoded from its start).
+    same as when the stream is decoded from its start). Video whose keyframes are not exact entry points
+    is decoded from the start.
     """
     back_s = AUDIO_PREROLL_S if kind == "audio" else 0.0
     while True:
+        from_start = index - back_s <= 0 or (kind == "video" and info.random_access == "start")
         with _open(source) as container:
             stream = _video_stream(container, source) if kind == "video" else container.streams.audio[0]
             if kind == "video":
-                _configure(stream, threads)
+                _configure(stream, threads, info)
             origin = _origin_s(container)
-            if index - back_s > 0:  # from the very start, decode as the sequential path does: no seek
+            if not from_start:  # from the very start, decode as the sequential path does: no seek
                 _seek(container, stream, origin + index - back_s)
             items: list[tuple[str, Any]] = []
             started_at: float | None = None
@@ -163,13 +228,13 @@ def _seek_and_collect(source: str, kind: str, index: int, threads: int) -> list[
                     if item_kind == "audio_error":
                         continue
                     started_at = at_s
-                    if started_at > index + 1e-6 and index - back_s > 0:
+                    if started_at > index + 1e-6 and not from_start:
                         break  # landed after the second's start: seek further back
                 if at_s >= index + 1:
                     break
                 if item_kind == "audio" or at_s >= index - 1e-6:
                     items.append((item_kind, item))
-            if started_at is None or started_at <= index + 1e-6 or index - back_s <= 0:
+            if started_at is None or started_at <= index + 1e-6 or from_start:
                 return items
         back_s = max(1.0, back_s * 2)
 
@@ -207,9 +272,12 @@ def _video_stream(container: av.container.InputContainer, source: str) -> av.vid
     return video
 
 
-def _configure(video: av.video.stream.VideoStream, threads: int) -> None:
+def _configure(video: av.video.stream.VideoStream, threads: int, info: StreamInfo) -> None:
     video.codec_context.thread_type = THREAD_TYPE
     video.codec_context.thread_count = threads
+    # Every decode, sequential or not, gets the same stream-start knowledge: the same decoder.
+    if info.decoder_options:
+        video.codec_context.options = dict(info.decoder_options)
 
 
 def _origin_s(container: av.container.InputContainer) -> float:

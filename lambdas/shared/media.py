@@ -67,6 +67,15 @@ class StreamInfo:
     sample_rate: int | None
     channels: int | None
     audio_codec: str | None
+    # What the video decoder would learn only from the stream's start, as decoder options for every
+    # decode, so that one starting at a keyframe mid-stream (random access) sees what the sequential
+    # pass sees: e.g. {"x264_build": "142"}, the x264 build whose known bugs FFmpeg works around.
+    decoder_options: dict[str, str] = field(default_factory=dict)
+    # Where random access starts decoding the video: "keyframe" (the keyframe before the second, exact
+    # with `decoder_options`) or "start" (the stream's start, for streams where a keyframe is not an
+    # exact entry point); `random_access_reason` says why it is "start".
+    random_access: Literal["keyframe", "start"] = "keyframe"
+    random_access_reason: str | None = None
 
     @property
     def seconds(self) -> int:
@@ -90,7 +99,7 @@ class StreamInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreamInfo:
-        return cls(**data)
+        return cls(**{**data, "decoder_options": dict(data.get("decoder_options") or {})})
 
 
 def make_defect(
