@@ -222,19 +222,22 @@ def _seek_and_collect(
             started_at: float | None = None
             for item_kind, item in _decode(container, [stream], origin):
                 at_s = _item_time(item_kind, item)
-                if started_at is None:
+                if started_at is None and not from_start:
                     if item_kind == "video" and not item.key_frame:
                         continue  # landed between keyframes: these pictures would lack their references
                     if item_kind == "audio_error":
                         continue
                     started_at = at_s
-                    if started_at > index + 1e-6 and not from_start:
+                    if started_at > index + 1e-6:
                         break  # landed after the second's start: seek further back
                 if at_s >= index + 1:
                     break
                 if item_kind == "audio" or at_s >= index - 1e-6:
                     items.append((item_kind, item))
-            if started_at is None or started_at <= index + 1e-6 or from_start:
+            # From the start, items are taken as the sequential pass takes them (the pictures before a
+            # stream's first keyframe too). After a seek that landed past the last keyframe (nothing
+            # decoded) or after the second's start, seek further back.
+            if from_start or (started_at is not None and started_at <= index + 1e-6):
                 return items
         back_s = max(1.0, back_s * 2)
 
