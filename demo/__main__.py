@@ -22,11 +22,15 @@ from demo.report import (
     bills_table,
     console,
     defects_table,
+    disagreement,
     functions_table,
     notifications_table,
     progress,
 )
 from demo.run import Aws, RunError, RunResult, run_stream
+
+# The Lambda path and `monolith analyze` found different defects on the same file: a bug, not a result.
+EXIT_DISAGREEMENT = 3
 
 
 def sample_stream(out: Path) -> tuple[Path, list[dict[str, Any]]]:
@@ -55,6 +59,17 @@ def summary_json(
         summary["monolith_defects"] = monolith
         summary["matches_monolith"] = monolith == result.defects
     return summary
+
+
+def outcome(
+    status: str, lambda_defects: list[dict[str, Any]], monolith: list[dict[str, Any]] | None
+) -> tuple[int, str | None]:
+    """The demo's exit code and error: a failed run is 1; a run whose defects differ from `monolith
+    analyze` on the same file is EXIT_DISAGREEMENT (a bug, not a line of output); else 0."""
+    if status != "SUCCEEDED":
+        return 1, None
+    problem = disagreement(lambda_defects, monolith) if monolith is not None else None
+    return (EXIT_DISAGREEMENT, problem) if problem else (0, None)
 
 
 def print_tables(summary: dict[str, Any]) -> None:
@@ -144,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print_tables(summary)
             print(f"\nwrote {out / 'summary.json'}")
-        return 0 if result.status == "SUCCEEDED" else 1
+        code, problem = outcome(result.status, result.defects, monolith)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+        return code
     except (DeployError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -41,6 +41,24 @@ def defects_table(defects: list[dict[str, Any]], title: str | None = None) -> Ta
     return table
 
 
+def disagreement(lambda_path: list[dict[str, Any]], monolith: list[dict[str, Any]]) -> str | None:
+    """None when the Lambda path found what `monolith analyze` found on the same file; otherwise the
+    error to report. Both run the same converter and detectors, so a difference is a bug (a seek
+    artefact, lost state), never a finding."""
+    if lambda_path == monolith:
+        return None
+    lines = ["the Lambda path and `monolith analyze` disagree on the same file; both run the same converter "
+             "and detectors, so this is a bug in the pipeline, not a finding about the stream"]
+    for where, found, other in (("only on the Lambda path", lambda_path, monolith),
+                                ("only in `monolith analyze`", monolith, lambda_path)):
+        only = [d for d in found if d not in other]
+        if only:
+            lines.append(f"{where}:")
+            lines += [f"  {d['type']} {d['start_s']:.2f}-{d['end_s']:.2f} s, confidence {d['confidence']:.2f}"
+                      + "".join(f", {k}={v}" for k, v in d.items() if k not in MAIN_FIELDS) for d in only]
+    return "\n".join(lines)
+
+
 def notifications_table(notifications: list[dict[str, Any]]) -> Table | str:
     if not notifications:
         return "  none"
