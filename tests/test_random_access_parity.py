@@ -11,12 +11,9 @@ with parameter sets only at its start), MPEG-4 Part 2, B-pyramids, open GOPs.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from conftest import MEDIA
@@ -102,7 +99,7 @@ def test_probe_learns_the_x264_build_that_only_the_stream_start_announces() -> N
     info = probe(COCKATOO)
     # Then every decode is told the build, and its keyframes stay exact entry points
     assert info.decoder_options == {"x264_build": "142"}
-    assert info.random_access == "keyframe"
+    assert info.restart_points == [] and info.decode_from(4) is None
     # And a stream from another H.264 encoder gets no hint (FFmpeg assumes none either)
     assert probe(MEDIA / "bigbuckbunny.mp4").decoder_options == {}
 
@@ -137,32 +134,3 @@ def test_stream_info_carries_the_stream_start_knowledge_through_json() -> None:
     again = StreamInfo.from_dict(json.loads(json.dumps(info.to_dict())))
     assert again == info
     assert "decoder_options" not in info.to_report()  # the analyze --json contract is unchanged
-
-
-def _mjpeg(path: Path) -> Path:
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("mjpeg", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuvj420p"
-        for n in range(25):
-            plane = np.full((48, 64, 3), (n * 10) % 256, dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(plane, format="rgb24").reformat(format="yuvj420p")
-            frame.pts, frame.time_base = n, Fraction(1, 10)
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-    return path
-
-
-def test_a_codec_not_known_exact_at_keyframes_is_decoded_from_the_start(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    # Given a stream in a codec the parity suite does not cover (Motion JPEG)
-    path = _mjpeg(tmp_path / "clip.avi")
-    info = probe(path)
-    assert info.random_access == "start" and "mjpeg" in (info.random_access_reason or "")
-    # When second 2 is decoded alone, Then it equals the sequential pass and the log says why
-    with caplog.at_level(logging.WARNING, logger="lambdas.converter.decode"):
-        got = read_second(path, 2, info)
-    expected = list(iter_seconds(path, info))[2]
-    assert _differences(path, got, expected) == []
-    assert len(got.frames) == 5
-    assert "decoded from the stream's start" in caplog.text and "mjpeg" in caplog.text

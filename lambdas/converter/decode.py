@@ -12,8 +12,9 @@ once in an SEI message of the first frame, selects FFmpeg's workarounds for that
 a decode that starts at a later keyframe never sees it. Parameter sets (SPS/PPS, sequence headers) sent
 only at the start travel as the container's extradata, which libavformat extracts from the stream's
 start when it opens the file, for every decode alike. Where a keyframe is not known to be an exact entry
-point (a codec the parity suite does not cover, several x264 builds in one stream) random access decodes
-the video from the stream's start instead, and logs why.
+point (a codec the parity suite does not cover: from the stream's start; a later x264 build in a
+spliced stream, MPEG-4 encoder user data missing from the extradata: from where it is announced),
+random access decodes from that earlier point instead (`StreamInfo.restart_points`) and logs why.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ KEYFRAME_EXACT_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "mpeg2video", "
 # The version string x264 writes into an SEI user-data message of its first frame; FFmpeg's H.264 decoder
 # reads the build from it (the same pattern, build > 0) and otherwise assumes none (x264_build = -1).
 X264_VERSION = re.compile(rb"x264 - core (\d+)")
+# MPEG-4 Part 2 user data (start code 0x1B2) naming the encoder, as FFmpeg's decoder parses it.
+MPEG4_ENCODER_DATA = re.compile(rb"\x00\x00\x01\xb2((?:DivX|XviD|FFmpe|Lavc|ffmpeg)[\x20-\x7e]*)")
 
 
 class UnreadableStreamError(Exception):
@@ -93,7 +96,7 @@ def probe(path: str | Path) -> StreamInfo:
         fps = float(video.average_rate or video.guessed_rate or 0) or 25.0
         duration_s = _duration_s(container, video)
         _first_picture(container, video, source)
-        options, random_access, reason = _stream_start_knowledge(source, ctx.name)
+        options, restarts, reason = _stream_start_knowledge(source, ctx.name)
         return StreamInfo(
             source=source,
             duration_s=duration_s,
@@ -105,43 +108,74 @@ def probe(path: str | Path) -> StreamInfo:
             channels=int(audio.codec_context.channels) if audio else None,
             audio_codec=audio.codec_context.name if audio else None,
             decoder_options=options,
-            random_access=random_access,
-            random_access_reason=reason,
+            restart_points=restarts,
+            restart_reason=reason,
         )
 
 
-def _stream_start_knowledge(source: str, codec: str) -> tuple[dict[str, str], str, str | None]:
-    """(decoder options, random-access entry, why not "keyframe"): what a decode that starts mid-stream
-    must be told to decode as the sequential pass does."""
+def _stream_start_knowledge(source: str, codec: str) -> tuple[dict[str, str], list[float], str | None]:
+    """(decoder options, restart points, why any): what a decode that starts at a keyframe mid-stream
+    must be told, or where it must start instead, to decode as the sequential pass does."""
     if codec not in KEYFRAME_EXACT_CODECS:
-        return {}, "start", f"random access into {codec} is not known to be exact at keyframes"
-    if codec != "h264":
-        return {}, "keyframe", None
-    builds: list[int] = []
+        return {}, [0.0], f"random access into {codec} is not known to be exact at keyframes"
+    if codec == "h264":
+        return _x264_builds(source)
+    if codec == "mpeg4":
+        return _mpeg4_encoder_data(source)
+    return {}, [], None
 
-    def learn(data: bytes) -> None:
-        for match in X264_VERSION.finditer(data):
-            if int(match.group(1)) > 0 and int(match.group(1)) not in builds:
-                builds.append(int(match.group(1)))
 
+def _scan(source: str) -> Iterator[tuple[float, bytes]]:
+    """(time from the stream's start, bytes) of every video packet, in decode order, without decoding:
+    cheap next to decoding, and it finds what is announced again mid-stream (spliced encodes)."""
     with _open(source) as container:
         video = _video_stream(container, source)
-        learn(bytes(video.codec_context.extradata or b""))
+        origin = _origin_s(container)
         try:
-            # Demuxing without decoding is cheap; an x264 build can be announced again where a stream
-            # was spliced from several encodes.
             for packet in container.demux(video):
+                stamp = packet.pts if packet.pts is not None else packet.dts
                 if packet.size:
-                    learn(bytes(packet))
+                    # No timestamp: place it at the start, the safe side for a restart point.
+                    at_s = float(stamp * packet.time_base) - origin if stamp is not None else 0.0
+                    yield max(0.0, at_s), bytes(packet)
         except av.error.FFmpegError:
-            pass  # a damaged tail: what was read is what a decode can learn too
-    if not builds:
-        return {}, "keyframe", None
-    options = {"x264_build": str(builds[0])}
-    if len(builds) > 1:
-        # Which build is in force depends on where decoding started: one option cannot carry it.
-        return options, "start", f"x264 builds {', '.join(map(str, builds))} in one stream"
-    return options, "keyframe", None
+            return  # a damaged tail: what was read is what a decode can learn too
+
+
+def _x264_builds(source: str) -> tuple[dict[str, str], list[float], str | None]:
+    # FFmpeg keeps the last build an SEI announced (none before the first: x264_build -1). The first is
+    # given to every decode; where a later one differs, decoding must start at that packet's keyframe.
+    changes: list[tuple[float, int]] = []
+    for at_s, data in _scan(source):
+        for match in X264_VERSION.finditer(data):
+            build = int(match.group(1))
+            if build > 0 and (not changes or changes[-1][1] != build):
+                changes.append((at_s, build))
+    if not changes:
+        return {}, [], None
+    options = {"x264_build": str(changes[0][1])}
+    if len(changes) == 1:
+        return options, [], None
+    builds = " then ".join(f"{build} at {at_s:.2f} s" for at_s, build in changes)
+    return options, [at_s for at_s, _ in changes[1:]], f"x264 builds change mid-stream ({builds})"
+
+
+def _mpeg4_encoder_data(source: str) -> tuple[dict[str, str], list[float], str | None]:
+    # FFmpeg's MPEG-4 Part 2 decoder identifies the encoder (DivX, Xvid, libavcodec build) from user
+    # data and chooses bug workarounds and even the IDCT from it. User data in the extradata reaches every
+    # decode; user data that only the stream carries does not, and no decoder option can carry it.
+    with _open(source) as container:
+        extradata = bytes(_video_stream(container, source).codec_context.extradata or b"")
+    known = set(MPEG4_ENCODER_DATA.findall(extradata))
+    restarts: list[float] = []
+    for at_s, data in _scan(source):
+        found = set(MPEG4_ENCODER_DATA.findall(data))
+        if found - known:
+            restarts.append(at_s)
+        known |= found
+    if not restarts:
+        return {}, [], None
+    return {}, restarts, "MPEG-4 encoder identification (user data) sent in the stream, not in the extradata"
 
 
 def iter_seconds(
@@ -186,9 +220,10 @@ def read_second(
     info = info or probe(source)
     if not 0 <= index < info.seconds:
         raise ValueError(f"second {index} is outside the stream (0..{info.seconds - 1})")
-    if info.random_access == "start" and index > 0:
-        log.warning("second %d of %s: video decoded from the stream's start (%s)", index, source,
-                    info.random_access_reason)
+    restart = info.decode_from(index)
+    if restart is not None and index > 0:
+        log.warning("second %d of %s: video decoded from %.2f s, not the keyframe before it (%s)", index,
+                    source, restart, info.restart_reason)
     frames = _seek_and_collect(source, "video", index, info, threads)
     chunks: list[_DecodedAudio] = []
     audio_errors: list[float] = []
@@ -205,19 +240,21 @@ def _seek_and_collect(
 
     Containers without a precise index (MPEG-TS) may seek past the target; then seek again further back
     until decoding starts at or before the second (video: at a keyframe, so that the pictures are the
-    same as when the stream is decoded from its start). Video whose keyframes are not exact entry points
-    is decoded from the start.
+    same as when the stream is decoded from its start), or at or before the restart point the video
+    must be decoded from.
     """
     back_s = AUDIO_PREROLL_S if kind == "audio" else 0.0
+    restart = info.decode_from(index) if kind == "video" else None
+    start_by = index if restart is None else restart  # decoding must start at or before this time
     while True:
-        from_start = index - back_s <= 0 or (kind == "video" and info.random_access == "start")
+        from_start = start_by - back_s <= 0
         with _open(source) as container:
             stream = _video_stream(container, source) if kind == "video" else container.streams.audio[0]
             if kind == "video":
                 _configure(stream, threads, info)
             origin = _origin_s(container)
             if not from_start:  # from the very start, decode as the sequential path does: no seek
-                _seek(container, stream, origin + index - back_s)
+                _seek(container, stream, origin + start_by - back_s)
             items: list[tuple[str, Any]] = []
             started_at: float | None = None
             for item_kind, item in _decode(container, [stream], origin):
@@ -228,8 +265,8 @@ def _seek_and_collect(
                     if item_kind == "audio_error":
                         continue
                     started_at = at_s
-                    if started_at > index + 1e-6:
-                        break  # landed after the second's start: seek further back
+                    if started_at > start_by + 1e-6:
+                        break  # landed too late: seek further back
                 if at_s >= index + 1:
                     break
                 if item_kind == "audio" or at_s >= index - 1e-6:
@@ -237,7 +274,7 @@ def _seek_and_collect(
             # From the start, items are taken as the sequential pass takes them (the pictures before a
             # stream's first keyframe too). After a seek that landed past the last keyframe (nothing
             # decoded) or after the second's start, seek further back.
-            if from_start or (started_at is not None and started_at <= index + 1e-6):
+            if from_start or (started_at is not None and started_at <= start_by + 1e-6):
                 return items
         back_s = max(1.0, back_s * 2)
 

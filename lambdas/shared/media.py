@@ -71,11 +71,18 @@ class StreamInfo:
     # decode, so that one starting at a keyframe mid-stream (random access) sees what the sequential
     # pass sees: e.g. {"x264_build": "142"}, the x264 build whose known bugs FFmpeg works around.
     decoder_options: dict[str, str] = field(default_factory=dict)
-    # Where random access starts decoding the video: "keyframe" (the keyframe before the second, exact
-    # with `decoder_options`) or "start" (the stream's start, for streams where a keyframe is not an
-    # exact entry point); `random_access_reason` says why it is "start".
-    random_access: Literal["keyframe", "start"] = "keyframe"
-    random_access_reason: str | None = None
+    # Random access to second n seeks the video to the keyframe before n, which is exact given
+    # `decoder_options`, unless a restart point (seconds from the stream's start) lies at or before n:
+    # then decoding starts at the latest such point, from which it is exact while the keyframes after
+    # it are not (what the decoder learned there cannot be carried by an option). [0.0]: always decode
+    # from the stream's start. `restart_reason` says why there are any.
+    restart_points: list[float] = field(default_factory=list)
+    restart_reason: str | None = None
+
+    def decode_from(self, index: int) -> float | None:
+        """The restart point random access to second `index` must decode from (None: any keyframe)."""
+        earlier = [t for t in self.restart_points if t <= index + 1e-6]
+        return max(earlier) if earlier else None
 
     @property
     def seconds(self) -> int:
@@ -99,7 +106,11 @@ class StreamInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreamInfo:
-        return cls(**{**data, "decoder_options": dict(data.get("decoder_options") or {})})
+        return cls(**{
+            **data,
+            "decoder_options": dict(data.get("decoder_options") or {}),
+            "restart_points": [float(t) for t in data.get("restart_points") or []],
+        })
 
 
 def make_defect(
