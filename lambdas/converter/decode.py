@@ -126,15 +126,19 @@ def _stream_start_knowledge(source: str, codec: str) -> tuple[dict[str, str], li
 
 
 def _scan(source: str) -> Iterator[tuple[float, bytes]]:
-    """(time from the stream's start, bytes) of every video packet, in decode order, without decoding:
-    cheap next to decoding, and it finds what is announced again mid-stream (spliced encodes)."""
+    """(time from the stream's start, bytes) of every video keyframe packet, in decode order, without
+    decoding: cheap next to decoding, and it finds what is announced again mid-stream (spliced encodes).
+    Encoders announce themselves in the headers of keyframes (x264's SEI in its first IDR, MPEG-4 user
+    data with the VOL before an I-VOP); the first packet is looked at even if not flagged."""
     with _open(source) as container:
         video = _video_stream(container, source)
         origin = _origin_s(container)
+        first = True
         try:
             for packet in container.demux(video):
                 stamp = packet.pts if packet.pts is not None else packet.dts
-                if packet.size:
+                if packet.size and (packet.is_keyframe or first):
+                    first = False
                     # No timestamp: place it at the start, the safe side for a restart point.
                     at_s = float(stamp * packet.time_base) - origin if stamp is not None else 0.0
                     yield max(0.0, at_s), bytes(packet)
