@@ -52,7 +52,7 @@ DEFAULT_THREADS = 1
 # Video codecs whose keyframes FFmpeg decodes from, after a seek, into the same pictures and flags as the
 # sequential pass (given `decoder_options`): each is covered by tests/test_random_access_parity.py on real
 # clips. Random access into any other codec decodes from the stream's start.
-KEYFRAME_EXACT_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "mpeg2video", "mpeg4", "libdav1d", "av1"})
+KEYFRAME_EXACT_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "mpeg2video", "mpeg4", "libdav1d"})
 # The version string x264 writes into an SEI user-data message of its first frame; FFmpeg's H.264 decoder
 # reads the build from it (the same pattern, build > 0) and otherwise assumes none (x264_build = -1).
 X264_VERSION = re.compile(rb"x264 - core (\d+)")
