@@ -1,8 +1,16 @@
 """Measured figures the project prices and sizes with, from one committed file (`calibration.json`).
 
-The file records when, where and with which command it was measured; `make calibrate` regenerates it.
-The cost model and the after stack's task size read it through `load()`, so a fresh clone prints and
-deploys with the same numbers the README quotes.
+The file records when, where and with which command it was measured; `make calibrate` regenerates it
+(`python -m calibration`, which runs `monolith.bench`). The cost model and the after stack's task size
+read it through `load()`, so a fresh clone prints and deploys with the same numbers the README quotes.
+
+Contents:
+- `monolith`: CPU-seconds per stream-second of `monolith analyze` at each resolution (median, min, max
+  over repeated runs) and the peak memory one analysed stream adds to the process;
+- `lambda_path`: the same work done the Lambda path's way in one process (decode, pack every frame into
+  its object, each detector unpacks what it reads), CPU-seconds per stream-second;
+- `profiles`: per-frame CPU costs of those steps and the size of a frame object and an audio object, which
+  the cost model's Lambda duration estimate uses.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 CALIBRATION_PATH = Path(__file__).resolve().parent / "calibration.json"
+STATISTICS = ("median", "min", "max")
 
 
 class CalibrationError(ValueError):
@@ -28,28 +37,85 @@ class Spread:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """What one stream-second costs on the Lambda path at one resolution (measured, this project's code)."""
+
+    frame_bytes: float  # one frame object (zlib level 1 of the luma plane), real content
+    audio_bytes: float  # one second of audio object
+    decode_ms_per_frame: float  # converter: decode (read_second)
+    pack_ms_per_frame: float  # converter: frame_to_bytes
+    unpack_ms_per_object: float  # detector: frame_from_bytes / audio_from_bytes
+    detect_ms_per_frame: dict[str, float]  # each detector's own work per frame it reads
+
+
+@dataclass(frozen=True)
 class Calibration:
     data: dict[str, Any]
     path: Path
 
-    def _row(self, table: str, resolution: str) -> Any:
-        rows = self.data["monolith"][table]
+    def _row(self, section: str, table: str, resolution: str) -> Any:
+        try:
+            rows = self.data[section][table]
+        except (KeyError, TypeError):
+            raise CalibrationError(f"{self.path}: no {section}.{table}; run `make calibrate`") from None
         if resolution not in rows:
-            raise CalibrationError(f"{self.path}: no {table} measured for {resolution!r} "
-                                   f"(measured: {', '.join(sorted(rows))}); run `make calibrate`")
+            raise CalibrationError(
+                f"{self.path}: no {table} measured for {resolution!r} "
+                f"(measured: {', '.join(sorted(rows))}); run `make calibrate`"
+            )
         return rows[resolution]
+
+    @property
+    def resolutions(self) -> tuple[str, ...]:
+        """The resolutions measured for the monolith, smallest first."""
+        rows = self.data.get("monolith", {}).get("cpu_s_per_stream_second", {})
+        return tuple(sorted(rows, key=lambda name: int(name.rstrip("p"))))
 
     def monolith_cpu(self, resolution: str) -> Spread:
         """CPU-seconds per stream-second of the monolith at this resolution (median and spread)."""
-        return Spread(**self._row("cpu_s_per_stream_second", resolution))
+        return Spread(**self._row("monolith", "cpu_s_per_stream_second", resolution))
 
     def monolith_peak_rss_mib(self, resolution: str) -> float:
-        return float(self._row("peak_rss_mib_per_stream", resolution))
+        return float(self._row("monolith", "peak_rss_mib_per_stream", resolution))
+
+    def lambda_path_cpu(self, resolution: str) -> Spread:
+        """CPU-seconds per stream-second of the Lambda path's work done in one process (no S3)."""
+        return Spread(**self._row("lambda_path", "cpu_s_per_stream_second", resolution))
+
+    def profile(self, resolution: str) -> Profile:
+        row = self._row("profiles", "by_resolution", resolution)
+        try:
+            return Profile(**{k: row[k] for k in Profile.__dataclass_fields__})
+        except KeyError as missing:
+            raise CalibrationError(f"{self.path}: profile {resolution!r} lacks {missing}") from None
+
+    def at(self, statistic: str) -> Calibration:
+        """The same calibration with the monolith's CPU `statistic` (min or max) in place of the median, so
+        that anything sized from the median (monolith.sizing.task_size) can be sized from the spread."""
+        if statistic not in STATISTICS:
+            raise CalibrationError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+        data = json.loads(json.dumps(self.data))
+        for row in data["monolith"]["cpu_s_per_stream_second"].values():
+            row["median"] = row[statistic]
+        return Calibration(data, self.path)
+
+    def describe(self) -> str:
+        """One line: what was measured, when, where, how."""
+        machine = self.data.get("machine", "?")
+        if isinstance(machine, dict):
+            machine = machine.get("description") or ", ".join(f"{k} {v}" for k, v in machine.items())
+        return (
+            f"{self.path.name}: measured {self.data.get('generated', '?')} on {machine} "
+            f"by `{self.data.get('command', '?')}`"
+        )
 
 
 def load(path: Path | None = None) -> Calibration:
     path = path or CALIBRATION_PATH
     try:
-        return Calibration(json.loads(path.read_text()), path)
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise CalibrationError(f"{path}: cannot read the calibration ({error})") from None
+    if not isinstance(data, dict) or "monolith" not in data:
+        raise CalibrationError(f'{path}: not a calibration file (no "monolith" section)')
+    return Calibration(data, path)

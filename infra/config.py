@@ -29,6 +29,9 @@ DETECTOR_PLACEHOLDERS = {
 # History events one loop iteration can emit in the worst case (all three detectors, a defect from each):
 # see tests/infra/test_workflow.py, which counts them. 25,000 is the per-execution limit.
 HISTORY_LIMIT = 25_000
+# Days before the frames bucket's lifecycle rule expires a frame object (infra/storage.py applies it, the
+# cost model prices the storage it implies).
+TEMP_EXPIRY_DAYS = 1
 
 
 def stack_name(stage: str) -> str:

@@ -6,10 +6,8 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import MonitorConfig
+from infra.config import TEMP_EXPIRY_DAYS, MonitorConfig
 from infra.nag import acknowledge
-
-TEMP_EXPIRY_DAYS = 1
 
 
 class Storage(Construct):

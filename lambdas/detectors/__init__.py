@@ -17,6 +17,15 @@ Defects = list[dict[str, Any]]
 State = dict[str, Any]
 DetectFn = Callable[[StreamSecond, State | None], tuple[Defects, State]]
 
+# What each detector looks at, name -> (video, audio): its Lambda GETs only those objects (the audio-only
+# path of A/V sync still needs the pictures to find the flashes). Here, in a module without side effects,
+# so that the handlers and the cost model read the same table.
+NEEDS: dict[str, tuple[bool, bool]] = {
+    "freeze": (True, False),
+    "block_corruption": (True, False),
+    "av_sync": (True, True),
+}
+
 
 def registry() -> dict[str, DetectFn]:
     """Detector name -> detect function, in a fixed order."""

@@ -14,19 +14,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.detectors import DetectFn, registry
+from lambdas.detectors import NEEDS, DetectFn, registry
 from lambdas.shared.faults import Handler, inject_faults
 from lambdas.shared.frame_store import get_second
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
 from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
-
-# What each detector looks at: a function GETs only those objects (the audio-only path of A/V sync
-# still needs the pictures to find the flashes).
-NEEDS: dict[str, tuple[bool, bool]] = {  # name -> (video, audio)
-    "freeze": (True, False),
-    "block_corruption": (True, False),
-    "av_sync": (True, True),
-}
 
 COUNTER = S3RequestCounter()
 S3 = counting_s3_client(COUNTER)
