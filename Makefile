@@ -7,7 +7,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test test-load lint demo demo-monolith bench bench-localstack evaluate cost clean synth synth-offline synth-localstack node
+.PHONY: venv test test-load lint demo demo-monolith bench calibrate bench-localstack evaluate cost clean synth synth-offline synth-localstack node
 
 venv: $(VENV)/.installed
 
@@ -40,17 +40,24 @@ demo-monolith: venv
 evaluate: venv
 	$(PY) -m monolith evaluate
 
+# CPU per stream-second at 360p/720p/1080p: median and spread of 5 runs (a few minutes on 2 cores).
 bench: venv
 	$(PY) -m monolith bench --json bench-output/media-bench.json
+
+# The same measurements written to calibration/calibration.json (date, machine, command), which the cost
+# model and the after stack read: commit the file after running it.
+calibrate: venv
+	$(PY) -m calibration --repeats 5 --duration 10
 
 # End-to-end wall time per stream-second on LocalStack, Lambda-path time next to the monolith's.
 bench-localstack: venv localstack-venv node
 	$(PY) -m demo.bench
 
-# The Prime-Video-like scenario: 3,000 concurrent 25 fps streams, 24x7, us-east-1 (reads bench-output/ if there).
+# The Prime-Video-like scenario: 3,000 concurrent 25 fps 1080p streams, 24x7, us-east-1, from the committed
+# calibration; the two figures go to docs/ (the README shows them).
 cost: venv
-	@mkdir -p cost-output
-	$(PY) -m cost_model compare --streams 3000 --hours 730 --chart cost-output/cost.png
+	$(PY) -m cost_model compare --streams 3000 --hours 730 --resolution 1080p \
+		--chart docs/cost.png --bars docs/cost-per-stream-hour.png
 
 clean:
 	rm -rf $(VENV) bench-output demo-output cost-output eval-output .pytest_cache cdk.out

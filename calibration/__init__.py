@@ -89,14 +89,16 @@ class Calibration:
         except KeyError as missing:
             raise CalibrationError(f"{self.path}: profile {resolution!r} lacks {missing}") from None
 
-    def at(self, statistic: str) -> Calibration:
-        """The same calibration with the monolith's CPU `statistic` (min or max) in place of the median, so
-        that anything sized from the median (monolith.sizing.task_size) can be sized from the spread."""
+    def at(self, statistic: str = "median", *, cpu_factor: float = 1.0) -> Calibration:
+        """The same calibration with the monolith's CPU `statistic` (min or max) times `cpu_factor` in place
+        of the median, so that what is sized from the median (monolith.sizing.task_size) can be sized from
+        the spread, or for another processor."""
         if statistic not in STATISTICS:
             raise CalibrationError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
         data = json.loads(json.dumps(self.data))
         for row in data["monolith"]["cpu_s_per_stream_second"].values():
-            row["median"] = row[statistic]
+            chosen = row[statistic]
+            row.update(median=chosen * cpu_factor, min=row["min"] * cpu_factor, max=row["max"] * cpu_factor)
         return Calibration(data, self.path)
 
     def describe(self) -> str:

@@ -397,3 +397,26 @@ def _all_states(states: States) -> list[State]:
         if body:
             out += _all_states(body["States"])
     return out
+
+
+def combine_detector_branches(
+    definition: dict[str, Any], placeholders: dict[str, str], combined: str
+) -> dict[str, Any]:
+    """A copy of the definition in which each Parallel state's detector branches become one branch that
+    invokes the function `${combined}` (all detectors in one function); other branches are kept."""
+    copy = json.loads(json.dumps(definition))
+    every = set(placeholders.values())
+    for state in _all_states(copy["States"]):
+        if state.get("Type") != "Parallel":
+            continue
+        kept, merged = [], False
+        for branch in state["Branches"]:
+            text = json.dumps(branch)
+            named = [p for p in every if "${" + p + "}" in text]
+            if not named:
+                kept.append(branch)
+            elif not merged:
+                kept.append(json.loads(text.replace("${" + named[0] + "}", "${" + combined + "}")))
+                merged = True
+        state["Branches"] = kept
+    return copy

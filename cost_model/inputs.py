@@ -1,31 +1,26 @@
-"""What the model reads from the project: the stack's configuration, what each detector reads, the frames
-bucket's lifecycle, measured media costs, and the monolith benchmark. Each reader falls back to a
-documented default and says which it used (`Provenance`)."""
+"""What the model reads from the project: the stack's configuration (cdk.json context through
+`infra.config.MonitorConfig`), what each detector reads (`lambdas.detectors.NEEDS`), the frames bucket's
+lifecycle (`infra.config.TEMP_EXPIRY_DAYS`), the after's settings (`monolith.settings`), and the measured
+figures (`calibration/calibration.json`). All of them are side-effect-free modules or data files: nothing
+is parsed out of source code."""
 
 from __future__ import annotations
 
-import ast
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.config import DETECTORS
+from calibration import Calibration, CalibrationError, Profile
+from calibration import load as load_calibration
+from infra.config import DETECTORS, TEMP_EXPIRY_DAYS, MonitorConfig
+from lambdas.detectors import NEEDS
 
 REPO = Path(__file__).resolve().parents[1]
 CDK_JSON = REPO / "cdk.json"
-HANDLERS = REPO / "lambdas" / "detectors" / "handlers.py"
-STORAGE = REPO / "infra" / "storage.py"
-BENCH_JSON = REPO / "bench-output" / "media-bench.json"
 SUMMARY_JSON = REPO / "demo-output" / "summary.json"
 
-# Copy of lambdas/detectors/handlers.py NEEDS, used only when that file cannot be read.
-DEFAULT_NEEDS: dict[str, tuple[bool, bool]] = {
-    "freeze": (True, False),
-    "block_corruption": (True, False),
-    "av_sync": (True, True),
-}
+__all__ = ["NEEDS", "Calibration", "Profile"]
 
 
 class InputError(ValueError):
@@ -42,134 +37,64 @@ class Provenance:
         self.notes.append(text)
 
 
+_DEFAULTS = MonitorConfig()
+
+
 @dataclass(frozen=True)
 class StackConfig:
-    converter_memory_mb: int = 2048
-    detector_memory_mb: int = 1024
-    frames_per_second: int = 0  # 0 = every frame
+    """The before stack's settings the model prices (defaults: `infra.config.MonitorConfig`'s)."""
+
+    converter_memory_mb: int = _DEFAULTS.converter_memory_mb
+    detector_memory_mb: int = _DEFAULTS.detector_memory_mb
+    frames_per_second: int = _DEFAULTS.frames_per_second  # 0 = every frame
     detectors: tuple[str, ...] = DETECTORS
-    seconds_per_execution: int = 300
-    architecture: str = "x86_64"
-    temp_expiry_days: int = 1
+    seconds_per_execution: int = _DEFAULTS.seconds_per_execution
+    architecture: str = _DEFAULTS.architecture
+    temp_expiry_days: int = TEMP_EXPIRY_DAYS
 
 
-def read_stack_config(prov: Provenance, cdk_json: Path = CDK_JSON, storage_py: Path = STORAGE) -> StackConfig:
-    """The CDK context defaults (cdk.json) and the frames bucket's lifecycle (infra/storage.py)."""
-    base = StackConfig()
-    values: dict[str, Any] = {}
+class _Context:
+    """cdk.json's context as `MonitorConfig.from_node` reads a construct node's."""
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+
+    def try_get_context(self, key: str) -> Any:
+        return self.context.get(key)
+
+
+def read_stack_config(prov: Provenance, cdk_json: Path = CDK_JSON) -> StackConfig:
+    """The CDK context defaults (cdk.json), parsed and checked by the stack's own MonitorConfig."""
     try:
         context = json.loads(cdk_json.read_text()).get("context", {})
-        for key in (
-            "converter_memory_mb",
-            "detector_memory_mb",
-            "frames_per_second",
-            "seconds_per_execution",
-        ):
-            if key in context:
-                values[key] = int(context[key])
-        if "detectors" in context:
-            values["detectors"] = tuple(context["detectors"])
-        if "architecture" in context:
-            values["architecture"] = str(context["architecture"])
-        prov.add(f"stack configuration: {cdk_json.name} context")
-    except (OSError, ValueError, TypeError):
-        prov.add("stack configuration: built-in defaults (cdk.json not readable)")
+    except (OSError, ValueError) as error:
+        raise InputError(f"{cdk_json}: cannot read the stack's context ({error})") from None
     try:
-        match = re.search(r"^TEMP_EXPIRY_DAYS\s*=\s*(\d+)", storage_py.read_text(), re.MULTILINE)
-        if match:
-            values["temp_expiry_days"] = int(match.group(1))
-    except OSError:
-        pass
-    return StackConfig(**{**base.__dict__, **values})
-
-
-def read_needs(prov: Provenance, handlers: Path = HANDLERS) -> dict[str, tuple[bool, bool]]:
-    """What each detector function GETs (video frames, audio): the NEEDS literal in the handlers module,
-    read without importing it (it creates AWS clients at import)."""
-    try:
-        tree = ast.parse(handlers.read_text())
-        for node in tree.body:
-            target = (
-                node.target
-                if isinstance(node, ast.AnnAssign)
-                else (node.targets[0] if isinstance(node, ast.Assign) else None)
-            )
-            if isinstance(target, ast.Name) and target.id == "NEEDS" and node.value is not None:
-                needs = ast.literal_eval(node.value)
-                shown = handlers.relative_to(REPO) if handlers.is_relative_to(REPO) else handlers
-                prov.add(f"detector reads: NEEDS in {shown}")
-                return {k: (bool(v[0]), bool(v[1])) for k, v in needs.items()}
-    except (OSError, SyntaxError, ValueError):
-        pass
-    prov.add("detector reads: built-in copy of NEEDS (handlers.py not readable)")
-    return dict(DEFAULT_NEEDS)
-
-
-@dataclass(frozen=True)
-class MediaProfile:
-    """Per-frame costs of the Lambda path at one resolution, measured on this project's code.
-
-    Measured 2026-11-26 on the 2-core dev machine (process CPU time, 4 stream-seconds of a generated
-    25 fps stream; object sizes from the real clips media/chaplin.mp4 (360p) and media/bigbuckbunny.mp4
-    (720p), since generated content compresses far better than real pictures)."""
-
-    frame_bytes: float  # one frame object (zlib level 1 of the luma plane), real content
-    audio_bytes: float  # one second of audio object
-    decode_ms_per_frame: float  # converter: read_second
-    pack_ms_per_frame: float  # converter: frame_to_bytes
-    unpack_ms_per_object: float  # detector: frame_from_bytes / audio_from_bytes
-    detect_ms_per_frame: dict[str, float]
-    monolith_cpu_s_per_stream_s: float  # fallback when bench-output/media-bench.json is absent
-
-
-PROFILES: dict[str, MediaProfile] = {
-    "360p": MediaProfile(
-        134_810,
-        179_461,
-        1.52,
-        1.85,
-        0.65,
-        {"freeze": 0.56, "block_corruption": 0.16, "av_sync": 0.37},
-        0.0454,
-    ),
-    "720p": MediaProfile(
-        623_045,
-        179_461,
-        6.22,
-        4.79,
-        1.78,
-        {"freeze": 1.28, "block_corruption": 0.42, "av_sync": 0.77},
-        0.1365,
-    ),
-}
-PROFILE_SOURCE = (
-    "measured 2026-11-26 on the dev machine (cost_model/inputs.py PROFILES; monolith CPU from "
-    "`monolith bench --duration 15 --repeats 1`)"
-)
-
-
-def read_bench(resolution: str, prov: Provenance, path: Path = BENCH_JSON) -> tuple[float, float | None]:
-    """(monolith CPU-seconds per stream-second, peak RSS MB or None) at `resolution`: from `make bench`
-    output when present, else the stored fallback."""
-    if resolution not in PROFILES:
-        raise InputError(f"unknown resolution {resolution!r}; known: {', '.join(PROFILES)}")
-    if path.is_file():
-        try:
-            report = json.loads(path.read_text())
-            for row in report["results"]:
-                if row["resolution"] == resolution:
-                    value = float(row["full_analysis"]["cpu_s_per_stream_s"])
-                    if value <= 0:
-                        raise InputError(f"{path}: cpu_s_per_stream_s must be > 0")
-                    prov.add(f"monolith CPU: {value:g} CPU-s per stream-second at {resolution} from {path}")
-                    rss = report.get("peak_rss_mb")
-                    return value, float(rss) if rss else None
-            raise InputError(f"{path}: no {resolution} result")
-        except (ValueError, KeyError, TypeError) as error:
-            raise InputError(f"{path}: not a media-bench report ({error})") from None
-    value = PROFILES[resolution].monolith_cpu_s_per_stream_s
-    prov.add(
-        f"monolith CPU: {value:g} CPU-s per stream-second at {resolution} — DEFAULT ({path.name} not "
-        f"found; run `make bench`), {PROFILE_SOURCE}"
+        config = MonitorConfig.from_node(_Context(context))  # type: ignore[arg-type]
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{cdk_json}: {error}") from None
+    prov.add(f"stack configuration: {cdk_json.name} context (infra.config.MonitorConfig)")
+    return StackConfig(
+        converter_memory_mb=config.converter_memory_mb,
+        detector_memory_mb=config.detector_memory_mb,
+        frames_per_second=config.frames_per_second,
+        detectors=config.detectors,
+        seconds_per_execution=config.seconds_per_execution,
+        architecture=config.architecture,
     )
-    return value, None
+
+
+def read_calibration(prov: Provenance, path: Path | None = None) -> Calibration:
+    try:
+        calibration = load_calibration(path)
+    except CalibrationError as error:
+        raise InputError(str(error)) from None
+    prov.add(f"measured figures: {calibration.describe()}")
+    return calibration
+
+
+def profile(calibration: Calibration, resolution: str) -> Profile:
+    try:
+        return calibration.profile(resolution)
+    except CalibrationError as error:
+        raise InputError(str(error)) from None

@@ -11,15 +11,10 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cost_model.asl import LoopModel, drop_detector_branches
-from cost_model.inputs import (
-    PROFILE_SOURCE,
-    PROFILES,
-    InputError,
-    MediaProfile,
-    StackConfig,
-)
-from cost_model.prices import FREE_TIER, QUOTA_SOURCE, PriceBook
+from cost_model.after import AfterOptions, after_summary
+from cost_model.asl import LoopModel, combine_detector_branches, drop_detector_branches
+from cost_model.inputs import InputError, Profile, StackConfig
+from cost_model.prices import FREE_TIER, PURCHASES, QUOTA_SOURCE, PriceBook
 from infra.config import CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS
 
 HOURS_PER_MONTH = 730.0  # AWS's convention for a month of 24x7
@@ -41,21 +36,17 @@ VARIANTS = {
     "batched": "frames and audio of a second batched into one S3 object",
     "fewer-detectors": "only the freeze detector (one Parallel branch, video only)",
     "sampled": "ship 5 frames per second instead of every frame",
+    "well-architected": "what a serverless engineer would build keeping Step Functions and Lambda: Express "
+    "workflow, one object per stream-second, the three detectors in one function, sampled frames where the "
+    "detector allows it (freeze)",
 }
-INSTANCES: dict[str, tuple[int, float]] = {  # type -> (vCPUs, GiB)
-    "c6i.large": (2, 4),
-    "c6i.xlarge": (4, 8),
-    "c6i.2xlarge": (8, 16),
-    "c6i.4xlarge": (16, 32),
-    "c5.2xlarge": (8, 16),
-    "c5.4xlarge": (16, 32),
-    "c7g.large": (2, 4),
-    "c7g.xlarge": (4, 8),
-    "c7g.2xlarge": (8, 16),
-    "c7g.4xlarge": (16, 32),
-}
-SAVINGS_PLAN_DISCOUNT = 0.27  # assumed 1-year no-upfront Compute Savings Plan; AWS says "up to 66%"
-MONOLITH_RSS_MB = 250.0  # per analysed stream, when the bench gives none (assumed)
+# The well-architected variant's one detector function (a placeholder the stack does not define: it cannot
+# deploy this variant, see the README).
+COMBINED_PLACEHOLDER = "DetectorsFunctionArn"
+# Frames per second each detector needs in the well-architected variant: the freeze detector judges >= 2 s
+# freezes from 5 pictures a second; block corruption needs every frame's decoder flag and A/V sync every
+# frame's onset (40 ms resolution at 25 fps), so the object still carries every frame.
+WELL_ARCHITECTED_SAMPLE_FPS = {"freeze": 5}
 
 
 @dataclass(frozen=True)
@@ -63,7 +54,7 @@ class Workload:
     streams: int
     hours: float  # per month, per stream (730 = 24x7)
     fps: float = 25.0
-    resolution: str = "720p"
+    resolution: str = "1080p"
     variant: str = "baseline"
     stack: StackConfig = field(default_factory=StackConfig)
     needs: dict[str, tuple[bool, bool]] = field(default_factory=dict)
@@ -72,6 +63,8 @@ class Workload:
     detectors: tuple[str, ...] | None = None  # overrides the variant / stack
     sample_fps: int = 5  # frames shipped per second in the "sampled" variant
     gb_s_per_stream_s: float | None = None  # measured Lambda GB-s per stream-second (calibration)
+    media: Profile | None = None  # measured per-frame costs and object sizes at `resolution`
+    media_source: str = "calibration/calibration.json"
 
     def __post_init__(self) -> None:
         if self.streams < 1:
@@ -82,8 +75,6 @@ class Workload:
             raise InputError(f"--fps must be within (0, 120], got {self.fps:g}")
         if self.variant not in VARIANTS:
             raise InputError(f"unknown variant {self.variant!r}; known: {', '.join(VARIANTS)}")
-        if self.resolution not in PROFILES:
-            raise InputError(f"unknown resolution {self.resolution!r}; known: {', '.join(PROFILES)}")
         if self.defects_per_hour < 0 or self.retry_rate < 0:
             raise InputError("--defects-per-hour and --retry-rate must not be negative")
         if self.detectors is not None and (
@@ -97,6 +88,12 @@ class Workload:
             return self.detectors
         return ("freeze",) if self.variant == "fewer-detectors" else self.stack.detectors
 
+    def frames_for(self, detector: str) -> float:
+        """Frames per second detector `detector` looks at."""
+        if self.combined and detector in WELL_ARCHITECTED_SAMPLE_FPS:
+            return min(self.shipped_per_second, WELL_ARCHITECTED_SAMPLE_FPS[detector])
+        return self.shipped_per_second
+
     @property
     def shipped_per_second(self) -> float:
         cap = self.sample_fps if self.variant == "sampled" else self.stack.frames_per_second
@@ -104,19 +101,26 @@ class Workload:
 
     @property
     def batched(self) -> bool:
-        return self.variant == "batched"
+        return self.variant in ("batched", "well-architected")
 
     @property
     def express(self) -> bool:
-        return self.variant == "express"
+        return self.variant in ("express", "well-architected")
+
+    @property
+    def combined(self) -> bool:
+        """The detectors run in one function that reads the second's one object once."""
+        return self.variant == "well-architected"
 
     @property
     def stream_seconds(self) -> float:
         return self.streams * self.hours * 3600
 
     @property
-    def profile(self) -> MediaProfile:
-        return PROFILES[self.resolution]
+    def profile(self) -> Profile:
+        if self.media is None:
+            raise InputError(f"no measured profile for {self.resolution}: pass the calibration's")
+        return self.media
 
 
 @dataclass
@@ -178,7 +182,10 @@ class Usage:
 
 
 def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, LoopModel]:
-    loop = LoopModel(drop_detector_branches(definition, DETECTOR_PLACEHOLDERS, w.enabled))
+    shaped = drop_detector_branches(definition, DETECTOR_PLACEHOLDERS, w.enabled)
+    if w.combined:
+        shaped = combine_detector_branches(shaped, DETECTOR_PLACEHOLDERS, COMBINED_PLACEHOLDER)
+    loop = LoopModel(shaped)
     rate = w.defects_per_hour / 3600
     # One defect per defect-second: events are seconds apart in practice, so each opens its own Map.
     per = loop.per_second(
@@ -190,7 +197,13 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
         retry_rate=w.retry_rate,
     )
     conv = per.get(f"lambda:invoke:{CONVERTER_PLACEHOLDER}", 0.0)
-    dets = {name: per.get(f"lambda:invoke:{DETECTOR_PLACEHOLDERS[name]}", 0.0) for name in w.enabled}
+    # function (a detector's name, or "detectors" for the combined one) -> (placeholder, detectors in it)
+    functions = (
+        {"detectors": (COMBINED_PLACEHOLDER, w.enabled)}
+        if w.combined
+        else {name: (DETECTOR_PLACEHOLDERS[name], (name,)) for name in w.enabled}
+    )
+    dets = {fn: per.get(f"lambda:invoke:{arn}", 0.0) for fn, (arn, _) in functions.items()}
     p = w.profile
     shipped = w.shipped_per_second
     bytes_s = shipped * p.frame_bytes + p.audio_bytes
@@ -206,23 +219,23 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
     )
     gets: dict[str, float] = {}
     det_ms: dict[str, float] = {}
-    for name in w.enabled:
-        video, audio = w.needs.get(name, (True, False))
+    for fn, (_, names) in functions.items():
+        needs = [w.needs.get(name, (True, False)) for name in names]
+        video, audio = any(v for v, _ in needs), any(a for _, a in needs)
         frames = shipped if video else 0
         objects = 1.0 if w.batched else frames + (1 if audio else 0)
         read = bytes_s if w.batched else frames * p.frame_bytes + (p.audio_bytes if audio else 0)
-        cpu = (
-            p.unpack_ms_per_object * (shipped + 1 if w.batched else objects)
-            + p.detect_ms_per_frame.get(name, 1.0) * frames
+        cpu = p.unpack_ms_per_object * (shipped + 1 if w.batched else objects) + sum(
+            p.detect_ms_per_frame.get(name, 1.0) * (w.frames_for(name) if video else 0) for name in names
         )
-        det_ms[name] = (
+        det_ms[fn] = (
             cpu / _cpu_share(w.stack.detector_memory_mb)
             + objects * S3_LATENCY_MS
             + read / 1e6 / S3_MB_PER_S * 1000
         )
-        gets[name] = objects
+        gets[fn] = objects
     gb_s_model = conv * w.stack.converter_memory_mb / 1024 * conv_ms / 1000 + sum(
-        dets[d] * w.stack.detector_memory_mb / 1024 * det_ms[d] / 1000 for d in w.enabled
+        dets[fn] * w.stack.detector_memory_mb / 1024 * det_ms[fn] / 1000 for fn in functions
     )
     if w.gb_s_per_stream_s is not None and w.variant == "baseline":
         gb_s, gb_src = w.gb_s_per_stream_s, "measured (run summary)"
@@ -230,7 +243,8 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
         gb_s, gb_src = (
             gb_s_model,
             (
-                f"estimated: {PROFILE_SOURCE}; + {S3_LATENCY_MS:g} ms per S3 request and "
+                f"estimated: per-frame CPU measured ({w.media_source}); + {S3_LATENCY_MS:g} ms per S3 "
+                "request and "
                 f"{S3_MB_PER_S:g} MB/s (assumed); CPU share = memory / {MB_PER_VCPU} MB"
             ),
         )
@@ -243,7 +257,7 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
         detector_invocations=dets,
         s3_put_frames=conv * puts,
         s3_put_results=per.get("aws-sdk:s3:putObject", 0.0),
-        s3_get=conv * 1 + sum(dets[d] * gets[d] for d in w.enabled),
+        s3_get=conv * 1 + sum(dets[fn] * gets[fn] for fn in functions),
         sns_publishes=per.get("sns:publish", 0.0),
         executions=executions,
         converter_ms=conv_ms,
@@ -293,7 +307,7 @@ def tiered(service: str, unit: str, quantity: float, book: PriceBook, family: st
     ]
 
 
-def _src(book: PriceBook, key: str) -> str:
+def src(book: PriceBook, key: str) -> str:
     price = book[key]
     return f"{price.source} [{price.date}]"
 
@@ -311,7 +325,7 @@ def serverless_lines(
                 "Express requests",
                 requests,
                 book["sfn.express.request"].usd,
-                _src(book, "sfn.express.request"),
+                src(book, "sfn.express.request"),
             )
         )
         gb_s = (
@@ -325,7 +339,7 @@ def serverless_lines(
                 "state transitions",
                 u.transitions * n,
                 book["sfn.transition"].usd,
-                _src(book, "sfn.transition"),
+                src(book, "sfn.transition"),
             )
         )
     lines.append(
@@ -334,7 +348,7 @@ def serverless_lines(
             "requests",
             u.lambda_invocations * n,
             book["lambda.request"].usd,
-            _src(book, "lambda.request"),
+            src(book, "lambda.request"),
         )
     )
     lines += tiered(
@@ -350,14 +364,14 @@ def serverless_lines(
             "PUT requests",
             (u.s3_put_frames + u.s3_put_results) * n,
             book["s3.put"].usd,
-            _src(book, "s3.put"),
+            src(book, "s3.put"),
         )
     )
-    lines.append(line("S3", "GET requests", u.s3_get * n, book["s3.get"].usd, _src(book, "s3.get")))
+    lines.append(line("S3", "GET requests", u.s3_get * n, book["s3.get"].usd, src(book, "s3.get")))
     storage = u.storage_gb_held * w.streams * min(1.0, w.hours / HOURS_PER_MONTH)
     lines += tiered("S3", "GB-months (frames bucket)", storage, book, "s3.gb_month")
     lines.append(
-        line("SNS", "publishes", u.sns_publishes * n, book["sns.publish"].usd, _src(book, "sns.publish"))
+        line("SNS", "publishes", u.sns_publishes * n, book["sns.publish"].usd, src(book, "sns.publish"))
     )
     lines.append(
         line(
@@ -365,7 +379,7 @@ def serverless_lines(
             "GB ingested (Lambda logs)",
             u.log_gb * n,
             book["logs.ingest_gb"].usd,
-            _src(book, "logs.ingest_gb") + f"; {LOG_BYTES_PER_INVOCATION} B/invocation assumed",
+            src(book, "logs.ingest_gb") + f"; {LOG_BYTES_PER_INVOCATION} B/invocation assumed",
         )
     )
     if free_tier:
@@ -393,77 +407,6 @@ def _free_tier(lines: list[dict[str, Any]], book: PriceBook, w: Workload) -> lis
                 line(service, f"free tier: {unit}", -amount, book[price_key].usd, FREE_TIER[free_key][1])
             )
     return out
-
-
-# --- monolith --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sizing:
-    instance: str
-    vcpus: int
-    streams_per_instance: int
-    instances: int
-    bound: str  # "CPU" or "memory"
-
-
-def size_monolith(
-    streams: int,
-    cpu_s_per_stream_s: float,
-    *,
-    instance: str = "c6i.2xlarge",
-    utilisation: float = 0.7,
-    rss_mb: float | None = None,
-) -> Sizing:
-    """Instances for `streams` concurrent real-time streams: each needs `cpu_s_per_stream_s` vCPUs
-    (one stream-second per second), an instance is filled to `utilisation` of its vCPUs and 90% of memory."""
-    if instance not in INSTANCES:
-        raise InputError(f"unknown instance type {instance!r}; known: {', '.join(INSTANCES)}")
-    if not 0 < utilisation <= 1:
-        raise InputError(f"--utilisation must be within (0, 1], got {utilisation:g}")
-    if cpu_s_per_stream_s <= 0:
-        raise InputError("CPU-seconds per stream-second must be > 0")
-    vcpus, gib = INSTANCES[instance]
-    by_cpu = math.floor(vcpus * utilisation / cpu_s_per_stream_s + 1e-9)
-    by_mem = math.floor(gib * 1024 * 0.9 / (rss_mb or MONOLITH_RSS_MB))
-    per = min(by_cpu, by_mem)
-    if per < 1:
-        raise InputError(
-            f"one stream needs {cpu_s_per_stream_s:g} vCPUs: {instance} at {utilisation:.0%} "
-            "cannot hold even one; pick a larger instance"
-        )
-    return Sizing(instance, vcpus, per, math.ceil(streams / per), "CPU" if by_cpu <= by_mem else "memory")
-
-
-def monolith_lines(
-    sizing: Sizing,
-    u: Usage,
-    w: Workload,
-    book: PriceBook,
-    *,
-    purchase: str = "on-demand",
-    discount: float = SAVINGS_PLAN_DISCOUNT,
-) -> list[dict[str, Any]]:
-    n = w.stream_seconds
-    price = book[f"ec2.{sizing.instance}"]
-    if purchase == "savings-plan":
-        unit, usd = f"instance-hours ({sizing.instance}, Compute Savings Plan)", price.usd * (1 - discount)
-        src = (
-            f"{price.source} [{price.date}] x (1 - {discount:g}): assumed 1-year no-upfront Compute "
-            "Savings Plan discount (AWS: up to 66%); check your rate"
-        )
-    elif purchase == "on-demand":
-        unit, usd, src = (
-            f"instance-hours ({sizing.instance}, on-demand)",
-            price.usd,
-            f"{price.source} [{price.date}]",
-        )
-    else:
-        raise InputError(f"unknown purchase option {purchase!r}; use on-demand or savings-plan")
-    return [
-        line("EC2", unit, sizing.instances * w.hours, usd, src),
-        # The same results-bucket writes and notifications as the serverless version.
-        line("S3", "PUT requests (results)", u.s3_put_results * n, book["s3.put"].usd, _src(book, "s3.put")),
-        line("SNS", "publishes", u.sns_publishes * n, book["sns.publish"].usd, _src(book, "sns.publish")),
-    ]
 
 
 # --- the account ceiling ---------------------------------------------------------------------------
@@ -503,24 +446,25 @@ def compare(
     w: Workload,
     book: PriceBook,
     *,
-    cpu_s_per_stream_s: float,
-    rss_mb: float | None = None,
-    instance: str = "c6i.2xlarge",
-    utilisation: float = 0.7,
-    purchase: str = "on-demand",
-    discount: float = SAVINGS_PLAN_DISCOUNT,
+    after: AfterOptions,
     free_tier: bool = False,
     notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The `compare --json` document: both architectures' cost lines, the reduction, the quota."""
+    """The `compare --json` document: the before's cost lines (the serverless variant `w.variant`), the
+    after's (the monolith service on ECS on EC2), the reduction, the quota."""
     u, loop = serverless_usage(definition, w)
     s_lines = serverless_lines(u, w, book, free_tier=free_tier)
-    sizing = size_monolith(
-        w.streams, cpu_s_per_stream_s, instance=instance, utilisation=utilisation, rss_mb=rss_mb
-    )
-    m_lines = monolith_lines(sizing, u, w, book, purchase=purchase, discount=discount)
     s_total = sum(x["monthly_usd"] for x in s_lines)
-    m_total = sum(x["monthly_usd"] for x in m_lines)
+    m = after_summary(w.streams, w.hours, w.defects_per_hour, w.resolution, after, book)
+    purchases = {
+        purchase: m["monthly_usd"]
+        if purchase == after.purchase
+        else after_summary(
+            w.streams, w.hours, w.defects_per_hour, w.resolution, replace(after, purchase=purchase), book
+        )["monthly_usd"]
+        for purchase in PURCHASES
+    }
+    m_total = m["monthly_usd"]
     return {
         "scenario": {
             "streams": w.streams,
@@ -543,20 +487,17 @@ def compare(
                 "transitions_quiet_second": loop.quiet.transitions,
             },
             "per_stream_second": u.as_dict(),
-            "monolith": {
-                "instance": sizing.instance,
-                "streams_per_instance": sizing.streams_per_instance,
-                "instances": sizing.instances,
-                "bound": sizing.bound,
-                "utilisation": utilisation,
-                "cpu_s_per_stream_s": cpu_s_per_stream_s,
-                "purchase": purchase,
-            },
+            "monolith": {**m["fleet"], "purchase": after.purchase, "network": m["network"]},
             "prices_date": book["sfn.transition"].date,
             "inputs": list(notes or []),
         },
         "serverless": {"monthly_usd": s_total, "lines": s_lines},
-        "monolith": {"monthly_usd": m_total, "lines": m_lines},
+        "monolith": {
+            "monthly_usd": m_total,
+            "lines": m["lines"],
+            "range": m["range"],
+            "by_purchase": purchases,
+        },
         "reduction_pct": 100.0 * (1 - m_total / s_total) if s_total > 0 else 0.0,
         "quota": quota(u, w, book),
     }
@@ -564,3 +505,33 @@ def compare(
 
 def with_streams(w: Workload, streams: int) -> Workload:
     return replace(w, streams=streams)
+
+
+def breakeven(
+    definition: dict[str, Any], w: Workload, book: PriceBook, after: AfterOptions, *, limit: int = 1_000_000
+) -> int | None:
+    """The fewest concurrent streams at which the serverless variant `w` costs at least the after, or None
+    when it stays cheaper up to `limit`. The serverless side is linear in streams (volume tiers make it
+    cheaper per stream, never dearer), the after a staircase of instances plus fixed lines, so the first
+    crossing is found by doubling and then halving the interval."""
+    u, _ = serverless_usage(definition, w)
+
+    def gap(n: int) -> float:
+        wn = with_streams(w, n)
+        serverless = sum(x["monthly_usd"] for x in serverless_lines(u, wn, book))
+        return (
+            serverless
+            - after_summary(n, w.hours, w.defects_per_hour, w.resolution, after, book)["monthly_usd"]
+        )
+
+    if gap(1) >= 0:
+        return 1
+    low, high = 1, 2
+    while gap(high) < 0:
+        if high >= limit:
+            return None
+        low, high = high, min(high * 2, limit)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if gap(mid) < 0 else (low, mid)
+    return high

@@ -39,6 +39,42 @@ class Tier:
 
 
 GB_S_PER_GB_H = 3600.0
+AFTER_DATE = "2026-12-02"  # when the after's prices below were read
+_NAT_SRC = "https://basavytix.com/blog/aws-nat-gateway-pricing (us-east-1 $0.045/h and $0.045/GB)"
+
+# Compute Savings Plans, no upfront: the discount off on-demand for the EC2 instances the after runs on.
+# Searched 2026-12-02 for the per-instance rates (aws.amazon.com/savingsplans/compute-pricing, whose table is
+# rendered by script, and secondary sources): what could be read states only "up to 66%" (3-year, all
+# upfront), e.g. https://www.usage.ai/glossary/compute-savings-plan/ and
+# https://docs.aws.amazon.com/savingsplans/latest/userguide/sp-applying.html (illustrative rates only). The
+# two no-upfront discounts below are therefore ASSUMPTIONS, flagged as such in every line that uses them;
+# check the rate for your account in Cost Explorer and pass it with --sp-discount.
+SAVINGS_PLANS: dict[str, tuple[float, str]] = {
+    "savings-1y": (
+        0.28,
+        "1-year Compute Savings Plan, no upfront: ASSUMED 28% off on-demand (not verified; "
+        "AWS publishes up to 66% for 3-year all upfront)",
+    ),
+    "savings-3y": (
+        0.50,
+        "3-year Compute Savings Plan, no upfront: ASSUMED 50% off on-demand (not verified; "
+        "AWS publishes up to 66% for 3-year all upfront)",
+    ),
+}
+PURCHASES = ("on-demand", *SAVINGS_PLANS)
+
+# Graviton (c7g) against Intel (c6i) for this kind of work: AWS measured FFmpeg H.264 *encoding* on C7g at
+# 29% lower cost than on C6i at on-demand prices (AWS Open Source Blog, "Optimized Video Encoding with FFmpeg
+# on AWS Graviton Processors", 2022-11-15,
+# https://aws.amazon.com/blogs/opensource/optimized-video-encoding-with-ffmpeg-on-aws-graviton-processors/,
+# read 2026-12-02). With c7g.2xlarge at $0.29/h and c6i.2xlarge at $0.34/h that is 0.71 x 0.34 / 0.29 = 0.83
+# of the c6i's CPU time for the same work. Our work is decoding plus numpy, not encoding, and could not be
+# measured on arm64 here: a sourced ratio, not a measured one.
+ARM64_CPU_FACTOR = round(0.71 * 0.34 / 0.29, 3)
+ARM64_CPU_SOURCE = (
+    "AWS Open Source Blog 2022-11-15, FFmpeg H.264 encoding C7g vs C6i: 29% lower cost at on-demand prices "
+    f"-> {ARM64_CPU_FACTOR} x the c6i's CPU time (encoding, not our decoding; sourced, not measured)"
+)
 
 # us-east-1: the reference region; every number here is in aws-facts.md or on the cited page.
 US_EAST_1: dict[str, Price] = {
@@ -107,6 +143,49 @@ US_EAST_1: dict[str, Price] = {
     "ec2.c7g.xlarge": Price(0.145, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
     "ec2.c7g.2xlarge": Price(0.29, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
     "ec2.c7g.4xlarge": Price(0.58, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    # --- the after's own lines (read 2026-12-02) ---
+    "sqs.request": Price(
+        0.40 / 1e6,
+        "request",
+        "aws.amazon.com/sqs/pricing (Standard queue, first 100B requests/month; each 64 KB chunk of a "
+        "payload is a request); https://cloudburn.io/blog/amazon-sqs-pricing (2026-03-14) [{AFTER_DATE}]",
+        AFTER_DATE,
+    ),
+    "vpc.nat.hour": Price(
+        0.045, "NAT gateway-hour", f"aws.amazon.com/vpc/pricing; {_NAT_SRC} [{AFTER_DATE}]", AFTER_DATE
+    ),
+    "vpc.nat.gb": Price(
+        0.045, "GB processed", f"aws.amazon.com/vpc/pricing; {_NAT_SRC} [{AFTER_DATE}]", AFTER_DATE
+    ),
+    "vpc.endpoint.hour": Price(
+        0.01,
+        "interface endpoint-hour per AZ",
+        "aws.amazon.com/privatelink/pricing; https://egresscost.com/nat-gateway ($7.20/AZ-month) "
+        f"[{AFTER_DATE}]",
+        AFTER_DATE,
+    ),
+    "vpc.endpoint.gb": Price(
+        0.01,
+        "GB processed",
+        f"aws.amazon.com/privatelink/pricing (first PB); https://egresscost.com/nat-gateway [{AFTER_DATE}]",
+        AFTER_DATE,
+    ),
+    "vpc.ipv4.hour": Price(
+        0.005,
+        "public IPv4 address-hour",
+        "aws.amazon.com/vpc/pricing (public IPv4 addresses, since 2024-02-01); "
+        f"https://cloudburn.io/blog/aws-nat-gateway-pricing (2026-02-24) [{AFTER_DATE}]",
+        AFTER_DATE,
+    ),
+    "ebs.gp3.gb_month": Price(
+        0.08, "GB-month", "aws.amazon.com/ebs/pricing (gp3, us-east-1; not re-read, verify)", AFTER_DATE
+    ),
+    "ecr.gb_month": Price(
+        0.10,
+        "GB-month",
+        "aws.amazon.com/ecr/pricing (private repository storage; not re-read, verify)",
+        AFTER_DATE,
+    ),
 }
 
 # Tier boundaries in the unit of the price (GB-seconds, GB-months).

@@ -1,0 +1,467 @@
+"""The after (`python -m monolith serve` on ECS on EC2), counted from its settings and priced line by line.
+
+Requests follow from `monolith.settings` (its docstring states the rules) and the stream itself:
+- S3: one GET per stream; `results_objects(n, results_batch_seconds)` PUTs;
+- SQS: one ReceiveMessage and one DeleteMessage per job, `visibility_extensions(n, heartbeat_seconds)`
+  ChangeMessageVisibility calls; a poller with nothing to do long-polls, one receive per `receive_wait_s`;
+- SNS: one publish per defect, one failure notification per stream that cannot be analysed.
+
+Compute: each task reserves what `monolith.sizing.task_size` gives for the measured CPU and memory at the
+scenario's resolution (its headroom included); tasks are bin-packed onto the instance type by CPU and by
+memory; the fleet is priced on demand or under a Compute Savings Plan. The stack's fixed lines are the
+network path (default: public subnets with an S3 gateway endpoint, so each instance has a public IPv4
+address and nothing goes through a NAT gateway), the instances' EBS volumes, the container logs and the
+image in ECR.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from calibration import Calibration
+from cost_model.inputs import InputError
+from cost_model.prices import ARM64_CPU_FACTOR, ARM64_CPU_SOURCE, PURCHASES, SAVINGS_PLANS, PriceBook
+from monolith.settings import ServiceSettings, results_objects, visibility_extensions
+from monolith.sizing import CPU_UNITS_PER_VCPU, HEADROOM, TaskSize, task_size
+
+HOURS_PER_MONTH = 730.0
+INSTANCES: dict[str, tuple[int, float, str]] = {  # type -> (vCPUs, GiB, architecture)
+    "c6i.large": (2, 4, "x86_64"),
+    "c6i.xlarge": (4, 8, "x86_64"),
+    "c6i.2xlarge": (8, 16, "x86_64"),
+    "c6i.4xlarge": (16, 32, "x86_64"),
+    "c7g.large": (2, 4, "arm64"),
+    "c7g.xlarge": (4, 8, "arm64"),
+    "c7g.2xlarge": (8, 16, "arm64"),
+    "c7g.4xlarge": (16, 32, "arm64"),
+}
+DEFAULT_INSTANCE = {"x86_64": "c6i.2xlarge", "arm64": "c7g.2xlarge"}
+# Memory an ECS container instance keeps for the kernel, the ECS agent and Docker (assumed; ECS registers
+# what the OS reports, minus ECS_RESERVED_MEMORY).
+INSTANCE_RESERVED_MIB = 1024
+EBS_GIB = 30  # the ECS-optimised AMI's root volume (gp3)
+IMAGE_GIB = 0.5  # the service's container image (Python 3.13, PyAV, numpy, boto3), compressed (assumed)
+AZS = 2  # availability zones the service spans (NAT gateways and interface endpoints are per AZ)
+# Interface endpoints a private subnet without NAT needs for ECS on EC2: ecs, ecs-agent, ecs-telemetry,
+# ecr.api, ecr.dkr, logs, sqs, sns (S3 goes through the free gateway endpoint).
+INTERFACE_ENDPOINTS = ("ecs", "ecs-agent", "ecs-telemetry", "ecr.api", "ecr.dkr", "logs", "sqs", "sns")
+LOG_BYTES_PER_LINE = 300  # one JSON log line (assumed)
+API_BYTES_PER_REQUEST = 2000  # an SQS/SNS/logs request and its answer through NAT or an endpoint (assumed)
+NETWORKS = {
+    "public": "public subnets, S3 gateway endpoint (free), a public IPv4 address per instance, no NAT",
+    "nat": f"private subnets, S3 gateway endpoint, one NAT gateway per AZ ({AZS} AZs)",
+    "endpoints": f"private subnets, S3 gateway endpoint, {len(INTERFACE_ENDPOINTS)} interface endpoints x "
+    f"{AZS} AZs, no NAT",
+}
+
+
+# --- one stream: what the service does -------------------------------------------------------------
+@dataclass(frozen=True)
+class StreamCounts:
+    """The requests the after makes for one job (a stream of `stream_seconds` seconds)."""
+
+    s3_get: int
+    s3_put: int
+    sqs_receive: int
+    sqs_delete: int
+    sqs_change_visibility: int
+    sns_publish: int
+
+    @property
+    def sqs(self) -> int:
+        return self.sqs_receive + self.sqs_delete + self.sqs_change_visibility
+
+    def __add__(self, other: StreamCounts) -> StreamCounts:
+        return StreamCounts(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+
+    def astuple(self) -> tuple[int, ...]:
+        return (
+            self.s3_get,
+            self.s3_put,
+            self.sqs_receive,
+            self.sqs_delete,
+            self.sqs_change_visibility,
+            self.sns_publish,
+        )
+
+
+def count_stream(
+    settings: ServiceSettings, stream_seconds: int, defects: int, *, analysable: bool = True
+) -> StreamCounts:
+    """The requests for one job, from the settings and the stream's real length and defects."""
+    if stream_seconds < 0 or defects < 0:
+        raise InputError("stream_seconds and defects must not be negative")
+    if not analysable:
+        # Read once, found unreadable, one failure notification, the message deleted.
+        return StreamCounts(1, 0, 1, 1, 0, 1)
+    return StreamCounts(
+        s3_get=1,
+        s3_put=results_objects(stream_seconds, settings.results_batch_seconds),
+        sqs_receive=1,
+        sqs_delete=1,
+        sqs_change_visibility=visibility_extensions(stream_seconds, settings.heartbeat_seconds),
+        sns_publish=defects,
+    )
+
+
+def request_lines(counts: StreamCounts, book: PriceBook, *, idle_receives: int = 0) -> list[dict[str, Any]]:
+    """The after's request lines for `counts` (a run's or a month's), the shape of every cost line."""
+    from cost_model.model import line, src
+
+    lines = [
+        line("S3", "GET requests (streams)", counts.s3_get, book["s3.get"].usd, src(book, "s3.get")),
+        line("S3", "PUT requests (results)", counts.s3_put, book["s3.put"].usd, src(book, "s3.put")),
+        line(
+            "SQS",
+            "requests (receive, delete, visibility)",
+            counts.sqs,
+            book["sqs.request"].usd,
+            src(book, "sqs.request"),
+        ),
+        line("SNS", "publishes", counts.sns_publish, book["sns.publish"].usd, src(book, "sns.publish")),
+    ]
+    if idle_receives:
+        lines.append(
+            line(
+                "SQS",
+                "requests (idle long polls)",
+                idle_receives,
+                book["sqs.request"].usd,
+                src(book, "sqs.request"),
+            )
+        )
+    return lines
+
+
+def check_run(settings: ServiceSettings, after: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows {quantity, analytic, measured, equal, note} for the `after` object of a demo summary: what
+    the settings imply for its stream-seconds and defects against what the service counted."""
+    from cost_model.measured import row
+
+    seconds = after.get("stream_seconds")
+    if not isinstance(seconds, int) or seconds < 0:
+        raise InputError(f"after.stream_seconds must be a whole number of seconds, got {seconds!r}")
+    defects = after.get("defects", [])
+    defects_n = len(defects) if isinstance(defects, list) else int(defects)
+    c = count_stream(settings, seconds, defects_n)
+    s3 = after.get("s3_requests") or {}
+    sqs = after.get("sqs_requests") or {}
+    rows = []
+    if "get" in s3:
+        rows.append(row("after S3 GET", c.s3_get, s3["get"] + s3.get("head", 0), "1 per stream"))
+    if "put" in s3:
+        rows.append(
+            row(
+                "after S3 PUT",
+                c.s3_put,
+                s3["put"],
+                f"ceil({seconds} / {settings.results_batch_seconds}) results objects",
+            )
+        )
+    if "list" in s3:
+        rows.append(row("after S3 LIST", 0, s3["list"], "none"))
+    idle = sqs.get("EmptyReceives", sqs.get("empty_receives"))
+    if "ReceiveMessage" in sqs:
+        # Receives that returned nothing are idle polling, reported apart.
+        received = sqs["ReceiveMessage"] - (idle or 0)
+        rows.append(row("after SQS ReceiveMessage", c.sqs_receive, received, "1 per job (idle polls apart)"))
+    if "DeleteMessage" in sqs:
+        rows.append(row("after SQS DeleteMessage", c.sqs_delete, sqs["DeleteMessage"], "1 per job"))
+    if "ChangeMessageVisibility" in sqs:
+        rows.append(
+            row(
+                "after SQS ChangeMessageVisibility",
+                c.sqs_change_visibility,
+                sqs["ChangeMessageVisibility"],
+                f"({seconds} - 1) // {settings.heartbeat_seconds} heartbeats",
+            )
+        )
+    if "sns_publishes" in after:
+        rows.append(row("after SNS publishes", c.sns_publish, after["sns_publishes"], "1 per defect"))
+    if idle:
+        rows.append(row("after SQS idle receives", idle, idle, "reported, not predicted: per poller"))
+    return rows
+
+
+# --- a fleet: bin-packing tasks onto instances -------------------------------------------------------
+@dataclass(frozen=True)
+class Fleet:
+    instance: str
+    architecture: str
+    task: TaskSize
+    tasks: int
+    tasks_per_instance: int
+    instances: int
+    bound: str  # "CPU" or "memory": what fills an instance first
+    cpu_s_per_stream_s: float  # on this architecture
+
+    @property
+    def streams_per_instance(self) -> int:
+        return self.tasks_per_instance
+
+
+def pack(streams: int, task: TaskSize, concurrency: int, instance: str) -> tuple[int, int, int, str]:
+    """(tasks, tasks per instance, instances, bound) for `streams` at `concurrency` streams per task."""
+    if instance not in INSTANCES:
+        raise InputError(f"unknown instance type {instance!r}; known: {', '.join(INSTANCES)}")
+    vcpus, gib, _ = INSTANCES[instance]
+    cpu_units = vcpus * CPU_UNITS_PER_VCPU
+    memory = gib * 1024 - INSTANCE_RESERVED_MIB
+    by_cpu, by_memory = cpu_units // task.cpu_units, memory // task.memory_mib
+    per = min(by_cpu, by_memory)
+    if per < 1:
+        raise InputError(
+            f"one task reserves {task.cpu_units} CPU units and {task.memory_mib} MiB: "
+            f"{instance} ({cpu_units} units, {memory} MiB for tasks) cannot hold it"
+        )
+    tasks = math.ceil(streams / concurrency)
+    return tasks, per, math.ceil(tasks / per), "CPU" if by_cpu <= by_memory else "memory"
+
+
+def size_fleet(
+    streams: int,
+    calibration: Calibration,
+    resolution: str,
+    *,
+    settings: ServiceSettings,
+    architecture: str = "x86_64",
+    instance: str | None = None,
+    statistic: str = "median",
+) -> Fleet:
+    """The instances `streams` concurrent live streams need, from the measured CPU `statistic`."""
+    instance = instance or DEFAULT_INSTANCE.get(architecture, "")
+    if instance not in INSTANCES:
+        raise InputError(f"unknown instance type {instance!r}; known: {', '.join(INSTANCES)}")
+    if INSTANCES[instance][2] != architecture:
+        raise InputError(f"{instance} is {INSTANCES[instance][2]}, not {architecture}")
+    factor = ARM64_CPU_FACTOR if architecture == "arm64" else 1.0
+    cal = calibration.at(statistic, cpu_factor=factor)
+    task = task_size(cal, resolution, settings.concurrency)
+    tasks, per, instances, bound = pack(streams, task, settings.concurrency, instance)
+    return Fleet(
+        instance, architecture, task, tasks, per, instances, bound, cal.monolith_cpu(resolution).median
+    )
+
+
+# --- a month: the after's lines ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class AfterOptions:
+    calibration: Calibration
+    settings: ServiceSettings = field(default_factory=ServiceSettings)
+    architecture: str = "x86_64"
+    instance: str | None = None
+    purchase: str = "on-demand"
+    discount: float | None = None  # overrides the Savings Plan's assumed discount
+    network: str = "public"
+
+    def __post_init__(self) -> None:
+        if self.purchase not in PURCHASES:
+            raise InputError(f"unknown purchase option {self.purchase!r}; use {', '.join(PURCHASES)}")
+        if self.network not in NETWORKS:
+            raise InputError(f"unknown network {self.network!r}; use {', '.join(NETWORKS)}")
+        if self.architecture not in ("x86_64", "arm64"):
+            raise InputError(f"architecture must be x86_64 or arm64, got {self.architecture!r}")
+        if self.discount is not None and not 0 <= self.discount < 1:
+            raise InputError(f"--sp-discount must be within [0, 1), got {self.discount:g}")
+
+
+def month_counts(
+    streams: int,
+    hours: float,
+    defects_per_hour: float,
+    settings: ServiceSettings,
+    job_seconds: int | None = None,
+) -> tuple[StreamCounts, int]:
+    """(requests in a month, idle receives) for `streams` live streams running `hours` each: one job per
+    stream for the month unless `job_seconds` cuts streams into jobs of that length."""
+    month_s = round(hours * 3600)
+    job = job_seconds or month_s
+    jobs, rest = divmod(month_s, job)
+    counts = StreamCounts(0, 0, 0, 0, 0, 0)
+    for length, n in ((job, jobs), (rest, 1 if rest else 0)):
+        if n:
+            one = count_stream(settings, length, 0)
+            counts = counts + StreamCounts(*(v * n * streams for v in one.astuple()))
+    defects = round(streams * hours * defects_per_hour)
+    counts = StreamCounts(*counts.astuple()[:5], defects)
+    # A task with a free slot long-polls while it waits: at most one per task, only in the last one.
+    idle_pollers = 1 if streams % settings.concurrency else 0
+    idle = round(idle_pollers * month_s / max(settings.receive_wait_s, 1))
+    return counts, idle
+
+
+def after_lines(
+    streams: int,
+    hours: float,
+    defects_per_hour: float,
+    resolution: str,
+    opts: AfterOptions,
+    book: PriceBook,
+    *,
+    statistic: str = "median",
+) -> tuple[list[dict[str, Any]], Fleet]:
+    from cost_model.model import line, src
+
+    settings = opts.settings
+    fleet = size_fleet(
+        streams,
+        opts.calibration,
+        resolution,
+        settings=settings,
+        architecture=opts.architecture,
+        instance=opts.instance,
+        statistic=statistic,
+    )
+    price = book[f"ec2.{fleet.instance}"]
+    instance_hours = fleet.instances * hours
+    if opts.purchase == "on-demand":
+        ec2 = line(
+            "EC2",
+            f"instance-hours ({fleet.instance}, on-demand)",
+            instance_hours,
+            price.usd,
+            src(book, f"ec2.{fleet.instance}"),
+        )
+    else:
+        discount, why = SAVINGS_PLANS[opts.purchase]
+        if opts.discount is not None:
+            discount, why = (
+                opts.discount,
+                f"{opts.purchase}: {opts.discount:.0%} off on-demand (--sp-discount)",
+            )
+        ec2 = line(
+            "EC2",
+            f"instance-hours ({fleet.instance}, {opts.purchase} Compute Savings Plan)",
+            instance_hours,
+            price.usd * (1 - discount),
+            f"{src(book, f'ec2.{fleet.instance}')} x (1 - {discount:g}); {why}",
+        )
+    counts, idle = month_counts(streams, hours, defects_per_hour, settings)
+    lines = [ec2, *request_lines(counts, book, idle_receives=idle)]
+    months = hours / HOURS_PER_MONTH
+    lines.append(
+        line(
+            "EBS",
+            f"GB-months (gp3, {EBS_GIB} GiB per instance)",
+            fleet.instances * EBS_GIB * months,
+            book["ebs.gp3.gb_month"].usd,
+            src(book, "ebs.gp3.gb_month"),
+        )
+    )
+    lines.append(
+        line(
+            "ECR",
+            f"GB-months (image, {IMAGE_GIB:g} GB assumed)",
+            IMAGE_GIB,
+            book["ecr.gb_month"].usd,
+            src(book, "ecr.gb_month"),
+        )
+    )
+    # The service logs a line when it takes a job, one per results object written and one per defect.
+    log_lines = counts.sqs_receive + counts.s3_put + counts.sns_publish
+    log_gb = log_lines * LOG_BYTES_PER_LINE / 1e9
+    lines.append(
+        line(
+            "CloudWatch Logs",
+            "GB ingested (container logs)",
+            log_gb,
+            book["logs.ingest_gb"].usd,
+            src(book, "logs.ingest_gb") + f"; {LOG_BYTES_PER_LINE} B per line assumed",
+        )
+    )
+    api_gb = (counts.sqs + idle + counts.sns_publish + log_lines) * API_BYTES_PER_REQUEST / 1e9
+    image_gb = fleet.instances * IMAGE_GIB  # each instance pulls the image once a month (assumed)
+    if opts.network == "public":
+        lines.append(
+            line(
+                "VPC",
+                "public IPv4 address-hours (one per instance)",
+                instance_hours,
+                book["vpc.ipv4.hour"].usd,
+                src(book, "vpc.ipv4.hour"),
+            )
+        )
+    elif opts.network == "nat":
+        lines.append(
+            line(
+                "VPC",
+                f"NAT gateway-hours ({AZS} AZs)",
+                AZS * hours,
+                book["vpc.nat.hour"].usd,
+                src(book, "vpc.nat.hour"),
+            )
+        )
+        lines.append(
+            line(
+                "VPC",
+                "NAT GB processed (API calls, logs, image pulls)",
+                api_gb + log_gb + image_gb,
+                book["vpc.nat.gb"].usd,
+                src(book, "vpc.nat.gb")
+                + f"; {API_BYTES_PER_REQUEST} B per request, one image pull per instance assumed",
+            )
+        )
+    else:
+        lines.append(
+            line(
+                "VPC",
+                f"interface endpoint-hours ({len(INTERFACE_ENDPOINTS)} x {AZS} AZs)",
+                len(INTERFACE_ENDPOINTS) * AZS * hours,
+                book["vpc.endpoint.hour"].usd,
+                src(book, "vpc.endpoint.hour"),
+            )
+        )
+        lines.append(
+            line(
+                "VPC",
+                "interface endpoint GB processed",
+                api_gb + log_gb + image_gb,
+                book["vpc.endpoint.gb"].usd,
+                src(book, "vpc.endpoint.gb"),
+            )
+        )
+    return lines, fleet
+
+
+def after_summary(
+    streams: int, hours: float, defects_per_hour: float, resolution: str, opts: AfterOptions, book: PriceBook
+) -> dict[str, Any]:
+    """The after's block of `compare --json`: lines at the median CPU, the fleet, and the monthly range the
+    measured spread (min..max CPU) implies."""
+    lines, fleet = after_lines(streams, hours, defects_per_hour, resolution, opts, book)
+    total = sum(x["monthly_usd"] for x in lines)
+    spread = {}
+    for statistic in ("min", "max"):
+        other, f = after_lines(streams, hours, defects_per_hour, resolution, opts, book, statistic=statistic)
+        spread[statistic] = {"instances": f.instances, "monthly_usd": sum(x["monthly_usd"] for x in other)}
+    cpu = opts.calibration.monolith_cpu(resolution)
+    return {
+        "monthly_usd": total,
+        "lines": lines,
+        "fleet": {
+            "instance": fleet.instance,
+            "architecture": fleet.architecture,
+            "instances": fleet.instances,
+            "tasks": fleet.tasks,
+            "tasks_per_instance": fleet.tasks_per_instance,
+            "streams_per_task": opts.settings.concurrency,
+            "task_cpu_units": fleet.task.cpu_units,
+            "task_memory_mib": fleet.task.memory_mib,
+            "bound": fleet.bound,
+            "headroom": HEADROOM,
+            "cpu_s_per_stream_s": fleet.cpu_s_per_stream_s,
+            "cpu_s_per_stream_s_measured": {
+                "median": cpu.median,
+                "min": cpu.min,
+                "max": cpu.max,
+                "runs": cpu.runs,
+            },
+            "arm64_cpu_factor": ARM64_CPU_FACTOR if fleet.architecture == "arm64" else None,
+            "arm64_cpu_source": ARM64_CPU_SOURCE if fleet.architecture == "arm64" else None,
+        },
+        "range": {"low": spread["min"], "high": spread["max"]},
+        "purchase": opts.purchase,
+        "network": NETWORKS[opts.network],
+    }
