@@ -17,7 +17,7 @@ image in ECR.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from calibration import Calibration
@@ -135,11 +135,28 @@ def request_lines(counts: StreamCounts, book: PriceBook, *, idle_receives: int =
     return lines
 
 
-def check_run(settings: ServiceSettings, after: dict[str, Any]) -> list[dict[str, Any]]:
+def settings_of(run: dict[str, Any]) -> ServiceSettings:
+    """The ServiceSettings a run used (its `settings` object), defaults for what it leaves out."""
+    given = run.get("settings") or {}
+    if not isinstance(given, dict):
+        raise InputError("after.settings must be an object of monolith.settings.ServiceSettings fields")
+    known = {f.name: f for f in fields(ServiceSettings)}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InputError(f"after.settings: unknown field(s) {', '.join(unknown)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+    try:
+        return ServiceSettings(**values)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"after.settings: {error}") from None
+
+
+def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows {quantity, analytic, measured, equal, note} for the `after` object of a demo summary: what
-    the settings imply for its stream-seconds and defects against what the service counted."""
+    its settings imply for its stream-seconds and defects against what the service counted."""
     from cost_model.measured import row
 
+    settings = settings_of(after)
     seconds = after.get("stream_seconds")
     if not isinstance(seconds, int) or seconds < 0:
         raise InputError(f"after.stream_seconds must be a whole number of seconds, got {seconds!r}")

@@ -1,157 +1,100 @@
-"""Monthly cost against concurrent streams for both architectures, the quota ceiling marked.
+"""The two figures: monthly cost against concurrent streams (log axes, quota ceilings marked) and what a
+stream-hour pays for, stacked by service.
 
-`.html` and `.svg` are written by hand (no dependency); `.png` needs matplotlib (optional)."""
+`.png` needs matplotlib (a dev dependency); `.svg` and `.html` are written by hand and need nothing.
+"""
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cost_model.inputs import InputError
 
+COLOURS = [
+    "#c0392b",
+    "#e67e22",
+    "#2471a3",
+    "#27ae60",
+    "#7d3c98",
+    "#7f8c8d",
+    "#16a085",
+    "#f1c40f",
+    "#34495e",
+    "#e84393",
+    "#8e5a2b",
+    "#00cec9",
+]
+
 
 @dataclass(frozen=True)
 class Series:
+    label: str
     streams: list[int]
-    serverless: list[float]
-    monolith: list[float]
-    ceiling: int
-    scenario_streams: int
+    monthly_usd: list[float]
+    ceiling: int | None  # the most concurrent streams one account runs, None = no such quota
+    ceiling_reason: str
+
+
+@dataclass(frozen=True)
+class Curves:
     title: str
+    series: list[Series]
+    scenario_streams: int
 
 
-def sample(
-    streams: int, ceiling: int, cost: Callable[[int], tuple[float, float]], title: str, points: int = 40
-) -> Series:
-    top = max(streams, ceiling) * 1.15
-    xs = sorted({max(1, round(top * i / points)) for i in range(points + 1)} | {streams, max(1, ceiling)})
-    pairs = [cost(x) for x in xs]
-    return Series(xs, [p[0] for p in pairs], [p[1] for p in pairs], ceiling, streams, title)
+@dataclass(frozen=True)
+class Bars:
+    title: str
+    stacks: dict[str, dict[str, float]]  # architecture -> service -> USD per stream-hour
+
+    @property
+    def services(self) -> list[str]:
+        totals: dict[str, float] = {}
+        for stack in self.stacks.values():
+            for service, usd in stack.items():
+                totals[service] = totals.get(service, 0.0) + usd
+        return sorted(totals, key=lambda s: -totals[s])
 
 
-def write(series: Series, path: Path) -> None:
-    suffix = path.suffix.lower()
-    if suffix == ".png":
-        _png(series, path)
-    elif suffix in (".svg", ".html", ".htm"):
-        svg = svg_text(series)
-        text = (
-            svg
-            if suffix == ".svg"
-            else (
-                f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(series.title)}</title>"
-                f"</head><body style='font-family:sans-serif'>{svg}</body></html>\n"
-            )
-        )
-        path.write_text(text)
-    else:
-        raise InputError(f"--chart: unsupported file type {path.suffix!r}; use .png, .svg or .html")
-
-
-def _nice_step(top: float, ticks: int = 5) -> float:
-    raw = top / ticks
-    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
-    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-
-
-def _money(value: float) -> str:
+def money(value: float) -> str:
+    """$1.2M, $35k, $120, $0.05: axis labels."""
     for div, suffix in ((1e6, "M"), (1e3, "k")):
         if abs(value) >= div:
-            return f"${value / div:g}{suffix}"
-    return f"${value:g}"
+            return f"${value / div:.3g}{suffix}"
+    if abs(value) >= 100:
+        return f"${value:,.0f}"
+    return f"${value:.2f}" if abs(value) >= 1 else f"${value:.3g}"
 
 
-def svg_text(s: Series, width: int = 860, height: int = 500) -> str:
-    left, right, top, bottom = 90, 30, 50, 60
-    pw, ph = width - left - right, height - top - bottom
-    xmax = s.streams[-1]
-    ymax_raw = max(s.serverless + s.monolith) or 1.0
-    ystep = _nice_step(ymax_raw)
-    ymax = ystep * math.ceil(ymax_raw / ystep)
+def write_cost_chart(curves: Curves, path: Path) -> None:
+    _write(path, lambda: _cost_png(curves, path), lambda: cost_svg(curves), curves.title)
 
-    def x(v: float) -> float:
-        return left + pw * v / xmax
 
-    def y(v: float) -> float:
-        return top + ph * (1 - v / ymax)
+def write_bars(bars: Bars, path: Path) -> None:
+    _write(path, lambda: _bars_png(bars, path), lambda: bars_svg(bars), bars.title)
 
-    def points(xs: list[int], ys: list[float]) -> str:
-        return " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(xs, ys, strict=True))
 
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{html.escape(s.title)}</text>',
-    ]
-    for i in range(round(ymax / ystep) + 1):
-        v = i * ystep
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{_money(v)}</text>')
-    xstep = _nice_step(xmax)
-    for i in range(int(xmax // xstep) + 1):
-        v = i * xstep
-        out.append(f'<text x="{x(v):.1f}" y="{top + ph + 18}" text-anchor="middle">{v:g}</text>')
-    out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#000"/>')
-    out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#000"/>')
-    out.append(f'<text x="{left + pw / 2}" y="{height - 15}" text-anchor="middle">concurrent streams</text>')
-    out.append(
-        f'<text x="18" y="{top + ph / 2}" transform="rotate(-90 18 {top + ph / 2})" '
-        'text-anchor="middle">monthly cost (USD)</text>'
-    )
-    below = [(a, b) for a, b in zip(s.streams, s.serverless, strict=True) if a <= s.ceiling]
-    above = [(a, b) for a, b in zip(s.streams, s.serverless, strict=True) if a >= s.ceiling]
-    if below:
-        out.append(
-            f'<polyline fill="none" stroke="#c0392b" stroke-width="2.5" '
-            f'points="{points([a for a, _ in below], [b for _, b in below])}"/>'
+def _write(path: Path, png, svg, title: str) -> None:  # type: ignore[no-untyped-def]
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".svg", ".html", ".htm"):
+        raise InputError(f"unsupported chart file type {path.suffix!r}; use .png, .svg or .html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".png":
+        png()
+        return
+    text = svg()
+    if suffix != ".svg":
+        text = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"</head><body style='font-family:sans-serif'>{text}</body></html>\n"
         )
-    if len(above) > 1:
-        out.append(
-            f'<polyline fill="none" stroke="#c0392b" stroke-width="2" stroke-dasharray="6,5" '
-            f'points="{points([a for a, _ in above], [b for _, b in above])}"/>'
-        )
-    out.append(
-        f'<polyline fill="none" stroke="#2471a3" stroke-width="2.5" '
-        f'points="{points(s.streams, s.monolith)}"/>'
-    )
-    cx = x(s.ceiling)
-    out.append(
-        f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{top}" y2="{top + ph}" stroke="#7d3c98" '
-        'stroke-width="2" stroke-dasharray="3,3"/>'
-    )
-    out.append(
-        f'<text x="{cx + 5:.1f}" y="{top + 14}" fill="#7d3c98">account quota ceiling: '
-        f"{s.ceiling:,} streams</text>"
-    )
-    sx = x(s.scenario_streams)
-    out.append(
-        f'<line x1="{sx:.1f}" x2="{sx:.1f}" y1="{top}" y2="{top + ph}" stroke="#555" stroke-width="1"/>'
-    )
-    out.append(
-        f'<text x="{sx - 5:.1f}" y="{top + 30}" text-anchor="end" fill="#555">scenario: '
-        f"{s.scenario_streams:,} streams</text>"
-    )
-    lx, ly = left + 15, top + 50
-    legend = [
-        ("#c0392b", "", "serverless (Step Functions + Lambda + S3)"),
-        ("#c0392b", "6,5", "serverless beyond the ceiling (not runnable in one account)"),
-        ("#2471a3", "", "monolith (EC2)"),
-    ]
-    for i, (color, dash, label) in enumerate(legend):
-        yy = ly + 18 * i
-        out.append(
-            f'<line x1="{lx}" x2="{lx + 30}" y1="{yy}" y2="{yy}" stroke="{color}" stroke-width="2.5" '
-            f'stroke-dasharray="{dash or "none"}"/>'
-        )
-        out.append(f'<text x="{lx + 38}" y="{yy + 4}">{html.escape(label)}</text>')
-    out.append("</svg>")
-    return "\n".join(out)
+    path.write_text(text)
 
 
-def _png(s: Series, path: Path) -> None:
+def _pyplot():  # type: ignore[no-untyped-def]
     try:
         import matplotlib
 
@@ -159,25 +102,196 @@ def _png(s: Series, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError(
-            "--chart out.png needs matplotlib (pip install matplotlib); "
-            "or write .html/.svg, which need nothing"
+            "a .png chart needs matplotlib (pip install matplotlib); or write .svg/.html, which need nothing"
         ) from None
-    fig, ax = plt.subplots(figsize=(9, 5.2))
-    below = [(a, b) for a, b in zip(s.streams, s.serverless, strict=True) if a <= s.ceiling]
-    above = [(a, b) for a, b in zip(s.streams, s.serverless, strict=True) if a >= s.ceiling]
-    ax.plot(*zip(*below, strict=True), color="#c0392b", lw=2.5, label="serverless")
-    if len(above) > 1:
-        ax.plot(
-            *zip(*above, strict=True), color="#c0392b", lw=2, ls="--", label="serverless beyond the ceiling"
+    return plt
+
+
+# --- SVG, by hand ----------------------------------------------------------------------------------------
+def _log_ticks(low: float, high: float) -> list[float]:
+    return [10.0**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)]
+
+
+def cost_svg(c: Curves, width: int = 900, height: int = 540) -> str:
+    left, right, top, bottom = 80, 30, 50, 60
+    pw, ph = width - left - right, height - top - bottom
+    xs = [x for s in c.series for x in s.streams]
+    ys = [y for s in c.series for y in s.monthly_usd if y > 0]
+    xticks, yticks = _log_ticks(min(xs), max(xs)), _log_ticks(min(ys), max(ys))
+    x0, x1, y0, y1 = (math.log10(v) for v in (xticks[0], xticks[-1], yticks[0], yticks[-1]))
+
+    def x(v: float) -> float:
+        return left + pw * (math.log10(v) - x0) / (x1 - x0)
+
+    def y(v: float) -> float:
+        return top + ph * (1 - (math.log10(max(v, 10**y0)) - y0) / (y1 - y0))
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{html.escape(c.title)}</text>',
+    ]
+    for v in yticks:
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{money(v)}</text>')
+    for v in xticks:
+        out.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{top}" y2="{top + ph}" stroke="#eee"/>')
+        out.append(f'<text x="{x(v):.1f}" y="{top + ph + 18}" text-anchor="middle">{v:,.0f}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#000"/>')
+    out.append(
+        f'<text x="{left + pw / 2}" y="{height - 15}" text-anchor="middle">concurrent streams (log)</text>'
+    )
+    out.append(
+        f'<text x="18" y="{top + ph / 2}" transform="rotate(-90 18 {top + ph / 2})" '
+        'text-anchor="middle">monthly cost, USD (log)</text>'
+    )
+    for i, s in enumerate(c.series):
+        colour = COLOURS[i % len(COLOURS)]
+        pts = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(s.streams, s.monthly_usd, strict=True))
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2.5" points="{pts}"/>')
+        yy = top + 16 + 18 * i
+        out.append(
+            f'<line x1="{left + 12}" x2="{left + 40}" y1="{yy}" y2="{yy}" stroke="{colour}" '
+            'stroke-width="2.5"/>'
         )
-    ax.plot(s.streams, s.monolith, color="#2471a3", lw=2.5, label="monolith (EC2)")
-    ax.axvline(s.ceiling, color="#7d3c98", ls=":", lw=2, label=f"quota ceiling: {s.ceiling:,} streams")
-    ax.axvline(s.scenario_streams, color="#555", lw=1, label=f"scenario: {s.scenario_streams:,} streams")
-    ax.set_xlabel("concurrent streams")
-    ax.set_ylabel("monthly cost (USD)")
-    ax.set_title(s.title)
-    ax.legend()
-    ax.grid(alpha=0.3)
+        label = s.label + (f" — quota ceiling {s.ceiling:,} streams" if s.ceiling else "")
+        out.append(f'<text x="{left + 46}" y="{yy + 4}">{html.escape(label)}</text>')
+        if s.ceiling and xticks[0] <= s.ceiling <= xticks[-1]:
+            out.append(
+                f'<line x1="{x(s.ceiling):.1f}" x2="{x(s.ceiling):.1f}" y1="{top}" y2="{top + ph}" '
+                f'stroke="{colour}" stroke-dasharray="4,4"/>'
+            )
+    sx = x(c.scenario_streams)
+    out.append(f'<line x1="{sx:.1f}" x2="{sx:.1f}" y1="{top}" y2="{top + ph}" stroke="#555"/>')
+    out.append(
+        f'<text x="{sx - 4:.1f}" y="{top + ph - 8}" text-anchor="end" fill="#555">scenario: '
+        f"{c.scenario_streams:,} streams</text>"
+    )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def bars_svg(b: Bars, width: int = 900, height: int = 520) -> str:
+    left, right, top, bottom = 80, 220, 50, 60
+    pw, ph = width - left - right, height - top - bottom
+    services = b.services
+    ymax = max(sum(stack.values()) for stack in b.stacks.values()) or 1.0
+    bar = pw / len(b.stacks)
+
+    def y(v: float) -> float:
+        return top + ph * (1 - v / ymax)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{html.escape(b.title)}</text>',
+        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#000"/>',
+        f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#000"/>',
+        f'<text x="18" y="{top + ph / 2}" transform="rotate(-90 18 {top + ph / 2})" '
+        'text-anchor="middle">USD per stream-hour</text>',
+    ]
+    for i in range(6):
+        v = ymax * i / 5
+        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{money(v)}</text>')
+    for i, (name, stack) in enumerate(b.stacks.items()):
+        base = 0.0
+        bx = left + bar * i + bar * 0.15
+        for j, service in enumerate(services):
+            usd = stack.get(service, 0.0)
+            if usd <= 0:
+                continue
+            out.append(
+                f'<rect x="{bx:.1f}" y="{y(base + usd):.1f}" width="{bar * 0.7:.1f}" '
+                f'height="{y(base) - y(base + usd):.2f}" fill="{COLOURS[j % len(COLOURS)]}"/>'
+            )
+            base += usd
+        out.append(
+            f'<text x="{bx + bar * 0.35:.1f}" y="{y(base) - 5:.1f}" text-anchor="middle">{money(base)}</text>'
+        )
+        out.append(
+            f'<text x="{bx + bar * 0.35:.1f}" y="{top + ph + 18}" text-anchor="middle">'
+            f"{html.escape(name)}</text>"
+        )
+    for j, service in enumerate(services):
+        yy = top + 10 + 18 * j
+        out.append(
+            f'<rect x="{left + pw + 20}" y="{yy - 9}" width="12" height="12" '
+            f'fill="{COLOURS[j % len(COLOURS)]}"/>'
+        )
+        out.append(f'<text x="{left + pw + 38}" y="{yy + 2}">{html.escape(service)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+# --- PNG, with matplotlib --------------------------------------------------------------------------------
+def _cost_png(c: Curves, path: Path) -> None:
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(10, 5.8))
+    for i, s in enumerate(c.series):
+        colour = COLOURS[i % len(COLOURS)]
+        within = [
+            (x, y) for x, y in zip(s.streams, s.monthly_usd, strict=True) if not s.ceiling or x <= s.ceiling
+        ]
+        beyond = [
+            (x, y) for x, y in zip(s.streams, s.monthly_usd, strict=True) if s.ceiling and x >= s.ceiling
+        ]
+        ax.plot(*zip(*within, strict=True), color=colour, lw=2.5, label=s.label)
+        if len(beyond) > 1:  # past one account's quota: a price, not something one account can run
+            ax.plot(*zip(*beyond, strict=True), color=colour, lw=1.8, ls="--")
+        if s.ceiling:
+            ax.axvline(
+                s.ceiling,
+                color=colour,
+                ls=":",
+                lw=1.8,
+                label=f"{s.label}: quota ceiling {s.ceiling:,} streams",
+            )
+    ax.axvline(c.scenario_streams, color="#555", lw=1, label=f"scenario: {c.scenario_streams:,} streams")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("concurrent streams (log)")
+    ax.set_ylabel("monthly cost, USD (log)")
+    ax.set_title(c.title, fontsize=11)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _bars_png(b: Bars, path: Path) -> None:
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
+
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(12, 5.4), gridspec_kw={"width_ratios": [1, 1]})
+    names = list(b.stacks)
+    # Two panels: every architecture on one scale, and the cheap ones on their own so they are not flat.
+    cheap = [
+        n for n in names if sum(b.stacks[n].values()) < 0.1 * max(sum(s.values()) for s in b.stacks.values())
+    ]
+    for ax, shown in ((full, names), (zoom, cheap or names)):
+        bottoms = [0.0] * len(shown)
+        for j, service in enumerate(b.services):
+            values = [b.stacks[n].get(service, 0.0) for n in shown]
+            if not any(values):
+                continue
+            ax.bar(shown, values, bottom=bottoms, color=COLOURS[j % len(COLOURS)], label=service)
+            bottoms = [a + v for a, v in zip(bottoms, values, strict=True)]
+        for k, total in enumerate(bottoms):
+            ax.text(k, total, money(total), ha="center", va="bottom", fontsize=9)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
+        ax.set_ylim(0, max(bottoms) * 1.12)
+        ax.set_ylabel("USD per stream-hour")
+        ax.tick_params(axis="x", labelsize=8)
+    full.set_title("all", fontsize=10)
+    zoom.set_title("the cheap ones, own scale", fontsize=10)
+    handles, labels = full.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=8)
+    fig.suptitle(b.title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.86, 0.95))
+    fig.savefig(path, dpi=110)
     plt.close(fig)

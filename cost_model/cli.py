@@ -4,36 +4,51 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from calibration import CALIBRATION_PATH, Calibration
 from cost_model import chart
+from cost_model.after import INSTANCES, NETWORKS, AfterOptions, check_run
 from cost_model.asl import AslError, LoopModel, drop_detector_branches, load
 from cost_model.inputs import (
-    BENCH_JSON,
-    PROFILES,
+    NEEDS,
     SUMMARY_JSON,
     InputError,
     Provenance,
-    read_bench,
-    read_needs,
+    profile,
+    read_calibration,
     read_stack_config,
 )
-from cost_model.measured import check, count_execution, read_summary, stepfunctions_client
+from cost_model.measured import (
+    check,
+    count_execution,
+    read_summary,
+    shipped_seconds,
+    stepfunctions_client,
+)
 from cost_model.model import (
-    INSTANCES,
-    SAVINGS_PLAN_DISCOUNT,
     VARIANTS,
     Workload,
+    breakeven,
     compare,
     serverless_usage,
     with_streams,
 )
-from cost_model.prices import REGIONS, LivePricesUnavailable, PriceBook, UnknownRegion, live_prices
+from cost_model.prices import (
+    PURCHASES,
+    REGIONS,
+    LivePricesUnavailable,
+    PriceBook,
+    UnknownRegion,
+    live_prices,
+)
 from infra.config import ASL_PATH, DETECTOR_PLACEHOLDERS
+from monolith.settings import ServiceSettings
 
 EXIT_BAD_INPUT = 2
 
@@ -76,7 +91,14 @@ def _detectors(text: str) -> tuple[str, ...]:
 
 def _add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=_positive_float, default=25.0, help="stream frame rate (default 25)")
-    p.add_argument("--resolution", choices=sorted(PROFILES), default="720p")
+    p.add_argument(
+        "--resolution",
+        default="1080p",
+        help="the streams' resolution: a row of the calibration (default 1080p)",
+    )
+    p.add_argument(
+        "--calibration", type=Path, default=CALIBRATION_PATH, help="measured figures (make calibrate)"
+    )
     p.add_argument("--variant", default="baseline", help=f"what-if: {', '.join(VARIANTS)}")
     p.add_argument(
         "--detectors", type=_detectors, help="comma list of enabled detectors (default: the stack's)"
@@ -97,6 +119,38 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _add_after_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--architecture",
+        choices=["x86_64", "arm64"],
+        default="x86_64",
+        help="the after's instances: c6i (x86_64) or c7g (arm64)",
+    )
+    p.add_argument("--instance", choices=sorted(INSTANCES), help="instance type (default c6i/c7g.2xlarge)")
+    p.add_argument(
+        "--purchase",
+        choices=PURCHASES,
+        default="on-demand",
+        help="EC2 on demand, or a 1- or 3-year Compute Savings Plan, no upfront",
+    )
+    p.add_argument(
+        "--sp-discount",
+        type=_non_negative,
+        help="your Savings Plan's discount off on-demand (default: the assumed one, see prices.py)",
+    )
+    p.add_argument(
+        "--network",
+        choices=sorted(NETWORKS),
+        default="public",
+        help="public: public subnets + S3 gateway endpoint; nat; endpoints (interface endpoints)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        help=f"streams per task (default: monolith.settings, {ServiceSettings().concurrency})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m cost_model", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -115,16 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--free-tier", action="store_true", help="subtract the always-free tiers as their own lines"
     )
     cmp.add_argument("--live-prices", action="store_true", help="read prices from the AWS Price List API")
-    cmp.add_argument("--instance", default="c6i.2xlarge", help=f"monolith instance: {', '.join(INSTANCES)}")
-    cmp.add_argument("--utilisation", type=_positive_float, default=0.7, help="target CPU utilisation (0.7)")
-    cmp.add_argument("--purchase", choices=["on-demand", "savings-plan"], default="on-demand")
+    _add_after_args(cmp)
     cmp.add_argument(
-        "--sp-discount",
-        type=_non_negative,
-        default=SAVINGS_PLAN_DISCOUNT,
-        help=f"Compute Savings Plan discount (assumed {SAVINGS_PLAN_DISCOUNT})",
+        "--bars", type=Path, metavar="OUT", help="stacked bars per stream-hour by service: .png or .svg"
     )
-    cmp.add_argument("--bench", type=Path, default=BENCH_JSON, help="make bench output (monolith CPU)")
+    cmp.add_argument(
+        "--breakeven",
+        action="store_true",
+        help="concurrent streams at which each serverless variant crosses the after, with its quota ceiling",
+    )
     cmp.add_argument(
         "--calibrate",
         type=Path,
@@ -136,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     wi.add_argument("--streams", type=_positive_int, required=True)
     wi.add_argument("--hours", type=_positive_float, required=True)
     wi.add_argument("--region", default="us-east-1")
-    wi.add_argument("--bench", type=Path, default=BENCH_JSON)
     _add_workload_args(wi)
+    _add_after_args(wi)
 
     cnt = commands.add_parser("counts", help="per-stream-second counts derived from the definitions")
     _add_workload_args(cnt)
@@ -152,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     meas.add_argument("--no-follow", action="store_true", help="do not follow continue-as-new executions")
     meas.add_argument(
+        "--stream",
+        type=Path,
+        metavar="FILE",
+        help="the stream file that run analysed: count from its real frames (a short last second)",
+    )
+    meas.add_argument(
         "--frames-per-second",
         type=_positive_int,
         default=25,
@@ -159,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     meas.add_argument("--asl", type=Path, default=ASL_PATH)
     meas.add_argument("--json", action="store_true")
-    meas.add_argument("--strict", action="store_true", help="exit 1 when the transitions differ")
+    meas.add_argument("--strict", action="store_true", help="exit 1 when any count differs")
 
     pr = commands.add_parser("prices", help="the price table of a region, with dates and sources")
     pr.add_argument("--region", default="us-east-1")
@@ -180,10 +239,11 @@ def main(argv: list[str] | None = None) -> int:
 # --- commands --------------------------------------------------------------------------------------
 def _workload(
     args: argparse.Namespace, prov: Provenance, streams: int = 1, hours: float = 730.0
-) -> tuple[dict[str, Any], Workload]:
+) -> tuple[dict[str, Any], Workload, Calibration]:
     definition = load(args.asl)
     prov.add(f"workflow: {args.asl}")
     stack = read_stack_config(prov)
+    calibration = read_calibration(prov, args.calibration)
     w = Workload(
         streams=streams,
         hours=hours,
@@ -191,12 +251,35 @@ def _workload(
         resolution=args.resolution,
         variant=args.variant,
         stack=stack,
-        needs=read_needs(prov),
+        needs=dict(NEEDS),
         defects_per_hour=args.defects_per_hour,
         retry_rate=args.retry_rate,
         detectors=args.detectors,
+        media=profile(calibration, args.resolution),
+        media_source=calibration.describe(),
     )
-    return definition, w
+    prov.add("detector reads: lambdas.detectors.NEEDS")
+    return definition, w, calibration
+
+
+def _after(args: argparse.Namespace, calibration: Calibration, prov: Provenance) -> AfterOptions:
+    settings = ServiceSettings()
+    if args.concurrency is not None:
+        settings = replace(settings, concurrency=args.concurrency)
+    prov.add(
+        f"after: monolith.settings (results every {settings.results_batch_seconds} s, heartbeat every "
+        f"{settings.heartbeat_seconds} s, {settings.concurrency} stream(s) per task), monolith.sizing "
+        "task size"
+    )
+    return AfterOptions(
+        calibration=calibration,
+        settings=settings,
+        architecture=args.architecture,
+        instance=args.instance,
+        purchase=args.purchase,
+        discount=args.sp_discount,
+        network=args.network,
+    )
 
 
 def _book(region: str, live: bool, instances: tuple[str, ...] = ()) -> PriceBook:
@@ -212,83 +295,192 @@ def _book(region: str, live: bool, instances: tuple[str, ...] = ()) -> PriceBook
 
 def cmd_compare(args: argparse.Namespace) -> int:
     prov = Provenance()
-    definition, w = _workload(args, prov, args.streams, args.hours)
+    definition, w, calibration = _workload(args, prov, args.streams, args.hours)
     if args.calibrate is not None:
         m = read_summary(args.calibrate)
         if m.lambda_gb_seconds is None:
             raise InputError(f"{args.calibrate}: no lambda_gb_seconds to calibrate with")
         w = replace(w, gb_s_per_stream_s=m.lambda_gb_seconds / m.stream_seconds)
         prov.add(f"Lambda GB-s: {w.gb_s_per_stream_s:.4g} per stream-second measured in {args.calibrate}")
-    elif SUMMARY_JSON.is_file():
-        prov.add(f"{SUMMARY_JSON} exists: add --calibrate to use its measured GB-seconds")
-    book = _book(args.region, args.live_prices, (args.instance,))
-    cpu, rss = read_bench(args.resolution, prov, args.bench)
-    options = dict(
-        cpu_s_per_stream_s=cpu,
-        rss_mb=rss,
-        instance=args.instance,
-        utilisation=args.utilisation,
-        purchase=args.purchase,
-        discount=args.sp_discount,
-        free_tier=args.free_tier,
-    )
-    result = compare(definition, w, book, notes=prov.notes, **options)
+    after = _after(args, calibration, prov)
+    book = _book(args.region, args.live_prices, tuple(INSTANCES))
+    result = compare(definition, w, book, after=after, free_tier=args.free_tier, notes=prov.notes)
+    if args.breakeven:
+        result["breakeven"] = breakevens(definition, w, book, after)
     if args.chart is not None:
-
-        def cost(n: int) -> tuple[float, float]:
-            r = compare(definition, with_streams(w, n), book, **options)
-            return r["serverless"]["monthly_usd"], r["monolith"]["monthly_usd"]
-
-        title = (
-            f"Monthly cost vs concurrent streams — {w.fps:g} fps {w.resolution}, {args.region}, "
-            f"variant {w.variant}"
-        )
-        chart.write(
-            chart.sample(w.streams, result["quota"]["max_concurrent_streams"], cost, title), args.chart
-        )
+        chart.write_cost_chart(cost_curves(definition, w, book, after), args.chart)
         prov.add(f"chart written to {args.chart}")
+    if args.bars is not None:
+        chart.write_bars(stream_hour_bars(definition, w, book, after), args.bars)
+        prov.add(f"stacked bars written to {args.bars}")
     print(json.dumps(result, indent=2) if args.json else format_compare(result))
     return 0
 
 
+# Architectures the chart, the bars and the breakeven put side by side.
+SERVERLESS_SHOWN = ("baseline", "well-architected")
+AFTER_SHOWN = ("on-demand", "savings-3y")
+
+
+def breakevens(definition: dict[str, Any], w: Workload, book: PriceBook, after: AfterOptions) -> list[dict]:
+    """For each serverless variant and each purchase option: where it crosses the after, and its ceiling."""
+    rows = []
+    for variant in VARIANTS:
+        wv = replace(w, variant=variant)
+        ceiling = quota_of(definition, wv, book)
+        for purchase in PURCHASES:
+            n = breakeven(definition, wv, book, replace(after, purchase=purchase))
+            rows.append(
+                {
+                    "variant": variant,
+                    "purchase": purchase,
+                    "breakeven_streams": n,
+                    "quota_ceiling_streams": ceiling["max_concurrent_streams"],
+                    "limit": ceiling["limit"],
+                }
+            )
+    return rows
+
+
+def quota_of(definition: dict[str, Any], w: Workload, book: PriceBook) -> dict[str, Any]:
+    from cost_model.model import quota
+
+    u, _ = serverless_usage(definition, w)
+    return quota(u, w, book)
+
+
+def cost_curves(
+    definition: dict[str, Any], w: Workload, book: PriceBook, after: AfterOptions
+) -> chart.Curves:
+    """Monthly cost against concurrent streams for the before, the well-architected serverless and the after
+    (on demand and with a 3-year plan), from 1 stream to past the scenario, on a log-spaced grid."""
+    from cost_model.after import after_summary
+    from cost_model.model import serverless_lines
+
+    top = max(w.streams * 2, 10)
+    xs = sorted({round(10 ** (i / 12)) for i in range(int(12 * math.log10(top)) + 1)} | {w.streams})
+    series = []
+    for variant in SERVERLESS_SHOWN:
+        wv = replace(w, variant=variant)
+        u, _ = serverless_usage(definition, wv)
+        ys = [sum(x["monthly_usd"] for x in serverless_lines(u, with_streams(wv, n), book)) for n in xs]
+        q = quota_of(definition, wv, book)
+        series.append(
+            chart.Series(
+                f"before: {variant}" if variant == "baseline" else "serverless, well-architected",
+                xs,
+                ys,
+                q["max_concurrent_streams"],
+                q["limit"],
+            )
+        )
+    for purchase in AFTER_SHOWN:
+        opts = replace(after, purchase=purchase)
+        ys = [
+            after_summary(n, w.hours, w.defects_per_hour, w.resolution, opts, book)["monthly_usd"] for n in xs
+        ]
+        series.append(chart.Series(f"after (ECS on EC2), {purchase}", xs, ys, None, ""))
+    title = (
+        f"Monthly cost vs concurrent streams — {w.fps:g} fps {w.resolution}, {w.hours:g} h/month, "
+        f"{book.region.name}"
+    )
+    return chart.Curves(title, series, w.streams)
+
+
+def stream_hour_bars(
+    definition: dict[str, Any], w: Workload, book: PriceBook, after: AfterOptions
+) -> chart.Bars:
+    """What each architecture pays per stream-hour, by service, at the scenario's load."""
+    stacks: dict[str, dict[str, float]] = {}
+    stream_hours = w.streams * w.hours
+    for variant in SERVERLESS_SHOWN:
+        r = compare(definition, replace(w, variant=variant), book, after=after)
+        stacks[f"before: {variant}" if variant == "baseline" else "well-architected"] = _by_service_total(
+            r["serverless"]["lines"], stream_hours
+        )
+    for purchase in AFTER_SHOWN:
+        r = compare(definition, w, book, after=replace(after, purchase=purchase))
+        stacks[f"after, {purchase}"] = _by_service_total(r["monolith"]["lines"], stream_hours)
+    title = (
+        f"What a stream-hour pays for — {w.streams:,} streams, {w.fps:g} fps {w.resolution}, "
+        f"{book.region.name}"
+    )
+    return chart.Bars(title, stacks)
+
+
+def _by_service_total(lines: list[dict[str, Any]], stream_hours: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for x in lines:
+        out[x["service"]] = out.get(x["service"], 0.0) + x["monthly_usd"] / stream_hours
+    return out
+
+
 def cmd_what_if(args: argparse.Namespace) -> int:
     prov = Provenance()
-    rows = []
-    cpu, rss = read_bench(args.resolution, prov, args.bench)
+    definition, baseline, calibration = _workload(args, prov, args.streams, args.hours)
+    after = _after(args, calibration, prov)
     book = PriceBook(args.region)
-    definition, baseline = _workload(args, Provenance(), args.streams, args.hours)
+    rows = []
     for variant in VARIANTS:
-        r = compare(definition, replace(baseline, variant=variant), book, cpu_s_per_stream_s=cpu, rss_mb=rss)
+        r = compare(definition, replace(baseline, variant=variant), book, after=after)
         rows.append(
             {
                 "variant": variant,
                 "description": VARIANTS[variant],
                 "serverless_monthly_usd": r["serverless"]["monthly_usd"],
-                "monolith_monthly_usd": r["monolith"]["monthly_usd"],
-                "reduction_pct": r["reduction_pct"],
+                "after_monthly_usd": r["monolith"]["by_purchase"],
+                "after_range_usd": [
+                    r["monolith"]["range"]["low"]["monthly_usd"],
+                    r["monolith"]["range"]["high"]["monthly_usd"],
+                ],
+                "reduction_pct": {
+                    p: 100.0 * (1 - v / r["serverless"]["monthly_usd"])
+                    for p, v in r["monolith"]["by_purchase"].items()
+                },
                 "quota": r["quota"],
             }
         )
     if args.json:
-        print(json.dumps({"streams": args.streams, "hours": args.hours, "variants": rows}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "streams": args.streams,
+                    "hours": args.hours,
+                    "resolution": args.resolution,
+                    "variants": rows,
+                    "inputs": prov.notes,
+                },
+                indent=2,
+            )
+        )
         return 0
     base = rows[0]["serverless_monthly_usd"]
+    after_cols = "".join(f"{'after ' + p:>20}" for p in PURCHASES)
     print(
-        f"{'variant':<16}{'serverless/month':>18}{'vs baseline':>13}{'monolith/month':>16}"
-        f"{'monolith saves':>16}{'ceiling (streams)':>19}"
+        f"{args.streams:,} streams x {args.hours:g} h/month, {args.fps:g} fps {args.resolution}, "
+        f"{args.region}"
+    )
+    print(
+        f"{'variant':<18}{'serverless/month':>18}{'vs baseline':>13}{'ceiling (streams)':>19}{after_cols}"
+        f"{'after saves':>13}"
     )
     for r in rows:
+        cheapest = min(r["after_monthly_usd"].values())
         print(
-            f"{r['variant']:<16}{_usd(r['serverless_monthly_usd']):>18}"
-            f"{r['serverless_monthly_usd'] / base - 1:>+13.1%}{_usd(r['monolith_monthly_usd']):>16}"
-            f"{r['reduction_pct'] / 100:>16.1%}{r['quota']['max_concurrent_streams']:>19,}"
+            f"{r['variant']:<18}{_usd(r['serverless_monthly_usd']):>18}"
+            f"{r['serverless_monthly_usd'] / base - 1:>+13.1%}{r['quota']['max_concurrent_streams']:>19,}"
+            + "".join(f"{_usd(r['after_monthly_usd'][p]):>20}" for p in PURCHASES)
+            + f"{1 - cheapest / r['serverless_monthly_usd']:>13.1%}"
         )
+    low, high = rows[0]["after_range_usd"]
+    print(f"after on demand, from the measured CPU spread: {_usd(low)} – {_usd(high)} per month")
+    _print_notes(prov.notes)
     return 0
 
 
 def cmd_counts(args: argparse.Namespace) -> int:
     prov = Provenance()
-    definition, w = _workload(args, prov)
+    definition, w, _ = _workload(args, prov)
     usage, loop = serverless_usage(definition, w)
     out = {
         "loop": {"entry": loop.loop.entry, "states": sorted(loop.loop.members)},
@@ -345,7 +537,7 @@ def cmd_counts(args: argparse.Namespace) -> int:
 def cmd_count(args: argparse.Namespace) -> int:
     prov = Provenance()
     stack = read_stack_config(prov)
-    needs = read_needs(prov)
+    needs = dict(NEEDS)
     definition = drop_detector_branches(load(args.asl), DETECTOR_PLACEHOLDERS, stack.detectors)
     loop = LoopModel(definition)
     if args.execution_arn:
@@ -367,6 +559,13 @@ def cmd_count(args: argparse.Namespace) -> int:
             ) from None
     else:
         measured = read_summary(args.summary)
+    shipped = None
+    if args.stream is not None:
+        shipped = shipped_seconds(args.stream, stack.frames_per_second)
+        if stack.frames_per_second and args.frames_per_second != 25:
+            raise InputError(
+                "--frames-per-second and --stream: the stack's frames_per_second picks the frames"
+            )
     if measured.stream_seconds < 1:
         raise InputError(
             f"{measured.source}: no stream-second was analysed (loop entry {loop.loop.entry!r} never entered)"
@@ -378,7 +577,10 @@ def cmd_count(args: argparse.Namespace) -> int:
         frames_shipped=args.frames_per_second,
         needs=needs,
         detectors=stack.detectors,
+        shipped=shipped,
     )
+    if measured.after is not None:
+        rows += check_run(measured.after)
     out = {
         "measured": measured.as_dict(),
         "check": rows,
@@ -412,8 +614,7 @@ def cmd_count(args: argparse.Namespace) -> int:
                 "per stream-second)"
             )
         _print_notes(m.notes)
-    transitions_equal = rows[0]["equal"]
-    return 1 if args.strict and not transitions_equal else 0
+    return 1 if args.strict and not all(r["equal"] for r in rows) else 0
 
 
 def cmd_prices(args: argparse.Namespace) -> int:
@@ -468,9 +669,14 @@ def _by_service(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(lines, key=lambda x: order[x["service"]])
 
 
+def _qty(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
 def format_compare(r: dict[str, Any]) -> str:
     s = r["scenario"]
     u = s["per_stream_second"]
+    f = s["monolith"]
     lines = [
         f"{s['streams']:,} concurrent streams x {s['hours_per_month']:g} h/month, {s['fps']:g} fps "
         f"{s['resolution']}, {s['region']}, variant {s['variant']} (prices dated {s['prices_date']})",
@@ -479,27 +685,44 @@ def format_compare(r: dict[str, Any]) -> str:
         f"S3 GET, {u['lambda_gb_seconds']:.2f} Lambda GB-s, {u['bytes_shipped'] / 1e6:.1f} MB through S3",
         "",
     ]
-    head = f"{'service':<16}{'unit':<46}{'quantity':>20}{'unit price':>15}{'monthly':>15}"
+    head = f"{'service':<16}{'unit':<50}{'quantity':>18}{'unit price':>15}{'monthly':>15}"
+    titles = {
+        "serverless": f"BEFORE (serverless, {s['variant']})",
+        "monolith": (
+            f"AFTER (monolith on ECS on EC2) — {f['instances']:,} x {f['instance']}: "
+            f"{f['tasks_per_instance']} tasks each of {f['task_cpu_units']} CPU units / "
+            f"{f['task_memory_mib']} MiB "
+            f"({f['streams_per_task']} stream(s) per task, {f['bound']}-bound, "
+            f"{f['cpu_s_per_stream_s']:.4f} CPU-s per stream-second + {f['headroom']:.0%} headroom), "
+            f"{f['purchase']}"
+        ),
+    }
     for name in ("serverless", "monolith"):
         block = r[name]
-        title = name.upper() + (
-            f" — {s['monolith']['instances']:,} x {s['monolith']['instance']} "
-            f"({s['monolith']['streams_per_instance']} streams each, "
-            f"{s['monolith']['bound']}-bound)"
-            if name == "monolith"
-            else ""
-        )
-        lines += [title, head, "-" * len(head)]
+        lines += [titles[name], head, "-" * len(head)]
         for x in _by_service(block["lines"]):
             lines.append(
-                f"{x['service']:<16}{x['unit'][:45]:<46}{x['quantity']:>20,.0f}"
+                f"{x['service']:<16}{x['unit'][:49]:<50}{_qty(x['quantity']):>18}"
                 f"{_price(x['unit_price_usd']):>15}{_usd(x['monthly_usd']):>15}"
             )
-        lines += [f"{'total':<82}{_usd(block['monthly_usd']):>35}", ""]
+        lines += [f"{'total':<84}{_usd(block['monthly_usd']):>30}", ""]
+    m = r["monolith"]
+    low, high = m["range"]["low"], m["range"]["high"]
+    cpu = f["cpu_s_per_stream_s_measured"]
+    lines.append(
+        f"after, measured CPU spread {cpu['min']:.4f}–{cpu['max']:.4f} CPU-s per stream-second "
+        f"({cpu['runs']} runs): {low['instances']:,}–{high['instances']:,} instances, "
+        f"{_usd(low['monthly_usd'])}–{_usd(high['monthly_usd'])} per month"
+    )
+    lines.append(
+        "after by purchase: "
+        + ", ".join(f"{p} {_usd(v)}" for p, v in m["by_purchase"].items())
+        + f"  (network: {f['network']})"
+    )
     q = r["quota"]
     lines.append(
-        f"reduction: {r['reduction_pct']:.1f}%  (monolith {_usd(r['monolith']['monthly_usd'])} vs "
-        f"serverless {_usd(r['serverless']['monthly_usd'])} per month)"
+        f"reduction: {r['reduction_pct']:.1f}%  (after {_usd(m['monthly_usd'])} vs "
+        f"before {_usd(r['serverless']['monthly_usd'])} per month)"
     )
     lines.append(
         f"quota ceiling: {q['max_concurrent_streams']:,} concurrent streams = "
@@ -507,6 +730,21 @@ def format_compare(r: dict[str, Any]) -> str:
     )
     for other in q.get("other_limits", []):
         lines.append(f"  next limit: {other['max_concurrent_streams']:,} streams — {other['limit']}")
+    if "breakeven" in r:
+        lines += [
+            "",
+            f"{'breakeven':<18}{'after purchase':<16}{'crosses at (streams)':>22}{'quota ceiling':>15}",
+        ]
+        for b in r["breakeven"]:
+            n = b["breakeven_streams"]
+            crosses = "never (≤1M)" if n is None else f"{n:,}"
+            lines.append(
+                f"{b['variant']:<18}{b['purchase']:<16}{crosses:>22}{b['quota_ceiling_streams']:>15,}"
+            )
+        lines.append(
+            "(crosses at: the fewest concurrent streams at which that serverless variant costs at least "
+            "the after)"
+        )
     lines.append("")
     lines.append("sources: each line's source is in --json; inputs:")
     lines += [f"  - {n}" for n in s["inputs"]]

@@ -51,6 +51,7 @@ class Measured:
     lambda_gb_seconds: float | None = None
     entered: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    after: dict[str, Any] | None = None  # the after's run of the same stream (demo summary "after")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +120,12 @@ def read_summary(path: Path) -> Measured:
         else None,
         lambda_gb_seconds=float(gb_s) if isinstance(gb_s, int | float) and gb_s >= 0 else None,
     )
+    after = data.get("after")
+    if after is not None and not isinstance(after, dict):
+        raise InputError(
+            f"{path}: after must be an object {{stream_seconds, s3_requests, sqs_requests, ...}}"
+        )
+    measured.after = after
     return measured
 
 
@@ -153,8 +160,9 @@ def count_execution(
         counted = transitions(events)
         total.state_transitions += counted["total"]
         total.retries += counted["retries"]
-        total.entered.update(e["stateEnteredEventDetails"]["name"] for e in events
-                             if e["type"].endswith("StateEntered"))
+        total.entered.update(
+            e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")
+        )
         for reported in lambda_reported_s3(events).values():
             s3.update(reported)
         for call, n in service_calls(events).items():
@@ -201,10 +209,6 @@ def _memory_for(function: str, memory_mb: dict[str, int]) -> int:
     return next((mb for key, mb in memory_mb.items() if key != "*" and key in name), memory_mb.get("*", 0))
 
 
-
-
-
-
 def _task_seconds(event: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> float | None:
     started = by_id.get(event.get("previousEventId"), {})
     if started.get("type") != "TaskStarted":
@@ -216,6 +220,21 @@ def _task_seconds(event: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> fl
 
 
 # --- the check -----------------------------------------------------------------------------------
+def shipped_seconds(path: Path, frames_per_second: int = 0) -> list[tuple[int, bool]]:
+    """(frames shipped, audio object written) for each second of a stream file, as the converter ships
+    them: its own decoder and frame picking, so a short last second counts what it really holds."""
+    from lambdas.converter.decode import UnreadableStreamError, iter_seconds
+    from lambdas.shared.frame_store import pick_frames
+
+    try:
+        return [
+            (len(pick_frames(len(s.frames), frames_per_second)), s.audio is not None)
+            for s in iter_seconds(path)
+        ]
+    except (UnreadableStreamError, OSError) as error:
+        raise InputError(f"{path}: cannot count its frames ({error})") from None
+
+
 def check(
     loop: LoopModel,
     m: Measured,
@@ -224,16 +243,19 @@ def check(
     frames_shipped: int,
     needs: dict[str, tuple[bool, bool]],
     detectors: tuple[str, ...],
+    shipped: list[tuple[int, bool]] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of {quantity, analytic, measured, equal, note}: what the definition and the pipeline
-    configuration predict for this run's stream (its length, its defect seconds and notifications)."""
+    configuration predict for this run's stream (its length, its defect seconds and notifications).
+    `shipped` gives each second's real frames and audio (`shipped_seconds`); without it every second is
+    taken as full: `frames_shipped` frames and an audio object."""
     defect_seconds = m.defect_seconds if m.defect_seconds is not None else m.notifications
     items = _spread(m.notifications, defect_seconds)
     tally, executions = loop.run(
         m.stream_seconds, seconds_per_execution=seconds_per_execution, defect_items=items, retries=m.retries
     )
     rows = [
-        _row(
+        row(
             "state transitions",
             tally.transitions,
             m.state_transitions,
@@ -241,12 +263,12 @@ def check(
         )
     ]
     if m.executions:
-        rows.append(_row("executions", executions, m.executions, ""))
+        rows.append(row("executions", executions, m.executions, ""))
     workflow_lambdas = tally.calls_matching("lambda:invoke")
     actions = m.corrective_actions if m.corrective_actions is not None else m.notifications
     if m.lambda_invocations is not None:
         rows.append(
-            _row(
+            row(
                 "Lambda invocations",
                 workflow_lambdas + actions,
                 m.lambda_invocations,
@@ -255,31 +277,39 @@ def check(
         )
     records = tally.calls.get("aws-sdk:s3:putObject", 0)
     seconds = m.stream_seconds
+    if shipped is not None and len(shipped) != seconds:
+        raise InputError(f"the stream has {len(shipped)} seconds but the run analysed {seconds}")
+    per_second = shipped or [(frames_shipped, True)] * seconds
+    basis = "the stream's real frames" if shipped else f"{frames_shipped} frames + audio every second"
     if "put" in m.s3_requests:
-        frames = seconds * (frames_shipped + 1)
+        frames = sum(f + (1 if a else 0) for f, a in per_second)
         predicted = frames + records + actions
         rows.append(
-            _row(
+            row(
                 "S3 PUT",
                 predicted,
                 m.s3_requests["put"],
-                f"{frames} frame/audio objects + {records} Record PUTs + {actions} corrective-action records",
+                f"{frames} frame/audio objects ({basis}) + {records} Record PUTs + {actions} "
+                "corrective-action records",
             )
         )
     if "get" in m.s3_requests:
         reads = sum(
-            (frames_shipped if needs.get(d, (True, False))[0] else 0)
-            + (1 if needs.get(d, (True, False))[1] else 0)
-            for d in detectors
+            sum(
+                (f if needs.get(d, (True, False))[0] else 0)
+                + (1 if a and needs.get(d, (True, False))[1] else 0)
+                for d in detectors
+            )
+            for f, a in per_second
         )
         # One stream download per converter environment: one for a stream run second after second.
-        predicted = seconds * (reads + 1) + 1
+        predicted = reads + seconds + 1
         rows.append(
-            _row(
+            row(
                 "S3 GET/HEAD",
                 predicted,
                 m.s3_requests["get"] + m.s3_requests.get("head", 0),
-                f"{seconds} x ({reads} detector reads + 1 converter HEAD) + 1 stream download "
+                f"{reads} detector reads ({basis}) + {seconds} converter HEADs + 1 stream download "
                 "(one converter environment)",
             )
         )
@@ -293,7 +323,7 @@ def _spread(items: int, seconds: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(seconds)]
 
 
-def _row(name: str, analytic: float, measured: float, note: str) -> dict[str, Any]:
+def row(name: str, analytic: float, measured: float, note: str) -> dict[str, Any]:
     return {
         "quantity": name,
         "analytic": analytic,
