@@ -117,8 +117,7 @@ def test_run_replays_a_whole_stream_across_executions() -> None:
 # --- the project's workflow -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real() -> dict[str, Any]:
-    if not ASL_PATH.is_file():
-        pytest.skip("statemachine/stream_quality.asl.json not present")
+    # A missing definition is a failure (load raises), never a skip.
     return load(ASL_PATH)
 
 

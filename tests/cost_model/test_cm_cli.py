@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from cost_model import cli
 from cost_model.prices import (
+    AFTER_DATE,
     REGIONS,
     TABLE_DATE,
     US_EAST_1,
@@ -18,9 +20,8 @@ from cost_model.prices import (
     UnknownRegion,
     live_prices,
 )
-from infra.config import ASL_PATH
 
-pytestmark = pytest.mark.skipif(not ASL_PATH.is_file(), reason="no workflow definition")
+MEDIA = Path(__file__).resolve().parents[2] / "media"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -46,8 +47,6 @@ def test_compare_json_is_the_contract(capsys: pytest.CaptureFixture[str], tmp_pa
         "--region",
         "us-east-1",
         "--json",
-        "--bench",
-        str(tmp_path / "absent.json"),
     )
     # Then the JSON has exactly the contract's keys and shapes
     assert code == 0
@@ -59,18 +58,25 @@ def test_compare_json_is_the_contract(capsys: pytest.CaptureFixture[str], tmp_pa
             assert set(x) == {"service", "unit", "quantity", "unit_price_usd", "monthly_usd", "source"}
     assert isinstance(r["quota"]["max_concurrent_streams"], int) and isinstance(r["quota"]["limit"], str)
     assert {x["service"] for x in r["serverless"]["lines"]} >= {"Step Functions", "Lambda", "S3", "SNS"}
-    assert {x["service"] for x in r["monolith"]["lines"]} >= {"EC2", "S3"}
+    assert {x["service"] for x in r["monolith"]["lines"]} >= {"EC2", "S3", "SQS", "SNS", "EBS", "ECR", "VPC"}
     assert r["reduction_pct"] >= 90 and r["quota"]["max_concurrent_streams"] == 149
-    assert any("DEFAULT" in note for note in r["scenario"]["inputs"])  # says the bench was not found
+    # The after has no line per stream-second: results are written every 60 s, not every second
+    puts = next(x for x in r["monolith"]["lines"] if x["unit"] == "PUT requests (results)")
+    assert puts["quantity"] == 3000 * 730 * 3600 / 60
+    # The committed calibration is what the model read, and it names the scenario's resolution
+    assert r["scenario"]["resolution"] == "1080p"
+    assert any("calibration.json: measured" in note for note in r["scenario"]["inputs"])
+    assert set(r["monolith"]["by_purchase"]) == {"on-demand", "savings-1y", "savings-3y"}
 
 
 def test_compare_table_and_html_chart(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     chart = tmp_path / "cost.html"
     code, out, _ = run(capsys, "compare", "--streams", "500", "--hours", "730", "--chart", str(chart))
     assert code == 0
-    assert "SERVERLESS" in out and "MONOLITH" in out and "reduction:" in out and "quota ceiling: 149" in out
+    assert "BEFORE" in out and "AFTER" in out and "reduction:" in out and "quota ceiling: 149" in out
     text = chart.read_text()
-    assert text.startswith("<!doctype html>") and "<svg" in text and "quota ceiling: 149 streams" in text
+    assert text.startswith("<!doctype html>") and "<svg" in text and "quota ceiling 149 streams" in text
+    assert "well-architected" in text and "savings-3y" in text and "$1M" in text  # log axis in dollars
 
 
 def test_compare_svg_chart_and_variant(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -92,22 +98,52 @@ def test_compare_svg_chart_and_variant(capsys: pytest.CaptureFixture[str], tmp_p
     assert chart.read_text().startswith("<svg")
 
 
-def test_png_chart_without_matplotlib_is_one_clear_line(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+def test_png_figures_with_matplotlib(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(
+        capsys,
+        "compare",
+        "--streams",
+        "10",
+        "--hours",
+        "10",
+        "--chart",
+        str(tmp_path / "c.png"),
+        "--bars",
+        str(tmp_path / "b.png"),
+    )
+    assert code == 0, err
+    for name in ("c.png", "b.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_png_without_matplotlib_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("numpy")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        code, _, err = run(
-            capsys, "compare", "--streams", "10", "--hours", "10", "--chart", str(tmp_path / "c.png")
-        )
-        assert code == 2 and err.count("\n") == 1 and "matplotlib" in err
-    else:
-        code, _, _ = run(
-            capsys, "compare", "--streams", "10", "--hours", "10", "--chart", str(tmp_path / "c.png")
-        )
-        assert code == 0 and (tmp_path / "c.png").stat().st_size > 0
+    # Given matplotlib hidden (an import of it raises ImportError)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = run(
+        capsys, "compare", "--streams", "10", "--hours", "10", "--chart", str(tmp_path / "c.png")
+    )
+    assert code == 2 and err.count("\n") == 1 and "matplotlib" in err
+    assert not (tmp_path / "c.png").exists()
+    # And the hand-written SVG figures still work without it
+    code, _, err = run(
+        capsys,
+        "compare",
+        "--streams",
+        "10",
+        "--hours",
+        "10",
+        "--chart",
+        str(tmp_path / "c.svg"),
+        "--bars",
+        str(tmp_path / "b.svg"),
+    )
+    assert code == 0, err
+    assert (
+        "<svg" in (tmp_path / "c.svg").read_text()
+        and "USD per stream-hour" in (tmp_path / "b.svg").read_text()
+    )
 
 
 @pytest.mark.parametrize(
@@ -122,6 +158,21 @@ def test_png_chart_without_matplotlib_is_one_clear_line(
         ["compare", "--streams", "10", "--hours", "730", "--fps", "-25"],
         ["compare", "--streams", "10", "--hours", "730", "--chart", "out.pdf"],
         ["compare", "--streams", "10", "--hours", "730", "--calibrate", "/nonexistent/summary.json"],
+        ["compare", "--streams", "10", "--hours", "730", "--resolution", "4320p"],
+        ["compare", "--streams", "10", "--hours", "730", "--calibration", "/nonexistent/calibration.json"],
+        ["compare", "--streams", "10", "--hours", "730", "--purchase", "reserved"],
+        [
+            "compare",
+            "--streams",
+            "10",
+            "--hours",
+            "730",
+            "--architecture",
+            "arm64",
+            "--instance",
+            "c6i.2xlarge",
+        ],
+        ["count", "--summary", "/nonexistent/summary.json", "--stream", "/nonexistent.mp4"],
         ["count", "--summary", "/nonexistent/summary.json"],
         ["counts", "--asl", "/nonexistent/asl.json"],
         ["prices", "--region", "mars-1"],
@@ -193,8 +244,9 @@ def test_counts_and_what_if_and_prices_print(capsys: pytest.CaptureFixture[str])
     assert code == 0 and "transitions per quiet second: 10" in out
     code, out, _ = run(capsys, "what-if", "--streams", "3000", "--hours", "730")
     assert code == 0 and all(
-        v in out for v in ("baseline", "express", "batched", "fewer-detectors", "sampled")
+        v in out for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "well-architected")
     )
+    assert "after on-demand" in out and "after savings-3y" in out
     code, out, _ = run(capsys, "prices", "--region", "sa-east-1", "--json")
     table = json.loads(out)
     assert code == 0 and table["state_transition_refill_per_s"] == 500
@@ -204,7 +256,7 @@ def test_counts_and_what_if_and_prices_print(capsys: pytest.CaptureFixture[str])
 def test_every_price_has_a_date_and_a_source_and_regions_inherit_visibly() -> None:
     for region in REGIONS:
         for row in PriceBook(region).table():
-            assert row["date"] == TABLE_DATE and row["source"] and row["usd"] > 0
+            assert row["date"] in (TABLE_DATE, AFTER_DATE) and row["source"] and row["usd"] > 0
     book = PriceBook("sa-east-1")
     assert book["sfn.transition"].usd == pytest.approx(0.0375 / 1000)
     assert "NOT verified for sa-east-1" in book["s3.put"].source
@@ -259,7 +311,7 @@ def test_live_prices_flag_falls_back_with_a_message(
 
     monkeypatch.setattr(cli, "live_prices", unavailable)
     code, out, err = run(capsys, "compare", "--streams", "10", "--hours", "10", "--live-prices")
-    assert code == 0 and "cannot read live prices" in err and "SERVERLESS" in out
+    assert code == 0 and "cannot read live prices" in err and "BEFORE" in out
 
 
 def test_us_east_1_table_has_the_facts_numbers() -> None:
@@ -285,3 +337,114 @@ def test_count_accepts_a_real_demo_summary_and_every_count_matches(
     assert all(row["equal"] for row in rows.values()), rows
     # And the executions, counted from the summary's execution ARNs, are what the definition implies
     assert rows["executions"]["measured"] == rows["executions"]["analytic"] == 1
+
+
+def test_count_checks_the_after_of_a_summary(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Given the demo's summary with the after's run of the same 20 s stream, results every 5 s, a heartbeat
+    # every 4 s: by hand 4 results PUTs, 1 GET, 1 receive + 1 delete, (20 - 1) // 4 = 4 extensions,
+    # 3 publishes;
+    # 2 of the receives came back empty (idle polling, reported apart)
+    data = json.loads((Path(__file__).parent / "data" / "demo-summary.json").read_text())
+    data["after"] = {
+        "stream_seconds": 20,
+        "defects": data["defects"],
+        "s3_requests": {"get": 1, "put": 4, "head": 0, "list": 0},
+        "sqs_requests": {
+            "ReceiveMessage": 3,
+            "EmptyReceives": 2,
+            "DeleteMessage": 1,
+            "ChangeMessageVisibility": 4,
+        },
+        "sns_publishes": 3,
+        "settings": {"results_batch_seconds": 5, "heartbeat_seconds": 4, "detectors": ["freeze", "av_sync"]},
+    }
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps(data))
+    code, out, err = run(capsys, "count", "--summary", str(summary), "--json", "--strict")
+    assert code == 0, (out, err)
+    rows = {r["quantity"]: r for r in json.loads(out)["check"]}
+    assert (
+        rows["after S3 PUT"]["analytic"] == 4 and rows["after SQS ChangeMessageVisibility"]["analytic"] == 4
+    )
+    assert rows["after SQS ReceiveMessage"]["measured"] == 1 and rows["after SNS publishes"]["equal"]
+    assert rows["state transitions"]["equal"]  # the before is still checked beside it
+    # When the after wrote one results object per second, as the old model assumed, Then --strict fails
+    data["after"]["s3_requests"]["put"] = 20
+    summary.write_text(json.dumps(data))
+    code, out, _ = run(capsys, "count", "--summary", str(summary), "--strict")
+    assert code == 1 and "after S3 PUT" in out and "≠" in out
+    # A setting the service does not have is refused with one line
+    data["after"]["settings"] = {"results_every": 5}
+    summary.write_text(json.dumps(data))
+    code, _, err = run(capsys, "count", "--summary", str(summary))
+    assert code == 2 and "unknown field" in err
+
+
+def test_count_from_a_real_stream_counts_its_short_last_second(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given chaplin (9.64 s: nine seconds of 25 frames, a last one of 16) as run on LocalStack: 261 PUTs and
+    # 744 GET/HEAD measured (10 x 10 + 3 = 103 transitions, no defect)
+    summary = tmp_path / "summary.json"
+    summary.write_text(
+        json.dumps(
+            {
+                "stream_seconds": 10,
+                "state_transitions": 103,
+                "notifications": 0,
+                "corrective_actions": 0,
+                "s3_requests": {"put": 261, "get": 734, "head": 10},
+            }
+        )
+    )
+    # When counted as if every second were full, Then PUT and GET differ (270 and 771)
+    code, out, _ = run(capsys, "count", "--summary", str(summary), "--json", "--strict")
+    rows = {r["quantity"]: r for r in json.loads(out)["check"]}
+    assert code == 1 and (rows["S3 PUT"]["analytic"], rows["S3 GET/HEAD"]["analytic"]) == (270, 771)
+    # When counted from the stream's real frames: 241 frames + 10 audio + 10 Records = 261 PUTs;
+    # 3 x 241 + 10 audio + 10 HEADs + 1 download = 744
+    code, out, err = run(
+        capsys,
+        "count",
+        "--summary",
+        str(summary),
+        "--stream",
+        str(MEDIA / "chaplin.mp4"),
+        "--json",
+        "--strict",
+    )
+    rows = {r["quantity"]: r for r in json.loads(out)["check"]}
+    assert code == 0, (out, err)
+    assert (rows["S3 PUT"]["analytic"], rows["S3 GET/HEAD"]["analytic"]) == (261, 744)
+
+
+def test_compare_breakeven_and_arm64(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys,
+        "compare",
+        "--streams",
+        "100",
+        "--hours",
+        "730",
+        "--breakeven",
+        "--json",
+        "--architecture",
+        "arm64",
+        "--purchase",
+        "savings-1y",
+        "--network",
+        "endpoints",
+    )
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["scenario"]["monolith"]["instance"] == "c7g.2xlarge"
+    assert r["scenario"]["monolith"]["arm64_cpu_factor"] == pytest.approx(0.832)
+    assert any(x["unit"].startswith("interface endpoint-hours") for x in r["monolith"]["lines"])
+    rows = {(b["variant"], b["purchase"]): b for b in r["breakeven"]}
+    assert set(rows) == {
+        (v, p)
+        for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "well-architected")
+        for p in ("on-demand", "savings-1y", "savings-3y")
+    }
+    assert rows[("baseline", "on-demand")]["quota_ceiling_streams"] == 149
+    assert all(b["breakeven_streams"] is None or b["breakeven_streams"] >= 1 for b in rows.values())

@@ -1,32 +1,48 @@
-"""Each cost line against a hand computation, the monolith sizing, the quota ceiling and the what-ifs."""
+"""Worked examples: each cost line against numbers computed by hand and written out, for the before, the
+well-architected serverless variant and the after (fleet, requests, fixed lines, purchase options)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from calibration import Calibration, Profile
+from cost_model.after import AfterOptions, after_lines, count_stream, month_counts, size_fleet
 from cost_model.asl import load
-from cost_model.inputs import DEFAULT_NEEDS, PROFILES, InputError, StackConfig
-from cost_model.model import (
-    GIB,
-    Workload,
-    compare,
-    serverless_lines,
-    serverless_usage,
-    size_monolith,
-)
+from cost_model.inputs import NEEDS, InputError, StackConfig
+from cost_model.model import Workload, breakeven, compare, serverless_lines, serverless_usage
 from cost_model.prices import PriceBook
 from infra.config import ASL_PATH
+from monolith.settings import ServiceSettings
 
 STACK = StackConfig()  # 2048/1024 MB, every frame, 3 detectors, 300 s per execution, 1-day expiry
+# Round numbers, so every figure below can be worked out on paper.
+PROFILE = Profile(
+    frame_bytes=100_000,
+    audio_bytes=50_000,
+    decode_ms_per_frame=2.0,
+    pack_ms_per_frame=1.0,
+    unpack_ms_per_object=0.5,
+    detect_ms_per_frame={"freeze": 0.4, "block_corruption": 0.2, "av_sync": 0.3},
+)
+CALIBRATION = Calibration(
+    {
+        "monolith": {
+            "cpu_s_per_stream_second": {"1080p": {"median": 0.2, "min": 0.1, "max": 0.4, "runs": 3}},
+            "peak_rss_mib_per_stream": {"1080p": 100},
+        }
+    },
+    Path("hand.json"),
+)
+BOOK = PriceBook("us-east-1")
 
 
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:
-    if not ASL_PATH.is_file():
-        pytest.skip("statemachine/stream_quality.asl.json not present")
-    return load(ASL_PATH)
+    return load(ASL_PATH)  # a missing definition fails here: never a skip
 
 
 def workload(**kw: Any) -> Workload:
@@ -34,160 +50,84 @@ def workload(**kw: Any) -> Workload:
         streams=1,
         hours=1.0,
         fps=25.0,
-        resolution="720p",
+        resolution="1080p",
         stack=STACK,
-        needs=dict(DEFAULT_NEEDS),
+        needs=dict(NEEDS),
         defects_per_hour=1.0,
+        media=PROFILE,
     )
     return Workload(**{**base, **kw})
+
+
+def after(**kw: Any) -> AfterOptions:
+    return AfterOptions(**{"calibration": CALIBRATION, "settings": ServiceSettings(concurrency=4), **kw})
 
 
 def by_unit(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {f"{x['service']}|{x['unit']}": x for x in lines}
 
 
-def test_one_stream_hour_lines_match_hand_computation(definition: dict[str, Any]) -> None:
+# --- the before -----------------------------------------------------------------------------------------
+def test_one_stream_hour_of_the_before_by_hand(definition: dict[str, Any]) -> None:
     # Given 1 stream for 1 hour (3,600 stream-seconds), 1 defect in that hour, us-east-1
     w = workload()
     u, _ = serverless_usage(definition, w)
-    lines = by_unit(serverless_lines(u, w, PriceBook("us-east-1")))
-    # Then transitions: 3,600 x 10 + 3,600/300 x 3 (execution boundaries) + 1 Notify + 1 Publish = 36,038
+    lines = by_unit(serverless_lines(u, w, BOOK))
+    # Then transitions: 3,600 x 10 + 12 executions x 3 + 1 Notify + 1 Publish = 36,038, at $0.025 per 1,000
     sfn = lines["Step Functions|state transitions"]
     assert sfn["quantity"] == pytest.approx(36_038)
-    assert sfn["monthly_usd"] == pytest.approx(36_038 * 0.025 / 1000)
-    # Lambda requests: converter + 3 detectors = 4 per second
+    assert sfn["monthly_usd"] == pytest.approx(0.90095)
+    # Lambda requests: converter + 3 detectors = 4 per second = 14,400, at $0.20 per million
     assert lines["Lambda|requests"]["quantity"] == pytest.approx(14_400)
-    assert lines["Lambda|requests"]["monthly_usd"] == pytest.approx(14_400 * 0.20 / 1e6)
-    # S3 PUT: 25 frames + 1 audio + 1 Record = 27 per second
-    assert lines["S3|PUT requests"]["quantity"] == pytest.approx(27 * 3600)
-    assert lines["S3|PUT requests"]["monthly_usd"] == pytest.approx(27 * 3600 * 0.005 / 1000)
-    # S3 GET: freeze 25 + block_corruption 25 + av_sync 25 + 1 audio + converter HEAD 1 = 77 per second
-    assert lines["S3|GET requests"]["quantity"] == pytest.approx(77 * 3600)
-    assert lines["S3|GET requests"]["monthly_usd"] == pytest.approx(77 * 3600 * 0.0004 / 1000)
-    # SNS: one publish per defect
+    assert lines["Lambda|requests"]["monthly_usd"] == pytest.approx(0.00288)
+    # S3 PUT: 25 frames + 1 audio + 1 Record = 27 per second = 97,200, at $0.005 per 1,000
+    assert lines["S3|PUT requests"]["quantity"] == pytest.approx(97_200)
+    assert lines["S3|PUT requests"]["monthly_usd"] == pytest.approx(0.486)
+    # S3 GET: 25 + 25 + 25 frames + 1 audio (A/V sync) + 1 converter HEAD = 77 per second = 277,200
+    assert lines["S3|GET requests"]["quantity"] == pytest.approx(277_200)
+    assert lines["S3|GET requests"]["monthly_usd"] == pytest.approx(0.11088)
     assert lines["SNS|publishes"]["quantity"] == pytest.approx(1)
-    # Storage: (25 x frame + audio) bytes/s held 1.5 days, 1 h of 730 h in the month, GiB
-    p = PROFILES["720p"]
-    held = (25 * p.frame_bytes + p.audio_bytes) * 1.5 * 86400 / GIB
+    # Storage: 2,550,000 B/s held 1.5 days = 307.783 GiB, 1 h of the month's 730: 0.42162 GB-months
     storage = lines["S3|GB-months (frames bucket)"]
-    assert storage["quantity"] == pytest.approx(held / 730)
-    assert storage["monthly_usd"] == pytest.approx(held / 730 * 0.023)
+    assert storage["quantity"] == pytest.approx(0.4216212, rel=1e-6)
+    assert storage["monthly_usd"] == pytest.approx(0.0096973, rel=1e-4)
 
 
-def test_lambda_gb_seconds_match_the_duration_model_by_hand(definition: dict[str, Any]) -> None:
-    # Given 720p: converter at 2048 MB (>= 1 vCPU), detectors at 1024 MB (1024/1769 of a vCPU)
-    w = workload()
-    u, _ = serverless_usage(definition, w)
-    p = PROFILES["720p"]
-    bytes_s = 25 * p.frame_bytes + p.audio_bytes
-    conv_ms = (p.decode_ms_per_frame * 25 + p.pack_ms_per_frame * 25) + 26 * 25 + bytes_s / 1e5 + 25
-    share = 1024 / 1769
-    freeze_ms = (
-        (p.unpack_ms_per_object * 25 + p.detect_ms_per_frame["freeze"] * 25) / share
-        + 25 * 25
-        + 25 * p.frame_bytes / 1e5
-    )
-    av_ms = (
-        (p.unpack_ms_per_object * 26 + p.detect_ms_per_frame["av_sync"] * 25) / share
-        + 26 * 25
-        + (25 * p.frame_bytes + p.audio_bytes) / 1e5
-    )
-    assert u.converter_ms == pytest.approx(conv_ms)
-    assert u.detector_ms["freeze"] == pytest.approx(freeze_ms)
-    assert u.detector_ms["av_sync"] == pytest.approx(av_ms)
-    # Then GB-s per stream-second = 2 GB x conv + 1 GB x (sum of detectors)
-    assert u.gb_s == pytest.approx(2 * conv_ms / 1000 + sum(u.detector_ms.values()) / 1000)
+def test_lambda_durations_of_the_before_by_hand(definition: dict[str, Any]) -> None:
+    u, _ = serverless_usage(definition, workload())
+    # Converter at 2,048 MB (a whole vCPU): 25 x 2.0 ms decode + 25 x 1.0 ms pack = 75 ms; 26 PUTs x 25 ms =
+    # 650 ms; 2.55 MB at 100 MB/s = 25.5 ms; one HEAD 25 ms: 775.5 ms
+    assert u.converter_ms == pytest.approx(775.5)
+    # Detectors at 1,024 MB get 1024/1769 of a vCPU. Freeze: 25 x (0.5 unpack + 0.4) = 22.5 ms CPU ->
+    # 38.8696 ms; + 25 GETs x 25 ms + 2.5 MB at 100 MB/s = 688.8696 ms
+    assert u.detector_ms["freeze"] == pytest.approx(688.86963)
+    # Block corruption: 25 x (0.5 + 0.2) = 17.5 ms -> 30.2319 ms; + 625 + 25 = 680.2319 ms
+    assert u.detector_ms["block_corruption"] == pytest.approx(680.23193)
+    # A/V sync: 26 objects x 0.5 + 25 x 0.3 = 20.5 ms -> 35.4146 ms; + 26 x 25 + 25.5 = 710.9146 ms
+    assert u.detector_ms["av_sync"] == pytest.approx(710.91455)
+    # GB-s per stream-second: 2 GB x 0.7755 s + 1 GB x (0.68887 + 0.68023 + 0.71091) s = 3.631016
+    assert u.gb_s == pytest.approx(3.631016, rel=1e-6)
 
 
 def test_lambda_gb_seconds_split_into_volume_tiers(definition: dict[str, Any]) -> None:
-    # Given enough streams to pass 15B GB-s a month
+    # Given 3,000 streams 24x7: 3.631016 GB-s x 7,884,000,000 stream-seconds = 28,626,931,037 GB-s
     w = workload(streams=3000, hours=730)
     u, _ = serverless_usage(definition, w)
-    lines = [x for x in serverless_lines(u, w, PriceBook("us-east-1")) if x["unit"].startswith("GB-seconds")]
-    total = u.gb_s * w.stream_seconds
-    # Then 6B at the first price, 9B at the second, the rest at the third
-    assert [x["quantity"] for x in lines] == pytest.approx([6e9, 9e9, total - 15e9])
-    assert sum(x["monthly_usd"] for x in lines) == pytest.approx(
-        6e9 * 0.0000166667 + 9e9 * 0.000015 + (total - 15e9) * 0.0000133334
-    )
+    lines = [x for x in serverless_lines(u, w, BOOK) if x["unit"].startswith("GB-seconds")]
+    # Then 6B at the first price, 9B at the second, 13,626,931,037 at the third:
+    # $100,000.20 + $135,000 + $181,693.32
+    assert [x["quantity"] for x in lines] == pytest.approx([6e9, 9e9, 13_626_931_037], rel=1e-9)
+    assert sum(x["monthly_usd"] for x in lines) == pytest.approx(416_693.52, rel=1e-7)
 
 
 def test_free_tier_lines_are_negative_and_capped(definition: dict[str, Any]) -> None:
-    # Given the free tier asked for on a small workload
     w = workload()
     u, _ = serverless_usage(definition, w)
-    lines = by_unit(serverless_lines(u, w, PriceBook("us-east-1"), free_tier=True))
-    # Then 4,000 transitions free (less than 36,038 used), all 14,400 requests free (< 1M)
+    lines = by_unit(serverless_lines(u, w, BOOK, free_tier=True))
+    # 4,000 transitions free (of 36,038 used), all 14,400 requests free (< 1M)
     assert lines["Step Functions|free tier: state transitions"]["quantity"] == -4000
     assert lines["Lambda|free tier: requests"]["quantity"] == pytest.approx(-14_400)
-    for x in lines.values():
-        assert x["monthly_usd"] == pytest.approx(x["quantity"] * x["unit_price_usd"])
-
-
-def test_monolith_sizing_by_hand() -> None:
-    # Given 0.1365 CPU-s per stream-second on 8 vCPUs at 70%: floor(5.6 / 0.1365) = 41 per instance
-    s = size_monolith(1000, 0.1365, instance="c6i.2xlarge", utilisation=0.7, rss_mb=200)
-    assert (s.streams_per_instance, s.instances, s.bound) == (41, 25, "CPU")
-    # Given a memory-hungry process: 16 GiB x 0.9 / 1000 MB = 14 per instance
-    m = size_monolith(1000, 0.1365, instance="c6i.2xlarge", utilisation=0.7, rss_mb=1000)
-    assert (m.streams_per_instance, m.bound) == (14, "memory")
-
-
-def test_monolith_rejects_bad_sizing_inputs() -> None:
-    with pytest.raises(InputError, match="unknown instance"):
-        size_monolith(10, 0.1, instance="m9.huge")
-    with pytest.raises(InputError, match="utilisation"):
-        size_monolith(10, 0.1, utilisation=1.5)
-    with pytest.raises(InputError, match="larger instance"):
-        size_monolith(10, 3.0, instance="c6i.large")
-
-
-def test_monolith_lines_and_savings_plan(definition: dict[str, Any]) -> None:
-    # Given 1,000 streams 24x7 on c6i.2xlarge: 25 instances x 730 h x $0.34
-    w = workload(streams=1000, hours=730)
-    book = PriceBook("us-east-1")
-    on_demand = compare(definition, w, book, cpu_s_per_stream_s=0.1365, rss_mb=200)
-    ec2 = on_demand["monolith"]["lines"][0]
-    assert ec2["quantity"] == 25 * 730 and ec2["monthly_usd"] == pytest.approx(25 * 730 * 0.34)
-    # And the same results PUTs as the serverless Record state: 1 per stream-second
-    results = on_demand["monolith"]["lines"][1]
-    assert results["quantity"] == pytest.approx(1000 * 730 * 3600)
-    # Given a Savings Plan at 27% off
-    plan = compare(
-        definition, w, book, cpu_s_per_stream_s=0.1365, rss_mb=200, purchase="savings-plan", discount=0.27
-    )
-    assert plan["monolith"]["lines"][0]["unit_price_usd"] == pytest.approx(0.34 * 0.73)
-
-
-def test_quota_ceiling_from_the_refill_rate(definition: dict[str, Any]) -> None:
-    # Given 10 + 3/300 + 2/3600 transitions per stream-second
-    per = 10 + 3 / 300 + 2 / 3600
-    for region, refill in (("us-east-1", 1500), ("sa-east-1", 500)):
-        r = compare(
-            definition, workload(streams=1000, hours=730), PriceBook(region), cpu_s_per_stream_s=0.1365
-        )
-        # Then floor(refill / per): 149 in us-east-1, 49 where the refill is 500/s
-        assert r["quota"]["max_concurrent_streams"] == int(refill // per)
-        assert "StateTransition" in r["quota"]["limit"]
-
-
-def test_every_line_is_quantity_times_unit_price_and_totals_add_up(definition: dict[str, Any]) -> None:
-    r = compare(
-        definition,
-        workload(streams=50, hours=200),
-        PriceBook("eu-west-1"),
-        cpu_s_per_stream_s=0.05,
-        free_tier=True,
-    )
-    for side in ("serverless", "monolith"):
-        for x in r[side]["lines"]:
-            assert set(x) == {"service", "unit", "quantity", "unit_price_usd", "monthly_usd", "source"}
-            assert x["monthly_usd"] == pytest.approx(x["quantity"] * x["unit_price_usd"])
-            assert x["source"]
-        assert r[side]["monthly_usd"] == pytest.approx(sum(x["monthly_usd"] for x in r[side]["lines"]))
-    assert r["reduction_pct"] == pytest.approx(
-        100 * (1 - r["monolith"]["monthly_usd"] / r["serverless"]["monthly_usd"])
-    )
+    assert lines["Lambda|free tier: requests"]["monthly_usd"] == pytest.approx(-0.00288)
 
 
 @pytest.mark.parametrize(
@@ -207,48 +147,190 @@ def test_what_if_variants_by_hand(
     assert u.transitions == pytest.approx(transitions + 3 / 300)
 
 
-def test_express_variant_bills_requests_and_duration_and_has_no_transition_ceiling(
-    definition: dict[str, Any],
-) -> None:
-    # Given 1 stream-hour on Express
+def test_express_bills_requests_and_duration_without_a_transition_ceiling(definition: dict[str, Any]) -> None:
     w = workload(variant="express")
     u, _ = serverless_usage(definition, w)
-    lines = by_unit(serverless_lines(u, w, PriceBook("us-east-1")))
-    # Then one execution per 300 s (12 requests) and 3,600 s x 64 MB of duration
+    lines = by_unit(serverless_lines(u, w, BOOK))
+    # One execution per 300 s: 12 requests in an hour; 3,600 s x 64 MB = 225 GB-s
     assert lines["Step Functions|Express requests"]["quantity"] == pytest.approx(12)
-    assert lines["Step Functions|Express GB-seconds"]["quantity"] == pytest.approx(3600 / 16)
+    assert lines["Step Functions|Express GB-seconds"]["quantity"] == pytest.approx(225)
     assert "Step Functions|state transitions" not in lines
-    r = compare(
-        definition,
-        workload(variant="express", streams=1000, hours=730),
-        PriceBook("us-east-1"),
-        cpu_s_per_stream_s=0.1365,
-    )
-    assert "Lambda concurrency" in r["quota"]["limit"]
 
 
-def test_prime_video_like_scenario(definition: dict[str, Any]) -> None:
-    # Given 3,000 concurrent 25 fps 720p streams, 24x7, us-east-1, the stack as configured, the measured
-    # monolith CPU (fallback value) on c6i.2xlarge at 70%
-    w = workload(streams=3000, hours=730)
-    r = compare(
-        definition,
-        w,
-        PriceBook("us-east-1"),
-        cpu_s_per_stream_s=PROFILES["720p"].monolith_cpu_s_per_stream_s,
-        rss_mb=200,
+def test_well_architected_variant_by_hand(definition: dict[str, Any]) -> None:
+    # Given the well-architected serverless design, 1 stream-hour, no defects
+    w = workload(variant="well-architected", defects_per_hour=0)
+    u, _ = serverless_usage(definition, w)
+    # Then per second: 2 invocations (converter, one detectors function), 2 PUTs (the second's object, the
+    # Record), 2 GETs (converter HEAD, the object read once)
+    assert u.lambda_invocations == pytest.approx(2)
+    assert u.detector_invocations == {"detectors": pytest.approx(1)}
+    assert u.s3_put_frames + u.s3_put_results == pytest.approx(2)
+    assert u.s3_get == pytest.approx(2)
+    # Converter: 75 ms CPU + 1 PUT x 25 ms + 25.5 ms transfer + 25 ms HEAD = 150.5 ms
+    assert u.converter_ms == pytest.approx(150.5)
+    # Detectors: 26 unpacks x 0.5 + freeze on 5 sampled frames x 0.4 + 25 x 0.2 + 25 x 0.3 = 27.5 ms CPU
+    # -> 47.5073 ms at 1,024 MB; + 1 GET 25 ms + 25.5 ms transfer = 98.0073 ms
+    assert u.detector_ms["detectors"] == pytest.approx(98.00732)
+    # GB-s: 2 x 0.1505 + 1 x 0.0980073 = 0.3990073 per stream-second
+    assert u.gb_s == pytest.approx(0.3990073, rel=1e-6)
+    lines = by_unit(serverless_lines(u, w, BOOK))
+    assert lines["Step Functions|Express requests"]["quantity"] == pytest.approx(12)
+    assert lines["Lambda|requests"]["quantity"] == pytest.approx(7_200)
+    assert lines["S3|PUT requests"]["quantity"] == pytest.approx(7_200)
+    assert lines["S3|GET requests"]["quantity"] == pytest.approx(7_200)
+
+
+# --- the after --------------------------------------------------------------------------------------------
+def test_after_requests_for_one_stream_by_hand() -> None:
+    s = ServiceSettings()  # results every 60 stream-seconds, a heartbeat every 30
+    # chaplin (9.64 s = 10 stream-seconds), no defect: 1 GET, 1 results PUT, receive + delete, no extension
+    assert count_stream(s, 10, 0).astuple() == (1, 1, 1, 1, 0, 0)
+    # An hour with 2 defects: 60 results objects, extensions before seconds 30, 60, …, 3,570 = 119,
+    # 2 publishes
+    assert count_stream(s, 3600, 2).astuple() == (1, 60, 1, 1, 119, 2)
+    # A stream that cannot be analysed: read once, one failure notification, the message deleted
+    assert count_stream(s, 0, 0, analysable=False).astuple() == (1, 0, 1, 1, 0, 1)
+    with pytest.raises(InputError):
+        count_stream(s, -1, 0)
+
+
+def test_fleet_bin_packing_by_hand() -> None:
+    # Given 0.2 CPU-s per stream-second (median; min 0.1, max 0.4), 100 MiB per stream, 4 streams per task,
+    # 50% headroom: a task reserves 0.2 x 4 x 1.5 = 1.2 vCPU = 1,229 units and 256 + 100 x 4 x 1.5 = 856
+    # -> 896 MiB. A c6i.2xlarge offers 8,192 units and 16,384 - 1,024 = 15,360 MiB: 6 tasks by CPU, 17 by
+    # memory. 1,000 streams = 250 tasks -> 42 instances.
+    f = size_fleet(1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=4))
+    assert (f.task.cpu_units, f.task.memory_mib) == (1229, 896)
+    assert (f.tasks, f.tasks_per_instance, f.instances, f.bound) == (250, 6, 42, "CPU")
+    # The spread: at the max (0.4) 2,458 units, 3 tasks each, 84 instances; at the min (0.1) 615 units,
+    # 13 each, 20 instances
+    high = size_fleet(1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=4), statistic="max")
+    low = size_fleet(1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=4), statistic="min")
+    assert (high.task.cpu_units, high.tasks_per_instance, high.instances) == (2458, 3, 84)
+    assert (low.task.cpu_units, low.tasks_per_instance, low.instances) == (615, 13, 20)
+    # arm64 (c7g.2xlarge): 0.832 x the CPU: 0.9984 vCPU = 1,023 units, 8 tasks each, 32 instances
+    arm = size_fleet(
+        1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=4), architecture="arm64"
     )
-    # Then the monolith saves more than 90%
-    assert r["reduction_pct"] >= 90
-    # And the account's StateTransition refill admits 149 streams: 5.0% of this load (the post: "around 5%")
-    assert r["quota"]["max_concurrent_streams"] == 149
-    assert 4.0 <= r["quota"]["ceiling_pct_of_load"] <= 6.0
-    # And the two biggest lines are Step Functions transitions and S3 PUTs
-    top = sorted(r["serverless"]["lines"], key=lambda x: -x["monthly_usd"])[:2]
-    assert {(x["service"], x["unit"]) for x in top} == {
-        ("Step Functions", "state transitions"),
-        ("S3", "PUT requests"),
-    }
+    assert (arm.instance, arm.task.cpu_units, arm.tasks_per_instance, arm.instances) == (
+        "c7g.2xlarge",
+        1023,
+        8,
+        32,
+    )
+    # One stream per task: 0.3 vCPU = 308 units, 256 + 150 = 406 -> 512 MiB: 26 per instance by CPU (30 by
+    # memory)
+    one = size_fleet(1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=1))
+    assert (one.task.cpu_units, one.task.memory_mib, one.tasks_per_instance, one.bound) == (
+        308,
+        512,
+        26,
+        "CPU",
+    )
+    with pytest.raises(InputError, match="arm64"):
+        size_fleet(
+            1, CALIBRATION, "1080p", settings=ServiceSettings(), architecture="x86_64", instance="c7g.2xlarge"
+        )
+
+
+def test_after_month_by_hand() -> None:
+    # Given 1,000 streams 24x7 (730 h = 2,628,000 s each, one job per stream), 1 defect per stream-hour,
+    # 4 streams per task, on demand, public subnets
+    lines = by_unit(after_lines(1000, 730, 1.0, "1080p", after(), BOOK)[0])
+    # EC2: 42 instances x 730 h = 30,660 instance-hours x $0.34 = $10,424.40
+    ec2 = lines["EC2|instance-hours (c6i.2xlarge, on-demand)"]
+    assert (ec2["quantity"], ec2["monthly_usd"]) == (30_660, pytest.approx(10_424.40))
+    # S3: 1 GET per stream = 1,000; ceil(2,628,000 / 60) = 43,800 results PUTs per stream = 43.8M at
+    # $0.005 per 1,000
+    assert lines["S3|GET requests (streams)"]["quantity"] == 1000
+    assert lines["S3|PUT requests (results)"]["monthly_usd"] == pytest.approx(219.0)
+    # SQS: receive + delete + (2,628,000 - 1) // 30 = 87,599 extensions = 87,601 per stream x 1,000 x $0.40/M
+    sqs = lines["SQS|requests (receive, delete, visibility)"]
+    assert (sqs["quantity"], sqs["monthly_usd"]) == (87_601_000, pytest.approx(35.0404))
+    assert "SQS|requests (idle long polls)" not in lines  # 1,000 streams fill 250 tasks exactly
+    # SNS: 730,000 defects x $0.50/M
+    assert lines["SNS|publishes"]["monthly_usd"] == pytest.approx(0.365)
+    # EBS: 42 x 30 GiB = 1,260 GB-months x $0.08; ECR: 0.5 GB x $0.10
+    assert lines["EBS|GB-months (gp3, 30 GiB per instance)"]["monthly_usd"] == pytest.approx(100.80)
+    assert lines["ECR|GB-months (image, 0.5 GB assumed)"]["monthly_usd"] == pytest.approx(0.05)
+    # Logs: (1,000 jobs + 43.8M results + 730,000 defects) lines x 300 B = 13.3593 GB x $0.50
+    assert lines["CloudWatch Logs|GB ingested (container logs)"]["monthly_usd"] == pytest.approx(6.67965)
+    # A public IPv4 address per instance: 30,660 h x $0.005
+    assert lines["VPC|public IPv4 address-hours (one per instance)"]["monthly_usd"] == pytest.approx(153.30)
+    for x in lines.values():
+        assert set(x) == {"service", "unit", "quantity", "unit_price_usd", "monthly_usd", "source"}
+
+
+def test_after_network_options_and_idle_polling_by_hand() -> None:
+    # NAT: 2 AZs x 730 h x $0.045 = $65.70; GB processed: (87,601,000 SQS + 730,000 SNS + 44,531,000 log
+    # lines) x 2,000 B = 265.724 GB + 13.3593 GB of logs + 42 image pulls x 0.5 GB = 300.0833 GB x $0.045
+    nat = by_unit(after_lines(1000, 730, 1.0, "1080p", after(network="nat"), BOOK)[0])
+    assert nat["VPC|NAT gateway-hours (2 AZs)"]["monthly_usd"] == pytest.approx(65.70)
+    assert nat["VPC|NAT GB processed (API calls, logs, image pulls)"]["monthly_usd"] == pytest.approx(
+        13.50375
+    )
+    assert not any(k.startswith("VPC|public IPv4") for k in nat)
+    # Interface endpoints: 8 endpoints x 2 AZs x 730 h x $0.01 = $116.80
+    ep = by_unit(after_lines(1000, 730, 1.0, "1080p", after(network="endpoints"), BOOK)[0])
+    assert ep["VPC|interface endpoint-hours (8 x 2 AZs)"]["monthly_usd"] == pytest.approx(116.80)
+    # 10 streams in tasks of 4: the third task has a free slot and long-polls every 20 s: 131,400 receives
+    counts, idle = month_counts(10, 730, 0.0, ServiceSettings(concurrency=4))
+    assert idle == 131_400 and counts.sqs_receive == 10
+
+
+def test_savings_plans_and_the_monthly_range() -> None:
+    # A 3-year plan at its assumed 50% off: $0.17 an hour; --sp-discount 0.4 gives $0.204
+    plan = by_unit(after_lines(1000, 730, 1.0, "1080p", after(purchase="savings-3y"), BOOK)[0])
+    assert plan["EC2|instance-hours (c6i.2xlarge, savings-3y Compute Savings Plan)"]["monthly_usd"] == (
+        pytest.approx(5_212.20)
+    )
+    mine = by_unit(after_lines(1000, 730, 1.0, "1080p", after(purchase="savings-1y", discount=0.4), BOOK)[0])
+    assert mine["EC2|instance-hours (c6i.2xlarge, savings-1y Compute Savings Plan)"]["unit_price_usd"] == (
+        pytest.approx(0.204)
+    )
+    with pytest.raises(InputError):
+        after(purchase="reserved")
+    with pytest.raises(InputError):
+        after(network="carrier-pigeon")
+
+
+def test_compare_prices_both_with_the_range_and_every_purchase(definition: dict[str, Any]) -> None:
+    r = compare(definition, workload(streams=1000, hours=730), BOOK, after=after())
+    m = r["monolith"]
+    # The range follows the instances at min and max CPU: 20 and 84 (see the bin-packing example)
+    assert (m["range"]["low"]["instances"], m["range"]["high"]["instances"]) == (20, 84)
+    assert m["range"]["low"]["monthly_usd"] < m["monthly_usd"] < m["range"]["high"]["monthly_usd"]
+    assert set(m["by_purchase"]) == {"on-demand", "savings-1y", "savings-3y"}
+    # Savings-3y saves exactly half of the EC2 line: 42 x 730 x $0.17
+    assert m["by_purchase"]["on-demand"] - m["by_purchase"]["savings-3y"] == pytest.approx(5_212.20)
+    for side in ("serverless", "monolith"):
+        for x in r[side]["lines"]:
+            assert x["monthly_usd"] == pytest.approx(x["quantity"] * x["unit_price_usd"])
+        assert r[side]["monthly_usd"] == pytest.approx(sum(x["monthly_usd"] for x in r[side]["lines"]))
+
+
+def test_quota_ceiling_from_the_refill_rate(definition: dict[str, Any]) -> None:
+    # 10 + 3/300 + 2/3600 transitions per stream-second: floor(1,500 / 10.0106) = 149, floor(500 / …) = 49
+    for region, ceiling in (("us-east-1", 149), ("sa-east-1", 49)):
+        r = compare(definition, workload(streams=1000, hours=730), PriceBook(region), after=after())
+        assert r["quota"]["max_concurrent_streams"] == ceiling
+        assert "StateTransition" in r["quota"]["limit"]
+
+
+def test_breakeven_is_where_the_serverless_side_first_costs_the_after(definition: dict[str, Any]) -> None:
+    # Given the after on one c6i.4xlarge per 13 tasks or so, and a well-architected serverless side
+    w = workload(variant="well-architected", hours=730)
+    opts = after(instance="c6i.4xlarge")
+    n = breakeven(definition, w, BOOK, opts)
+    assert n is not None and n > 1
+
+    def gap(k: int) -> float:
+        r = compare(definition, replace(w, streams=k), BOOK, after=opts)
+        return r["serverless"]["monthly_usd"] - r["monolith"]["monthly_usd"]
+
+    # Then at n the serverless side costs at least the after, one stream fewer it does not
+    assert gap(n) >= 0 > gap(n - 1)
 
 
 def test_workload_rejects_bad_input() -> None:
@@ -257,7 +339,6 @@ def test_workload_rejects_bad_input() -> None:
         ({"hours": -1.0}, "hours"),
         ({"fps": 0.0}, "fps"),
         ({"variant": "nope"}, "variant"),
-        ({"resolution": "8k"}, "resolution"),
         ({"detectors": ("x",)}, "detectors"),
     ]:
         with pytest.raises(InputError, match=message):
