@@ -17,6 +17,7 @@ from cost_model.after import INSTANCES, NETWORKS, AfterOptions, check_run
 from cost_model.asl import AslError, LoopModel, drop_detector_branches, load
 from cost_model.inputs import (
     NEEDS,
+    REPO,
     SUMMARY_JSON,
     InputError,
     Provenance,
@@ -241,7 +242,8 @@ def _workload(
     args: argparse.Namespace, prov: Provenance, streams: int = 1, hours: float = 730.0
 ) -> tuple[dict[str, Any], Workload, Calibration]:
     definition = load(args.asl)
-    prov.add(f"workflow: {args.asl}")
+    asl = Path(args.asl).resolve()
+    prov.add(f"workflow: {asl.relative_to(REPO) if asl.is_relative_to(REPO) else asl}")
     stack = read_stack_config(prov)
     calibration = read_calibration(prov, args.calibration)
     w = Workload(
@@ -462,7 +464,7 @@ def cmd_what_if(args: argparse.Namespace) -> int:
     )
     print(
         f"{'variant':<18}{'serverless/month':>18}{'vs baseline':>13}{'ceiling (streams)':>19}{after_cols}"
-        f"{'after saves':>13}"
+        f"{'saves (best)':>13}"
     )
     for r in rows:
         cheapest = min(r["after_monthly_usd"].values())
