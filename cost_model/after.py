@@ -151,39 +151,66 @@ def settings_of(run: dict[str, Any]) -> ServiceSettings:
         raise InputError(f"after.settings: {error}") from None
 
 
+def _count(value: Any) -> int:
+    """A count given as a number or as the list of what was counted (defects)."""
+    return len(value) if isinstance(value, list) else int(value or 0)
+
+
 def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows {quantity, analytic, measured, equal, note} for the `after` object of a demo summary: what
-    its settings imply for its stream-seconds and defects against what the service counted."""
+    """Rows {quantity, analytic, measured, equal, note} for the `after` object of a demo summary (the after
+    run's `metering` bill): what its settings imply for each job's real stream-seconds and defects against
+    what the service counted. Jobs come from `jobs` ({stream_seconds, outcome, defects}) or, for one stream,
+    from `stream_seconds` and `defects`. Idle long polls (`idle_ReceiveMessage`) are reported apart."""
     from cost_model.measured import row
 
     settings = settings_of(after)
-    seconds = after.get("stream_seconds")
-    if not isinstance(seconds, int) or seconds < 0:
-        raise InputError(f"after.stream_seconds must be a whole number of seconds, got {seconds!r}")
-    defects = after.get("defects", [])
-    defects_n = len(defects) if isinstance(defects, list) else int(defects)
-    c = count_stream(settings, seconds, defects_n)
+    jobs = after.get("jobs")
+    if not jobs:
+        jobs = [
+            {
+                "stream_seconds": after.get("stream_seconds"),
+                "defects": after.get("defects", []),
+                "outcome": "analysed",
+            }
+        ]
+    c = StreamCounts(0, 0, 0, 0, 0, 0)
+    seconds_all = []
+    for job in jobs:
+        seconds = job.get("stream_seconds") or 0
+        if not isinstance(seconds, int) or seconds < 0:
+            raise InputError(f"after: stream_seconds must be a whole number of seconds, got {seconds!r}")
+        analysable = job.get("outcome", "analysed") == "analysed"
+        c = c + count_stream(settings, seconds, _count(job.get("defects")), analysable=analysable)
+        seconds_all.append(seconds if analysable else 0)
     s3 = after.get("s3_requests") or {}
+    # The service's own requests; the corrective-action function's PUTs are counted with the before's rule.
+    service = (s3.get("by_source") or {}).get("service")
+    if service:
+        s3 = {
+            "put": service.get("PutObject", 0),
+            "get": service.get("GetObject", 0),
+            "head": service.get("HeadObject", 0),
+            "list": service.get("ListObjectsV2", 0),
+        }
     sqs = after.get("sqs_requests") or {}
+    batches = " + ".join(f"ceil({n} / {settings.results_batch_seconds})" for n in seconds_all)
+    beats = " + ".join(f"({n} - 1) // {settings.heartbeat_seconds}" for n in seconds_all if n)
     rows = []
     if "get" in s3:
         rows.append(row("after S3 GET", c.s3_get, s3["get"] + s3.get("head", 0), "1 per stream"))
     if "put" in s3:
-        rows.append(
-            row(
-                "after S3 PUT",
-                c.s3_put,
-                s3["put"],
-                f"ceil({seconds} / {settings.results_batch_seconds}) results objects",
-            )
-        )
+        rows.append(row("after S3 PUT", c.s3_put, s3["put"], f"{batches} results objects"))
     if "list" in s3:
         rows.append(row("after S3 LIST", 0, s3["list"], "none"))
-    idle = sqs.get("EmptyReceives", sqs.get("empty_receives"))
     if "ReceiveMessage" in sqs:
-        # Receives that returned nothing are idle polling, reported apart.
-        received = sqs["ReceiveMessage"] - (idle or 0)
-        rows.append(row("after SQS ReceiveMessage", c.sqs_receive, received, "1 per job (idle polls apart)"))
+        rows.append(
+            row(
+                "after SQS ReceiveMessage",
+                c.sqs_receive,
+                sqs["ReceiveMessage"],
+                "1 per job (idle polls apart)",
+            )
+        )
     if "DeleteMessage" in sqs:
         rows.append(row("after SQS DeleteMessage", c.sqs_delete, sqs["DeleteMessage"], "1 per job"))
     if "ChangeMessageVisibility" in sqs:
@@ -192,11 +219,19 @@ def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
                 "after SQS ChangeMessageVisibility",
                 c.sqs_change_visibility,
                 sqs["ChangeMessageVisibility"],
-                f"({seconds} - 1) // {settings.heartbeat_seconds} heartbeats",
+                f"{beats or 0} heartbeats",
             )
         )
     if "sns_publishes" in after:
-        rows.append(row("after SNS publishes", c.sns_publish, after["sns_publishes"], "1 per defect"))
+        rows.append(
+            row(
+                "after SNS publishes",
+                c.sns_publish,
+                after["sns_publishes"],
+                "1 per defect, 1 per stream that cannot be analysed",
+            )
+        )
+    idle = sqs.get("idle_ReceiveMessage")
     if idle:
         rows.append(row("after SQS idle receives", idle, idle, "reported, not predicted: per poller"))
     return rows

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cost_model.model import INSTANCES, line
+from cost_model.after import INSTANCES
+from cost_model.model import line
 from cost_model.prices import PriceBook
 from monolith.sizing import HEADROOM
 
@@ -51,7 +52,7 @@ def bill_lines(bill: dict[str, Any], book: PriceBook, *, instance: str = "c6i.2x
                           _src(book, key)))
     service_cpu = bill.get("service_cpu_s")
     if service_cpu:
-        vcpus, _ = INSTANCES[instance]
+        vcpus = INSTANCES[instance][0]
         key = f"ec2.{instance}"
         per_vcpu_s = book[key].usd / vcpus / SECONDS_PER_HOUR * (1 + HEADROOM)
         lines.append(line("EC2", f"vCPU-seconds ({instance} / {vcpus} vCPU, +{HEADROOM:.0%} headroom)",

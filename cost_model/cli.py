@@ -640,7 +640,7 @@ def cmd_prices(args: argparse.Namespace) -> int:
         f"bucket {region.state_transition_bucket:,}"
     )
     for row in table:
-        print(f"  {row['key']:<24}{row['usd']:>14.10g} per {row['unit']:<18}{row['date']}  {row['source']}")
+        print(f"  {row['key']:<24}{row['usd']:>14.10g} per {row['unit']:<32}{row['date']}  {row['source']}")
     return 0
 
 

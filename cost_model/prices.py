@@ -144,37 +144,29 @@ US_EAST_1: dict[str, Price] = {
     "ec2.c7g.2xlarge": Price(0.29, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
     "ec2.c7g.4xlarge": Price(0.58, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
     # --- the after's own lines (read 2026-12-02) ---
-    "sqs.request": Price(
-        0.40 / 1e6,
-        "request",
-        "aws.amazon.com/sqs/pricing (Standard queue, first 100B requests/month; each 64 KB chunk of a "
-        "payload is a request); https://cloudburn.io/blog/amazon-sqs-pricing (2026-03-14) [{AFTER_DATE}]",
-        AFTER_DATE,
-    ),
     "vpc.nat.hour": Price(
-        0.045, "NAT gateway-hour", f"aws.amazon.com/vpc/pricing; {_NAT_SRC} [{AFTER_DATE}]", AFTER_DATE
+        0.045, "NAT gateway-hour", f"aws.amazon.com/vpc/pricing; {_NAT_SRC}", AFTER_DATE
     ),
     "vpc.nat.gb": Price(
-        0.045, "GB processed", f"aws.amazon.com/vpc/pricing; {_NAT_SRC} [{AFTER_DATE}]", AFTER_DATE
+        0.045, "GB processed", f"aws.amazon.com/vpc/pricing; {_NAT_SRC}", AFTER_DATE
     ),
     "vpc.endpoint.hour": Price(
         0.01,
         "interface endpoint-hour per AZ",
-        "aws.amazon.com/privatelink/pricing; https://egresscost.com/nat-gateway ($7.20/AZ-month) "
-        f"[{AFTER_DATE}]",
+        "aws.amazon.com/privatelink/pricing; https://egresscost.com/nat-gateway ($7.20/AZ-month)",
         AFTER_DATE,
     ),
     "vpc.endpoint.gb": Price(
         0.01,
         "GB processed",
-        f"aws.amazon.com/privatelink/pricing (first PB); https://egresscost.com/nat-gateway [{AFTER_DATE}]",
+        "aws.amazon.com/privatelink/pricing (first PB); https://egresscost.com/nat-gateway",
         AFTER_DATE,
     ),
     "vpc.ipv4.hour": Price(
         0.005,
         "public IPv4 address-hour",
         "aws.amazon.com/vpc/pricing (public IPv4 addresses, since 2024-02-01); "
-        f"https://cloudburn.io/blog/aws-nat-gateway-pricing (2026-02-24) [{AFTER_DATE}]",
+        "https://cloudburn.io/blog/aws-nat-gateway-pricing (2026-02-24)",
         AFTER_DATE,
     ),
     "ebs.gp3.gb_month": Price(

@@ -348,12 +348,20 @@ def test_count_checks_the_after_of_a_summary(capsys: pytest.CaptureFixture[str],
     data["after"] = {
         "stream_seconds": 20,
         "defects": data["defects"],
-        "s3_requests": {"get": 1, "put": 4, "head": 0, "list": 0},
+        # as metering's after bill counts them: the corrective-action function's PUTs apart
+        "s3_requests": {
+            "get": 1,
+            "put": 7,
+            "head": 0,
+            "list": 0,
+            "by_source": {"service": {"GetObject": 1, "PutObject": 4}, "corrective-action": {"PutObject": 3}},
+        },
         "sqs_requests": {
-            "ReceiveMessage": 3,
-            "EmptyReceives": 2,
+            "ReceiveMessage": 1,
             "DeleteMessage": 1,
             "ChangeMessageVisibility": 4,
+            "idle_ReceiveMessage": 2,
+            "total": 8,
         },
         "sns_publishes": 3,
         "settings": {"results_batch_seconds": 5, "heartbeat_seconds": 4, "detectors": ["freeze", "av_sync"]},
@@ -369,7 +377,7 @@ def test_count_checks_the_after_of_a_summary(capsys: pytest.CaptureFixture[str],
     assert rows["after SQS ReceiveMessage"]["measured"] == 1 and rows["after SNS publishes"]["equal"]
     assert rows["state transitions"]["equal"]  # the before is still checked beside it
     # When the after wrote one results object per second, as the old model assumed, Then --strict fails
-    data["after"]["s3_requests"]["put"] = 20
+    data["after"]["s3_requests"]["by_source"]["service"]["PutObject"] = 20
     summary.write_text(json.dumps(data))
     code, out, _ = run(capsys, "count", "--summary", str(summary), "--strict")
     assert code == 1 and "after S3 PUT" in out and "≠" in out

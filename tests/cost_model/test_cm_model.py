@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from calibration import Calibration, Profile
-from cost_model.after import AfterOptions, after_lines, count_stream, month_counts, size_fleet
+from cost_model.after import AfterOptions, after_lines, check_run, count_stream, month_counts, size_fleet
 from cost_model.asl import load
 from cost_model.inputs import NEEDS, InputError, StackConfig
 from cost_model.model import Workload, breakeven, compare, serverless_lines, serverless_usage
@@ -348,3 +348,31 @@ def test_workload_rejects_bad_input() -> None:
 def test_calibrated_gb_seconds_replace_the_estimate(definition: dict[str, Any]) -> None:
     u, _ = serverless_usage(definition, workload(gb_s_per_stream_s=2.5))
     assert u.gb_s == 2.5 and u.gb_s_source.startswith("measured")
+
+
+def test_check_run_counts_each_job_of_an_after_bill() -> None:
+    # Given two jobs: a 20 s stream with 3 defects and an unreadable one, results every 5 s, heartbeat 4 s
+    bill = {
+        "jobs": [
+            {"stream_seconds": 20, "outcome": "analysed", "defects": 3},
+            {"stream_seconds": 0, "outcome": "unreadable", "defects": 0},
+        ],
+        "s3_requests": {"get": 2, "put": 4, "head": 0, "list": 0},
+        "sqs_requests": {"ReceiveMessage": 2, "DeleteMessage": 2, "ChangeMessageVisibility": 4},
+        "sns_publishes": 4,
+        "settings": {"results_batch_seconds": 5, "heartbeat_seconds": 4},
+    }
+    rows = {r["quantity"]: r for r in check_run(bill)}
+    # Then by hand: 2 GETs, 4 PUTs, 2 receives, 2 deletes, 19 // 4 = 4 extensions, 3 + 1 failure = 4 publishes
+    assert [
+        rows[k]["analytic"]
+        for k in (
+            "after S3 GET",
+            "after S3 PUT",
+            "after SQS ReceiveMessage",
+            "after SQS DeleteMessage",
+            "after SQS ChangeMessageVisibility",
+            "after SNS publishes",
+        )
+    ] == [2, 4, 2, 2, 4, 4]
+    assert all(r["equal"] for r in rows.values())
