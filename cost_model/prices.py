@@ -13,10 +13,11 @@ from datetime import date
 from typing import Any
 
 TABLE_DATE = "2026-11-26"
-_FACTS = "aws-facts.md (gathered 2026-11-26)"
-SFN_PAGE = "aws.amazon.com/step-functions/pricing"
+_FACTS = "read 2026-11-26"
+SFN_PAGE = "https://aws.amazon.com/step-functions/pricing/"
+_EC2_PAGE = "https://aws.amazon.com/ec2/pricing/on-demand/ (Linux, us-east-1)"
 LAMBDA_MAP = (
-    "AWS calculator metered-unit map lambda.json, as transcribed in remotion-dev/remotion "
+    "AWS calculator metered-unit map lambda.json, as transcribed in https://github.com/remotion-dev/remotion "
     "packages/lambda/src/pricing/price-per-1-s.ts"
 )
 
@@ -83,17 +84,19 @@ US_EAST_1: dict[str, Price] = {
     "sfn.express.gb_s.1": Price(0.00001667, "GB-second", f"{SFN_PAGE} (first 1,000 GB-hours); {_FACTS}"),
     "sfn.express.gb_s.2": Price(0.00000833, "GB-second", f"{SFN_PAGE} (next 4,000 GB-hours)"),
     "sfn.express.gb_s.3": Price(0.00000456, "GB-second", f"{SFN_PAGE} (over 5,000 GB-hours)"),
-    "lambda.request": Price(0.20 / 1e6, "request", f"aws.amazon.com/lambda/pricing; {_FACTS}"),
+    "lambda.request": Price(0.20 / 1e6, "request", f"https://aws.amazon.com/lambda/pricing; {_FACTS}"),
     "lambda.gb_s.x86_64.1": Price(0.0000166667, "GB-second", f"{LAMBDA_MAP}; {_FACTS} (first 6B GB-s/month)"),
     "lambda.gb_s.x86_64.2": Price(
         0.000015,
         "GB-second",
-        "AWS Compute Blog, Lambda tiered pricing (2022): -10% for 6B-15B GB-s/month; " + _FACTS,
+        "https://aws.amazon.com/blogs/compute/ Lambda tiered pricing (2022): -10% for 6B-15B GB-s/month; "
+        + _FACTS,
     ),
     "lambda.gb_s.x86_64.3": Price(
         0.0000133334,
         "GB-second",
-        "AWS Compute Blog, Lambda tiered pricing (2022): -20% above 15B GB-s/month; " + _FACTS,
+        "https://aws.amazon.com/blogs/compute/ Lambda tiered pricing (2022): -20% above 15B GB-s/month; "
+        + _FACTS,
     ),
     "lambda.gb_s.arm64.1": Price(
         0.0000133334, "GB-second", f"{LAMBDA_MAP}; {_FACTS} (first 7.5B GB-s/month)"
@@ -101,81 +104,95 @@ US_EAST_1: dict[str, Price] = {
     "lambda.gb_s.arm64.2": Price(
         0.0000120001,
         "GB-second",
-        "AWS Compute Blog, Lambda tiered pricing (2022): Arm -10% for 7.5B-18.75B GB-s/month",
+        "https://aws.amazon.com/blogs/compute/ Lambda tiered pricing (2022): Arm -10% for 7.5B-18.75B "
+        "GB-s/month",
     ),
     "lambda.gb_s.arm64.3": Price(
         0.0000106667,
         "GB-second",
-        "AWS Compute Blog, Lambda tiered pricing (2022): Arm -20% above 18.75B GB-s/month",
+        "https://aws.amazon.com/blogs/compute/ Lambda tiered pricing (2022): Arm -20% above 18.75B "
+        "GB-s/month",
     ),
     "s3.put": Price(
-        0.005 / 1000, "PUT request", f"aws.amazon.com/s3/pricing (S3 Standard PUT/COPY/POST/LIST); {_FACTS}"
+        0.005 / 1000,
+        "PUT request",
+        f"https://aws.amazon.com/s3/pricing (S3 Standard PUT/COPY/POST/LIST); {_FACTS}",
     ),
     "s3.get": Price(
-        0.0004 / 1000, "GET request", f"aws.amazon.com/s3/pricing (S3 Standard GET/HEAD); {_FACTS}"
+        0.0004 / 1000, "GET request", f"https://aws.amazon.com/s3/pricing (S3 Standard GET/HEAD); {_FACTS}"
     ),
     "s3.gb_month.1": Price(
-        0.023, "GB-month", f"aws.amazon.com/s3/pricing (S3 Standard, first 50 TB); {_FACTS}"
+        0.023, "GB-month", f"https://aws.amazon.com/s3/pricing (S3 Standard, first 50 TB); {_FACTS}"
     ),
-    "s3.gb_month.2": Price(0.022, "GB-month", "aws.amazon.com/s3/pricing (S3 Standard, next 450 TB)"),
-    "s3.gb_month.3": Price(0.021, "GB-month", "aws.amazon.com/s3/pricing (S3 Standard, over 500 TB)"),
-    "sns.publish": Price(0.50 / 1e6, "publish", f"aws.amazon.com/sns/pricing; {_FACTS}"),
+    "s3.gb_month.2": Price(0.022, "GB-month", "https://aws.amazon.com/s3/pricing (S3 Standard, next 450 TB)"),
+    "s3.gb_month.3": Price(0.021, "GB-month", "https://aws.amazon.com/s3/pricing (S3 Standard, over 500 TB)"),
+    "sns.publish": Price(0.50 / 1e6, "publish", f"https://aws.amazon.com/sns/pricing; {_FACTS}"),
     "sqs.request": Price(
-        0.40 / 1e6, "request",
-        "aws.amazon.com/sqs/pricing (Standard queue, first 100B requests/month, each 64 KiB chunk one "
-        "request; read via cloudburn.io/blog/amazon-sqs-pricing, 2026-03, on 2026-12-02)", "2026-12-02"),
-    "logs.ingest_gb": Price(0.50, "GB ingested", f"aws.amazon.com/cloudwatch/pricing (first tier); {_FACTS}"),
-    "ec2.c6i.large": Price(0.085, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
-    "ec2.c6i.xlarge": Price(0.17, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
-    "ec2.c6i.2xlarge": Price(0.34, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
-    "ec2.c6i.4xlarge": Price(0.68, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+        0.40 / 1e6,
+        "request",
+        "https://aws.amazon.com/sqs/pricing (Standard queue, first 100B requests/month, each 64 KiB chunk "
+        "one "
+        "request; read via cloudburn.io/blog/amazon-sqs-pricing, 2026-03, on 2026-12-02)",
+        "2026-12-02",
+    ),
+    "logs.ingest_gb": Price(
+        0.50, "GB ingested", f"https://aws.amazon.com/cloudwatch/pricing (first tier); {_FACTS}"
+    ),
+    "ec2.c6i.large": Price(0.085, "instance-hour", f"{_EC2_PAGE}; {_FACTS}"),
+    "ec2.c6i.xlarge": Price(0.17, "instance-hour", f"{_EC2_PAGE}; {_FACTS}"),
+    "ec2.c6i.2xlarge": Price(0.34, "instance-hour", f"{_EC2_PAGE}; {_FACTS}"),
+    "ec2.c6i.4xlarge": Price(0.68, "instance-hour", f"{_EC2_PAGE}; {_FACTS}"),
     "ec2.c5.2xlarge": Price(
         0.34,
         "instance-hour",
-        "docs.aws.amazon.com autoscaling example table (on-demand c5.2xlarge $0.34, us-east-1); " + _FACTS,
+        "https://docs.aws.amazon.com/autoscaling/ example table (on-demand c5.2xlarge $0.34, us-east-1); "
+        + _FACTS,
     ),
     "ec2.c5.4xlarge": Price(
         0.68,
         "instance-hour",
-        "docs.aws.amazon.com autoscaling example table (on-demand c5.4xlarge $0.68, us-east-1); " + _FACTS,
+        "https://docs.aws.amazon.com/autoscaling/ example table (on-demand c5.4xlarge $0.68, us-east-1); "
+        + _FACTS,
     ),
-    "ec2.c7g.large": Price(0.0725, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
-    "ec2.c7g.xlarge": Price(0.145, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
-    "ec2.c7g.2xlarge": Price(0.29, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
-    "ec2.c7g.4xlarge": Price(0.58, "instance-hour", f"EC2 on-demand Linux; {_FACTS} (public price tables)"),
+    "ec2.c7g.large": Price(0.0725, "instance-hour", f"{_EC2_PAGE}; {_FACTS}"),
+    "ec2.c7g.xlarge": Price(0.145, "instance-hour", f"{_EC2_PAGE}; {_FACTS}"),
+    "ec2.c7g.2xlarge": Price(0.29, "instance-hour", f"{_EC2_PAGE}; {_FACTS}"),
+    "ec2.c7g.4xlarge": Price(0.58, "instance-hour", f"{_EC2_PAGE}; {_FACTS}"),
     # --- the after's own lines (read 2026-12-02) ---
     "vpc.nat.hour": Price(
-        0.045, "NAT gateway-hour", f"aws.amazon.com/vpc/pricing; {_NAT_SRC}", AFTER_DATE
+        0.045, "NAT gateway-hour", f"https://aws.amazon.com/vpc/pricing; {_NAT_SRC}", AFTER_DATE
     ),
-    "vpc.nat.gb": Price(
-        0.045, "GB processed", f"aws.amazon.com/vpc/pricing; {_NAT_SRC}", AFTER_DATE
-    ),
+    "vpc.nat.gb": Price(0.045, "GB processed", f"https://aws.amazon.com/vpc/pricing; {_NAT_SRC}", AFTER_DATE),
     "vpc.endpoint.hour": Price(
         0.01,
         "interface endpoint-hour per AZ",
-        "aws.amazon.com/privatelink/pricing; https://egresscost.com/nat-gateway ($7.20/AZ-month)",
+        "https://aws.amazon.com/privatelink/pricing; https://egresscost.com/nat-gateway ($7.20/AZ-month)",
         AFTER_DATE,
     ),
     "vpc.endpoint.gb": Price(
         0.01,
         "GB processed",
-        "aws.amazon.com/privatelink/pricing (first PB); https://egresscost.com/nat-gateway",
+        "https://aws.amazon.com/privatelink/pricing (first PB); https://egresscost.com/nat-gateway",
         AFTER_DATE,
     ),
     "vpc.ipv4.hour": Price(
         0.005,
         "public IPv4 address-hour",
-        "aws.amazon.com/vpc/pricing (public IPv4 addresses, since 2024-02-01); "
+        "https://aws.amazon.com/vpc/pricing (public IPv4 addresses, since 2024-02-01); "
         "https://cloudburn.io/blog/aws-nat-gateway-pricing (2026-02-24)",
         AFTER_DATE,
     ),
     "ebs.gp3.gb_month": Price(
-        0.08, "GB-month", "aws.amazon.com/ebs/pricing (gp3, us-east-1; not re-read, verify)", AFTER_DATE
+        0.08,
+        "GB-month",
+        "https://aws.amazon.com/ebs/pricing (gp3, us-east-1; not re-read, verify)",
+        AFTER_DATE,
     ),
     "ecr.gb_month": Price(
         0.10,
         "GB-month",
-        "aws.amazon.com/ecr/pricing (private repository storage; not re-read, verify)",
+        "https://aws.amazon.com/ecr/pricing (private storage; same-region pulls free); "
+        "https://cloudburn.io/blog/amazon-ecr-pricing (2026-03)",
         AFTER_DATE,
     ),
 }
@@ -194,9 +211,9 @@ TIERS: dict[str, list[tuple[float, float | None]]] = {
 
 FREE_TIER: dict[str, tuple[float, str]] = {
     "sfn.transition": (4000, f"{SFN_PAGE}: 4,000 state transitions/month, does not expire"),
-    "lambda.request": (1e6, "aws.amazon.com/lambda/pricing: 1M requests/month"),
-    "lambda.gb_s": (400_000, "aws.amazon.com/lambda/pricing: 400,000 GB-seconds/month"),
-    "sns.publish": (1e6, "aws.amazon.com/sns/pricing: first 1M publishes/month"),
+    "lambda.request": (1e6, "https://aws.amazon.com/lambda/pricing: 1M requests/month"),
+    "lambda.gb_s": (400_000, "https://aws.amazon.com/lambda/pricing: 400,000 GB-seconds/month"),
+    "sns.publish": (1e6, "https://aws.amazon.com/sns/pricing: first 1M publishes/month"),
 }
 
 
@@ -209,8 +226,8 @@ class Region:
 
 
 QUOTA_SOURCE = (
-    "Step Functions developer guide, service quotas, StateTransition (archived copy; new accounts "
-    "may get less); " + _FACTS
+    "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html, StateTransition (archived "
+    "copy; new accounts may get less); " + _FACTS
 )
 
 
