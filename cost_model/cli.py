@@ -562,8 +562,13 @@ def cmd_count(args: argparse.Namespace) -> int:
     else:
         measured = read_summary(args.summary)
     shipped = None
-    if args.stream is not None:
-        shipped = shipped_seconds(args.stream, stack.frames_per_second)
+    stream = args.stream
+    if stream is None and measured.stream_path:
+        # The demo's summary names the local file it uploaded: count from its real frames too.
+        stream = Path(measured.stream_path)
+        prov.add(f"frames per second counted from {stream} (the summary's stream_path)")
+    if stream is not None:
+        shipped = shipped_seconds(stream, stack.frames_per_second)
         if stack.frames_per_second and args.frames_per_second != 25:
             raise InputError(
                 "--frames-per-second and --stream: the stack's frames_per_second picks the frames"
@@ -615,7 +620,7 @@ def cmd_count(args: argparse.Namespace) -> int:
                 f"Lambda GB-seconds: {m.lambda_gb_seconds:.3f} ({m.lambda_gb_seconds / m.stream_seconds:.4f} "
                 "per stream-second)"
             )
-        _print_notes(m.notes)
+        _print_notes(m.notes + prov.notes)
     return 1 if args.strict and not all(r["equal"] for r in rows) else 0
 
 

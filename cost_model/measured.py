@@ -52,6 +52,7 @@ class Measured:
     entered: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     after: dict[str, Any] | None = None  # the after's run of the same stream (demo summary "after")
+    stream_path: str | None = None  # the local file that run analysed, when the summary names it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +127,10 @@ def read_summary(path: Path) -> Measured:
             f"{path}: after must be an object {{stream_seconds, s3_requests, sqs_requests, ...}}"
         )
     measured.after = after
+    stream_path = data.get("stream_path")
+    if stream_path is not None and not isinstance(stream_path, str):
+        raise InputError(f"{path}: stream_path must be a file path")
+    measured.stream_path = stream_path
     return measured
 
 

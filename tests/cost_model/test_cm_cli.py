@@ -457,3 +457,21 @@ def test_compare_breakeven_and_arm64(capsys: pytest.CaptureFixture[str]) -> None
     }
     assert rows[("baseline", "on-demand")]["quota_ceiling_streams"] == 149
     assert all(b["breakeven_streams"] is None or b["breakeven_streams"] >= 1 for b in rows.values())
+
+
+def test_count_uses_the_summarys_stream_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Given a summary that names the local file the demo uploaded (chaplin: 261 PUTs, 744 GET/HEAD)
+    summary = tmp_path / "summary.json"
+    summary.write_text(
+        json.dumps(
+            {
+                "stream_seconds": 10,
+                "state_transitions": 103,
+                "s3_requests": {"put": 261, "get": 734, "head": 10},
+                "stream_path": str(MEDIA / "chaplin.mp4"),
+            }
+        )
+    )
+    code, out, err = run(capsys, "count", "--summary", str(summary), "--strict")
+    assert code == 0, (out, err)
+    assert "(the summary's stream_path)" in out
