@@ -24,22 +24,14 @@ def _src(book: PriceBook, key: str) -> str:
     return f"{price.source} [{price.date}]"
 
 
-def bill_lines(
-    bill: dict[str, Any], book: PriceBook, *, instance: str = "c6i.2xlarge", architecture: str = "x86_64"
-) -> list[dict[str, Any]]:
+def bill_lines(bill: dict[str, Any], book: PriceBook, *, instance: str = "c6i.2xlarge",
+               architecture: str = "x86_64") -> list[dict[str, Any]]:
     """One line per billed quantity of the run (quantities as measured, cost for the run itself)."""
     s3 = bill.get("s3_requests") or {}
     lines = []
     if bill.get("state_transitions"):
-        lines.append(
-            line(
-                "Step Functions",
-                "state transitions",
-                bill["state_transitions"],
-                book["sfn.transition"].usd,
-                _src(book, "sfn.transition"),
-            )
-        )
+        lines.append(line("Step Functions", "state transitions", bill["state_transitions"],
+                          book["sfn.transition"].usd, _src(book, "sfn.transition")))
     put = int(s3.get("put", 0)) + int(s3.get("list", 0))
     get = int(s3.get("get", 0)) + int(s3.get("head", 0))
     if put:
@@ -50,59 +42,32 @@ def bill_lines(
     if sqs:
         lines.append(line("SQS", "requests", sqs, book["sqs.request"].usd, _src(book, "sqs.request")))
     if bill.get("sns_publishes"):
-        lines.append(
-            line(
-                "SNS", "publishes", bill["sns_publishes"], book["sns.publish"].usd, _src(book, "sns.publish")
-            )
-        )
+        lines.append(line("SNS", "publishes", bill["sns_publishes"], book["sns.publish"].usd,
+                          _src(book, "sns.publish")))
     if bill.get("lambda_invocations"):
-        lines.append(
-            line(
-                "Lambda",
-                "requests",
-                bill["lambda_invocations"],
-                book["lambda.request"].usd,
-                _src(book, "lambda.request"),
-            )
-        )
+        lines.append(line("Lambda", "requests", bill["lambda_invocations"], book["lambda.request"].usd,
+                          _src(book, "lambda.request")))
         key = f"lambda.gb_s.{architecture}.1"
-        lines.append(
-            line(
-                "Lambda",
-                f"GB-seconds ({architecture})",
-                bill["lambda_gb_seconds"],
-                book[key].usd,
-                _src(book, key),
-            )
-        )
+        lines.append(line("Lambda", f"GB-seconds ({architecture})", bill["lambda_gb_seconds"], book[key].usd,
+                          _src(book, key)))
     service_cpu = bill.get("service_cpu_s")
     if service_cpu:
         vcpus = INSTANCES[instance][0]
         key = f"ec2.{instance}"
         per_vcpu_s = book[key].usd / vcpus / SECONDS_PER_HOUR * (1 + HEADROOM)
-        lines.append(
-            line(
-                "EC2",
-                f"vCPU-seconds ({instance} / {vcpus} vCPU, +{HEADROOM:.0%} headroom)",
-                service_cpu,
-                per_vcpu_s,
-                _src(book, key),
-            )
-        )
+        lines.append(line("EC2", f"vCPU-seconds ({instance} / {vcpus} vCPU, +{HEADROOM:.0%} headroom)",
+                          service_cpu, per_vcpu_s, _src(book, key)))
     return lines
 
 
-def priced(
-    bill: dict[str, Any], book: PriceBook, *, streams: int, hours: float, instance: str = "c6i.2xlarge"
-) -> dict[str, Any]:
+def priced(bill: dict[str, Any], book: PriceBook, *, streams: int, hours: float,
+           instance: str = "c6i.2xlarge") -> dict[str, Any]:
     """The run's lines, its cost per stream-hour, and that cost for `streams` streams × `hours` a month."""
     lines = bill_lines(bill, book, instance=instance)
     run_usd = sum(item["monthly_usd"] for item in lines)  # "monthly_usd" holds the run's cost here
     seconds = max(1, int(bill["stream_seconds"]))
     per_stream_hour = run_usd * SECONDS_PER_HOUR / seconds
-    return {
-        "lines": [{**item, "run_usd": item.pop("monthly_usd")} for item in lines],
-        "run_usd": run_usd,
-        "per_stream_hour_usd": per_stream_hour,
-        "scenario": {"streams": streams, "hours": hours, "monthly_usd": per_stream_hour * streams * hours},
-    }
+    return {"lines": [{**item, "run_usd": item.pop("monthly_usd")} for item in lines],
+            "run_usd": run_usd, "per_stream_hour_usd": per_stream_hour,
+            "scenario": {"streams": streams, "hours": hours,
+                         "monthly_usd": per_stream_hour * streams * hours}}
