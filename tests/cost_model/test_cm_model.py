@@ -179,6 +179,8 @@ def test_well_architected_variant_by_hand(definition: dict[str, Any]) -> None:
     assert lines["Lambda|requests"]["quantity"] == pytest.approx(7_200)
     assert lines["S3|PUT requests"]["quantity"] == pytest.approx(7_200)
     assert lines["S3|GET requests"]["quantity"] == pytest.approx(7_200)
+    # The object is deleted once read: 2,550,000 B held 2 s = 0.0047497 GiB, for 1 h of the month's 730
+    assert lines["S3|GB-months (frames bucket)"]["quantity"] == pytest.approx(0.0047497 / 730, rel=1e-4)
 
 
 # --- the after --------------------------------------------------------------------------------------------
