@@ -22,7 +22,16 @@ from typing import Any
 
 from calibration import Calibration
 from cost_model.inputs import InputError
-from cost_model.prices import ARM64_CPU_FACTOR, ARM64_CPU_SOURCE, PURCHASES, SAVINGS_PLANS, PriceBook
+from cost_model.measured import row
+from cost_model.prices import (
+    ARM64_CPU_FACTOR,
+    ARM64_CPU_SOURCE,
+    PURCHASES,
+    SAVINGS_PLANS,
+    PriceBook,
+    line,
+    src,
+)
 from monolith.settings import ServiceSettings, results_objects, visibility_extensions
 from monolith.sizing import CPU_UNITS_PER_VCPU, HEADROOM, TaskSize, task_size
 
@@ -108,8 +117,6 @@ def count_stream(
 
 def request_lines(counts: StreamCounts, book: PriceBook, *, idle_receives: int = 0) -> list[dict[str, Any]]:
     """The after's request lines for `counts` (a run's or a month's), the shape of every cost line."""
-    from cost_model.model import line, src
-
     lines = [
         line("S3", "GET requests (streams)", counts.s3_get, book["s3.get"].usd, src(book, "s3.get")),
         line("S3", "PUT requests (results)", counts.s3_put, book["s3.put"].usd, src(book, "s3.put")),
@@ -161,8 +168,6 @@ def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
     run's `metering` bill): what its settings imply for each job's real stream-seconds and defects against
     what the service counted. Jobs come from `jobs` ({stream_seconds, outcome, defects}) or, for one stream,
     from `stream_seconds` and `defects`. Idle long polls (`idle_ReceiveMessage`) are reported apart."""
-    from cost_model.measured import row
-
     settings = settings_of(after)
     jobs = after.get("jobs")
     if not jobs:
@@ -354,8 +359,6 @@ def after_lines(
     *,
     statistic: str = "median",
 ) -> tuple[list[dict[str, Any]], Fleet]:
-    from cost_model.model import line, src
-
     settings = opts.settings
     fleet = size_fleet(
         streams,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cost_model.inputs import InputError
 
@@ -77,7 +79,7 @@ def write_bars(bars: Bars, path: Path) -> None:
     _write(path, lambda: _bars_png(bars, path), lambda: bars_svg(bars), bars.title)
 
 
-def _write(path: Path, png, svg, title: str) -> None:  # type: ignore[no-untyped-def]
+def _write(path: Path, png: Callable[[], None], svg: Callable[[], str], title: str) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg", ".html", ".htm"):
         raise InputError(f"unsupported chart file type {path.suffix!r}; use .png, .svg or .html")
@@ -94,7 +96,7 @@ def _write(path: Path, png, svg, title: str) -> None:  # type: ignore[no-untyped
     path.write_text(text)
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
     try:
         import matplotlib
 

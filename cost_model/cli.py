@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from calibration import CALIBRATION_PATH, Calibration
 from cost_model import chart
-from cost_model.after import INSTANCES, NETWORKS, AfterOptions, check_run
+from cost_model.after import INSTANCES, NETWORKS, AfterOptions, after_summary, check_run
 from cost_model.asl import AslError, LoopModel, drop_detector_branches, load
 from cost_model.inputs import (
     NEEDS,
@@ -37,6 +37,8 @@ from cost_model.model import (
     Workload,
     breakeven,
     compare,
+    quota,
+    serverless_lines,
     serverless_usage,
     with_streams,
 )
@@ -345,8 +347,6 @@ def breakevens(definition: dict[str, Any], w: Workload, book: PriceBook, after: 
 
 
 def quota_of(definition: dict[str, Any], w: Workload, book: PriceBook) -> dict[str, Any]:
-    from cost_model.model import quota
-
     u, _ = serverless_usage(definition, w)
     return quota(u, w, book)
 
@@ -356,9 +356,6 @@ def cost_curves(
 ) -> chart.Curves:
     """Monthly cost against concurrent streams for the before, the well-architected serverless and the after
     (on demand and with a 3-year plan), from 1 stream to past the scenario, on a log-spaced grid."""
-    from cost_model.after import after_summary
-    from cost_model.model import serverless_lines
-
     top = max(w.streams * 2, 10)
     xs = sorted({round(10 ** (i / 12)) for i in range(int(12 * math.log10(top)) + 1)} | {w.streams})
     series = []

@@ -14,7 +14,7 @@ from typing import Any
 from cost_model.after import AfterOptions, after_summary
 from cost_model.asl import LoopModel, combine_detector_branches, drop_detector_branches
 from cost_model.inputs import InputError, Profile, StackConfig
-from cost_model.prices import FREE_TIER, PURCHASES, QUOTA_SOURCE, PriceBook
+from cost_model.prices import FREE_TIER, PURCHASES, QUOTA_SOURCE, PriceBook, line, src
 from infra.config import CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS
 
 HOURS_PER_MONTH = 730.0  # AWS's convention for a month of 24x7
@@ -280,17 +280,6 @@ def _cpu_share(memory_mb: int) -> float:
 
 
 # --- lines -----------------------------------------------------------------------------------------
-def line(service: str, unit: str, quantity: float, unit_price: float, source: str) -> dict[str, Any]:
-    return {
-        "service": service,
-        "unit": unit,
-        "quantity": quantity,
-        "unit_price_usd": unit_price,
-        "monthly_usd": quantity * unit_price,
-        "source": source,
-    }
-
-
 def tiered(service: str, unit: str, quantity: float, book: PriceBook, family: str) -> list[dict[str, Any]]:
     """One line per volume tier the quantity reaches (a single line when it stays in the first)."""
     parts = []
@@ -309,11 +298,6 @@ def tiered(service: str, unit: str, quantity: float, book: PriceBook, family: st
         )
         for i, amount, price in parts
     ]
-
-
-def src(book: PriceBook, key: str) -> str:
-    price = book[key]
-    return f"{price.source} [{price.date}]"
 
 
 def serverless_lines(

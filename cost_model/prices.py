@@ -308,6 +308,24 @@ class PriceBook:
         ]
 
 
+def line(service: str, unit: str, quantity: float, unit_price: float, source: str) -> dict[str, Any]:
+    """One cost line: the shape of every line of `compare --json`, for either architecture."""
+    return {
+        "service": service,
+        "unit": unit,
+        "quantity": quantity,
+        "unit_price_usd": unit_price,
+        "monthly_usd": quantity * unit_price,
+        "source": source,
+    }
+
+
+def src(book: PriceBook, key: str) -> str:
+    """A price's source and the date it was read, for a line's `source`."""
+    price = book[key]
+    return f"{price.source} [{price.date}]"
+
+
 # --- the AWS Price List API ------------------------------------------------------------------------
 class LivePricesUnavailable(RuntimeError):
     """The Price List API cannot be read (no credentials, no network, access denied)."""
