@@ -329,20 +329,12 @@ def month_counts(
     hours: float,
     defects_per_hour: float,
     settings: ServiceSettings,
-    job_seconds: int | None = None,
 ) -> tuple[StreamCounts, int]:
-    """(requests in a month, idle receives) for `streams` live streams running `hours` each: one job per
-    stream for the month unless `job_seconds` cuts streams into jobs of that length."""
+    """(requests in a month, idle receives) for `streams` live streams running `hours` each, one job per
+    stream (a live stream is one long job, its message kept invisible by the heartbeats)."""
     month_s = round(hours * 3600)
-    job = job_seconds or month_s
-    jobs, rest = divmod(month_s, job)
-    counts = StreamCounts(0, 0, 0, 0, 0, 0)
-    for length, n in ((job, jobs), (rest, 1 if rest else 0)):
-        if n:
-            one = count_stream(settings, length, 0)
-            counts = counts + StreamCounts(*(v * n * streams for v in one.astuple()))
-    defects = round(streams * hours * defects_per_hour)
-    counts = StreamCounts(*counts.astuple()[:5], defects)
+    one = count_stream(settings, month_s, 0)
+    counts = StreamCounts(*(v * streams for v in one.astuple()[:5]), round(streams * hours * defects_per_hour))
     # A task with a free slot long-polls while it waits: at most one per task, only in the last one.
     idle_pollers = 1 if streams % settings.concurrency else 0
     idle = round(idle_pollers * month_s / max(settings.receive_wait_s, 1))
