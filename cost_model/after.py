@@ -334,7 +334,9 @@ def month_counts(
     stream (a live stream is one long job, its message kept invisible by the heartbeats)."""
     month_s = round(hours * 3600)
     one = count_stream(settings, month_s, 0)
-    counts = StreamCounts(*(v * streams for v in one.astuple()[:5]), round(streams * hours * defects_per_hour))
+    counts = StreamCounts(
+        *(v * streams for v in one.astuple()[:5]), round(streams * hours * defects_per_hour)
+    )
     # A task with a free slot long-polls while it waits: at most one per task, only in the last one.
     idle_pollers = 1 if streams % settings.concurrency else 0
     idle = round(idle_pollers * month_s / max(settings.receive_wait_s, 1))
