@@ -241,7 +241,13 @@ def _cost_png(c: Curves, path: Path) -> None:
         ]
         ax.plot(*zip(*within, strict=True), color=colour, lw=2.5, label=s.label)
         if len(beyond) > 1:  # past one account's quota: a price, not something one account can run
-            ax.plot(*zip(*beyond, strict=True), color=colour, lw=1.8, ls="--")
+            ax.plot(
+                *zip(*beyond, strict=True),
+                color=colour,
+                lw=1.8,
+                ls="--",
+                label=f"{s.label}: past the ceiling (more than one account)",
+            )
         if s.ceiling:
             ax.axvline(
                 s.ceiling,

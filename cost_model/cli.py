@@ -357,13 +357,18 @@ def cost_curves(
     """Monthly cost against concurrent streams for the before, the well-architected serverless and the after
     (on demand and with a 3-year plan), from 1 stream to past the scenario, on a log-spaced grid."""
     top = max(w.streams * 2, 10)
-    xs = sorted({round(10 ** (i / 12)) for i in range(int(12 * math.log10(top)) + 1)} | {w.streams})
+    ceilings = {v: quota_of(definition, replace(w, variant=v), book) for v in SERVERLESS_SHOWN}
+    xs = sorted(
+        {round(10 ** (i / 12)) for i in range(int(12 * math.log10(top)) + 1)}
+        | {w.streams}
+        | {q["max_concurrent_streams"] for q in ceilings.values()}  # each curve changes style there
+    )
     series = []
     for variant in SERVERLESS_SHOWN:
         wv = replace(w, variant=variant)
         u, _ = serverless_usage(definition, wv)
         ys = [sum(x["monthly_usd"] for x in serverless_lines(u, with_streams(wv, n), book)) for n in xs]
-        q = quota_of(definition, wv, book)
+        q = ceilings[variant]
         series.append(
             chart.Series(
                 f"before: {variant}" if variant == "baseline" else "serverless, well-architected",
