@@ -167,7 +167,7 @@ def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows {quantity, analytic, measured, equal, note} for the `after` object of a demo summary (the after
     run's `metering` bill): what its settings imply for each job's real stream-seconds and defects against
     what the service counted. Jobs come from `jobs` ({stream_seconds, outcome, defects}) or, for one stream,
-    from `stream_seconds` and `defects`. Idle long polls (`idle_ReceiveMessage`) are reported apart."""
+    from `stream_seconds` and `defects`. Idle long polls (`idle_ReceiveMessage`) are no job's: not checked."""
     settings = settings_of(after)
     jobs = after.get("jobs")
     if not jobs:
@@ -236,9 +236,6 @@ def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
                 "1 per defect, 1 per stream that cannot be analysed",
             )
         )
-    idle = sqs.get("idle_ReceiveMessage")
-    if idle:
-        rows.append(row("after SQS idle receives", idle, idle, "reported, not predicted: per poller"))
     return rows
 
 

@@ -590,6 +590,11 @@ def cmd_count(args: argparse.Namespace) -> int:
     )
     if measured.after is not None:
         rows += check_run(measured.after)
+        idle = (measured.after.get("sqs_requests") or {}).get("idle_ReceiveMessage")
+        if idle:
+            measured.notes.append(
+                f"after: {idle} idle long polls (receives no job caused; per poller, not per stream)"
+            )
     out = {
         "measured": measured.as_dict(),
         "check": rows,
@@ -610,11 +615,11 @@ def cmd_count(args: argparse.Namespace) -> int:
             f"run: {m.source}: {m.stream_seconds} stream-seconds, {m.executions or '?'} executions, "
             f"{m.notifications} notifications"
         )
-        print(f"{'quantity':<22}{'analytic':>12}{'measured':>12}  ")
+        print(f"{'quantity':<34}{'analytic':>12}{'measured':>12}  ")
         for row in rows:
             mark = "=" if row["equal"] else "≠"
             print(
-                f"{row['quantity']:<22}{row['analytic']:>12,.0f}{row['measured']:>12,.0f}  "
+                f"{row['quantity']:<34}{row['analytic']:>12,.0f}{row['measured']:>12,.0f}  "
                 f"{mark} {row['note']}"
             )
         if m.lambda_gb_seconds is not None:
