@@ -433,8 +433,8 @@ def after_lines(
         lines.append(
             line(
                 "VPC",
-                f"NAT gateway-hours ({AZS} AZs)",
-                AZS * hours,
+                f"NAT gateway-hours ({AZS} AZs, all month)",
+                AZS * HOURS_PER_MONTH,  # the gateways stay up whether streams run or not
                 book["vpc.nat.hour"].usd,
                 src(book, "vpc.nat.hour"),
             )
@@ -453,8 +453,8 @@ def after_lines(
         lines.append(
             line(
                 "VPC",
-                f"interface endpoint-hours ({len(INTERFACE_ENDPOINTS)} x {AZS} AZs)",
-                len(INTERFACE_ENDPOINTS) * AZS * hours,
+                f"interface endpoint-hours ({len(INTERFACE_ENDPOINTS)} x {AZS} AZs, all month)",
+                len(INTERFACE_ENDPOINTS) * AZS * HOURS_PER_MONTH,
                 book["vpc.endpoint.hour"].usd,
                 src(book, "vpc.endpoint.hour"),
             )

@@ -268,14 +268,14 @@ def test_after_network_options_and_idle_polling_by_hand() -> None:
     # NAT: 2 AZs x 730 h x $0.045 = $65.70; GB processed: (87,601,000 SQS + 730,000 SNS + 44,531,000 log
     # lines) x 2,000 B = 265.724 GB + 13.3593 GB of logs + 42 image pulls x 0.5 GB = 300.0833 GB x $0.045
     nat = by_unit(after_lines(1000, 730, 1.0, "1080p", after(network="nat"), BOOK)[0])
-    assert nat["VPC|NAT gateway-hours (2 AZs)"]["monthly_usd"] == pytest.approx(65.70)
+    assert nat["VPC|NAT gateway-hours (2 AZs, all month)"]["monthly_usd"] == pytest.approx(65.70)
     assert nat["VPC|NAT GB processed (API calls, logs, image pulls)"]["monthly_usd"] == pytest.approx(
         13.50375
     )
     assert not any(k.startswith("VPC|public IPv4") for k in nat)
     # Interface endpoints: 8 endpoints x 2 AZs x 730 h x $0.01 = $116.80
     ep = by_unit(after_lines(1000, 730, 1.0, "1080p", after(network="endpoints"), BOOK)[0])
-    assert ep["VPC|interface endpoint-hours (8 x 2 AZs)"]["monthly_usd"] == pytest.approx(116.80)
+    assert ep["VPC|interface endpoint-hours (8 x 2 AZs, all month)"]["monthly_usd"] == pytest.approx(116.80)
     # 10 streams in tasks of 4: the third task has a free slot and long-polls every 20 s: 131,400 receives
     counts, idle = month_counts(10, 730, 0.0, ServiceSettings(concurrency=4))
     assert idle == 131_400 and counts.sqs_receive == 10
@@ -378,3 +378,10 @@ def test_check_run_counts_each_job_of_an_after_bill() -> None:
         )
     ] == [2, 4, 2, 2, 4, 4]
     assert all(r["equal"] for r in rows.values())
+
+
+def test_network_hours_are_the_whole_month_even_for_part_time_streams() -> None:
+    # Given streams that run 100 h a month: the instances run 100 h, the NAT gateways all 730
+    lines = by_unit(after_lines(10, 100, 0.0, "1080p", after(network="nat"), BOOK)[0])
+    assert lines["VPC|NAT gateway-hours (2 AZs, all month)"]["quantity"] == 1460
+    assert lines["EC2|instance-hours (c6i.2xlarge, on-demand)"]["quantity"] == 100  # 1 instance x 100 h
