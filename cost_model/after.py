@@ -103,8 +103,11 @@ def count_stream(
     if stream_seconds < 0 or defects < 0:
         raise InputError("stream_seconds and defects must not be negative")
     if not analysable:
-        # Read once, found unreadable, one failure notification, the message deleted.
-        return StreamCounts(1, 0, 1, 1, 0, 1)
+        # monolith.service: each of the `max_receives` receives reads the stream, fails, and sets the
+        # message's visibility (retry delay, then 0 so SQS moves it to the dead-letter queue); the last one
+        # sends the one "cannot be analysed" notification. Nothing is written, nothing deleted.
+        n = settings.max_receives
+        return StreamCounts(n, 0, n, 0, n, 1)
     return StreamCounts(
         s3_get=1,
         s3_put=results_objects(stream_seconds, settings.results_batch_seconds),
@@ -178,15 +181,18 @@ def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
                 "outcome": "analysed",
             }
         ]
+    if any(job.get("outcome", "analysed") != "analysed" for job in jobs):
+        # A failed or released attempt's requests depend on where it stopped: not predicted (the service
+        # does not price failures either, see monolith.settings).
+        return []
     c = StreamCounts(0, 0, 0, 0, 0, 0)
     seconds_all = []
     for job in jobs:
         seconds = job.get("stream_seconds") or 0
         if not isinstance(seconds, int) or seconds < 0:
             raise InputError(f"after: stream_seconds must be a whole number of seconds, got {seconds!r}")
-        analysable = job.get("outcome", "analysed") == "analysed"
-        c = c + count_stream(settings, seconds, _count(job.get("defects")), analysable=analysable)
-        seconds_all.append(seconds if analysable else 0)
+        c = c + count_stream(settings, seconds, _count(job.get("defects")))
+        seconds_all.append(seconds)
     s3 = after.get("s3_requests") or {}
     # The service's own requests; the corrective-action function's PUTs are counted with the before's rule.
     service = (s3.get("by_source") or {}).get("service")

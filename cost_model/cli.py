@@ -589,7 +589,13 @@ def cmd_count(args: argparse.Namespace) -> int:
         shipped=shipped,
     )
     if measured.after is not None:
-        rows += check_run(measured.after)
+        after_rows = check_run(measured.after)
+        if not after_rows:
+            measured.notes.append(
+                "after: a job was not analysed to its end (failed or released): its "
+                "requests depend on where it stopped and are not checked"
+            )
+        rows += after_rows
         idle = (measured.after.get("sqs_requests") or {}).get("idle_ReceiveMessage")
         if idle:
             measured.notes.append(

@@ -191,8 +191,9 @@ def test_after_requests_for_one_stream_by_hand() -> None:
     # An hour with 2 defects: 60 results objects, extensions before seconds 30, 60, …, 3,570 = 119,
     # 2 publishes
     assert count_stream(s, 3600, 2).astuple() == (1, 60, 1, 1, 119, 2)
-    # A stream that cannot be analysed: read once, one failure notification, the message deleted
-    assert count_stream(s, 0, 0, analysable=False).astuple() == (1, 0, 1, 1, 0, 1)
+    # A stream that cannot be analysed: each of 3 receives reads it and sets the message's visibility;
+    # one failure notification; nothing written or deleted (SQS moves it to the dead-letter queue)
+    assert count_stream(s, 0, 0, analysable=False).astuple() == (3, 0, 3, 0, 3, 1)
     with pytest.raises(InputError):
         count_stream(s, -1, 0)
 
@@ -353,19 +354,20 @@ def test_calibrated_gb_seconds_replace_the_estimate(definition: dict[str, Any]) 
 
 
 def test_check_run_counts_each_job_of_an_after_bill() -> None:
-    # Given two jobs: a 20 s stream with 3 defects and an unreadable one, results every 5 s, heartbeat 4 s
+    # Given two jobs: a 20 s stream with 3 defects and a 7 s one without, results every 5 s, heartbeat 4 s
     bill = {
         "jobs": [
             {"stream_seconds": 20, "outcome": "analysed", "defects": 3},
-            {"stream_seconds": 0, "outcome": "unreadable", "defects": 0},
+            {"stream_seconds": 7, "outcome": "analysed", "defects": 0},
         ],
-        "s3_requests": {"get": 2, "put": 4, "head": 0, "list": 0},
-        "sqs_requests": {"ReceiveMessage": 2, "DeleteMessage": 2, "ChangeMessageVisibility": 4},
-        "sns_publishes": 4,
+        "s3_requests": {"get": 2, "put": 6, "head": 0, "list": 0},
+        "sqs_requests": {"ReceiveMessage": 2, "DeleteMessage": 2, "ChangeMessageVisibility": 5},
+        "sns_publishes": 3,
         "settings": {"results_batch_seconds": 5, "heartbeat_seconds": 4},
     }
     rows = {r["quantity"]: r for r in check_run(bill)}
-    # Then by hand: 2 GETs, 4 PUTs, 2 receives, 2 deletes, 19 // 4 = 4 extensions, 3 + 1 failure = 4 publishes
+    # Then by hand: 2 GETs; 4 + 2 = 6 PUTs; 2 receives, 2 deletes; 19 // 4 + 6 // 4 = 4 + 1 = 5 extensions;
+    # 3 publishes
     assert [
         rows[k]["analytic"]
         for k in (
@@ -376,8 +378,11 @@ def test_check_run_counts_each_job_of_an_after_bill() -> None:
             "after SQS ChangeMessageVisibility",
             "after SNS publishes",
         )
-    ] == [2, 4, 2, 2, 4, 4]
+    ] == [2, 6, 2, 2, 5, 3]
     assert all(r["equal"] for r in rows.values())
+    # A failed attempt among the jobs: where it stopped decides its requests, so nothing is checked
+    bill["jobs"].append({"stream_seconds": 4, "outcome": "failed", "defects": 0})
+    assert check_run(bill) == []
 
 
 def test_network_hours_are_the_whole_month_even_for_part_time_streams() -> None:
