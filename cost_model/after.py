@@ -47,9 +47,13 @@ INSTANCES: dict[str, tuple[int, float, str]] = {  # type -> (vCPUs, GiB, archite
     "c7g.4xlarge": (16, 32, "arm64"),
 }
 DEFAULT_INSTANCE = {"x86_64": "c6i.2xlarge", "arm64": "c7g.2xlarge"}
-# Memory an ECS container instance keeps for the kernel, the ECS agent and Docker (assumed; ECS registers
-# what the OS reports, minus ECS_RESERVED_MEMORY).
-INSTANCE_RESERVED_MIB = 1024
+# Share of an instance's nominal memory that tasks can reserve: ECS registers what the kernel reports, a few
+# per cent under nominal, and the agent and the OS need some. The after stack plans with the same 90%
+# (infra/after_config.py USABLE_MEMORY_SHARE on the after-stack branch: import it from there once merged).
+USABLE_MEMORY_SHARE = 0.9
+# Streams one task analyses at once as the after stack deploys it (infra/after_config.py
+# AfterConfig.concurrency, 4; the service's own default, monolith.settings, is 1).
+STACK_CONCURRENCY = 4
 EBS_GIB = 30  # the ECS-optimised AMI's root volume (gp3)
 IMAGE_GIB = 0.5  # the service's container image (Python 3.13, PyAV, numpy, boto3), compressed (assumed)
 AZS = 2  # availability zones the service spans (NAT gateways and interface endpoints are per AZ)
@@ -268,7 +272,7 @@ def pack(streams: int, task: TaskSize, concurrency: int, instance: str) -> tuple
         raise InputError(f"unknown instance type {instance!r}; known: {', '.join(INSTANCES)}")
     vcpus, gib, _ = INSTANCES[instance]
     cpu_units = vcpus * CPU_UNITS_PER_VCPU
-    memory = gib * 1024 - INSTANCE_RESERVED_MIB
+    memory = int(gib * 1024 * USABLE_MEMORY_SHARE)
     by_cpu, by_memory = cpu_units // task.cpu_units, memory // task.memory_mib
     per = min(by_cpu, by_memory)
     if per < 1:
@@ -309,7 +313,7 @@ def size_fleet(
 @dataclass(frozen=True)
 class AfterOptions:
     calibration: Calibration
-    settings: ServiceSettings = field(default_factory=ServiceSettings)
+    settings: ServiceSettings = field(default_factory=lambda: ServiceSettings(concurrency=STACK_CONCURRENCY))
     architecture: str = "x86_64"
     instance: str | None = None
     purchase: str = "on-demand"

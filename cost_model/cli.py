@@ -13,7 +13,14 @@ from typing import Any, NoReturn
 
 from calibration import CALIBRATION_PATH, Calibration
 from cost_model import chart
-from cost_model.after import INSTANCES, NETWORKS, AfterOptions, after_summary, check_run
+from cost_model.after import (
+    INSTANCES,
+    NETWORKS,
+    STACK_CONCURRENCY,
+    AfterOptions,
+    after_summary,
+    check_run,
+)
 from cost_model.asl import AslError, LoopModel, drop_detector_branches, load
 from cost_model.inputs import (
     NEEDS,
@@ -150,7 +157,7 @@ def _add_after_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--concurrency",
         type=_positive_int,
-        help=f"streams per task (default: monolith.settings, {ServiceSettings().concurrency})",
+        help=f"streams per task (default: the after stack's, {STACK_CONCURRENCY})",
     )
 
 
@@ -267,9 +274,7 @@ def _workload(
 
 
 def _after(args: argparse.Namespace, calibration: Calibration, prov: Provenance) -> AfterOptions:
-    settings = ServiceSettings()
-    if args.concurrency is not None:
-        settings = replace(settings, concurrency=args.concurrency)
+    settings = ServiceSettings(concurrency=args.concurrency or STACK_CONCURRENCY)
     prov.add(
         f"after: monolith.settings (results every {settings.results_batch_seconds} s, heartbeat every "
         f"{settings.heartbeat_seconds} s, {settings.concurrency} stream(s) per task), monolith.sizing "

@@ -10,13 +10,22 @@ from typing import Any
 import pytest
 
 from calibration import Calibration, Profile
-from cost_model.after import AfterOptions, after_lines, check_run, count_stream, month_counts, size_fleet
+from cost_model.after import (
+    AfterOptions,
+    after_lines,
+    check_run,
+    count_stream,
+    month_counts,
+    pack,
+    size_fleet,
+)
 from cost_model.asl import load
 from cost_model.inputs import NEEDS, InputError, StackConfig
 from cost_model.model import Workload, breakeven, compare, serverless_lines, serverless_usage
 from cost_model.prices import PriceBook
 from infra.config import ASL_PATH
 from monolith.settings import ServiceSettings
+from monolith.sizing import TaskSize
 
 STACK = StackConfig()  # 2048/1024 MB, every frame, 3 detectors, 300 s per execution, 1-day expiry
 # Round numbers, so every figure below can be worked out on paper.
@@ -201,7 +210,7 @@ def test_after_requests_for_one_stream_by_hand() -> None:
 def test_fleet_bin_packing_by_hand() -> None:
     # Given 0.2 CPU-s per stream-second (median; min 0.1, max 0.4), 100 MiB per stream, 4 streams per task,
     # 50% headroom: a task reserves 0.2 x 4 x 1.5 = 1.2 vCPU = 1,229 units and 256 + 100 x 4 x 1.5 = 856
-    # -> 896 MiB. A c6i.2xlarge offers 8,192 units and 16,384 - 1,024 = 15,360 MiB: 6 tasks by CPU, 17 by
+    # -> 896 MiB. A c6i.2xlarge offers 8,192 units and 90% of 16,384 = 14,745 MiB: 6 tasks by CPU, 16 by
     # memory. 1,000 streams = 250 tasks -> 42 instances.
     f = size_fleet(1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=4))
     assert (f.task.cpu_units, f.task.memory_mib) == (1229, 896)
@@ -222,7 +231,7 @@ def test_fleet_bin_packing_by_hand() -> None:
         8,
         32,
     )
-    # One stream per task: 0.3 vCPU = 308 units, 256 + 150 = 406 -> 512 MiB: 26 per instance by CPU (30 by
+    # One stream per task: 0.3 vCPU = 308 units, 256 + 150 = 406 -> 512 MiB: 26 per instance by CPU (28 by
     # memory)
     one = size_fleet(1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=1))
     assert (one.task.cpu_units, one.task.memory_mib, one.tasks_per_instance, one.bound) == (
@@ -390,3 +399,11 @@ def test_network_hours_are_the_whole_month_even_for_part_time_streams() -> None:
     lines = by_unit(after_lines(10, 100, 0.0, "1080p", after(network="nat"), BOOK)[0])
     assert lines["VPC|NAT gateway-hours (2 AZs, all month)"]["quantity"] == 1460
     assert lines["EC2|instance-hours (c6i.2xlarge, on-demand)"]["quantity"] == 100  # 1 instance x 100 h
+
+
+def test_tasks_reserve_90_percent_of_an_instances_memory() -> None:
+    # Given tasks of 100 CPU units and 1,024 MiB on a c6i.2xlarge (16 GiB): 90% = 14,745 MiB -> 14 tasks,
+    # memory-bound (by CPU it would be 81); 100 streams at 4 per task = 25 tasks -> 2 instances
+    assert pack(100, TaskSize(cpu_units=100, memory_mib=1024), 4, "c6i.2xlarge") == (25, 14, 2, "memory")
+    with pytest.raises(InputError, match="cannot hold"):
+        pack(1, TaskSize(cpu_units=9000, memory_mib=512), 1, "c6i.2xlarge")
