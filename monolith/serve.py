@@ -6,11 +6,12 @@ Settings come from the environment (`monolith.settings.ServiceSettings`, MONITOR
 them on the container.
 
 Stopping: SIGTERM (or SIGINT) lets a worker finish the second it is on, then give its message back
-(visibility 0) so that another worker starts the stream at once; a worker waiting on the queue stops
-at once (a message SQS hands out in that instant comes back after its visibility timeout). SIGKILL loses
-nothing either: the message reappears after the visibility timeout and another worker analyses the
-stream again, overwriting the same result keys; defects already published are published again
-(notifications are at least once).
+(visibility 0) so that another worker starts the stream at once. A worker waiting on the queue finishes
+its long poll (at most `receive_wait_s`, inside ECS's 30 s stop timeout) and gives back what it brought:
+cutting the poll short would not stop SQS from handing a message to the abandoned request, and that
+message would stay invisible for the whole visibility timeout. SIGKILL loses nothing either: the message
+reappears after the visibility timeout and another worker analyses the stream again, overwriting the
+same result keys; defects already published are published again (notifications are at least once).
 
 Metering: every S3/SQS/SNS request is counted by a botocore hook. Each job ends with one log line,
 message "job finished", whose `usage` key holds the job's requests, CPU and wall time; a worker's
@@ -26,8 +27,7 @@ import multiprocessing.connection
 import os
 import signal
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable
 from typing import Any
 
 from monolith.settings import ServiceSettings
@@ -37,17 +37,11 @@ USAGE_MESSAGES = ("job finished", "worker stopped")
 RECEIVE_ERROR_PAUSE_S = 5.0
 
 
-class Stopping(BaseException):
-    """Raised by the signal handler while a worker waits on the queue (BaseException: botocore and
-    urllib3 let it through)."""
-
-
 class StopSignal:
-    """SIGTERM/SIGINT: `requested` is set; while `waiting()`, the wait is cut short."""
+    """SIGTERM/SIGINT set `requested`; the worker looks at it between seconds and between polls."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._waiting = False
 
     def install(self) -> StopSignal:
         signal.signal(signal.SIGTERM, self._handle)
@@ -56,23 +50,12 @@ class StopSignal:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
-        if self._waiting:
-            self._waiting = False
-            raise Stopping
-
-    @contextmanager
-    def waiting(self) -> Iterator[None]:
-        if self.requested:
-            raise Stopping
-        self._waiting = True
-        try:
-            yield
-        finally:
-            self._waiting = False
 
     def sleep(self, seconds: float) -> None:
-        with self.waiting():
-            time.sleep(seconds)
+        """Sleep, but wake up soon after a stop is requested."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
 def read_usage(lines: Iterable[str]) -> list[dict[str, Any]]:
@@ -123,10 +106,7 @@ def run_worker(settings: ServiceSettings, parent_pid: int | None = None) -> int:
     code = 0
     while not stop.requested and (parent_pid is None or os.getppid() == parent_pid):
         try:
-            with stop.waiting():
-                deliveries = worker.receive()
-        except Stopping:
-            break
+            deliveries = worker.receive()
         except ClientError as error:
             code_name = error.response.get("Error", {}).get("Code", "")
             if "NonExistentQueue" in code_name or code_name in ("AccessDenied", "InvalidAddress"):
@@ -134,22 +114,17 @@ def run_worker(settings: ServiceSettings, parent_pid: int | None = None) -> int:
                 code = EXIT_CONFIG
                 break
             logger.warning("receive failed, retrying", extra={"reason": str(error)})
-            _pause(stop)
+            stop.sleep(RECEIVE_ERROR_PAUSE_S)
             continue
         except BotoCoreError as error:  # endpoint unreachable and the like: wait, then try again
             logger.warning("receive failed, retrying", extra={"reason": str(error)})
-            _pause(stop)
+            stop.sleep(RECEIVE_ERROR_PAUSE_S)
             continue
         for delivery in deliveries:
-            worker.handle(delivery)
+            worker.handle(delivery)  # after a stop request: given back unstarted
     usage = worker.idle_usage(cpu_seconds() - cpu0, time.monotonic() - wall0)
     logger.info("worker stopped", extra={"usage": usage, "pid": os.getpid()})
     return code
-
-
-def _pause(stop: StopSignal) -> None:
-    with suppress(Stopping):
-        stop.sleep(RECEIVE_ERROR_PAUSE_S)
 
 
 def _child(settings: ServiceSettings, parent_pid: int) -> None:

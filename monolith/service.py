@@ -277,10 +277,14 @@ class Worker:
         progress = _Progress()
         logger.append_keys(job_id=delivery.message_id, receive_count=delivery.receive_count)
         try:
-            progress.request = job_request(delivery.body, delivery.message_id)
-            logger.append_keys(stream_id=progress.request["stream_id"])
-            job = check_job(progress.request, self.settings.source_buckets)
-            outcome = self._analyse(job, delivery, progress)
+            if self.should_stop():  # received while stopping (the last long poll): give it back untouched
+                self._set_visibility(delivery, 0)
+                outcome = "released"
+            else:
+                progress.request = job_request(delivery.body, delivery.message_id)
+                logger.append_keys(stream_id=progress.request["stream_id"])
+                job = check_job(progress.request, self.settings.source_buckets)
+                outcome = self._analyse(job, delivery, progress)
         except Exception as error:  # any failure ends here, as every error in the before's workflow does
             outcome = "failed"
             self._fail(delivery, progress, error)
