@@ -109,7 +109,8 @@ def run_worker(settings: ServiceSettings, parent_pid: int | None = None) -> int:
             deliveries = worker.receive()
         except ClientError as error:
             code_name = error.response.get("Error", {}).get("Code", "")
-            if "NonExistentQueue" in code_name or code_name in ("AccessDenied", "InvalidAddress"):
+            if "NonExistentQueue" in code_name or code_name in ("QueueDoesNotExist", "AccessDenied",
+                                                                "InvalidAddress"):
                 logger.error("cannot read the job queue", extra={"reason": str(error)})
                 code = EXIT_CONFIG
                 break

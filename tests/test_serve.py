@@ -383,6 +383,15 @@ def test_a_worker_stops_on_sigterm_after_its_poll_and_logs_its_idle_usage(
     assert idle["jobs"] == 1 and idle["job_id"] is None
 
 
+def test_a_worker_without_its_queue_exits_with_a_clear_line(env: Env, service_log: io.StringIO) -> None:
+    code = run_worker(replace(env.settings, job_queue_url=env.queue_url + "-missing"))
+    assert code == 2
+    lines = [json.loads(line) for line in service_log.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == ["worker started", "cannot read the job queue",
+                                                   "worker stopped"]
+    assert "does not exist" in lines[1]["reason"]
+
+
 def test_a_job_received_after_sigterm_is_given_back_unstarted(env: Env, stream: Path) -> None:
     # The last long poll of a stopping worker may bring a job: it goes back at once, nothing read
     env.send(_job(env, stream))

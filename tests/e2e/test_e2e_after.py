@@ -366,3 +366,14 @@ def test_twenty_streams_on_three_workers_each_analysed_once(
     cpu_s = sum(u["cpu_s"] for u in jobs)
     print(f"\n20 streams on 3 workers: {wall_s:.1f} s wall, {cpu_s:.2f} CPU-s in jobs, {len(sent)} defect "
           f"notifications for {defects_total} defects, {duplicates(sent)} duplicate(s)")
+
+
+def test_a_task_whose_queue_is_missing_exits_2_instead_of_restarting_its_workers(
+        after: AfterStack, tasks: Callable[..., LocalTasks]) -> None:
+    group = tasks(after.settings(job_queue_url=after.job_queue_url + "-missing", concurrency=2))
+    task = group.tasks[0]
+    wait_for("the task to exit", lambda: task.process.poll() is not None, 60, group)
+    assert task.process.returncode == 2
+    messages = [json.loads(line).get("message") for line in task.lines() if line.startswith("{")]
+    assert messages.count("cannot read the job queue") >= 1
+    assert "a worker could not start; stopping" in messages
