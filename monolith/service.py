@@ -19,6 +19,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -307,8 +308,9 @@ class Worker:
             self.s3, settings.results_bucket, delivery.sent_at.date().isoformat(), job.stream_id,
             settings.results_batch_seconds, self.part)
         states: dict[str, Any] = dict.fromkeys(self.detectors)
-        with tempfile.TemporaryDirectory(prefix="stream-") as workdir:
-            for second in read_stream(self.s3, job, Path(workdir)):
+        with tempfile.TemporaryDirectory(prefix="stream-") as workdir, \
+                closing(read_stream(self.s3, job, Path(workdir))) as seconds:
+            for second in seconds:
                 progress.second = second.index
                 if second.index and second.index % settings.heartbeat_seconds == 0:
                     # Stream time: h stream-seconds take at most h seconds live, far less from a file.
