@@ -454,3 +454,14 @@ def test_serve_refuses_bad_settings_in_one_line(args: list[str], variables: dict
         monkeypatch.setenv(name, value)
     assert cli_main(["serve", *args]) == 2
     assert capsys.readouterr().err.strip() == message
+
+
+def test_the_container_environment_reads_back_to_the_same_settings() -> None:
+    settings = ServiceSettings(job_queue_url="https://sqs/q", results_bucket="r", topic_arn="arn:t",
+                               source_buckets=("a", "b"), detectors=("freeze",), concurrency=4,
+                               results_batch_seconds=30, heartbeat_seconds=15, visibility_timeout_s=120,
+                               max_receives=5, receive_wait_s=10, retry_delay_s=3)
+    env = settings.environment()
+    assert env["MONITOR_SOURCE_BUCKETS"] == "a,b" and env["MONITOR_RETRY_DELAY_S"] == "3"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "monolith-service"
+    assert ServiceSettings.from_env(env) == settings
