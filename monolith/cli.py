@@ -40,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_cmd.add_argument("--quick", action="store_true", help="a smaller set (4 streams)")
     evaluate_cmd.add_argument("--json", type=Path, metavar="OUT", help="also write the full results here")
 
+    serve_cmd = commands.add_parser(
+        "serve", help="the after as a service: analyse stream jobs from SQS (settings: MONITOR_* variables)"
+    )
+    serve_cmd.add_argument("--concurrency", type=_positive_int, help="streams at once (worker processes); "
+                           "default $MONITOR_CONCURRENCY or 1")
+    serve_cmd.add_argument("--detectors", help="comma-separated subset, e.g. freeze,av_sync; "
+                           "default $MONITOR_DETECTORS or all")
+
     demo_cmd = commands.add_parser(
         "demo", help="generate a stream with defects and analyse it in one process"
     )
@@ -50,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return _analyze(args.paths, as_json=args.json, workers=args.workers)
     if args.command == "evaluate":
         return _evaluate(args.seed, quick=args.quick, out=args.json)
+    if args.command == "serve":
+        return _serve(concurrency=args.concurrency, detectors=args.detectors)
     if args.command == "demo":
         return _demo(args.out)
     if args.command == "bench":
@@ -92,6 +102,40 @@ def _analyze(paths: list[str], *, as_json: bool, workers: int) -> int:
             if "error" not in report:
                 print(format_report(report))
     return EXIT_BAD_INPUT if failed else 0
+
+
+def _serve(*, concurrency: int | None, detectors: str | None) -> int:
+    import dataclasses
+    import os
+
+    from monolith.pipeline import select_detectors
+    from monolith.settings import ENV_PREFIX, SERVICE_NAME, ServiceSettings
+
+    # Before the Powertools logger is created (the stack sets it on the container; this is for local runs).
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
+    try:
+        settings = ServiceSettings.from_env()
+        overrides: dict[str, Any] = {}
+        if concurrency is not None:
+            overrides["concurrency"] = concurrency
+        if detectors is not None:
+            overrides["detectors"] = tuple(name.strip() for name in detectors.split(",") if name.strip())
+        settings = dataclasses.replace(settings, **overrides)
+        if not settings.detectors:
+            raise ValueError("no detector chosen (--detectors or MONITOR_DETECTORS)")
+        select_detectors(settings.detectors)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    missing = [ENV_PREFIX + name.upper() for name in ("job_queue_url", "results_bucket", "topic_arn")
+               if not getattr(settings, name)]
+    if missing:
+        print(f"error: set {', '.join(missing)} (the job queue, results bucket and defects topic)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from monolith.serve import serve
+
+    return serve(settings)
 
 
 def _bench(out: Path | None, *, duration_s: int, repeats: int) -> int:

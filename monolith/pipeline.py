@@ -6,7 +6,7 @@ must reproduce: the same converter code and the same detector functions, called 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +15,20 @@ from lambdas.detectors import registry
 from lambdas.shared.media import StreamSecond
 
 ProgressFn = Callable[[int, int], None]
+# Decoder threads per stream: `monolith analyze` and `monolith serve` decode alike, so they find the same.
+DECODE_THREADS = 2
 
 
 def analyze(
     path: str | Path,
     *,
     detectors: list[str] | None = None,
-    threads: int = 2,
+    threads: int = DECODE_THREADS,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Analyse one stream; return the `monolith analyze --json` report (raises UnreadableStreamError)."""
     info = probe(path)
-    chosen = {name: fn for name, fn in registry().items() if detectors is None or name in detectors}
+    chosen = select_detectors(detectors)
     states: dict[str, Any] = dict.fromkeys(chosen)
     defects: list[dict[str, Any]] = []
     for second in iter_seconds(path, info, threads=threads):
@@ -34,6 +36,18 @@ def analyze(
         if progress:
             progress(second.index + 1, info.seconds)
     return {**info.to_report(), "defects": sort_defects(defects)}
+
+
+def select_detectors(names: Iterable[str] | None = None) -> dict[str, Callable]:
+    """The named detectors in the registry's order (all of them for None); unknown names raise ValueError."""
+    known = registry()
+    if names is None:
+        return known
+    wanted = set(names)
+    unknown = sorted(wanted - known.keys())
+    if unknown:
+        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return {name: fn for name, fn in known.items() if name in wanted}
 
 
 def run_detectors(

@@ -11,6 +11,10 @@ The service is a queue consumer: a job is the before's StartExecution input (`bu
   stream-seconds (stream time, not wall time, so the count follows from the stream: for a live stream the
   two are the same); idle polling is billed per poller, not per stream;
 - SNS: one publish per defect, as in the before.
+
+A job that fails is made visible again after `retry_delay_s` (one more ChangeMessageVisibility); on its
+`max_receives`-th receive the service publishes the "cannot be analysed" notification and SQS moves the
+message to the dead-letter queue on the next receive. Failures are not priced by the cost model.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from dataclasses import dataclass, fields
 
 # Environment variable names: the stack sets them on the container, `monolith serve` reads them.
 ENV_PREFIX = "MONITOR_"
+# The container's command, and what the local launcher (monolith/local_tasks.py) runs with the venv's
+# interpreter in place of "python": the Dockerfile test compares the two.
+SERVE_COMMAND = ("python", "-m", "monolith", "serve")
+# Powertools names the service's logs and metrics with it (the before's functions use their role).
+SERVICE_NAME = "monolith-service"
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class ServiceSettings:
     visibility_timeout_s: int = 300  # the queue's; each extension sets it again from now
     max_receives: int = 3  # receives before a job goes to the dead-letter queue
     receive_wait_s: int = 20  # SQS long polling
+    retry_delay_s: int = 10  # a failed job is received again after this long (until max_receives)
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "results_batch_seconds", "heartbeat_seconds", "visibility_timeout_s",
@@ -44,10 +54,15 @@ class ServiceSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.receive_wait_s <= 20:
             raise ValueError(f"receive_wait_s must be within 0..20 (SQS), got {self.receive_wait_s}")
+        if not 0 <= self.retry_delay_s <= 43_200:
+            raise ValueError(f"retry_delay_s must be within 0..43200 (SQS), got {self.retry_delay_s}")
+        if self.visibility_timeout_s > 43_200:
+            raise ValueError(f"visibility_timeout_s must be at most 43200 (SQS), "
+                             f"got {self.visibility_timeout_s}")
 
     def environment(self) -> dict[str, str]:
-        """The container environment that `from_env` reads back."""
-        out: dict[str, str] = {}
+        """The container environment that `from_env` reads back (and the Powertools service name)."""
+        out: dict[str, str] = {"POWERTOOLS_SERVICE_NAME": SERVICE_NAME}
         for field in fields(self):
             value = getattr(self, field.name)
             out[ENV_PREFIX + field.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
@@ -65,7 +80,11 @@ class ServiceSettings:
             if isinstance(default, tuple):
                 values[field.name] = tuple(v.strip() for v in raw.split(",") if v.strip())
             elif isinstance(default, int):
-                values[field.name] = int(raw)
+                try:
+                    values[field.name] = int(raw)
+                except ValueError:
+                    raise ValueError(f"{ENV_PREFIX}{field.name.upper()} must be a whole number, got {raw!r}"
+                                     ) from None
             else:
                 values[field.name] = raw
         return cls(**values)  # type: ignore[arg-type]

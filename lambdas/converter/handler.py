@@ -13,12 +13,12 @@ from lambdas.converter.service import ConvertRequest, StreamCache, StreamUnreada
 from lambdas.shared.faults import inject_faults
 from lambdas.shared.keys import InvalidRequest
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
-from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
+from lambdas.shared.request_counting import RequestCounter, counting_client
 
 __all__ = ["StreamUnreadable", "handler"]
 
-COUNTER = S3RequestCounter()
-S3 = counting_s3_client(COUNTER)
+COUNTER = RequestCounter()
+S3 = counting_client(COUNTER, "s3")
 # The sandbox's temporary folder (/tmp on AWS; TMPDIR where several environments share a host, as with
 # LocalStack's process executor: a fixed /tmp/streams there lets one environment delete another's stream).
 CACHE = StreamCache(Path(os.environ.get("STREAM_CACHE_DIR") or Path(tempfile.gettempdir(), "streams")))
@@ -48,7 +48,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="StreamsRejected", unit=MetricUnit.Count, value=1)
         logger.warning("stream rejected", extra={"reason": str(error)})
         raise
-    result["s3_requests"] = COUNTER.snapshot()
+    result["s3_requests"] = COUNTER.counts("s3")
     metrics.add_metric(name="FramesWritten", unit=MetricUnit.Count, value=len(result["frames"]))
     written = result["s3_requests"].get("PutObject", 0)
     metrics.add_metric(name="ObjectsWritten", unit=MetricUnit.Count, value=written)

@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.corrective_action.service import record_action
 from lambdas.shared.observability import MetricUnit, logger, metrics, tracer
-from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
+from lambdas.shared.request_counting import RequestCounter, counting_client
 
-COUNTER = S3RequestCounter()
-S3 = counting_s3_client(COUNTER)
+COUNTER = RequestCounter()
+S3 = counting_client(COUNTER, "s3")
 
 
 @logger.inject_lambda_context
@@ -33,4 +33,4 @@ def handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
         logger.info("corrective action recorded", extra={"action": action["action"], "key": action["key"]})
         actions.append(action)
     metrics.add_metric(name="CorrectiveActions", unit=MetricUnit.Count, value=len(actions))
-    return {"actions": actions, "s3_requests": COUNTER.snapshot()}
+    return {"actions": actions, "s3_requests": COUNTER.counts("s3")}

@@ -18,10 +18,10 @@ from lambdas.detectors import NEEDS, DetectFn, registry
 from lambdas.shared.faults import Handler, inject_faults
 from lambdas.shared.frame_store import get_second
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
-from lambdas.shared.s3_counting import S3RequestCounter, counting_s3_client
+from lambdas.shared.request_counting import RequestCounter, counting_client
 
-COUNTER = S3RequestCounter()
-S3 = counting_s3_client(COUNTER)
+COUNTER = RequestCounter()
+S3 = counting_client(COUNTER, "s3")
 
 
 def detector(name: str) -> DetectFn:
@@ -59,7 +59,7 @@ def _handle(name: str, event: dict[str, Any]) -> dict[str, Any]:
     bind_invocation(event)
     COUNTER.reset()
     result = analyze_second(name, event, s3=S3, bucket=os.environ["TEMP_BUCKET"])
-    requests = COUNTER.snapshot()
+    requests = COUNTER.counts("s3")
     result["usage"] = [{"function": name, "s3_requests": requests}]
     metrics.add_dimension(name="detector", value=name)
     metrics.add_metric(name="ObjectsRead", unit=MetricUnit.Count, value=requests.get("GetObject", 0))

@@ -9,7 +9,8 @@ have the shape of `monolith analyze --json`.
      "s3_requests": {"converter": {"GetObject": 1, ...}, "detectors": [{"function": "freeze", ...}]}}
 
 The key is fixed per (start date of the stream's first execution, stream, second), so a retried Record
-overwrites instead of duplicating.
+overwrites instead of duplicating. The after (`monolith serve`) writes the same records, several seconds
+per object: the key names the batch's first second and the object holds one line per second.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ RESULTS_PREFIX = "results/"
 ACTIONS_PREFIX = "actions/"
 
 
-def result_key(started_at: str, stream_id: str, second: int) -> str:
-    """`started_at` is an ISO timestamp (the execution's start); its date is the partition."""
-    return f"{RESULTS_PREFIX}date={started_at[:10]}/stream={stream_id}/second={second:06d}.json"
+def result_key(started_at: str, stream_id: str, second: int, part: str = "") -> str:
+    """`started_at` is an ISO timestamp (the execution's start); its date is the partition. `part` tells
+    writers of the same second apart (the after's copies that run different detectors):
+    `second=<n>.<part>.json`."""
+    suffix = f".{part}" if part else ""
+    return f"{RESULTS_PREFIX}date={started_at[:10]}/stream={stream_id}/second={second:06d}{suffix}.json"
 
 
 def make_record(
