@@ -26,12 +26,22 @@ DETECTOR_PLACEHOLDERS = {
     "block_corruption": "BlockCorruptionFunctionArn",
     "av_sync": "AvSyncFunctionArn",
 }
-# History events one loop iteration can emit in the worst case (all three detectors, a defect from each):
-# see tests/infra/test_workflow.py, which counts them. 25,000 is the per-execution limit.
-HISTORY_LIMIT = 25_000
 # Days before the frames bucket's lifecycle rule expires a frame object (infra/storage.py applies it, the
 # cost model prices the storage it implies).
 TEMP_EXPIRY_DAYS = 1
+# Defects notified per detector per stream-second (the workflow's Evaluate state keeps the first ones; the
+# results record keeps all): a second's notifications, hence its history events, are bounded.
+NOTIFICATIONS_PER_DETECTOR = 2
+
+
+def max_seconds_per_execution(detectors: tuple[str, ...] = DETECTORS, path: Path = ASL_PATH) -> int:
+    """The most stream-seconds one execution may analyse and stay under the 25,000-event history limit in
+    the worst case (infra/history.py): every Retry at its MaxAttempts, every notification at its cap."""
+    from cost_model.asl import drop_detector_branches  # cost_model imports nothing at module level
+    from infra.history import history_bound
+
+    definition = drop_detector_branches(json.loads(path.read_text()), DETECTOR_PLACEHOLDERS, detectors)
+    return history_bound(definition, map_items=NOTIFICATIONS_PER_DETECTOR * len(detectors)).max_seconds()
 
 
 def stack_name(stage: str) -> str:
@@ -47,7 +57,9 @@ class MonitorConfig:
     detector_memory_mb: int = 1024
     frames_per_second: int = 0  # frames shipped per stream-second; 0 = every frame (the original)
     detectors: tuple[str, ...] = DETECTORS
-    seconds_per_execution: int = 300  # stream-seconds per execution before it continues as new
+    # Stream-seconds per execution before it continues as new; at most max_seconds_per_execution() (90 with
+    # the three detectors), checked at synth.
+    seconds_per_execution: int = 60
     source_bucket_names: tuple[str, ...] = ()  # existing buckets to read streams from; empty = create one
     notification_email: str | None = None
     localstack: bool = False  # deploy target is LocalStack: no Node.js helper Lambdas, no Glue/Athena
@@ -63,8 +75,12 @@ class MonitorConfig:
         unknown = set(self.detectors) - set(DETECTORS)
         if unknown or not self.detectors:
             raise ValueError(f"detectors must be a non-empty subset of {DETECTORS}, got {self.detectors}")
-        if not 1 <= self.seconds_per_execution <= 600:
-            raise ValueError("seconds_per_execution must be within 1..600 (history limit)")
+        most = max_seconds_per_execution(self.detectors)
+        if not 1 <= self.seconds_per_execution <= most:
+            raise ValueError(
+                f"seconds_per_execution must be within 1..{most}: more could exceed Step Functions' 25,000 "
+                f"history events per execution in the worst case (retries, notifications), got "
+                f"{self.seconds_per_execution}")
         if self.frames_per_second < 0:
             raise ValueError("frames_per_second must be >= 0")
         if self.fault_injection is not None:

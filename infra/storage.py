@@ -8,6 +8,7 @@ from constructs import Construct
 
 from infra.config import TEMP_EXPIRY_DAYS, MonitorConfig
 from infra.nag import acknowledge
+from lambdas.shared.frame_store import FRAMES_PREFIX
 
 
 class Storage(Construct):
@@ -24,9 +25,10 @@ class Storage(Construct):
         else:
             self.source_buckets = [self._bucket("Source", config, logs="source/")]
         # Frames in transit: objects live for a day at most (lifecycle), which bounds the storage bill
-        # without a delete request per frame.
+        # without a delete request per frame. The rule names the frames prefix, so nothing else that
+        # may ever be kept in this bucket expires with them.
         self.temp = self._bucket("Frames", config, logs=None, lifecycle=[s3.LifecycleRule(
-            id="expire-frames", expiration=Duration.days(TEMP_EXPIRY_DAYS),
+            id="expire-frames", prefix=FRAMES_PREFIX, expiration=Duration.days(TEMP_EXPIRY_DAYS),
             abort_incomplete_multipart_upload_after=Duration.days(1))])
         acknowledge(self.temp, "AwsSolutions-S1",
             "Transient frames bucket: one access-log line per frame PUT/GET would cost as much as the "

@@ -20,7 +20,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import ASL_PATH, CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS, MonitorConfig
+from infra.config import (
+    ASL_PATH,
+    CONVERTER_PLACEHOLDER,
+    DETECTOR_PLACEHOLDERS,
+    NOTIFICATIONS_PER_DETECTOR,
+    MonitorConfig,
+)
 from infra.functions import retention
 from infra.nag import acknowledge, acknowledge_object_prefix
 from lambdas.shared.results import RESULTS_PREFIX
@@ -60,6 +66,7 @@ class Workflow(Construct):
             "TopicArn": topic.topic_arn,
             "ResultsBucketName": results_bucket.bucket_name,
             "SecondsPerExecution": str(config.seconds_per_execution),
+            "NotificationsPerDetector": str(NOTIFICATIONS_PER_DETECTOR),
             **{DETECTOR_PLACEHOLDERS[name]: fn.function_arn for name, fn in detectors.items()},
         }
         self.definition = load_definition(config.detectors)

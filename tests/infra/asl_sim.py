@@ -1,13 +1,16 @@
 """A small Amazon States Language interpreter for tests: JSONPath flavour, the states this workflow uses.
 
 It follows Step Functions' rules where the workflow depends on them (Parameters/ResultSelector/ResultPath,
-`[*]` paths returning lists even when empty, Choice, Catch, Parallel, Map with ItemSelector, the
-intrinsics used here) and counts history events roughly as Step Functions does, so tests can walk the
-real definition file with Python stand-ins for the Lambda functions and AWS services.
+`[*]` and `[a:b]` paths returning lists even when they match nothing — Jayway JsonPath, which AWS uses;
+Retry with each Retrier's own MaxAttempts, Catch, Choice, Parallel, Map with ItemSelector, the intrinsics
+used here) and counts history events as GetExecutionHistory lists them, so tests can walk the real
+definition file with Python stand-ins for the Lambda functions and AWS services. `aws_sdk_blob` is what
+an aws-sdk integration sends for a blob parameter (s3:putObject's Body).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -48,7 +51,7 @@ class Execution:
         context = {"Execution": {"Id": f"{self.machine_arn.replace('stateMachine', 'execution')}:{self.name}",
                                  "Name": self.name, "StartTime": self.start_time},
                    "StateMachine": {"Id": self.machine_arn},
-                   "State": {"RetryCount": 0}}  # no retries here: every task succeeds or fails once
+                   "State": {"RetryCount": 0}}
         return self._run_states(self.definition, payload, context)
 
     def _run_states(self, machine: dict[str, Any], data: Any, context: dict[str, Any]) -> Any:
@@ -93,9 +96,24 @@ class Execution:
         if kind == "Pass":
             return resolve(state["Parameters"], data, context) if "Parameters" in state else data
         if kind == "Task":
-            self.events += 3  # Scheduled, Started, Succeeded
-            result = self.task(state["Resource"], resolve(state.get("Parameters", {}), data, context))
-            return resolve(state["ResultSelector"], result, context) if "ResultSelector" in state else result
+            used = [0] * len(state.get("Retry", []))  # each Retrier counts its own attempts
+            while True:
+                attempt = {**context, "State": {"RetryCount": sum(used)}}
+                self.events += 2  # Scheduled, Started
+                try:
+                    result = self.task(state["Resource"], resolve(state.get("Parameters", {}), data, attempt))
+                except TaskError as error:
+                    self.events += 1  # TaskFailed
+                    index = next((i for i, r in enumerate(state.get("Retry", []))
+                                  if {error.error, "States.ALL"} & set(r["ErrorEquals"])), None)
+                    if index is None or used[index] >= state["Retry"][index].get("MaxAttempts", 3):
+                        raise
+                    used[index] += 1
+                    continue
+                self.events += 1  # TaskSucceeded
+                if "ResultSelector" in state:
+                    return resolve(state["ResultSelector"], result, context)
+                return result
         if kind == "Parallel":
             self.events += 2
             try:
@@ -119,7 +137,7 @@ class Execution:
 
 # --- JSONPath ---------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+|\*)\]")
+_TOKEN = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+|\*)\]|\[(\d*):(\d*)\]")
 
 
 class PathNotFound(KeyError):
@@ -133,7 +151,12 @@ def _walk(value: Any, path: str) -> tuple[list[Any], bool]:
         step_field, step_index = m.group(1), m.group(2)
         nxt = []
         for v in matches:
-            if step_field is not None:
+            if m.group(2) is None and m.group(1) is None:  # a slice [a:b]: indefinite, like a wildcard
+                wildcard = True
+                if isinstance(v, list):
+                    start, end = (int(g) if g else None for g in (m.group(3), m.group(4)))
+                    nxt.extend(v[start:end])
+            elif step_field is not None:
                 if isinstance(v, dict) and step_field in v:
                     nxt.append(v[step_field])
             elif step_index == "*":
@@ -266,7 +289,19 @@ def _format(template: str, *args: Any) -> str:
     return out
 
 
+def aws_sdk_blob(value: Any) -> bytes:
+    """The bytes an aws-sdk integration sends for a blob parameter: JSON text for any JSON value — a
+    string too, which arrives quoted (LocalStack's AWS-validated behaviour, localstack#12035)."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _hash(value: str, algorithm: str) -> str:
+    names = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
+    return hashlib.new(names[algorithm], value.encode()).hexdigest()
+
+
 _INTRINSICS: dict[str, Callable[..., Any]] = {
+    "States.Hash": _hash,
     "States.Format": _format,
     "States.MathAdd": lambda a, b: a + b,
     "States.JsonToString": lambda v: json.dumps(v, separators=(",", ":")),

@@ -10,6 +10,8 @@ from infra_helpers import Synth, synth
 
 from infra.config import MonitorConfig
 from infra.workflow import placeholders
+from lambdas.shared.frame_store import FRAMES_PREFIX
+from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -100,8 +102,25 @@ def test_buckets_block_public_access_encrypt_and_enforce_tls(synthesized: Synth)
 def test_frames_bucket_expires_objects_within_a_day(synthesized: Synth) -> None:
     frames = synthesized.template["Resources"][logical_id(synthesized.template, "AWS::S3::Bucket", "Frames")]
     rules = frames["Properties"]["LifecycleConfiguration"]["Rules"]
-    # Then every object expires after at most one day
-    assert any(r["Status"] == "Enabled" and r["ExpirationInDays"] <= 1 and "Prefix" not in r for r in rules)
+    expiring = [r for r in rules if r["Status"] == "Enabled" and r["ExpirationInDays"] <= 1]
+    # Then frame objects expire after at most one day, and the rule reaches no other prefix of the stack
+    assert [rule_prefix(r) for r in expiring] == [FRAMES_PREFIX]
+    for other in STACK_PREFIXES:
+        assert not covers(expiring, other), other
+    assert covers(expiring, f"{FRAMES_PREFIX}cam-1/run-1/000000/frame-000.bin")
+
+
+# Every key prefix the stack writes besides the frames: results and actions (results bucket), the access
+# logs' prefixes (infra/storage.py), streams (any key in a source bucket).
+STACK_PREFIXES = (RESULTS_PREFIX, ACTIONS_PREFIX, "source/", "results/", "streams/")
+
+
+def rule_prefix(rule: dict[str, Any]) -> str:
+    return rule.get("Prefix") or (rule.get("Filter") or {}).get("Prefix") or ""
+
+
+def covers(rules: list[dict[str, Any]], key: str) -> bool:
+    return any(key.startswith(rule_prefix(r)) for r in rules)
 
 
 def test_functions_run_python313_with_tracing_and_their_own_log_groups(synthesized: Synth) -> None:
@@ -205,7 +224,8 @@ def test_state_machine_is_standard_traced_and_fully_substituted(synthesized: Syn
     definition = props["DefinitionString"]
     assert isinstance(definition, str)  # the file's text, not a token
     assert placeholders(definition) == set(props["DefinitionSubstitutions"])
-    assert props["DefinitionSubstitutions"]["SecondsPerExecution"] == "300"
+    assert props["DefinitionSubstitutions"]["SecondsPerExecution"] == "60"
+    assert props["DefinitionSubstitutions"]["NotificationsPerDetector"] == "2"
 
 
 def test_glue_table_is_partitioned_by_date_and_stream(synthesized: Synth) -> None:
@@ -234,6 +254,7 @@ def test_localstack_target_has_no_node_helpers_and_no_glue() -> None:
     ({"architecture": "sparc"}, "architecture"),
     ({"detectors": "freeze,ghosts"}, "detectors"),
     ({"seconds_per_execution": "5000"}, "seconds_per_execution"),
+    ({"seconds_per_execution": "91"}, r"seconds_per_execution must be within 1\.\.90:"),
 ])
 def test_bad_context_is_refused(context: dict[str, str], message: str) -> None:
     from aws_cdk import App

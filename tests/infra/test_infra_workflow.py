@@ -6,14 +6,22 @@ and AWS services, so these tests need neither AWS nor LocalStack.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import pytest
-from asl_sim import Execution, ExecutionFailed, TaskError
+from asl_sim import Execution, ExecutionFailed, TaskError, aws_sdk_blob
 from infra_helpers import Synth
 
-from infra.config import DETECTOR_PLACEHOLDERS, DETECTORS, HISTORY_LIMIT, MonitorConfig
+from infra.config import (
+    DETECTOR_PLACEHOLDERS,
+    DETECTORS,
+    NOTIFICATIONS_PER_DETECTOR,
+    MonitorConfig,
+    max_seconds_per_execution,
+)
+from infra.history import HISTORY_LIMIT
 from infra.workflow import ASL_PATH, load_definition, placeholders
 
 SUBSTITUTIONS = {
@@ -23,6 +31,7 @@ SUBSTITUTIONS = {
     "AvSyncFunctionArn": "arn:av_sync",
     "TopicArn": "arn:topic",
     "ResultsBucketName": "results-bucket",
+    "NotificationsPerDetector": str(NOTIFICATIONS_PER_DETECTOR),
 }
 
 
@@ -128,7 +137,9 @@ class FakeAws:
             self.published.append(params)
             return {"MessageId": str(len(self.published))}
         if resource == "arn:aws:states:::aws-sdk:s3:putObject":
-            self.records[params["Key"]] = json.loads(params["Body"])
+            stored = json.loads(aws_sdk_blob(params["Body"]))  # what S3 holds, as Step Functions sends it
+            assert isinstance(stored, dict), f"the results object holds {stored!r}, not a JSON document"
+            self.records[params["Key"]] = stored
             return {}
         if resource == "arn:aws:states:::states:startExecution":
             self.started.append(params)
@@ -182,7 +193,8 @@ def test_loop_body_runs_once_per_stream_second_across_continuations(seconds: int
     assert entered.count("NextSecond") == seconds - len(executions)
     # And the executions were as many as needed, named by run and second (idempotent restarts)
     assert len(executions) == -(-seconds // per_execution)
-    names = [f"run1-{i * per_execution}" for i in range(1, len(executions))]
+    run = hashlib.md5(b"run1").hexdigest()
+    names = [f"{run}-{i * per_execution}" for i in range(1, len(executions))]
     assert [e.name for e in executions[1:]] == names
     # And detector state flowed through every second and every continuation
     last_record = aws.records[max(aws.records)]
@@ -296,20 +308,73 @@ def test_every_failure_after_the_input_is_accepted_is_notified(where: str, error
     assert sorted(aws.records) == ["results/date=2026-11-26/stream=cam-1/second=000000.json"]
 
 
-def test_default_seconds_per_execution_stays_under_the_history_limit() -> None:
-    # Given the worst case: every detector reports a defect in every second
-    per_execution = MonitorConfig().seconds_per_execution
+class WorstCase(FakeAws):
+    """Every task fails as often as its Retry blocks allow (errors alternating between the blocks, so each
+    one is used up) before it succeeds, and every detector reports three defects every second."""
 
-    class Defective(FakeAws):
-        def _lambda(self, arn: str, event: dict[str, Any]) -> dict[str, Any]:
-            out = super()._lambda(arn, event)
-            if arn != "arn:converter":
-                name = arn.removeprefix("arn:")
-                out["defects"] = [{"type": name, "start_s": 0, "end_s": 1, "confidence": 1}]
-            return out
+    def __call__(self, resource: str, params: dict[str, Any]) -> Any:
+        key = (resource, params.get("FunctionName"), json.dumps(params.get("Payload", {}).get("second")),
+               params.get("Message"), params.get("Key"), params.get("Name"))
+        failures = self.failures.setdefault(key, list(self.plan(resource)))
+        if failures:
+            raise TaskError(failures.pop(0), "injected")
+        return super().__call__(resource, params)
 
-    aws = Defective(per_execution + 5)
-    executions = run_stream(aws, per_execution)
-    # Then the fullest execution's history stays below 25,000 events with room to spare
-    assert executions[0].entered.count("Convert") == per_execution
-    assert executions[0].events < 0.8 * HISTORY_LIMIT, executions[0].events
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.failures: dict[Any, list[str]] = {}
+
+    @staticmethod
+    def plan(resource: str) -> list[str]:
+        if resource == "arn:aws:states:::lambda:invoke":  # 5 service errors, 4 function errors
+            return ["Lambda.ServiceException"] * 5 + ["TransientError"] * 4
+        if resource == "arn:aws:states:::sns:publish":
+            return ["SNS.ThrottledException"] * 4
+        if resource == "arn:aws:states:::aws-sdk:s3:putObject":
+            return ["S3.SdkClientException"] * 4
+        return ["StepFunctions.SdkClientException"] * 4
+
+    def _lambda(self, arn: str, event: dict[str, Any]) -> dict[str, Any]:
+        out = super()._lambda(arn, event)
+        if arn != "arn:converter":
+            name = arn.removeprefix("arn:")
+            out["defects"] = [{"type": name, "start_s": i, "end_s": i + 0.1, "confidence": 1}
+                              for i in range(3)]
+        return out
+
+
+def test_history_bound_is_derived_from_the_definition() -> None:
+    # Worked out by hand from the file (events per state: Pass/Choice 2, Task 5 + 3 per retry,
+    # Parallel/Map 4, Map item 2): a worst-case second is
+    #   Convert 5 + 3 x (5 + 4) = 32, Detect 4 + 3 x 32 = 100, Evaluate 2, AnyDefects? 2,
+    #   Notify 4 + 6 x (2 + Publish 5 + 3 x 4) = 118, Record 5 + 3 x 4 = 17, Last? 2, NextSecond 2 = 275;
+    # before the loop ExecutionStarted 1 + NewStream? 2 + Begin 2 + Init 2 = 7; the longest way out is
+    # ContinueAsNew 17 failing into NotifyFailure 17, Failed 2, AnalysisFailed 1, ExecutionFailed 1 = 38.
+    # (25,000 - 7 - 38) // 275 = 90; with the freeze detector alone a second is 135 and the bound 184.
+    assert max_seconds_per_execution() == 90
+    assert max_seconds_per_execution(("freeze",)) == 184
+    MonitorConfig(seconds_per_execution=90)
+    MonitorConfig(seconds_per_execution=184, detectors=("freeze",))
+    with pytest.raises(ValueError, match=r"1\.\.90:"):
+        MonitorConfig(seconds_per_execution=91)
+    with pytest.raises(ValueError, match=r"1\.\.184:"):
+        MonitorConfig(seconds_per_execution=185, detectors=("freeze",))
+    assert 1 <= MonitorConfig().seconds_per_execution <= 90
+
+
+@pytest.mark.parametrize("per_execution", [90, 91])
+def test_worst_case_execution_history_around_the_bound(per_execution: int) -> None:
+    # Given every task retried to the end of its Retry blocks and three defects per detector per second
+    aws = WorstCase(per_execution + 2)
+    # When an execution analyses `per_execution` seconds in the simulator, which counts events its own way
+    execution = run_stream(aws, per_execution)[0]
+    assert execution.entered.count("Convert") == per_execution
+    # Then notifications are capped per detector and second (the record keeps all nine defects)
+    assert len(aws.published) == (per_execution + 2) * NOTIFICATIONS_PER_DETECTOR * 3
+    assert all(len(r["defects"]) == 9 for r in aws.records.values())
+    # And the bound the config enforces (90) is tight: 90 seconds fit in the history, 91 would not
+    # (hand count: 7 + 89 x 275 + (275 - NextSecond 2 + ContinueAsNew 17 + ContinuedAsNew 2) + 1 = 24,775)
+    if per_execution == 90:
+        assert execution.events == 24_775 <= HISTORY_LIMIT
+    else:
+        assert execution.events == 24_775 + 275 > HISTORY_LIMIT
