@@ -378,3 +378,23 @@ def test_worst_case_execution_history_around_the_bound(per_execution: int) -> No
         assert execution.events == 24_775 <= HISTORY_LIMIT
     else:
         assert execution.events == 24_775 + 275 > HISTORY_LIMIT
+
+
+@pytest.mark.parametrize("first_name", ["run1", "r" * 80])
+def test_continuation_names_stay_within_80_characters_and_are_fixed_per_run_and_second(first_name: str
+                                                                                         ) -> None:
+    # Given a run whose first execution has the longest name Step Functions allows, continuing every second
+    aws = FakeAws(3)
+    machine = definition(1, ("freeze",))
+    Execution(machine, aws, name=first_name).run({"bucket": "b", "key": "k.mp4", "stream_id": "cam-1"})
+    # When it continues as new at a second with many digits, twice (a retried ContinueAsNew)
+    request = aws.started[0]
+    continued = {**request["Input"], "second": 9_999_999_998}
+    for _ in range(2):
+        Execution(machine, aws, name=request["Name"]).run(json.loads(json.dumps(continued)))
+    # Then every continuation name is at most 80 characters, the same for the same run and second, and
+    # different for another run
+    started = [s["Name"] for s in aws.started]
+    assert all(len(name) <= 80 for name in started), started
+    assert started[1] == started[2] == f"{hashlib.md5(first_name.encode()).hexdigest()}-9999999999"
+    assert started[0] == f"{hashlib.md5(first_name.encode()).hexdigest()}-1"
