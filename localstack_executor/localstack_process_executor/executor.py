@@ -1,8 +1,9 @@
 """LocalStack Lambda runtime executor that runs each execution environment as a local process (no Docker).
 
 One environment = one ``python -S -u shim.py`` process in its own process group, with the function's
-unzipped code as ``LAMBDA_TASK_ROOT``. The executor enforces the function timeout, turns a dead process
-into ``Runtime.ExitError``, restarts the process lazily after either, and kills the group on stop.
+unzipped code as ``LAMBDA_TASK_ROOT``. The executor enforces the function timeout, the memory size and
+the ephemeral storage (/tmp) size as AWS does, turns a dead process into ``Runtime.ExitError``, restarts
+the process lazily after any of them, and kills the group on stop.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ SHIM = Path(__file__).with_name("shim.py")
 # What the AWS Python runtime ships besides the standard library; appended at the END of sys.path.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 _PYTHON_RUNTIME = re.compile(r"python(3\.\d+)$")
+POLL_S = 0.1  # how often the runtime's peak memory is read during an invocation (VmHWM keeps peaks between)
+SLOW_POLL_S = 0.5  # the handler's children and /tmp less often: each costs a walk of /proc or /tmp
+MiB = 1 << 20
 _runtime_packages_lock = threading.Lock()
 
 
@@ -186,29 +190,85 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.endpoint.logs = None
         url = f"http://127.0.0.1:{self.endpoint.container_port}/invoke"
         requests.post(url, json=payload, proxies={"http": "", "https": ""}, timeout=30).raise_for_status()
-        timeout = float(self.function_version.config.timeout)
-        deadline = time.monotonic() + timeout
+        config_ = self.function_version.config
+        timeout = float(config_.timeout)
+        memory_mb, storage_mb = int(config_.memory_size), int(config_.ephemeral_storage.size)
+        started = time.monotonic()
+        deadline, next_slow_check = started + timeout, started
         while True:
             try:
-                return future.result(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+                result = future.result(timeout=min(POLL_S, max(0.0, deadline - time.monotonic())))
             except FutureTimeout:
                 if self.proc.poll() is not None:
                     status = self.proc.returncode
                     reason = f"signal: {signal.Signals(-status).name}" if status < 0 else f"exit {status}"
                     return self._failure(request_id, log_start, "Runtime.ExitError",
-                                         f"Runtime exited with error: {reason}")
+                                         f"Runtime exited with error: {reason}", started)
                 if time.monotonic() >= deadline:
                     self._kill()
                     return self._failure(request_id, log_start, "Sandbox.Timedout",
-                                         f"Task timed out after {timeout:.2f} seconds")
+                                         f"Task timed out after {timeout:.2f} seconds", started)
+                slow = time.monotonic() >= next_slow_check
+                used_mb = self.memory_used_mb(children=slow)
+                if used_mb > memory_mb:  # AWS's cgroup kills the sandbox past its memory size
+                    self._kill()
+                    return self._failure(request_id, log_start, "Runtime.OutOfMemory",
+                                         "Runtime exited with error: signal: killed", started,
+                                         max_memory_mb=used_mb)
+                if slow:
+                    next_slow_check = time.monotonic() + SLOW_POLL_S
+                    if failure := self._check_tmp(request_id, log_start, storage_mb, started):
+                        return failure
+                continue
+            # The shim fails an invocation whose own peak passed the memory size; /tmp is checked once more
+            # (a short burst of writes between two samples).
+            return self._check_tmp(request_id, log_start, storage_mb, started) or result
 
-    def _failure(self, request_id: str, log_start: int, error_type: str, message: str) -> InvocationResult:
+    def memory_used_mb(self, children: bool = True) -> int:
+        """The environment's memory: the runtime's peak resident set (VmHWM, reset at each invocation)
+        or, if larger, the resident sets of every process in its group (children the handler started)."""
+        if self.proc is None:
+            return 0
+        peak = _status_kib(self.proc.pid, "VmHWM")
+        if children:
+            peak = max(peak, sum(_status_kib(pid, "VmRSS") for pid in _group_pids(self.proc.pid)))
+        return peak // 1024
+
+    def tmp_used_mb(self) -> float:
+        used = 0
+        for root, _dirs, files in os.walk(self.env["TMPDIR"]):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    used += os.lstat(os.path.join(root, name)).st_blocks * 512  # what the disk holds
+        return used / MiB
+
+    def _check_tmp(self, request_id: str, log_start: int, storage_mb: int, started: float
+                   ) -> InvocationResult | None:
+        used = self.tmp_used_mb()
+        if used <= storage_mb:
+            return None
+        # On AWS the write that passes the ephemeral storage size fails with ENOSPC; here the data is
+        # already written, so the environment is stopped and /tmp emptied (a fresh sandbox next time).
+        self._kill()
+        shutil.rmtree(self.env["TMPDIR"], ignore_errors=True)
+        Path(self.env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
+        return self._failure(request_id, log_start, "OSError",
+                             f"[Errno 28] No space left on device: /tmp holds {used:.0f} MB, more than the "
+                             f"function's {storage_mb} MB of ephemeral storage", started)
+
+    def _failure(self, request_id: str, log_start: int, error_type: str, message: str, started: float,
+                 max_memory_mb: int | None = None) -> InvocationResult:
         message = f"RequestId: {request_id} Error: {message}"
         with open(self.log_file, "rb") as f:
             f.seek(log_start)
             logs = f.read().decode(errors="replace")
         timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        logs += f"{timestamp} {message}\nEND RequestId: {request_id}\nREPORT RequestId: {request_id}\n"
+        duration_ms = (time.monotonic() - started) * 1000
+        memory = f"\tMax Memory Used: {max_memory_mb} MB" if max_memory_mb is not None else ""
+        logs += (f"{timestamp} {message}\nEND RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
+                 f"Duration: {duration_ms:.2f} ms\tBilled Duration: {int(duration_ms) + 1} ms\t"
+                 f"Memory Size: {self.function_version.config.memory_size} MB{memory}\t"
+                 f"Status: error\tError Type: {error_type}\n")
         body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
         return InvocationResult(request_id, body, is_error=True, logs=logs)
 
@@ -249,3 +309,25 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
     @classmethod
     def cleanup_version(cls, function_version: FunctionVersion) -> None:
         pass
+
+
+def _status_kib(pid: int, field: str) -> int:
+    """A ``kB`` field of /proc/<pid>/status (0 once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith(f"{field}:")), 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (the runtime and whatever its handler started)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry.name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+                    pids.append(int(entry.name))
+    return pids

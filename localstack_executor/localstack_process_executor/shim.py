@@ -112,11 +112,20 @@ def _json_default(value: Any) -> Any:
 
 
 def _peak_memory_mb() -> int:
-    try:  # VmHWM restarts at exec; ru_maxrss would report LocalStack's peak
+    try:  # VmHWM: this process's peak resident set since exec or the last _reset_peak_memory()
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
     except (OSError, StopIteration):
         return 0
+
+
+def _reset_peak_memory() -> None:
+    """Start VmHWM again from the current resident set, so Max Memory Used is this invocation's peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _invoke(handler: Callable[[Any, Any], Any], invoke: dict[str, Any], log_file: str, init_ms: float
@@ -129,6 +138,7 @@ def _invoke(handler: Callable[[Any, Any], Any], invoke: dict[str, Any], log_file
     version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
     memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     print(f"START RequestId: {request_id} Version: {version}", flush=True)
+    _reset_peak_memory()
     outcome = "response"
     try:
         payload = invoke.get("payload") or "{}"
@@ -143,15 +153,26 @@ def _invoke(handler: Callable[[Any, Any], Any], invoke: dict[str, Any], log_file
     duration_ms = (time.monotonic() - started) * 1000
     cpu_ms = (time.process_time() - cpu_started) * 1000
     max_mb = _peak_memory_mb()
+    # Past the memory size AWS kills the sandbox (its cgroup limit); the executor samples the memory
+    # during the invocation, this catches a peak between two samples.
+    killed = memory is not None and max_mb > int(memory)
+    if killed:
+        outcome = "error"
+        body = {"errorType": "Runtime.OutOfMemory",
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}
+        print(f"{body['errorMessage']}\nRuntime.OutOfMemory", flush=True)
     init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms else ""
+    status = "\tStatus: error\tError Type: Runtime.OutOfMemory" if killed else ""
     sys.stderr.flush()
     print(f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
           f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {memory} MB\t"
-          f"Max Memory Used: {max_mb} MB{init}\tCPU Time: {cpu_ms:.2f} ms", flush=True)
+          f"Max Memory Used: {max_mb} MB{init}\tCPU Time: {cpu_ms:.2f} ms{status}", flush=True)
     with open(log_file, "rb") as f:  # logs must arrive before the result: LocalStack attaches them then
         f.seek(log_start)
         _post(f"invocations/{request_id}/logs", {"logs": f.read().decode(errors="replace")})
     _post(f"invocations/{request_id}/{outcome}", body)
+    if killed:
+        os._exit(137)  # as killed: the next invocation starts a fresh environment
 
 
 class _InvokeHandler(BaseHTTPRequestHandler):

@@ -172,6 +172,77 @@ def handler(event, context):
     assert elapsed < 4.5
 
 
+def report_field(logs: str, field: str) -> int:
+    """An integer field of the REPORT line, e.g. ``Max Memory Used: 57 MB`` → 57."""
+    line = next(line for line in logs.splitlines() if line.startswith("REPORT RequestId"))
+    return int(line.split(f"{field}: ", 1)[1].split()[0])
+
+
+MEMORY_HOG = """
+import os
+def handler(event, context):
+    hog = b"x" * (event["mb"] << 20)  # written, so resident
+    return {"pid": os.getpid(), "held": len(hog) >> 20}
+"""
+
+
+def test_report_line_gives_each_invocations_peak_memory(lambda_client: Any) -> None:
+    # Given a 256 MB function that holds as many MB as it is asked to
+    name = create_function(lambda_client, MEMORY_HOG, MemorySize=256)
+    # When it holds 150 MB once, then nothing in the same (warm) environment
+    first, error, first_logs = invoke(lambda_client, name, {"mb": 150})
+    assert error is None, first
+    second, error, second_logs = invoke(lambda_client, name, {"mb": 0})
+    assert error is None and second["pid"] == first["pid"]
+    # Then the REPORT lines print the memory size and each invocation's own peak, as AWS does
+    assert report_field(first_logs, "Memory Size") == 256
+    assert 150 <= report_field(first_logs, "Max Memory Used") < 256
+    assert report_field(second_logs, "Max Memory Used") < 100
+
+
+def test_memory_past_the_function_size_fails_the_invocation_as_out_of_memory(lambda_client: Any) -> None:
+    # Given a 128 MB function
+    name = create_function(lambda_client, MEMORY_HOG, MemorySize=128)
+    # When an invocation holds 300 MB
+    result, error, logs = invoke(lambda_client, name, {"mb": 300})
+    # Then it fails as AWS fails it (the sandbox is killed), with the peak on the REPORT line
+    assert error == "Unhandled"
+    assert result["errorType"] == "Runtime.OutOfMemory"
+    assert result["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
+    assert report_field(logs, "Max Memory Used") > 128
+    # And the next invocation runs in a fresh environment within the limit
+    again, error, logs = invoke(lambda_client, name, {"mb": 10})
+    assert error is None and again["held"] == 10
+    assert report_field(logs, "Max Memory Used") <= 128
+
+
+def test_tmp_past_the_ephemeral_storage_size_fails_the_invocation(lambda_client: Any) -> None:
+    # Given a function with the smallest ephemeral storage (512 MB) that writes MB to its /tmp
+    name = create_function(lambda_client, """
+import os, tempfile
+def handler(event, context):
+    path = os.path.join(tempfile.gettempdir(), "fill.bin")
+    with open(path, "wb") as f:
+        for _ in range(event["mb"]):
+            f.write(os.urandom(1 << 20))
+    size = os.path.getsize(path) >> 20
+    if event.get("remove"):
+        os.remove(path)
+    return size
+""", timeout=60, EphemeralStorage={"Size": 512})
+    # When it writes 100 MB, then 700 MB
+    small, error, _ = invoke(lambda_client, name, {"mb": 100, "remove": True})
+    assert error is None and small == 100
+    result, error, _ = invoke(lambda_client, name, {"mb": 700})
+    # Then the first fits and the second fails as a full /tmp does on AWS
+    assert error == "Unhandled"
+    assert result["errorType"] == "OSError"
+    assert "No space left on device" in result["errorMessage"] and "512 MB" in result["errorMessage"]
+    # And the next invocation has its /tmp again
+    small, error, _ = invoke(lambda_client, name, {"mb": 10, "remove": True})
+    assert error is None and small == 10
+
+
 def test_unsupported_runtime_fails_the_function_clearly(lambda_client: Any) -> None:
     # Given a Node.js function (this executor runs python3.x only)
     # When LocalStack prepares it
