@@ -59,6 +59,8 @@ class Functions(Construct):
             FunctionSpec("Converter", "converter", "lambdas.converter.handler.handler", CONVERTER,
                          config.converter_memory_mb, plan.function_timeout_s if plan else 120),
             {"TEMP_BUCKET": temp_bucket.bucket_name, "FRAMES_PER_SECOND": str(config.frames_per_second),
+             # A stream whose second the detectors could not hold is refused up front (service.check_fits).
+             "DETECTOR_MEMORY_MB": str(config.detector_memory_mb),
              # Requests naming any other bucket are refused before anything is read.
              "SOURCE_BUCKETS": Fn.join(",", [b.bucket_name for b in source_buckets]), **faults},
             # /tmp holds one downloaded stream per warm environment.

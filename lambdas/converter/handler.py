@@ -28,6 +28,14 @@ _SOURCES = os.environ.get("SOURCE_BUCKETS")
 SOURCE_BUCKETS = frozenset(filter(None, _SOURCES.split(","))) if _SOURCES is not None else None
 
 
+def memory_limits() -> dict[str, int]:
+    """The memory of the functions that hold a whole second: this one (Lambda sets its size) and the
+    detectors (the stack sets DETECTOR_MEMORY_MB)."""
+    sizes = {"converter": os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+             "detector": os.environ.get("DETECTOR_MEMORY_MB")}
+    return {function: int(size) for function, size in sizes.items() if size}
+
+
 @inject_faults("converter")
 @logger.inject_lambda_context
 @metrics.log_metrics
@@ -42,6 +50,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             temp_bucket=os.environ["TEMP_BUCKET"],
             cache=CACHE,
             frames_per_second=int(os.environ.get("FRAMES_PER_SECOND", "0")),
+            memory_mb=memory_limits(),
         )
     except (StreamUnreadable, InvalidRequest) as error:
         # The workflow ends the stream on these; the metric lets an alarm count streams it gave up on.

@@ -24,6 +24,13 @@ from lambdas.shared.results import result_key
 
 CHUNK = 1 << 20
 REQUEST_FIELDS = ("bucket", "key", "stream_id", "second", "execution", "started_at")
+# Memory a stream-second needs where it is held whole (the converter decodes it at once, each detector
+# GETs all its frames back): the runtime with its libraries, plus every picture's luma plane and, in the
+# converter, the decoder's reference pictures. Measured 2026-12-02: 90 MB after the converter's imports,
+# 151 MB more for one 1920x1080 60 fps second (118.7 MiB of luma planes), i.e. 1.27 bytes per pixel.
+RUNTIME_MB = 100
+BYTES_HELD_PER_PIXEL = 1.5
+MiB = 1 << 20
 
 
 class StreamUnreadable(Exception):
@@ -118,12 +125,33 @@ class StreamCache:
         os.replace(partial, target)
 
 
+def second_memory_mb(info: StreamInfo) -> float:
+    """What holding one whole second of this stream takes, runtime included (see BYTES_HELD_PER_PIXEL)."""
+    frames = max(1.0, info.fps)
+    return RUNTIME_MB + info.width * info.height * frames * BYTES_HELD_PER_PIXEL / MiB
+
+
+def check_fits(info: StreamInfo, source: str, memory_mb: dict[str, int]) -> None:
+    """Refuse, before decoding, a stream whose second does not fit in the memory of a function that holds
+    it whole (`memory_mb`: {"converter": MB, "detector": MB}); on AWS it would be killed instead."""
+    need = second_memory_mb(info)
+    for function, limit in memory_mb.items():
+        if need > limit:
+            raise StreamUnreadable(
+                f"{source}: one second of {info.width}x{info.height} at {info.fps:g} fps needs about "
+                f"{need:.0f} MB held at once, more than the {function}'s {limit} MB of memory "
+                f"(raise {function}_memory_mb, or analyse a smaller picture or frame rate)")
+
+
 def convert(
-    request: ConvertRequest, *, s3: Any, temp_bucket: str, cache: StreamCache, frames_per_second: int = 0
+    request: ConvertRequest, *, s3: Any, temp_bucket: str, cache: StreamCache, frames_per_second: int = 0,
+    memory_mb: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Decode second `request.second` and PUT its frames and audio; return keys and small metadata."""
+    """Decode second `request.second` and PUT its frames and audio; return keys and small metadata.
+    `memory_mb`: the memory sizes of the functions that hold a whole second (none: not checked)."""
     path, info = cache.fetch(s3, request.bucket, request.key)
     source = f"s3://{request.bucket}/{request.key}"
+    check_fits(info, source, memory_mb or {})
     if request.second >= info.seconds:
         raise ValueError(f"{source}: second {request.second} is past the end ({info.seconds} seconds)")
     try:

@@ -39,8 +39,8 @@ def stack(localstack: Any) -> Stack:
 def stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sample_streams import BlockCorruption, Freeze, generate_stream
 
-    # One GOP for the whole stream, so the freeze is encoded as repeated pictures, not split by a keyframe;
-    # the freeze runs across the continue-as-new boundary at second 3 (detector state carried over).
+    # One GOP for the whole stream (the freeze is repeated pictures, no keyframe re-codes it); the freeze
+    # runs across the continue-as-new boundary at second 3 (detector state carried over).
     path = tmp_path_factory.mktemp("e2e") / "cam-e2e.mp4"
     generate_stream(path, duration_s=DURATION_S, width=320, height=180, fps=FPS, gop_s=DURATION_S,
                     defects=[Freeze(1.2, 2.5), BlockCorruption(4.3)], seed=5)

@@ -12,6 +12,7 @@ import pytest
 from fn_helpers import SOURCE_BUCKET
 from lambda_context import LambdaContext
 
+from infra.config import DETECTORS
 from lambdas.converter.handler import handler as converter_handler
 from lambdas.converter.service import StreamUnreadable
 from lambdas.corrective_action.handler import handler as corrective_handler
@@ -19,6 +20,7 @@ from lambdas.detectors import handlers as detector_handlers
 from lambdas.shared.results import action_key
 from monolith.pipeline import analyze, sort_defects
 
+MEDIA = Path(__file__).resolve().parents[2] / "media"
 DETECTOR_HANDLERS = {
     "freeze": detector_handlers.freeze_handler,
     "block_corruption": detector_handlers.block_corruption_handler,
@@ -112,22 +114,12 @@ def run_lambda_path(
     return sort_defects(defects)
 
 
-def available_detectors() -> list[str]:
-    names = []
-    for name in DETECTOR_HANDLERS:
-        try:
-            detector_handlers.detector(name)
-            names.append(name)
-        except ImportError:  # a detector still being written elsewhere
-            continue
-    return names
-
-
 def test_lambda_path_finds_the_same_defects_as_the_monolith(
     s3: Any, frozen_stream: Path, context: LambdaContext
 ) -> None:
-    detectors = available_detectors()
-    assert "freeze" in detectors
+    # Every detector the stack deploys runs here: a detector that does not import fails the test
+    assert set(DETECTOR_HANDLERS) == set(DETECTORS)
+    detectors = list(DETECTORS)
     # Given the monolith's report on the stream
     expected = analyze(frozen_stream, detectors=detectors)["defects"]
     assert any(d["type"] == "freeze" for d in expected)
@@ -172,3 +164,28 @@ def test_corrective_action_is_recorded_once_per_defect_event(
     record = json.loads(s3.get_object(Bucket="results-bucket", Key=keys[0])["Body"].read())
     assert record["action"] == action and record["defect"] == defect
     assert out["s3_requests"] == {"PutObject": 1}
+
+
+@pytest.mark.parametrize("converter_mb, detector_mb, refused_by", [
+    ("128", "1024", "converter"), ("2048", "128", "detector"), ("256", "1024", None)])
+def test_converter_refuses_a_stream_whose_second_cannot_fit_in_memory(
+    s3: Any, context: LambdaContext, monkeypatch: pytest.MonkeyPatch,
+    converter_mb: str, detector_mb: str, refused_by: str | None,
+) -> None:
+    # Given a real 1920x1080 25 fps clip: a second holds 1920 x 1080 x 25 pixels x 1.5 bytes = 77,760,000 B
+    # = 74.2 MiB of pictures, about 174 MB with the 100 MB runtime
+    upload(s3, MEDIA / "smpte-2997.mp4", "streams/smpte.mp4")
+    # And functions with the given memory sizes (Lambda sets the first, the stack the second)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", converter_mb)
+    monkeypatch.setenv("DETECTOR_MEMORY_MB", detector_mb)
+    event = convert_event(0, key="streams/smpte.mp4")
+    if refused_by:
+        # Then a function too small for it refuses the stream before decoding, saying why
+        with pytest.raises(StreamUnreadable) as refused:
+            converter_handler(event, context)
+        assert "1920x1080 at 25 fps needs about 174 MB" in str(refused.value)
+        assert f"more than the {refused_by}'s 128 MB of memory" in str(refused.value)
+        assert not list_keys(s3, "frames-bucket", "frames/")
+    else:
+        # Then a large enough one converts it
+        assert converter_handler(event, context)["frame_count"] == 25
