@@ -1,22 +1,31 @@
 # One entry point for set-up, tests, the demo and the benchmarks. Every target creates what it needs.
 SHELL := /bin/bash
 PYTHON313 := $(shell scripts/find-python3.13)
+# Which interpreter (version and path) the venvs are built with. Each venv's .installed stamp records it;
+# a stamp that records another one (or nothing) rebuilds that venv from scratch.
+PYTHON313_ID := $(if $(PYTHON313),$(shell $(PYTHON313) -c 'import sys; print(sys.version.split()[0], sys.executable)'))
+stamp_current = $(shell test "$$(cat $(1) 2>/dev/null)" = "$(PYTHON313_ID)" || echo FORCE)
+# Recreates venv $(1) unless its interpreter is that one.
+venv_for_python313 = test "$$($(1)/bin/python -c 'import sys; print(sys.version.split()[0], sys._base_executable)' \
+	2>/dev/null)" = "$(PYTHON313_ID)" || $(PYTHON313) -m venv --clear $(1)
 VENV := .venv
 PY := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test test-load lint demo demo-monolith bench calibrate bench-localstack evaluate cost clean synth synth-offline synth-localstack node
+.PHONY: venv test test-load lint demo demo-monolith bench calibrate bench-localstack evaluate cost clean synth synth-offline synth-localstack node FORCE
+
+FORCE:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(call stamp_current,$(VENV)/.installed)
 	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required" >&2; exit 1; }
-	@test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	@$(call venv_for_python313,$(VENV))
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,cdk,lambda]'
-	@touch $@
+	@echo "$(PYTHON313_ID)" > $@
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -90,12 +99,13 @@ LOCALSTACK_PY := $(LOCALSTACK_VENV)/bin/python
 
 localstack-venv: $(LOCALSTACK_VENV)/.installed
 
-$(LOCALSTACK_VENV)/.installed: localstack_executor/pyproject.toml $(wildcard localstack_executor/localstack_process_executor/*.py)
+$(LOCALSTACK_VENV)/.installed: localstack_executor/pyproject.toml $(wildcard localstack_executor/localstack_process_executor/*.py) \
+		$(call stamp_current,$(LOCALSTACK_VENV)/.installed)
 	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required" >&2; exit 1; }
-	@test -x $(LOCALSTACK_PY) || $(PYTHON313) -m venv $(LOCALSTACK_VENV)
+	@$(call venv_for_python313,$(LOCALSTACK_VENV))
 	$(LOCALSTACK_PY) -m pip install --quiet './localstack_executor[server]'
 	@rm -rf localstack_executor/build
-	@touch $@
+	@echo "$(PYTHON313_ID)" > $@
 
 # Starts in the background (pid, port, url and env.sh in .localstack/); `source .localstack/env.sh` for clients.
 localstack-up: localstack-venv

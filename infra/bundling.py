@@ -3,7 +3,13 @@
 `pip install --platform manylinux_2_28_<arch> --implementation cp --python-version 3.13 --only-binary=:all:`
 resolves exactly the wheels the Lambda runtime (Amazon Linux 2023, glibc 2.34) can load, from any host.
 manylinux_2_28 rather than manylinux2014: the older tag makes pip fall back to old releases (av 14,
-numpy 2.2). If this fails, CDK falls back to the Docker image with the same commands.
+numpy 2.2). If the local build fails and Docker is installed, CDK runs the same commands in the SAM build
+image instead (`LocalPipBundling.try_bundle` returns False); without Docker the synth fails with pip's error.
+
+Every package bundles boto3 with the botocore it requires: Powertools' tracer brings botocore (through
+aws-xray-sdk), and a bundled botocore beside the runtime's boto3 would pair versions that were never
+released together (the runtime's SDK changes with the runtime version and Region, see "Runtime-included
+SDK versions" in docs.aws.amazon.com/lambda/latest/dg/lambda-python.html).
 """
 
 from __future__ import annotations
@@ -28,11 +34,16 @@ MAX_UNZIPPED_BYTES = 250 * 1024 * 1024  # Lambda's limit for a function's code a
 POWERTOOLS = "aws-lambda-powertools[tracer]==3.37.0"
 AV = "av==19.0.2"
 NUMPY = "numpy==2.5.5"
+BOTO3 = "boto3==1.44.8"  # pip resolves the matching botocore (boto3 pins botocore to its own minor)
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "*.md")
 
 
 class PackageTooLarge(RuntimeError):
     pass
+
+
+class BundlingError(RuntimeError):
+    """The local build failed and there is no Docker for CDK to fall back to."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,9 @@ class PackageSpec:
     packages: tuple[str, ...]
 
 
-CONVERTER = PackageSpec("converter", (AV, NUMPY, POWERTOOLS), ("converter", "shared"))
-DETECTORS = PackageSpec("detectors", (NUMPY, POWERTOOLS), ("detectors", "shared"))
-CORRECTIVE_ACTION = PackageSpec("corrective_action", (POWERTOOLS,), ("corrective_action", "shared"))
+CONVERTER = PackageSpec("converter", (AV, NUMPY, POWERTOOLS, BOTO3), ("converter", "shared"))
+DETECTORS = PackageSpec("detectors", (NUMPY, POWERTOOLS, BOTO3), ("detectors", "shared"))
+CORRECTIVE_ACTION = PackageSpec("corrective_action", (POWERTOOLS, BOTO3), ("corrective_action", "shared"))
 
 
 def pip_platform(architecture: str) -> str:
@@ -103,7 +114,18 @@ class LocalPipBundling:
         self.architecture = architecture
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
-        build_package(self.spec, self.architecture, Path(output_dir))
+        """True when built here; False hands the build to CDK's Docker bundling (same commands)."""
+        try:
+            build_package(self.spec, self.architecture, Path(output_dir))
+        except subprocess.CalledProcessError as error:
+            if shutil.which("docker") is None:
+                raise BundlingError(f"{self.spec.name}: building the package with pip failed ({error}), and "
+                                    "Docker, CDK's fallback, is not installed") from error
+            print(f"warning: {self.spec.name}: local build failed ({error}); CDK builds it with Docker",
+                  file=sys.stderr)
+            for entry in Path(output_dir).iterdir():  # Docker starts from an empty output folder
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            return False
         return True
 
 

@@ -5,6 +5,8 @@ Slow (downloads wheels the first time; later runs use the pip cache) and needs P
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,26 +18,55 @@ from infra.bundling import (
     CORRECTIVE_ACTION,
     DETECTORS,
     MAX_UNZIPPED_BYTES,
+    BundlingError,
+    LocalPipBundling,
     PackageSpec,
     build_package,
 )
 
-pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+# What the AWS runtime puts at the end of sys.path (/var/runtime). Its versions change with the runtime
+# version and the Region (docs.aws.amazon.com/lambda/latest/dg/lambda-python.html, "Runtime-included SDK
+# versions"); the ones here are those our process executor gives functions on LocalStack (LocalStack's
+# venv: boto3/botocore 1.42.54), a pair other than the packages' own.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 
 
 def top_level(package: Path) -> set[str]:
     return {p.name for p in package.iterdir()}
 
 
-def imports_from_package(package: Path, modules: list[str]) -> None:
-    """Import the handler modules with the package first on sys.path, as the runtime would (boto3 comes
-    from the venv, as it comes from the runtime in Lambda)."""
-    code = (f"import sys; sys.path.insert(0, {str(package)!r}); import importlib\n"
+def runtime_packages(tmp: Path) -> Path:
+    """A folder like the runtime's /var/runtime: links to another boto3/botocore pair and their deps."""
+    python = ROOT / ".venv-localstack" / "bin" / "python"
+    assert python.exists(), "the runtime's SDK comes from LocalStack's venv: run make localstack-venv"
+    code = (f"import importlib.util, json; print(json.dumps({{n: importlib.util.find_spec(n).origin "
+            f"for n in {RUNTIME_PACKAGES!r}}}))")
+    origins = json.loads(subprocess.run([str(python), "-c", code], check=True, capture_output=True,
+                                        text=True).stdout)
+    folder = tmp / "var-runtime"
+    folder.mkdir()
+    for origin in map(Path, origins.values()):
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
+def imports_from_package(package: Path, runtime: Path, modules: list[str]) -> dict[str, str]:
+    """Import the handler modules as the Lambda runtime does: the package first, the standard library,
+    the runtime's own packages last, no site-packages. Returns where boto3 and botocore came from."""
+    code = (f"import sys; sys.path[:] = [{str(package)!r}, *sys.path[1:], {str(runtime)!r}]\n"
+            f"import importlib, json\n"
             f"for m in {modules!r}:\n"
             f"    mod = importlib.import_module(m)\n"
-            f"    assert mod.__file__.startswith({str(package)!r}), (m, mod.__file__)\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env={"POWERTOOLS_TRACE_DISABLED": "true",
-                                                               "AWS_DEFAULT_REGION": "us-east-1"})
+            f"    assert mod.__file__.startswith({str(package)!r}), (m, mod.__file__)\n"
+            f"import boto3, botocore\n"
+            f"print(json.dumps({{'boto3': boto3.__file__, 'boto3_version': boto3.__version__,\n"
+            f"    'botocore': botocore.__file__, 'botocore_version': botocore.__version__}}))\n")
+    python = getattr(sys, "_base_executable", sys.executable)
+    done = subprocess.run([python, "-S", "-c", code], check=True, capture_output=True, text=True, env={
+        "POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1", "PATH": os.environ["PATH"]})
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("spec, expected, absent, modules", [
@@ -50,12 +81,48 @@ def test_package_builds_for_x86_64_under_the_size_limit(
     tmp_path: Path, spec: PackageSpec, expected: set[str], absent: set[str], modules: list[str]
 ) -> None:
     # When the function's package is built for the Lambda runtime
-    size = build_package(spec, "x86_64", tmp_path)
+    size = build_package(spec, "x86_64", tmp_path / "package")
     # Then it holds its dependencies and only its own code, and fits Lambda's 250 MB unzipped limit
-    assert expected <= top_level(tmp_path)
-    assert "av" not in top_level(tmp_path) or spec is CONVERTER  # detectors stay small: no PyAV
-    assert not absent & top_level(tmp_path / "lambdas")
+    assert expected | {"boto3", "botocore"} <= top_level(tmp_path / "package")
+    assert "av" not in top_level(tmp_path / "package") or spec is CONVERTER  # detectors stay small: no PyAV
+    assert not absent & top_level(tmp_path / "package" / "lambdas")
     assert size < MAX_UNZIPPED_BYTES
     print(f"{spec.name}: {size / 2**20:.1f} MiB unzipped")
-    # And its handler imports from the package (manylinux_2_28 x86_64 wheels run on this host)
-    imports_from_package(tmp_path, modules)
+    # And its handler imports from the package (manylinux_2_28 x86_64 wheels run on this host), with the
+    # package's own boto3 and the botocore that boto3 release requires, although the runtime's pair differs
+    package = tmp_path / "package"
+    found = imports_from_package(package, runtime_packages(tmp_path), modules)
+    assert found["boto3"].startswith(str(package)) and found["botocore"].startswith(str(package)), found
+    assert found["boto3_version"] == "1.44.8", found
+    assert found["botocore_version"].startswith("1.44."), found
+
+
+BROKEN = PackageSpec("broken", ("this is not a requirement!",), ("shared",))
+
+
+def test_a_failed_local_build_without_docker_fails_the_synth_clearly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a package pip cannot build, and no Docker on PATH
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    # When CDK asks for the local build
+    # Then it fails naming the package and the missing fallback, instead of CDK trying Docker
+    with pytest.raises(BundlingError, match=r"broken: building the package with pip failed.*Docker"):
+        LocalPipBundling(BROKEN, "x86_64").try_bundle(str(tmp_path / "out"), image=None)  # type: ignore[arg-type]
+
+
+def test_a_failed_local_build_with_docker_hands_over_to_cdks_docker_bundling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a package pip cannot build, and a docker executable on PATH
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "left-over").write_text("x")
+    # When CDK asks for the local build
+    handled = LocalPipBundling(BROKEN, "x86_64").try_bundle(str(out), image=None)  # type: ignore[arg-type]
+    # Then it declines, so that CDK runs the Docker command, into an empty output folder
+    assert handled is False
+    assert list(out.iterdir()) == []

@@ -327,3 +327,21 @@ def test_fault_injection_is_absent_from_production_and_refused_outside_localstac
         workflow_step = "corrective_action" not in props["Handler"]
         assert (props["Environment"]["Variables"].get("FAULT_INJECTION") == spec) == workflow_step
         assert (props["Timeout"] == 15) == workflow_step
+
+
+@pytest.mark.slow
+def test_plain_pytest_from_the_repository_root_imports_the_app() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # Given the venv's own `pytest` command (not `python -m pytest`, which puts the cwd on sys.path)
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # When it runs a stack test (synth imports app.py) from the repository root
+    done = subprocess.run([str(Path(sys.executable).with_name("pytest")), "-q", "-p", "no:cacheprovider",
+                           "tests/infra/test_infra_workflow.py::test_placeholders_match_the_stacks_substitutions_exactly"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    # Then it passes
+    assert done.returncode == 0, done.stdout[-3000:]

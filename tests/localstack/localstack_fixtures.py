@@ -37,10 +37,11 @@ launcher = load_launcher()
 
 
 def require_localstack_venv() -> None:
-    """Skip without Python 3.13; otherwise make sure the LocalStack venv is built and current."""
+    """Make sure the LocalStack venv is built and current; fail (never skip) when it cannot be: a test
+    that cannot get LocalStack must not pass as skipped."""
     found = subprocess.run([ROOT / "scripts" / "find-python3.13"], capture_output=True, text=True)
     if found.returncode != 0:
-        pytest.skip(f"LocalStack needs Python 3.13: {found.stderr.strip()}")
+        pytest.fail(f"LocalStack needs Python 3.13: {found.stderr.strip()}")
     lock_file = Path(tempfile.gettempdir(), f"venv-localstack-{hashlib.md5(bytes(ROOT)).hexdigest()}.lock")
     with open(lock_file, "w") as lock:  # xdist workers must not build it at the same time
         fcntl.flock(lock, fcntl.LOCK_EX)
