@@ -61,6 +61,8 @@ class MonitorConfig:
     # the three detectors), checked at synth.
     seconds_per_execution: int = 60
     source_bucket_names: tuple[str, ...] = ()  # existing buckets to read streams from; empty = create one
+    # KMS keys that encrypt those buckets' objects (SSE-KMS): the converter may decrypt with them.
+    source_kms_key_arns: tuple[str, ...] = ()
     notification_email: str | None = None
     localstack: bool = False  # deploy target is LocalStack: no Node.js helper Lambdas, no Glue/Athena
     bundle: bool = True  # False: ship the source without dependencies (offline synth, template checks)
@@ -81,6 +83,9 @@ class MonitorConfig:
                 f"seconds_per_execution must be within 1..{most}: more could exceed Step Functions' 25,000 "
                 f"history events per execution in the worst case (retries, notifications), got "
                 f"{self.seconds_per_execution}")
+        for arn in self.source_kms_key_arns:
+            if not arn.startswith("arn:") or ":kms:" not in arn or ":key/" not in arn:
+                raise ValueError(f"source_kms_key_arns must hold KMS key ARNs (arn:…:kms:…:key/…): {arn!r}")
         if self.frames_per_second < 0:
             raise ValueError("frames_per_second must be >= 0")
         if self.fault_injection is not None:
@@ -117,6 +122,7 @@ class MonitorConfig:
             detectors=tuple(_as_list(get("detectors", list(DETECTORS)))),
             seconds_per_execution=int(get("seconds_per_execution", cls.seconds_per_execution)),
             source_bucket_names=tuple(_as_list(get("source_bucket_names", []))),
+            source_kms_key_arns=tuple(_as_list(get("source_kms_key_arns", []))),
             notification_email=get("notification_email", None) or None,
             localstack=_as_bool(get("localstack", False)),
             bundle=_as_bool(get("bundle", True)),

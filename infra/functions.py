@@ -69,6 +69,8 @@ class Functions(Construct):
         # Explicit actions, no s3:GetObject*-style wildcards: HeadObject is authorised by s3:GetObject.
         allow(self.converter, ["s3:GetObject"], [b.arn_for_objects("*") for b in source_buckets])
         allow(self.converter, ["s3:PutObject"], [temp_bucket.arn_for_objects(f"{FRAMES_PREFIX}*")])
+        if config.source_kms_key_arns:  # imported buckets encrypted with SSE-KMS: GetObject needs the key
+            allow(self.converter, ["kms:Decrypt"], list(config.source_kms_key_arns))
         for bucket in source_buckets:
             acknowledge_object_prefix(self.converter.role, bucket, "*",
                                       "Streams may have any key in the source bucket; read-only (GetObject).")

@@ -306,6 +306,32 @@ def test_converter_only_accepts_requests_for_the_stacks_source_buckets(synthesiz
     # And with existing buckets configured instead, exactly those
     imported = synth({"source_bucket_names": "cams-eu,cams-us"}).template
     assert _converter_environment(imported)["SOURCE_BUCKETS"] == "cams-eu,cams-us"
+    # And the converter knows the detectors' memory, to refuse a stream whose second they cannot hold
+    assert _converter_environment(t)["DETECTOR_MEMORY_MB"] == "1024"
+
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def kms_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(k, s) for k, s in statements(template)
+            if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+
+
+def test_imported_sse_kms_buckets_get_decrypt_on_the_given_key_only(synthesized: Synth) -> None:
+    # Given no key: no KMS permission at all
+    assert kms_statements(synthesized.template) == []
+    # When imported buckets are encrypted with a customer key named in context
+    t = synth({"source_bucket_names": "cams-eu", "source_kms_key_arns": KEY}).template
+    # Then the converter's role, and only it, may decrypt with exactly that key
+    ((policy, statement),) = kms_statements(t)
+    assert statement["Action"] == "kms:Decrypt" and statement["Resource"] == KEY
+    assert "Converter" in policy
+    # And anything but a key ARN is refused at synth
+    from aws_cdk import App
+
+    with pytest.raises(ValueError, match="source_kms_key_arns"):
+        MonitorConfig.from_node(App(context={"source_kms_key_arns": "alias/streams"}).node)
 
 
 def test_fault_injection_is_absent_from_production_and_refused_outside_localstack(synthesized: Synth) -> None:
