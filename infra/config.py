@@ -37,7 +37,7 @@ NOTIFICATIONS_PER_DETECTOR = 2
 def max_seconds_per_execution(detectors: tuple[str, ...] = DETECTORS, path: Path = ASL_PATH) -> int:
     """The most stream-seconds one execution may analyse and stay under the 25,000-event history limit in
     the worst case (infra/history.py): every Retry at its MaxAttempts, every notification at its cap."""
-    from cost_model.asl import drop_detector_branches  # cost_model imports nothing at module level
+    from cost_model.asl import drop_detector_branches  # here: cost_model's other modules import this one
     from infra.history import history_bound
 
     definition = drop_detector_branches(json.loads(path.read_text()), DETECTOR_PLACEHOLDERS, detectors)
