@@ -6,6 +6,7 @@ cdk.out/localstack/e2e-reliability.json for the README.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -276,8 +277,9 @@ def test_long_stream_continues_as_new_without_losing_or_repeating_a_second(
     # Then the 8 s stream took three executions of at most 3 seconds, each continuing where the last stopped
     assert run.status == "SUCCEEDED", run.cause
     assert [e.status for e in run.executions] == ["SUCCEEDED"] * 3
-    first = run.executions[0].arn.rsplit(":", 1)[1]
-    assert [e.arn.rsplit(":", 1)[1] for e in run.executions[1:]] == [f"{first}-3", f"{first}-6"]
+    # named by the run (the MD5 of its first execution's name, so at most 80 characters) and the second
+    run_key = hashlib.md5(run.executions[0].arn.rsplit(":", 1)[1].encode()).hexdigest()
+    assert [e.arn.rsplit(":", 1)[1] for e in run.executions[1:]] == [f"{run_key}-3", f"{run_key}-6"]
     # And the results bucket holds seconds 0..7, each exactly once (a LIST of the stream's keys)
     keys = result_keys(aws, stack, run.stream_id)
     assert _seconds_in_keys(keys) == list(range(LONG_S))
