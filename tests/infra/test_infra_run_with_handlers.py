@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from asl_sim import Execution, TaskError
+from asl_sim import Execution, TaskError, aws_sdk_blob
 from lambda_context import LambdaContext
 from moto import mock_aws  # before the handlers create their clients
 
@@ -49,7 +49,8 @@ class RealAws:
                 raise TaskError(type(error).__name__, json.dumps({"errorMessage": str(error)})) from None
             return {"Payload": json.loads(json.dumps(payload))}
         if resource == "arn:aws:states:::aws-sdk:s3:putObject":
-            self.s3.put_object(Bucket=params["Bucket"], Key=params["Key"], Body=params["Body"].encode())
+            # The bytes Step Functions sends for the blob parameter Body
+            self.s3.put_object(Bucket=params["Bucket"], Key=params["Key"], Body=aws_sdk_blob(params["Body"]))
             return {}
         if resource == "arn:aws:states:::sns:publish":
             self.published.append(json.loads(params["Message"]))
