@@ -114,6 +114,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.log_file = self.workdir / "output.log"
         self.command: list[str] = []
         self.env: dict[str, str] = {}
+        self._cpu_at_start: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def start(self, env_vars: dict[str, str]) -> None:
@@ -194,6 +195,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         timeout = float(config_.timeout)
         memory_mb, storage_mb = int(config_.memory_size), int(config_.ephemeral_storage.size)
         started = time.monotonic()
+        self._cpu_at_start = _cpu_s(self.proc.pid)
         deadline, next_slow_check = started + timeout, started
         while True:
             try:
@@ -205,16 +207,19 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                     return self._failure(request_id, log_start, "Runtime.ExitError",
                                          f"Runtime exited with error: {reason}", started)
                 if time.monotonic() >= deadline:
+                    cpu_ms = self._cpu_ms()
                     self._kill()
                     return self._failure(request_id, log_start, "Sandbox.Timedout",
-                                         f"Task timed out after {timeout:.2f} seconds", started)
+                                         f"Task timed out after {timeout:.2f} seconds", started,
+                                         cpu_ms=cpu_ms)
                 slow = time.monotonic() >= next_slow_check
                 used_mb = self.memory_used_mb(children=slow)
                 if used_mb > memory_mb:  # AWS's cgroup kills the sandbox past its memory size
+                    cpu_ms = self._cpu_ms()
                     self._kill()
                     return self._failure(request_id, log_start, "Runtime.OutOfMemory",
                                          "Runtime exited with error: signal: killed", started,
-                                         max_memory_mb=used_mb)
+                                         max_memory_mb=used_mb, cpu_ms=cpu_ms)
                 if slow:
                     next_slow_check = time.monotonic() + SLOW_POLL_S
                     if failure := self._check_tmp(request_id, log_start, storage_mb, started):
@@ -249,15 +254,21 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             return None
         # On AWS the write that passes the ephemeral storage size fails with ENOSPC; here the data is
         # already written, so the environment is stopped and /tmp emptied (a fresh sandbox next time).
+        cpu_ms = self._cpu_ms()
         self._kill()
         shutil.rmtree(self.env["TMPDIR"], ignore_errors=True)
         Path(self.env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
         return self._failure(request_id, log_start, "OSError",
                              f"[Errno 28] No space left on device: /tmp holds {used:.0f} MB, more than the "
-                             f"function's {storage_mb} MB of ephemeral storage", started)
+                             f"function's {storage_mb} MB of ephemeral storage", started, cpu_ms=cpu_ms)
+
+    def _cpu_ms(self) -> float | None:
+        """CPU time the runtime used since the invocation started (None once it is gone)."""
+        now = _cpu_s(self.proc.pid) if self.proc is not None else None
+        return None if now is None or self._cpu_at_start is None else (now - self._cpu_at_start) * 1000
 
     def _failure(self, request_id: str, log_start: int, error_type: str, message: str, started: float,
-                 max_memory_mb: int | None = None) -> InvocationResult:
+                 max_memory_mb: int | None = None, cpu_ms: float | None = None) -> InvocationResult:
         message = f"RequestId: {request_id} Error: {message}"
         with open(self.log_file, "rb") as f:
             f.seek(log_start)
@@ -265,9 +276,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         duration_ms = (time.monotonic() - started) * 1000
         memory = f"\tMax Memory Used: {max_memory_mb} MB" if max_memory_mb is not None else ""
+        cpu = f"\tCPU Time: {cpu_ms:.2f} ms" if cpu_ms is not None else ""
         logs += (f"{timestamp} {message}\nEND RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
                  f"Duration: {duration_ms:.2f} ms\tBilled Duration: {int(duration_ms) + 1} ms\t"
-                 f"Memory Size: {self.function_version.config.memory_size} MB{memory}\t"
+                 f"Memory Size: {self.function_version.config.memory_size} MB{memory}{cpu}\t"
                  f"Status: error\tError Type: {error_type}\n")
         body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
         return InvocationResult(request_id, body, is_error=True, logs=logs)
@@ -318,6 +330,16 @@ def _status_kib(pid: int, field: str) -> int:
             return next((int(line.split()[1]) for line in f if line.startswith(f"{field}:")), 0)
     except (OSError, ValueError):
         return 0
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a live process (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _group_pids(pgid: int) -> list[int]:

@@ -145,6 +145,9 @@ def handler(event, context):
     assert result["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in result["errorMessage"]
     assert elapsed < 5
+    # And its REPORT line is billed as AWS bills a timeout: the full duration, with the CPU time used
+    assert 1000 <= report_field(logs, "Duration") < 5000 and "Status: error" in logs
+    assert "CPU Time: " in logs.split("REPORT RequestId", 1)[1]
     pid = int(logs.split("PID ")[1].split()[0])
     assert not _alive(pid)
     # And the next invocation gets a fresh process
@@ -172,10 +175,10 @@ def handler(event, context):
     assert elapsed < 4.5
 
 
-def report_field(logs: str, field: str) -> int:
-    """An integer field of the REPORT line, e.g. ``Max Memory Used: 57 MB`` → 57."""
+def report_field(logs: str, field: str) -> float:
+    """A number on the REPORT line, e.g. ``Max Memory Used: 57 MB`` → 57."""
     line = next(line for line in logs.splitlines() if line.startswith("REPORT RequestId"))
-    return int(line.split(f"{field}: ", 1)[1].split()[0])
+    return float(line.split(f"{field}: ", 1)[1].split()[0])
 
 
 MEMORY_HOG = """
