@@ -291,7 +291,7 @@ def _format(template: str, *args: Any) -> str:
 
 def aws_sdk_blob(value: Any) -> bytes:
     """The bytes an aws-sdk integration sends for a blob parameter: JSON text for any JSON value — a
-    string too, which arrives quoted (LocalStack's AWS-validated behaviour, localstack#12035)."""
+    string too, which arrives quoted (LocalStack since localstack#12035, its tests recorded on AWS)."""
     return json.dumps(value, separators=(",", ":")).encode()
 
 
