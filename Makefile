@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 PYTHON313 := $(shell scripts/find-python3.13)
 # Which interpreter (version and path) the venvs are built with. Each venv's .installed stamp records it;
-# a stamp that records another one (or nothing) rebuilds that venv from scratch.
+# a stamp that records another one (or nothing) re-runs the venv's recipe, which recreates the venv if it
+# does not run on this interpreter.
 PYTHON313_ID := $(if $(PYTHON313),$(shell $(PYTHON313) -c 'import sys; print(sys.version.split()[0], sys.executable)'))
 stamp_current = $(shell test "$$(cat $(1) 2>/dev/null)" = "$(PYTHON313_ID)" || echo FORCE)
 # Recreates venv $(1) unless its interpreter is that one.
