@@ -7,10 +7,18 @@ from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 
-def object_arn_finding(bucket: s3.IBucket, pattern: str) -> str:
-    """How cdk-nag spells `bucket.arn_for_objects(pattern)` in an IAM5 finding id."""
-    resolved = Stack.of(bucket).resolve(bucket.bucket_arn)
-    if isinstance(resolved, dict) and "Fn::GetAtt" in resolved:
+def object_arn_finding(bucket: s3.IBucket, pattern: str, scope: IConstruct | None = None) -> str:
+    """How cdk-nag spells `bucket.arn_for_objects(pattern)` in an IAM5 finding id (in `scope`'s stack)."""
+    owner = Stack.of(bucket)
+    if scope is not None and Stack.of(scope) is not owner:
+        # Another stack sees the ARN through the export CDK makes for the reference; export_value gives
+        # that same export (same name), so the finding names it as cdk-nag will.
+        resolved = owner.resolve(owner.export_value(bucket.bucket_arn))
+    else:
+        resolved = owner.resolve(bucket.bucket_arn)
+    if isinstance(resolved, dict) and "Fn::ImportValue" in resolved:
+        arn = str(resolved["Fn::ImportValue"])
+    elif isinstance(resolved, dict) and "Fn::GetAtt" in resolved:
         logical_id, attribute = resolved["Fn::GetAtt"]
         arn = f"<{logical_id}.{attribute}>"
     elif isinstance(resolved, dict) and "Fn::Join" in resolved:  # imported bucket: arn:${Partition}:s3:::name
@@ -22,7 +30,7 @@ def object_arn_finding(bucket: s3.IBucket, pattern: str) -> str:
 
 
 def acknowledge_object_prefix(scope: IConstruct, bucket: s3.IBucket, pattern: str, reason: str) -> None:
-    acknowledge(scope, object_arn_finding(bucket, pattern), reason)
+    acknowledge(scope, object_arn_finding(bucket, pattern, scope), reason)
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:

@@ -12,6 +12,7 @@ from infra.config import MonitorConfig
 from infra.functions import Functions
 from infra.nag import acknowledge
 from infra.notifications import Notifications
+from infra.shared import SharedResources
 from infra.storage import Storage
 from infra.workflow import Workflow
 
@@ -30,6 +31,10 @@ class StreamQualityStack(Stack):
         if not config.localstack:  # Glue and Athena are not in LocalStack's free edition
             Analytics(self, "Analytics", config=config, results_bucket=storage.results)
         self._acknowledge_cdk_helpers()
+        # What the after stack reuses instead of creating its own.
+        self.shared = SharedResources(
+            source_buckets=storage.source_buckets, results_bucket=storage.results,
+            topic=notifications.topic, corrective_action=functions.corrective_action)
 
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         CfnOutput(self, "SourceBucket", value=storage.source_buckets[0].bucket_name)

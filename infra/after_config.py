@@ -1,0 +1,134 @@
+"""The after stack's configuration from CDK context (`-c after_instance_type=c7g.2xlarge`, ...).
+
+Kept apart from MonitorConfig (the before's knobs): the stage, region, detectors default, log retention
+and LocalStack target are read from there; everything that only the ECS service has is here. Side-effect
+free (no jsii), so the demo and the cost model can import the stack name and the sizing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from calibration import load as load_calibration
+from infra.config import DETECTORS, _as_list
+from monolith.sizing import CPU_UNITS_PER_VCPU, TaskSize, task_size
+
+if TYPE_CHECKING:
+    from constructs import Node
+
+# Prefix of the stream objects the service may read: the demo uploads under it (demo/run.py).
+STREAMS_PREFIX = "streams/"
+
+# vCPUs per instance size (the same in every current EC2 family) and GiB of memory per vCPU per family
+# letter: compute-optimised c 2, general-purpose m 4, memory-optimised r 8 (EC2 instance-type pages).
+_SIZE_VCPUS = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "9xlarge": 36,
+               "12xlarge": 48, "16xlarge": 64, "18xlarge": 72, "24xlarge": 96}
+_GIB_PER_VCPU = {"c": 2, "m": 4, "r": 8}
+# ECS registers the memory the kernel reports, a few per cent under the nominal size, and the agent and
+# the OS need some: plan with 90% of nominal so that a task sized to "fit" really places.
+USABLE_MEMORY_SHARE = 0.9
+_INSTANCE_TYPE = re.compile(
+    r"^(?P<family>[cmr])(?P<generation>[5-8])(?P<attrs>[a-z]*)\.(?P<size>[0-9]*x?large)$")
+
+
+def after_stack_name(stage: str) -> str:
+    return f"StreamQuality-after-{stage}"
+
+
+@dataclass(frozen=True)
+class InstanceCapacity:
+    instance_type: str
+    vcpus: int
+    memory_mib: int
+    arm64: bool  # Graviton: the family attributes carry a "g" (c6g, c7g, m7gd, ...)
+
+    @property
+    def cpu_units(self) -> int:
+        return self.vcpus * CPU_UNITS_PER_VCPU
+
+    @property
+    def usable_memory_mib(self) -> int:
+        return int(self.memory_mib * USABLE_MEMORY_SHARE)
+
+
+def instance_capacity(instance_type: str) -> InstanceCapacity:
+    """vCPUs, memory and architecture of a c/m/r instance type, e.g. `c6i.2xlarge` → 8 vCPU, 16 GiB, x86."""
+    match = _INSTANCE_TYPE.match(instance_type)
+    if not match or match["size"] not in _SIZE_VCPUS:
+        raise ValueError(
+            f"after_instance_type must be a c, m or r instance of generation 5-8 in a size from large to "
+            f"24xlarge (e.g. c6i.2xlarge, c7g.2xlarge), got {instance_type!r}")
+    vcpus = _SIZE_VCPUS[match["size"]]
+    return InstanceCapacity(instance_type, vcpus, vcpus * _GIB_PER_VCPU[match["family"]] * 1024,
+                            arm64="g" in match["attrs"])
+
+
+@dataclass(frozen=True)
+class AfterConfig:
+    instance_type: str = "c6i.2xlarge"
+    resolution: str = "720p"  # the calibration row that sizes a task (calibration/calibration.json)
+    concurrency: int = 4  # streams analysed at once by one task (`monolith serve --concurrency`)
+    detectors: tuple[str, ...] = DETECTORS  # the subset this copy of the service runs
+    min_tasks: int = 1
+    max_tasks: int = 10
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"after_concurrency must be at least 1, got {self.concurrency}")
+        unknown = set(self.detectors) - set(DETECTORS)
+        if unknown or not self.detectors:
+            raise ValueError(
+                f"after_detectors must be a non-empty subset of {DETECTORS}, got {self.detectors}")
+        if not 0 <= self.min_tasks <= self.max_tasks or self.max_tasks < 1:
+            raise ValueError(f"need 0 <= after_min_tasks <= after_max_tasks and after_max_tasks >= 1, got "
+                             f"{self.min_tasks}..{self.max_tasks}")
+        instance = self.instance
+        size = self.task_size
+        if size.cpu_units > instance.cpu_units or size.memory_mib > instance.usable_memory_mib:
+            raise ValueError(
+                f"a task of {self.concurrency} {self.resolution} streams needs {size.cpu_units} CPU units "
+                f"and {size.memory_mib} MiB; {instance.instance_type} offers {instance.cpu_units} units and "
+                f"{instance.usable_memory_mib} MiB: lower after_concurrency or choose a larger instance")
+
+    @property
+    def instance(self) -> InstanceCapacity:
+        return instance_capacity(self.instance_type)
+
+    @property
+    def task_size(self) -> TaskSize:
+        """CPU units and memory of one task, from the committed calibration × concurrency."""
+        return task_size(load_calibration(), self.resolution, self.concurrency)
+
+    @property
+    def tasks_per_instance(self) -> int:
+        size, instance = self.task_size, self.instance
+        return min(instance.cpu_units // size.cpu_units, instance.usable_memory_mib // size.memory_mib)
+
+    @property
+    def max_instances(self) -> int:
+        """Instances the fleet needs at most: every task placed, bin-packed."""
+        return math.ceil(self.max_tasks / self.tasks_per_instance)
+
+    @property
+    def memory_bound(self) -> bool:
+        """Whether memory, not CPU, limits the tasks per instance (decides the placement's bin-packing)."""
+        size, instance = self.task_size, self.instance
+        return size.memory_mib / instance.usable_memory_mib >= size.cpu_units / instance.cpu_units
+
+    @classmethod
+    def from_node(cls, node: Node) -> AfterConfig:
+        def get(key: str, default: Any) -> Any:
+            value = node.try_get_context(key)
+            return default if value is None else value
+
+        return cls(
+            instance_type=str(get("after_instance_type", cls.instance_type)),
+            resolution=str(get("after_resolution", cls.resolution)),
+            concurrency=int(get("after_concurrency", cls.concurrency)),
+            detectors=tuple(_as_list(get("after_detectors", list(DETECTORS)))),
+            min_tasks=int(get("after_min_tasks", cls.min_tasks)),
+            max_tasks=int(get("after_max_tasks", cls.max_tasks)),
+        )
