@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test test-load lint demo demo-monolith bench calibrate bench-localstack evaluate cost clean synth synth-offline synth-localstack node FORCE
+.PHONY: venv test test-load lint demo demo-monolith bench calibrate bench-localstack evaluate cost clean synth synth-offline synth-localstack lint-templates node FORCE
 
 FORCE:
 
@@ -79,7 +79,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
-# Builds the Lambda packages with host-side pip (cache: ~/.cache/stream-quality-monitor/pip).
+# Both stacks, StreamQuality-<stage> (before) and StreamQuality-after-<stage>, checked by cdk-nag.
+# Builds the Lambda packages with host-side pip (cache: ~/.cache/stream-quality-monitor/pip); the after's
+# container image is only staged (cdk.out/asset.*): `cdk deploy` builds it where Docker exists.
 synth: venv node
 	scripts/cdk synth -q
 
@@ -89,6 +91,11 @@ synth-offline: venv node
 
 synth-localstack: venv node
 	scripts/cdk synth -q -c localstack=true
+
+# cfn-lint on both synthesized templates: fails on errors, prints warnings (make test runs the same check
+# in tests/infra/test_infra_after_templates.py).
+lint-templates: synth-offline
+	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
 # --- LocalStack ---
 # LocalStack 4.14.0 in host mode (no Docker) in a venv of its own, with our `process` Lambda executor

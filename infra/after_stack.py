@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, CrossStackReferences, ReferenceStrength, Stack
 from constructs import Construct
 
 from infra.after_config import AfterConfig
@@ -24,6 +24,10 @@ class StreamQualityAfterStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: MonitorConfig, after: AfterConfig,
                  shared: SharedResources, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # Strong references (Export/Fn::ImportValue): CloudFormation refuses to delete or replace a shared
+        # bucket or topic while the after uses it. Weak ones (Fn::GetStackOutput) would not protect the
+        # results, and LocalStack 4.14 does not know Fn::GetStackOutput.
+        CrossStackReferences.of(self).consume(ReferenceStrength.STRONG)
         # The queue's visibility timeout, redrive count and wait are the service's defaults.
         queue_settings = ServiceSettings()
         jobs = JobQueue(self, "Jobs", config=config, settings=queue_settings)

@@ -10,12 +10,13 @@ from constructs import IConstruct
 def object_arn_finding(bucket: s3.IBucket, pattern: str, scope: IConstruct | None = None) -> str:
     """How cdk-nag spells `bucket.arn_for_objects(pattern)` in an IAM5 finding id (in `scope`'s stack)."""
     owner = Stack.of(bucket)
-    if scope is not None and Stack.of(scope) is not owner:
-        # Another stack sees the ARN through the export CDK makes for the reference; export_value gives
-        # that same export (same name), so the finding names it as cdk-nag will.
+    resolved = owner.resolve(bucket.bucket_arn)
+    if isinstance(resolved, dict) and "Fn::GetAtt" in resolved and scope is not None \
+            and Stack.of(scope) is not owner:
+        # Another stack sees the bucket's ARN through the export CDK makes for the reference; export_value
+        # gives that same export (same name), so the finding names it as cdk-nag will. (An imported
+        # bucket's ARN is built from its name in each stack: no export.)
         resolved = owner.resolve(owner.export_value(bucket.bucket_arn))
-    else:
-        resolved = owner.resolve(bucket.bucket_arn)
     if isinstance(resolved, dict) and "Fn::ImportValue" in resolved:
         arn = str(resolved["Fn::ImportValue"])
     elif isinstance(resolved, dict) and "Fn::GetAtt" in resolved:

@@ -412,3 +412,15 @@ def test_docker_context_is_only_what_the_service_needs(default: Synthesized) -> 
     assert not list(staged.rglob("__pycache__")) and not list(staged.rglob("*.pyc"))
     assert (staged / "monolith" / "settings.py").exists()
     assert (staged / "calibration" / "calibration.json").exists()
+
+
+def test_imported_source_buckets_are_read_under_their_streams_prefix() -> None:
+    synthesized = synth_both({"source_bucket_names": "cams-eu,cams-us"})
+    assert env(synthesized.after)["MONITOR_SOURCE_BUCKETS"] == "cams-eu,cams-us"
+    (read,) = [s for s in statements(synthesized.after, TASK_ROLE) if s["Action"] == "s3:GetObject"]
+    assert read["Resource"] == [
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{name}/streams/*"]]}
+        for name in ("cams-eu", "cams-us")]
+    report = json.loads((synthesized.outdir / "validation-report.json").read_text())
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    assert (plugin["conclusion"], plugin["violations"]) == ("success", [])

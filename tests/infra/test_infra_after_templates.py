@@ -1,0 +1,71 @@
+"""Both stacks synthesized the way `make synth-offline` does (the pinned CDK CLI), with no Docker, and both
+templates linted by cfn-lint with zero errors, for AWS and for the LocalStack variant."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from cfnlint.api import lint_file
+from infra_helpers import synth  # noqa: F401  (sets the jsii environment variables before aws_cdk loads)
+
+from infra.after_config import after_stack_name
+from infra.config import stack_name
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = (stack_name("dev"), after_stack_name("dev"))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`scripts/cdk synth -c bundle=false` into a folder of its own, with a `docker` first on PATH that
+    records any call: the container image must only be staged at synth, never built."""
+    base = tmp_path_factory.mktemp("cli-synth")
+    bin_dir, marker, outdir = base / "bin", base / "docker-called", base / "cdk.out"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {marker}\nexit 1\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([str(ROOT / "scripts" / "cdk"), "synth", "-q", "-c", "bundle=false", "-o", str(outdir)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert not marker.exists(), f"synth called docker: {marker.read_text()}"
+    return outdir
+
+
+def errors(template: Path) -> list[str]:
+    return [f"{m.rule.id} {m.message} ({m.path_string})" for m in lint_file(template)
+            if m.rule.severity == "error"]
+
+
+def test_cli_synth_gives_both_stacks_without_docker(cli_synth: Path) -> None:
+    for name in STACKS:
+        assert (cli_synth / f"{name}.template.json").exists(), name
+    # The image's build context is staged for `cdk deploy`, which builds it where Docker exists
+    staged = [p for p in cli_synth.glob("asset.*") if (p / "Dockerfile").exists()]
+    assert len(staged) == 1
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_cfn_lint_finds_no_error_in_the_aws_templates(cli_synth: Path, name: str) -> None:
+    assert errors(cli_synth / f"{name}.template.json") == []
+
+
+def test_cfn_lint_finds_no_error_in_the_localstack_templates() -> None:
+    from app import build_stacks
+
+    outdir = Path(build_stacks({"aws:cdk:bundling-stacks": [], "localstack": "true"}).app.synth().directory)
+    for name in STACKS:
+        assert errors(outdir / f"{name}.template.json") == [], name
+
+
+def test_cfn_lint_reports_an_error_it_is_given(tmp_path: Path) -> None:
+    # The check can fail: a queue with a visibility timeout beyond SQS's 12 hours is an error
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 99999}}}}')
+    assert errors(bad)
