@@ -1,6 +1,10 @@
 """Deploy the unchanged CDK app to a LocalStack endpoint with the pinned `cdklocal`, and read its outputs.
 
-The app is synthesised (`-c localstack=true`: no Glue/Athena, no Node.js helper Lambdas) while the
+Both stacks are deployed: the before (`StreamQuality-<stage>`) and the after (`StreamQuality-after-<stage>`),
+which on LocalStack is its job queue and dead-letter queue only (no ECS in the free edition: the service
+runs as local processes against them) and reuses the before's buckets and topic.
+
+The app is synthesised (`-c localstack=true`: no Glue/Athena, no Node.js helper Lambdas, no ECS) while the
 CDK toolkit stack is bootstrapped — both take ~10 s and neither needs the other —, then the cloud assembly
 is deployed as is. The assembly lives in `cdk.out/localstack/` (not the `cdk.out` other synths use):
 the Lambda packages are built there once and reused while their sources and pins are unchanged.
@@ -24,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.after_config import after_stack_name
 from infra.config import stack_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +44,21 @@ class DeployError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class AfterStack:
+    """What the deployed after stack exposes (its CfnOutputs): its queues, the before's shared resources."""
+
+    name: str
+    job_queue_url: str
+    dead_letter_queue_url: str
+    source_bucket: str
+    results_bucket: str
+    topic_arn: str
+
+
+@dataclass(frozen=True)
 class Stack:
-    """What a deployed stack exposes (its CfnOutputs) and what the deployment took."""
+    """What the deployed before stack exposes (its CfnOutputs), the after beside it, and what the
+    deployment of both took."""
 
     name: str
     state_machine_arn: str
@@ -51,6 +69,7 @@ class Stack:
     deploy_s: float = 0.0
     synth_s: float = 0.0
     bootstrap_s: float = 0.0
+    after: AfterStack | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -106,12 +125,12 @@ def _assembly_lock() -> Iterator[None]:
 
 
 def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: str = STAGE) -> Stack:
-    """Bootstrap + synth (in parallel), then deploy; return the stack's outputs."""
+    """Bootstrap + synth (in parallel), then deploy both stacks; return their outputs."""
     ensure_cli()
     env = cdk_env(endpoint_url)
     ctx = {"localstack": "true", "stage": stage, **(context or {})}
     ctx_args = [arg for key, value in ctx.items() for arg in ("-c", f"{key}={value}")]
-    name = stack_name(ctx["stage"])
+    name, after_name = stack_name(ctx["stage"]), after_stack_name(ctx["stage"])
     started = time.monotonic()
     with _assembly_lock():
         bootstrap = subprocess.Popen(
@@ -137,6 +156,7 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
                 str(CDKLOCAL),
                 "deploy",
                 name,
+                after_name,
                 "--app",
                 str(ASSEMBLY),
                 "--require-approval",
@@ -150,9 +170,10 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
             what="cdklocal deploy",
         )
     try:
-        outputs = json.loads(outputs_file.read_text())[name]
+        deployed = json.loads(outputs_file.read_text())
     finally:
         outputs_file.unlink(missing_ok=True)
+    outputs, after = deployed[name], deployed[after_name]
     return Stack(
         name=name,
         state_machine_arn=outputs["StateMachineArn"],
@@ -163,6 +184,14 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
         deploy_s=round(time.monotonic() - started, 2),
         synth_s=round(synth_s, 2),
         bootstrap_s=round(bootstrap_s, 2),
+        after=AfterStack(
+            name=after_name,
+            job_queue_url=after["JobQueueUrl"],
+            dead_letter_queue_url=after["DeadLetterQueueUrl"],
+            source_bucket=after["SourceBucket"],
+            results_bucket=after["ResultsBucket"],
+            topic_arn=after["TopicArn"],
+        ),
     )
 
 

@@ -31,8 +31,8 @@ def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fake.write_text(f'#!/bin/sh\necho "$@" >> {marker}\nexit 1\n')
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([str(ROOT / "scripts" / "cdk"), "synth", "-q", "-c", "bundle=false", "-o", str(outdir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    command = [str(ROOT / "scripts" / "cdk"), "synth", "-q", "-c", "bundle=false", "-o", str(outdir)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert not marker.exists(), f"synth called docker: {marker.read_text()}"
     return outdir
@@ -67,5 +67,6 @@ def test_cfn_lint_finds_no_error_in_the_localstack_templates() -> None:
 def test_cfn_lint_reports_an_error_it_is_given(tmp_path: Path) -> None:
     # The check can fail: a queue with a visibility timeout beyond SQS's 12 hours is an error
     bad = tmp_path / "bad.json"
-    bad.write_text('{"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 99999}}}}')
+    bad.write_text('{"Resources": {"Q": {"Type": "AWS::SQS::Queue", '
+                   '"Properties": {"VisibilityTimeout": 99999}}}}')
     assert errors(bad)
