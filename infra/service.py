@@ -134,8 +134,10 @@ class MonitorService(Construct):
             user_data=ec2.UserData.for_linux(),  # the capacity provider adds the cluster's name to it
             role=role,
             security_group=self.network.security_group,
+            # IMDSv2 with the default hop limit of 1: containers (one hop further, bridge mode) cannot reach
+            # the instance role; they get their task role from the ECS agent's endpoint, the region from
+            # AWS_REGION.
             require_imdsv2=True,
-            http_put_response_hop_limit=2,  # lets tasks in bridge mode reach their role credentials
             block_devices=[ec2.BlockDevice(device_name="/dev/xvda", volume=ec2.BlockDeviceVolume.ebs(
                 30, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3, delete_on_termination=True))],
         )

@@ -187,6 +187,7 @@ def test_instance_type_and_architecture_come_from_context(default: Synthesized,
         assert parameter["Default"] == f"/aws/service/ecs/optimized-ami/{ami}/image_id"
         # IMDSv2 only, encrypted root volume
         assert template["MetadataOptions"]["HttpTokens"] == "required"
+        assert template["MetadataOptions"].get("HttpPutResponseHopLimit", 1) == 1  # tasks can't reach IMDS
         assert template["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
     # And the image is built for the instances' architecture
     assets = json.loads((graviton.outdir / f"{AFTER}.assets.json").read_text())
