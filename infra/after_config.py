@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 # Prefix of the stream objects the service may read: the demo uploads under it (demo/run.py).
 STREAMS_PREFIX = "streams/"
+# How the tasks reach SQS, SNS, ECR, ECS and CloudWatch Logs (S3 always through a gateway endpoint); the
+# cost model prices the same three (cost_model/after.py NETWORKS):
+# - public: public subnets, a public IPv4 address per instance, no NAT (no fixed cost);
+# - nat: private subnets, one NAT gateway per AZ;
+# - endpoints: isolated subnets, interface endpoints for each AWS API the instances call, no NAT.
+NETWORKS = ("public", "nat", "endpoints")
 
 # vCPUs per instance size (the same in every current EC2 family) and GiB of memory per vCPU per family
 # letter: compute-optimised c 2, general-purpose m 4, memory-optimised r 8 (EC2 instance-type pages).
@@ -74,6 +80,7 @@ class AfterConfig:
     detectors: tuple[str, ...] = DETECTORS  # the subset this copy of the service runs
     min_tasks: int = 1
     max_tasks: int = 10
+    network: str = "public"
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -82,6 +89,8 @@ class AfterConfig:
         if unknown or not self.detectors:
             raise ValueError(
                 f"after_detectors must be a non-empty subset of {DETECTORS}, got {self.detectors}")
+        if self.network not in NETWORKS:
+            raise ValueError(f"after_network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
         if not 0 <= self.min_tasks <= self.max_tasks or self.max_tasks < 1:
             raise ValueError(f"need 0 <= after_min_tasks <= after_max_tasks and after_max_tasks >= 1, got "
                              f"{self.min_tasks}..{self.max_tasks}")
@@ -131,4 +140,5 @@ class AfterConfig:
             detectors=tuple(_as_list(get("after_detectors", list(DETECTORS)))),
             min_tasks=int(get("after_min_tasks", cls.min_tasks)),
             max_tasks=int(get("after_max_tasks", cls.max_tasks)),
+            network=str(get("after_network", cls.network)),
         )

@@ -1,8 +1,9 @@
 """The after's compute: `monolith serve` in a container on an ECS cluster of EC2 instances.
 
-- Network: public subnets in two AZs, no NAT gateway; S3 traffic goes through a (free) gateway endpoint,
-  SQS/SNS/ECR/CloudWatch Logs through the internet gateway over TLS. Nothing is reachable from outside:
-  the instances' security group has no inbound rule.
+- Network (context `after_network`): by default public subnets in two AZs, no NAT gateway; S3 traffic goes
+  through a (free) gateway endpoint, SQS/SNS/ECR/ECS/CloudWatch Logs through the internet gateway over TLS.
+  `nat` and `endpoints` put the instances in private subnets behind NAT gateways or interface endpoints.
+  Nothing is reachable from outside: the instances' security group has no inbound rule.
 - Fleet: an Auto Scaling group (launch template, ECS-optimised Amazon Linux 2023, IMDSv2, encrypted gp3)
   as the cluster's capacity provider, with managed scaling: ECS adds instances when tasks cannot be placed
   and drains an instance before removing it.
@@ -41,19 +42,33 @@ CONTAINER_NAME = "monitor"
 # SIGTERM (scale-in, deployment) → the service finishes the second in hand and releases its jobs: well
 # inside two minutes. ECS's maximum stop timeout is 120 s.
 STOP_TIMEOUT_S = 120
+AZS = 2
+# What an instance in an isolated subnet calls besides S3: the ECS agent (ecs, ecs-agent, ecs-telemetry),
+# the image pull (ecr.api, ecr.dkr; layers come from S3), the log driver, and the service (sqs, sns).
+_ep = ec2.InterfaceVpcEndpointAwsService
+INTERFACE_ENDPOINTS = {"Ecs": _ep.ECS, "EcsAgent": _ep.ECS_AGENT, "EcsTelemetry": _ep.ECS_TELEMETRY,
+                       "EcrApi": _ep.ECR, "EcrDocker": _ep.ECR_DOCKER, "Logs": _ep.CLOUDWATCH_LOGS,
+                       "Sqs": _ep.SQS, "Sns": _ep.SNS}
 
 
 class Network(Construct):
-    """Two public subnets, no NAT, an S3 gateway endpoint, and a security group with no inbound rule."""
+    """Two AZs, an S3 gateway endpoint, a security group with no inbound rule, and one of three paths to
+    the other AWS APIs (infra/after_config.py NETWORKS): public subnets, NAT gateways, interface endpoints."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, network: str) -> None:
         super().__init__(scope, construct_id)
+        instances = {"public": ec2.SubnetType.PUBLIC, "nat": ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                     "endpoints": ec2.SubnetType.PRIVATE_ISOLATED}[network]
+        subnets = [ec2.SubnetConfiguration(name="instances", subnet_type=instances, cidr_mask=24)]
+        if network == "nat":  # the NAT gateways live in public subnets
+            subnets.append(ec2.SubnetConfiguration(name="nat", subnet_type=ec2.SubnetType.PUBLIC,
+                                                   cidr_mask=28))
+        self.instance_subnets = ec2.SubnetSelection(subnet_type=instances)
         self.vpc = ec2.Vpc(
             self, "Vpc",
-            max_azs=2,
-            nat_gateways=0,
-            subnet_configuration=[ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC,
-                                                          cidr_mask=24)],
+            max_azs=AZS,
+            nat_gateways=AZS if network == "nat" else 0,  # one per AZ: an AZ outage does not cut the other
+            subnet_configuration=subnets,
             gateway_endpoints={
                 "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
             # True would add CDK's Node.js custom-resource Lambda; the default group is left unused instead.
@@ -68,6 +83,12 @@ class Network(Construct):
         # Every AWS API the tasks and the ECS agent call is HTTPS; DNS and the time service are link-local
         # addresses that security groups do not filter.
         self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs over TLS")
+        if network == "endpoints":
+            for name, service in INTERFACE_ENDPOINTS.items():
+                endpoint = self.vpc.add_interface_endpoint(
+                    name, service=service, private_dns_enabled=True, subnets=self.instance_subnets,
+                    open=False)  # reachable from the instances' group only, not the whole VPC
+                endpoint.connections.allow_default_port_from(self.security_group)
 
 
 class MonitorService(Construct):
@@ -76,7 +97,7 @@ class MonitorService(Construct):
         shared: SharedResources, queue: sqs.IQueue, settings: ServiceSettings,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.network = Network(self, "Network")
+        self.network = Network(self, "Network", network=after.network)
         self.cluster = self._cluster(config, after)
         size = after.task_size
         arm64 = after.instance.arm64
@@ -144,7 +165,7 @@ class MonitorService(Construct):
         fleet = autoscaling.AutoScalingGroup(
             self, "Fleet",
             vpc=self.network.vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            vpc_subnets=self.network.instance_subnets,
             launch_template=template,
             min_capacity=0,
             max_capacity=after.max_instances,

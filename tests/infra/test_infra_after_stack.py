@@ -146,6 +146,7 @@ def test_instance_capacity_and_packing() -> None:
     ({"detectors": ("freeze", "ghosts")}, "after_detectors must be a non-empty subset"),
     ({"detectors": ()}, "after_detectors must be a non-empty subset"),
     ({"min_tasks": 3, "max_tasks": 2}, "after_min_tasks <= after_max_tasks"),
+    ({"network": "vpn"}, "after_network must be one of public, nat, endpoints"),
     ({"resolution": "4k"}, "no cpu_s_per_stream_second measured for '4k'"),
 ])
 def test_bad_after_settings_are_refused_with_the_reason(kwargs: dict[str, Any], message: str) -> None:
@@ -323,6 +324,55 @@ def test_public_subnets_no_nat_s3_gateway_endpoint_no_inbound(default: Synthesiz
     assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in group["SecurityGroupEgress"]] == [
         ("tcp", 443, 443)]
     template.resource_count_is("AWS::EC2::SecurityGroupIngress", 0)
+
+
+@pytest.fixture(scope="module", params=["nat", "endpoints"])
+def private(request: pytest.FixtureRequest) -> tuple[str, Synthesized]:
+    return request.param, synth_both({"after_network": request.param})
+
+
+def test_private_networks_keep_the_instances_off_the_internet(private: tuple[str, Synthesized]) -> None:
+    network, synthesized = private
+    after = synthesized.after
+    asg = one(after, "AWS::AutoScaling::AutoScalingGroup")
+    subnets = of_type(after, "AWS::EC2::Subnet")
+    instance_subnets = [s["Ref"] for s in asg["VPCZoneIdentifier"]]
+    assert len(instance_subnets) == 2
+    # The instances' subnets give no public address, and nothing routes them to the internet gateway
+    for subnet in instance_subnets:
+        assert subnets[subnet]["Properties"]["MapPublicIpOnLaunch"] is False
+    routes = [r["Properties"] for r in of_type(after, "AWS::EC2::Route").values()]
+    associations = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["RouteTableId"]["Ref"]
+                    for a in of_type(after, "AWS::EC2::SubnetRouteTableAssociation").values()}
+    for subnet in instance_subnets:
+        assert not [r for r in routes if r["RouteTableId"] == {"Ref": associations[subnet]}
+                    and "GatewayId" in r]
+    endpoints = [e["Properties"] for e in of_type(after, "AWS::EC2::VPCEndpoint").values()]
+    assert [e["VpcEndpointType"] for e in endpoints].count("Gateway") == 1  # S3, in every variant
+    if network == "nat":
+        # One NAT gateway per AZ, each instance subnet's default route through the one in its AZ
+        assert len(of_type(after, "AWS::EC2::NatGateway")) == 2
+        nat_routes = [r for r in routes if "NatGatewayId" in r]
+        assert sorted(r["RouteTableId"]["Ref"] for r in nat_routes) == sorted(
+            associations[s] for s in instance_subnets)
+    else:
+        assert not of_type(after, "AWS::EC2::NatGateway") and not of_type(after, "AWS::EC2::InternetGateway")
+        interface = [e for e in endpoints if e["VpcEndpointType"] == "Interface"]
+        # com.amazonaws.<region>.<service>: what the ECS agent, the image pull, the log driver and the
+        # service call
+        assert sorted(e["ServiceName"]["Fn::Join"][1][-1] for e in interface) == sorted([
+            ".ecs", ".ecs-agent", ".ecs-telemetry", ".ecr.api", ".ecr.dkr", ".logs", ".sqs", ".sns"])
+        assert all(e["PrivateDnsEnabled"] for e in interface)
+        # Each endpoint admits HTTPS from the instances' group only
+        (instances,) = [k for k, g in of_type(after, "AWS::EC2::SecurityGroup").items()
+                        if "ECS instances" in g["Properties"]["GroupDescription"]]
+        ingress = [i["Properties"] for i in of_type(after, "AWS::EC2::SecurityGroupIngress").values()]
+        assert len(ingress) == 8
+        assert all(i["SourceSecurityGroupId"] == {"Fn::GetAtt": [instances, "GroupId"]}
+                   and (i["FromPort"], i["ToPort"]) == (443, 443) for i in ingress)
+    report = json.loads((synthesized.outdir / "validation-report.json").read_text())
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    assert (plugin["conclusion"], plugin["violations"]) == ("success", [])
 
 
 # --- what the two stacks share ------------------------------------------------------------------------

@@ -56,10 +56,15 @@ def test_cfn_lint_finds_no_error_in_the_aws_templates(cli_synth: Path, name: str
     assert errors(cli_synth / f"{name}.template.json") == []
 
 
-def test_cfn_lint_finds_no_error_in_the_localstack_templates() -> None:
+@pytest.mark.parametrize("context", [
+    {"localstack": "true"},
+    {"after_network": "nat"},
+    {"after_network": "endpoints", "after_instance_type": "c7g.2xlarge"},
+], ids=["localstack", "nat", "endpoints-arm64"])
+def test_cfn_lint_finds_no_error_in_the_other_variants(context: dict[str, str]) -> None:
     from app import build_stacks
 
-    outdir = Path(build_stacks({"aws:cdk:bundling-stacks": [], "localstack": "true"}).app.synth().directory)
+    outdir = Path(build_stacks({"aws:cdk:bundling-stacks": [], **context}).app.synth().directory)
     for name in STACKS:
         assert errors(outdir / f"{name}.template.json") == [], name
 
