@@ -475,3 +475,14 @@ def test_imported_source_buckets_are_read_under_their_streams_prefix() -> None:
     report = json.loads((synthesized.outdir / "validation-report.json").read_text())
     (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
     assert (plugin["conclusion"], plugin["violations"]) == ("success", [])
+
+
+def test_cdk_json_states_the_after_defaults() -> None:
+    # The CLI reads cdk.json, the tests build the app without it: both must give the same after
+    from aws_cdk import App
+
+    context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
+    assert {k for k in context if k.startswith("after_")} == {
+        "after_instance_type", "after_resolution", "after_concurrency", "after_detectors", "after_min_tasks",
+        "after_max_tasks", "after_network"}
+    assert AfterConfig.from_node(App(context=context).node) == AfterConfig()
