@@ -175,7 +175,11 @@ class MonitorService(Construct):
                     "service events and CloudTrail, so no separate SNS notifications are configured.")
         self.capacity_provider = ecs.AsgCapacityProvider(
             self, "Capacity", auto_scaling_group=fleet,
-            enable_managed_scaling=True, enable_managed_termination_protection=True,
+            enable_managed_scaling=True,
+            # Draining stops an instance's tasks (SIGTERM, StopTimeout) before the group terminates it.
+            # Termination protection also keeps instances with tasks from scale-in, but leaves them
+            # protected when the stack is deleted (aws-cdk#18179): production only, sandboxes must destroy.
+            enable_managed_termination_protection=not config.sandbox,
             enable_managed_draining=True, target_capacity_percent=100,
         )
         cluster = ecs.Cluster(self, "Cluster", vpc=self.network.vpc,

@@ -42,7 +42,8 @@ def synth_both(context: dict[str, Any] | None = None) -> Synthesized:
     assembly = stacks.app.synth()
     outdir = Path(assembly.directory)
     read = lambda name: json.loads((outdir / f"{name}.template.json").read_text())  # noqa: E731
-    return Synthesized(outdir, read(BEFORE), read(AFTER), assembly, stacks)
+    return Synthesized(outdir, read(stacks.before.stack_name), read(stacks.after.stack_name), assembly,
+                       stacks)
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +167,11 @@ def test_ecs_cluster_on_ec2_with_an_asg_capacity_provider(default: Synthesized) 
     # Then ECS scales the group (tasks that cannot be placed add instances) and drains before removing one
     assert provider["AutoScalingGroupArn"] == {"Ref": asg_id}
     assert provider["ManagedScaling"] == {"Status": "ENABLED", "TargetCapacity": 100}
-    assert (provider["ManagedTerminationProtection"], provider["ManagedDraining"]) == ("ENABLED", "ENABLED")
+    # A sandbox stage (dev) must be destroyable: no managed termination protection (aws-cdk#18179)
+    assert (provider["ManagedTerminationProtection"], provider["ManagedDraining"]) == ("DISABLED", "ENABLED")
     asg = one(default.after, "AWS::AutoScaling::AutoScalingGroup")
-    assert (asg["MinSize"], asg["MaxSize"], asg["NewInstancesProtectedFromScaleIn"]) == ("0", "2", True)
+    assert (asg["MinSize"], asg["MaxSize"], asg.get("NewInstancesProtectedFromScaleIn", False)) == (
+        "0", "2", False)
     service = one(default.after, "AWS::ECS::Service")
     (provider_id,) = of_type(default.after, "AWS::ECS::CapacityProvider")
     assert service["CapacityProviderStrategy"] == [{"CapacityProvider": {"Ref": provider_id}, "Weight": 1}]
@@ -486,3 +489,16 @@ def test_cdk_json_states_the_after_defaults() -> None:
         "after_instance_type", "after_resolution", "after_concurrency", "after_detectors", "after_min_tasks",
         "after_max_tasks", "after_network"}
     assert AfterConfig.from_node(App(context=context).node) == AfterConfig()
+
+
+def test_production_protects_instances_that_run_tasks_and_keeps_its_logs() -> None:
+    synthesized = synth_both({"stage": "prod"})
+    assert synthesized.stacks.after.stack_name == "StreamQuality-after-prod"
+    after = synthesized.after
+    provider = one(after, "AWS::ECS::CapacityProvider")["AutoScalingGroupProvider"]
+    assert provider["ManagedTerminationProtection"] == "ENABLED"
+    assert one(after, "AWS::AutoScaling::AutoScalingGroup")["NewInstancesProtectedFromScaleIn"] is True
+    (logs,) = of_type(after, "AWS::Logs::LogGroup").values()
+    assert logs["DeletionPolicy"] == "Retain"
+    jobs, dlq = queue_ids(after)
+    assert after["Resources"][jobs]["DeletionPolicy"] == after["Resources"][dlq]["DeletionPolicy"] == "Retain"
