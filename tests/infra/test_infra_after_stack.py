@@ -176,6 +176,7 @@ def test_ecs_cluster_on_ec2_with_an_asg_capacity_provider(default: Synthesized) 
     (provider_id,) = of_type(default.after, "AWS::ECS::CapacityProvider")
     assert service["CapacityProviderStrategy"] == [{"CapacityProvider": {"Ref": provider_id}, "Weight": 1}]
     assert service["PlacementStrategies"] == [{"Field": "MEMORY", "Type": "binpack"}]  # memory binds first
+    assert "DesiredCount" not in service  # a deployment never resets what scaling has set
     breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
     assert breaker == {"Enable": True, "Rollback": True}
 
