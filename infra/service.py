@@ -120,8 +120,9 @@ class MonitorService(Construct):
             log_driver=ecs.LogDrivers.aws_logs(stream_prefix="monitor", log_group=log_group),
             min_scaling_capacity=after.min_tasks,
             max_scaling_capacity=after.max_tasks,
-            # Scale out on jobs waiting: a job stays visible only while every running task is full. One
-            # task more per waiting job up to a task's worth, five more beyond five tasks' worth.
+            # Scale out on jobs waiting: a job stays visible only while every running task is full.
+            # From one waiting job, one task more (again after each cooldown while jobs still wait); from
+            # five tasks' worth of waiting jobs, five more. Nothing here scales in (see below).
             scaling_steps=[appscaling.ScalingInterval(lower=1, change=1),
                            appscaling.ScalingInterval(lower=5 * after.concurrency, change=5)],
             # Scale in when the tasks' CPU falls below what a full task uses: a task reserves the measured
