@@ -162,6 +162,8 @@ def test_ecs_cluster_on_ec2_with_an_asg_capacity_provider(default: Synthesized) 
     template = default.template()
     template.resource_count_is("AWS::ECS::Cluster", 1)
     template.resource_count_is("AWS::AutoScaling::AutoScalingGroup", 1)
+    template.has_resource_properties("AWS::ECS::TaskDefinition", {
+        "RequiresCompatibilities": ["EC2"], "NetworkMode": "bridge"})
     provider = one(default.after, "AWS::ECS::CapacityProvider")["AutoScalingGroupProvider"]
     (asg_id,) = of_type(default.after, "AWS::AutoScaling::AutoScalingGroup")
     # Then ECS scales the group (tasks that cannot be placed add instances) and drains before removing one
@@ -225,7 +227,15 @@ def test_container_runs_the_dockerfile_command_with_the_services_settings(defaul
 
 
 def test_job_queue_redrives_to_the_dead_letter_queue(default: Synthesized) -> None:
+    from aws_cdk.assertions import Match
+
     jobs, dlq = queue_ids(default.after)
+    default.template().has_resource_properties("AWS::SQS::Queue", {
+        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, Match.exact("Arn")]},
+                          "maxReceiveCount": 3},
+        "VisibilityTimeout": 300,
+        "SqsManagedSseEnabled": True,
+    })
     queues = of_type(default.after, "AWS::SQS::Queue")
     props = queues[jobs]["Properties"]
     # ServiceSettings defaults: 300 s visibility, 3 receives, 20 s long polling
