@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from calibration import Calibration
 from calibration import load as load_calibration
 from infra.config import DETECTORS, _as_list
 from monolith.sizing import CPU_UNITS_PER_VCPU, TaskSize, task_size
@@ -81,6 +83,9 @@ class AfterConfig:
     min_tasks: int = 1
     max_tasks: int = 10
     network: str = "public"
+    # The measured figures that size a task: the committed calibration/calibration.json unless another
+    # file is given (e.g. `make calibrate` run on the instance type the fleet uses).
+    calibration_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -107,9 +112,21 @@ class AfterConfig:
         return instance_capacity(self.instance_type)
 
     @property
+    def calibration(self) -> Calibration:
+        return load_calibration(Path(self.calibration_path) if self.calibration_path else None)
+
+    @property
     def task_size(self) -> TaskSize:
-        """CPU units and memory of one task, from the committed calibration × concurrency."""
-        return task_size(load_calibration(), self.resolution, self.concurrency)
+        """CPU units and memory of one task, from the calibration × concurrency."""
+        return task_size(self.calibration, self.resolution, self.concurrency)
+
+    @property
+    def full_task_cpu_percent(self) -> int:
+        """CPU utilisation, as a share of its reservation, of a task running `concurrency` streams at the
+        measured rate: 1/(1 + headroom), rounded by the reservation's whole units."""
+        per_stream = self.calibration.monolith_cpu(self.resolution).median
+        measured = per_stream * self.concurrency * CPU_UNITS_PER_VCPU
+        return max(10, min(90, round(100 * measured / self.task_size.cpu_units)))
 
     @property
     def tasks_per_instance(self) -> int:
@@ -141,4 +158,5 @@ class AfterConfig:
             min_tasks=int(get("after_min_tasks", cls.min_tasks)),
             max_tasks=int(get("after_max_tasks", cls.max_tasks)),
             network=str(get("after_network", cls.network)),
+            calibration_path=get("after_calibration", None) or None,
         )

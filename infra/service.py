@@ -27,7 +27,6 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from calibration import load as load_calibration
 from infra.after_config import STREAMS_PREFIX, AfterConfig
 from infra.config import MonitorConfig
 from infra.functions import retention
@@ -35,7 +34,6 @@ from infra.nag import acknowledge, acknowledge_object_prefix
 from infra.shared import SharedResources
 from lambdas.shared.results import RESULTS_PREFIX
 from monolith.settings import ServiceSettings
-from monolith.sizing import CPU_UNITS_PER_VCPU
 
 ROOT = Path(__file__).resolve().parent.parent  # the Dockerfile's build context (.dockerignore trims it)
 CONTAINER_NAME = "monitor"
@@ -127,7 +125,7 @@ class MonitorService(Construct):
                            appscaling.ScalingInterval(lower=5 * after.concurrency, change=5)],
             # Scale in when the tasks' CPU falls below what a full task uses: a task reserves the measured
             # CPU plus headroom, so a full one runs at 1/(1+headroom) of its reservation.
-            cpu_target_utilization_percent=_full_task_cpu_percent(after),
+            cpu_target_utilization_percent=after.full_task_cpu_percent,
             capacity_provider_strategies=[ecs.CapacityProviderStrategy(
                 capacity_provider=self.capacity_provider.capacity_provider_name, weight=1)],
             placement_strategies=[ecs.PlacementStrategy.packed_by_memory() if after.memory_bound
@@ -226,10 +224,3 @@ class MonitorService(Construct):
             acknowledge(execution_role, "AwsSolutions-IAM5[Resource::*]",
                         "ecr:GetAuthorizationToken, added by aws-cdk-lib to pull the image, accepts no "
                         "narrower resource than *.")
-
-
-def _full_task_cpu_percent(after: AfterConfig) -> int:
-    """CPU utilisation (of the reservation) of a task running `concurrency` streams at the measured rate."""
-    per_stream = load_calibration().monolith_cpu(after.resolution).median
-    measured = per_stream * after.concurrency * CPU_UNITS_PER_VCPU
-    return max(10, min(90, round(100 * measured / after.task_size.cpu_units)))

@@ -1,8 +1,9 @@
 """The after stack, StreamQuality-after-<stage>: resources, IAM scope, scaling, what it shares with the
 before, and its LocalStack variant, read from synthesized templates (aws_cdk.assertions).
 
-Sizes are written out by hand from calibration/calibration.json (720p: 0.108 CPU-s per stream-second,
-400 MiB peak per stream; 360p: 0.041 and 250) and monolith/sizing.py (50% headroom, 256 MiB base).
+Sizes are written out by hand from a fixed calibration, tests/infra/data/calibration-seed.json (720p:
+0.108 CPU-s per stream-second, 400 MiB peak per stream; 360p: 0.041 and 250; given with the
+`after_calibration` context), and monolith/sizing.py (50% headroom, 256 MiB base).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from infra_helpers import synth  # noqa: F401  (sets the jsii environment variab
 from infra.after_config import AfterConfig, after_stack_name, instance_capacity
 
 BEFORE, AFTER = "StreamQuality-dev", after_stack_name("dev")
+SEED = str(Path(__file__).resolve().parent / "data" / "calibration-seed.json")
 TASK_ROLE = "MonitorServiceQueueProcessingTaskDefTaskRole"
 
 
@@ -38,7 +40,7 @@ class Synthesized:
 def synth_both(context: dict[str, Any] | None = None) -> Synthesized:
     from app import build_stacks
 
-    stacks = build_stacks({"aws:cdk:bundling-stacks": [], **(context or {})})
+    stacks = build_stacks({"aws:cdk:bundling-stacks": [], "after_calibration": SEED, **(context or {})})
     assembly = stacks.app.synth()
     outdir = Path(assembly.directory)
     read = lambda name: json.loads((outdir / f"{name}.template.json").read_text())  # noqa: E731
@@ -124,7 +126,7 @@ def test_task_size_is_the_calibrated_cpu_and_memory_times_concurrency(default: S
     # 720p × 8: 1327.1 → 1328 units; 256 + 400 × 8 × 1.5 = 5056 → 5120 MiB
     assert (container(graviton.after)["Cpu"], container(graviton.after)["Memory"]) == (1328, 5120)
     # 360p × 2: 0.041 × 2 × 1.5 × 1024 = 126 → the 128-unit floor; 256 + 250 × 2 × 1.5 = 1006 → 1024 MiB
-    size = AfterConfig(resolution="360p", concurrency=2).task_size
+    size = AfterConfig(resolution="360p", concurrency=2, calibration_path=SEED).task_size
     assert (size.cpu_units, size.memory_mib) == (128, 1024)
 
 
@@ -135,7 +137,7 @@ def test_instance_capacity_and_packing() -> None:
     assert (c7g.vcpus, c7g.memory_mib, c7g.arm64) == (8, 16384, True)
     assert (m7g.vcpus, m7g.memory_mib, m7g.arm64) == (4, 16384, True)
     # Default task (664 units, 2688 MiB) on c6i.2xlarge: 8192 // 664 = 12 by CPU, 14745 // 2688 = 5 by memory
-    config = AfterConfig()
+    config = AfterConfig(calibration_path=SEED)
     assert (config.tasks_per_instance, config.memory_bound, config.max_instances) == (5, True, 2)
 
 
@@ -152,7 +154,7 @@ def test_instance_capacity_and_packing() -> None:
 ])
 def test_bad_after_settings_are_refused_with_the_reason(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        AfterConfig(**kwargs)
+        AfterConfig(**{"calibration_path": SEED, **kwargs})
 
 
 # --- compute ------------------------------------------------------------------------------------------
@@ -513,3 +515,18 @@ def test_production_protects_instances_that_run_tasks_and_keeps_its_logs() -> No
     assert logs["DeletionPolicy"] == "Retain"
     jobs, dlq = queue_ids(after)
     assert after["Resources"][jobs]["DeletionPolicy"] == after["Resources"][dlq]["DeletionPolicy"] == "Retain"
+
+
+def test_by_default_the_task_is_sized_from_the_committed_calibration() -> None:
+    from calibration import CALIBRATION_PATH
+
+    synthesized = synth_both({"after_calibration": ""})
+    committed = AfterConfig(calibration_path=str(CALIBRATION_PATH)).task_size
+    assert (container(synthesized.after)["Cpu"], container(synthesized.after)["Memory"]) == (
+        committed.cpu_units, committed.memory_mib)
+    assert AfterConfig().calibration.path == CALIBRATION_PATH
+
+
+def test_a_missing_calibration_file_is_refused_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"nowhere\.json: cannot read the calibration"):
+        AfterConfig(calibration_path=str(tmp_path / "nowhere.json"))
