@@ -60,21 +60,16 @@ def before(localstack: Any) -> Stack:
 
 @pytest.fixture(scope="module")
 def after(aws: Aws, before: Stack) -> AfterStack:
-    """The one place that knows where the after's queues come from. Until the after stack lands, the
-    queue and its DLQ (redrive after max_receives) are made here with boto3, beside the before stack;
-    then this becomes its outputs JobQueueUrl and DeadLetterQueueUrl."""
-    defaults = ServiceSettings()
-    tag = uuid.uuid4().hex[:6]
-    dlq_url = aws.sqs.create_queue(QueueName=f"after-jobs-dlq-{tag}")["QueueUrl"]
-    dlq_arn = aws.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]
-                                           )["Attributes"]["QueueArn"]
-    queue_url = aws.sqs.create_queue(QueueName=f"after-jobs-{tag}", Attributes={
-        "VisibilityTimeout": str(defaults.visibility_timeout_s),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
-                                     "maxReceiveCount": defaults.max_receives}),
-    })["QueueUrl"]
-    return AfterStack(queue_url, dlq_url, before.source_bucket, before.results_bucket, before.topic_arn,
-                      defaults.max_receives)
+    """The one place that knows where the after's queues come from: the after stack's outputs
+    (JobQueueUrl, DeadLetterQueueUrl), deployed beside the before by demo.deploy, and the before's
+    source bucket, results bucket and topic, which the after shares. `max_receives` is the deployed
+    queue's redrive count."""
+    deployed = before.after
+    assert deployed is not None, "demo.deploy returned no after stack"
+    redrive = aws.sqs.get_queue_attributes(QueueUrl=deployed.job_queue_url,
+                                           AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+    return AfterStack(deployed.job_queue_url, deployed.dead_letter_queue_url, deployed.source_bucket,
+                      deployed.results_bucket, deployed.topic_arn, json.loads(redrive)["maxReceiveCount"])
 
 
 @pytest.fixture(scope="module")
