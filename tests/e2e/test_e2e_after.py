@@ -372,3 +372,32 @@ def test_a_task_whose_queue_is_missing_exits_2_instead_of_restarting_its_workers
     messages = [json.loads(line).get("message") for line in task.lines() if line.startswith("{")]
     assert messages.count("cannot read the job queue") >= 1
     assert "a worker could not start; stopping" in messages
+
+
+def test_the_after_stack_is_deployed_beside_the_before_with_the_services_queue_settings(
+        aws: Aws, before: Stack, after: AfterStack, aws_client: Callable[[str], Any]) -> None:
+    # Given both stacks deployed by demo.deploy (cdklocal, -c localstack=true)
+    deployed = before.after
+    assert deployed is not None
+    cloudformation = aws_client("cloudformation")
+    statuses = {s["StackName"]: s["StackStatus"] for s in cloudformation.describe_stacks()["Stacks"]}
+    assert statuses[before.name] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    assert statuses[deployed.name] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    # Then on LocalStack the after is its two queues: no cluster, service or Auto Scaling group
+    kinds = {r["ResourceType"] for r in cloudformation.describe_stack_resources(
+        StackName=deployed.name)["StackResources"]}
+    assert kinds - {"AWS::CDK::Metadata"} == {"AWS::SQS::Queue", "AWS::SQS::QueuePolicy"}
+    # And it shares the before's buckets and topic rather than having its own
+    assert (deployed.source_bucket, deployed.results_bucket, deployed.topic_arn) == (
+        before.source_bucket, before.results_bucket, before.topic_arn)
+    # And its job queue has the service's settings and redrives to its dead-letter queue
+    settings = ServiceSettings()
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=after.job_queue_url,
+                                              AttributeNames=["All"])["Attributes"]
+    dlq_arn = aws.sqs.get_queue_attributes(QueueUrl=after.dead_letter_queue_url,
+                                           AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn,
+                                                       "maxReceiveCount": settings.max_receives}
+    assert int(attributes["VisibilityTimeout"]) == settings.visibility_timeout_s
+    assert int(attributes["ReceiveMessageWaitTimeSeconds"]) == settings.receive_wait_s
+    print(f"both stacks deployed in {before.deploy_s:.1f} s (synth {before.synth_s:.1f} s)")

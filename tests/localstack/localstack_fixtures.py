@@ -7,9 +7,7 @@ always stopped at the end; started only when a test asks for it. Fixtures:
 - ``localstack_url``: its endpoint URL;
 - ``localstack_env``: env vars for boto3 / AWS CLI / cdklocal subprocesses
   (``subprocess.run([...], env={**os.environ, **localstack_env})``);
-- ``aws_client``: ``aws_client("s3")`` → a boto3 client for that LocalStack (no retries);
-- ``deployed``: both stacks of the CDK app (before and after) deployed on it with cdklocal
-  (``demo.deploy.deploy``): the before's outputs, and the after's under ``.after``.
+- ``aws_client``: ``aws_client("s3")`` → a boto3 client for that LocalStack (no retries).
 
 ``tests/localstack/conftest.py`` imports them for the tests in this folder. A session-scoped fixture is
 shared only by the tests below the conftest that defines it: put other LocalStack tests (e.g. CDK deploys)
@@ -30,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from demo.deploy import Stack, deploy, load_launcher
+from demo.deploy import load_launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,9 +87,3 @@ def aws_client(localstack: Any) -> Callable[[str], Any]:
         )
 
     return client
-
-
-@pytest.fixture(scope="session")
-def deployed(localstack: Any) -> Stack:
-    """The before and the after stacks, deployed once per session with the default context."""
-    return deploy(localstack.url)
