@@ -139,7 +139,7 @@ class MonitorService(Construct):
         cfn_task = task_definition.node.default_child
         assert isinstance(cfn_task, ecs.CfnTaskDefinition)
         cfn_task.add_property_override("ContainerDefinitions.0.StopTimeout", STOP_TIMEOUT_S)
-        self._grant(task_definition.task_role, shared)
+        self._grant(task_definition.task_role, shared, config)
         self._acknowledge(task_definition)
 
     def _cluster(self, config: MonitorConfig, after: AfterConfig) -> ecs.Cluster:
@@ -196,13 +196,16 @@ class MonitorService(Construct):
                     "aws-cdk-lib writes it for EC2 capacity; scoped to this cluster.")
         return cluster
 
-    def _grant(self, role: iam.IRole, shared: SharedResources) -> None:
+    def _grant(self, role: iam.IRole, shared: SharedResources, config: MonitorConfig) -> None:
         """Least privilege beyond the pattern's SQS consume grant: read streams, write results, publish."""
         streams = f"{STREAMS_PREFIX}*"
         results = f"{RESULTS_PREFIX}*"
         # GetObject also authorises HeadObject; the task lists nothing and writes nothing else.
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[b.arn_for_objects(streams) for b in shared.source_buckets]))
+        if config.source_kms_key_arns:  # imported source buckets with SSE-KMS: reading needs the key
+            role.add_to_principal_policy(iam.PolicyStatement(
+                actions=["kms:Decrypt"], resources=list(config.source_kms_key_arns)))
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:PutObject"], resources=[shared.results_bucket.arn_for_objects(results)]))
         # sns:Publish on the one topic, plus the key's data-key actions if the topic has a customer key.

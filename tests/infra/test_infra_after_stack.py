@@ -482,12 +482,17 @@ def test_docker_context_is_only_what_the_service_needs(default: Synthesized) -> 
 
 
 def test_imported_source_buckets_are_read_under_their_streams_prefix() -> None:
-    synthesized = synth_both({"source_bucket_names": "cams-eu,cams-us"})
+    key = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    synthesized = synth_both({"source_bucket_names": "cams-eu,cams-us", "source_kms_key_arns": key})
     assert env(synthesized.after)["MONITOR_SOURCE_BUCKETS"] == "cams-eu,cams-us"
     (read,) = [s for s in statements(synthesized.after, TASK_ROLE) if s["Action"] == "s3:GetObject"]
     assert read["Resource"] == [
         {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{name}/streams/*"]]}
         for name in ("cams-eu", "cams-us")]
+    # SSE-KMS objects: Decrypt on exactly the given key, nothing else of KMS
+    kms = [s for s in statements(synthesized.after, TASK_ROLE)
+           if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+    assert [(s["Action"], s["Resource"]) for s in kms] == [("kms:Decrypt", key)]
     report = json.loads((synthesized.outdir / "validation-report.json").read_text())
     (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
     assert (plugin["conclusion"], plugin["violations"]) == ("success", [])
