@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MEDIA
 from detector_runs import run_detector
 
 from lambdas.converter.decode import iter_seconds, probe, read_second
 from lambdas.detectors import registry
 from lambdas.shared.media import StreamInfo, StreamSecond
+
+MEDIA = Path(__file__).resolve().parents[1] / "media"
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".ts", ".avi"}
 CLIPS = sorted(p for p in [*MEDIA.iterdir(), *(MEDIA / "parity").iterdir()] if p.suffix in VIDEO_SUFFIXES)
