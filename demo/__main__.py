@@ -1,9 +1,18 @@
-"""`python -m demo [--stream PATH] [--json]`: the serverless "before" architecture, end to end, on LocalStack.
+"""`python -m demo [--stream PATH] [--json]`: the before and the after, end to end, on LocalStack.
 
 Starts LocalStack (host mode, its own data directory under the output folder, a free port), deploys the
-CDK app with cdklocal, generates a sample stream with defects (unless --stream), runs it through the
-workflow with a progress bar, prints the defects, notifications, corrective actions and the run's bill
-of materials, writes `<out>/summary.json`, and always stops LocalStack.
+CDK app's two stacks with cdklocal, generates a sample stream with defects (unless --stream), and runs
+the same stream through both architectures:
+
+- the before: the Step Functions workflow, a converter Lambda and three detector Lambdas;
+- the after: the service's container command as local processes fed by the after's queue (ECS is not
+  in LocalStack's free edition), frames in memory.
+
+It prints what each found, the notifications and the corrective actions (one topic and one
+corrective-action function for both), the two bills as measured and priced with the cost model's price
+table — per stream-hour and for the Prime-Video-like scenario — and writes `<out>/summary.json`. The
+defects of both must equal `monolith analyze` on the file: a difference is a bug, and the demo exits 3.
+LocalStack is always stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo.deploy import ROOT, DeployError, deploy, load_launcher
+from cost_model.bills import priced
+from cost_model.prices import PriceBook
+from demo.after import AfterRun, run_after
+from demo.deploy import REGION, ROOT, DeployError, deploy, load_launcher
 from demo.report import (
     actions_table,
     bills_table,
@@ -25,12 +37,15 @@ from demo.report import (
     disagreement,
     functions_table,
     notifications_table,
+    prices_table,
     progress,
 )
-from demo.run import Aws, RunError, RunResult, run_stream
+from demo.run import Aws, Observer, RunError, RunResult, run_stream
 
-# The Lambda path and `monolith analyze` found different defects on the same file: a bug, not a result.
+# A path found different defects from `monolith analyze` on the same file: a bug, not a result.
 EXIT_DISAGREEMENT = 3
+# The Prime-Video-like scenario the bills are scaled to (the cost model's `make cost`).
+SCENARIO_STREAMS, SCENARIO_HOURS = 3000, 730
 
 
 def sample_stream(out: Path) -> tuple[Path, list[dict[str, Any]]]:
@@ -50,50 +65,97 @@ def summary_json(
     timings: dict[str, float],
     truth: list[dict[str, Any]] | None,
     monolith: list[dict[str, Any]] | None,
+    after: AfterRun | None = None,
+    stream_path: Path | None = None,
 ) -> dict[str, Any]:
-    summary = result.summary()
-    summary["timings_s"] = timings
+    """The before's summary at the top level (as earlier readers expect it), plus `before` and `after`
+    objects with the same keys where they mean the same, and both bills priced."""
+    before = result.summary()
+    summary = {**before, "timings_s": timings, "before": before}
+    if stream_path is not None:
+        summary["stream_path"] = str(stream_path)
     if truth is not None:
         summary["ground_truth"] = truth
     if monolith is not None:
         summary["monolith_defects"] = monolith
-        summary["matches_monolith"] = monolith == result.defects
+        summary["matches_monolith"] = before["matches_monolith"] = monolith == result.defects
+    if after is not None:
+        summary["after"] = after.summary()
+        if monolith is not None:
+            summary["after"]["matches_monolith"] = monolith == after.defects
+        book = PriceBook(REGION)
+        prices = {name: priced(summary[name], book, streams=SCENARIO_STREAMS, hours=SCENARIO_HOURS)
+                  for name in ("before", "after")}
+        after_usd = prices["after"]["per_stream_hour_usd"]
+        summary["prices"] = {**prices, "before_to_after": prices["before"]["per_stream_hour_usd"] / after_usd
+                             if after_usd else None}
     return summary
 
 
 def outcome(
-    status: str, lambda_defects: list[dict[str, Any]], monolith: list[dict[str, Any]] | None
+    status: str, lambda_defects: list[dict[str, Any]], monolith: list[dict[str, Any]] | None,
+    after: tuple[str, list[dict[str, Any]]] | None = None,
 ) -> tuple[int, str | None]:
     """The demo's exit code and error: a failed run is 1; a run whose defects differ from `monolith
     analyze` on the same file is EXIT_DISAGREEMENT (a bug, not a line of output); else 0."""
-    if status != "SUCCEEDED":
+    if status != "SUCCEEDED" or (after is not None and after[0] != "SUCCEEDED"):
         return 1, None
-    problem = disagreement(lambda_defects, monolith) if monolith is not None else None
-    return (EXIT_DISAGREEMENT, problem) if problem else (0, None)
+    if monolith is None:
+        return 0, None
+    problems = [disagreement(lambda_defects, monolith)]
+    if after is not None:
+        problem = disagreement(after[1], monolith)
+        problems.append(problem.replace("the Lambda path", "the after") if problem else None)
+    found = [p for p in problems if p]
+    return (EXIT_DISAGREEMENT, "\n".join(found)) if found else (0, None)
+
+
+def print_run(title: str, run: dict[str, Any], detail: str) -> None:
+    console.rule(title)
+    console.print(f"stream {run['source']}: {run['stream_seconds']} stream-seconds, {run['status']} in "
+                  f"{run['wall_s']:.1f} s ({detail})")
+    if run.get("error"):
+        console.print(f"  {run['error']}: {run.get('cause') or ''}")
+    console.print("\ndefects (results bucket):")
+    console.print(defects_table(run["defects"]))
+    if "matches_monolith" in run:
+        same = "yes" if run["matches_monolith"] else "NO"
+        console.print(f"  same as `monolith analyze` on the file: {same}")
+    console.print("\nnotifications (SNS → SQS):")
+    console.print(notifications_table(run["notifications"]))
+    console.print("\ncorrective actions (corrective-action Lambda → results bucket):")
+    console.print(actions_table(run["corrective_actions"]))
 
 
 def print_tables(summary: dict[str, Any]) -> None:
-    console.print(
-        f"\nstream {summary['source']}: {summary['stream_seconds']} stream-seconds, {summary['status']}"
-        f" in {summary['wall_s']:.1f} s ({len(summary['execution_arns'])} execution(s))"
-    )
-    if summary.get("error"):
-        console.print(f"  {summary['error']}: {summary['cause']}")
-    console.print("\ndefects (results bucket):")
-    console.print(defects_table(summary["defects"]))
-    if "matches_monolith" in summary:
-        console.print(f"  same as `monolith analyze` on the file: "
-                      f"{'yes' if summary['matches_monolith'] else 'NO'}")
-    console.print("\nnotifications (SNS → SQS):")
-    console.print(notifications_table(summary["notifications"]))
-    console.print("\ncorrective actions (corrective-action Lambda → results bucket):")
-    console.print(actions_table(summary["corrective_actions"]))
-    console.print("\nbill of materials:")
-    console.print(bills_table({"before": summary}))
-    console.print(functions_table(summary))
+    before = summary["before"]
+    print_run("before: Step Functions + Lambda", before, f"{len(before['execution_arns'])} execution(s)")
+    after = summary.get("after")
+    if after:
+        print_run("after: one process per stream, fed by a queue", after, f"{after['tasks']} local task(s)")
+    console.rule("bills, as measured")
+    bills = {"before": before, **({"after": after} if after else {})}
+    console.print(bills_table(bills))
+    console.print(functions_table(before))
     console.print("  S3 requests by source: " + "; ".join(
-        f"{src} " + ", ".join(f"{op} {n}" for op, n in ops.items())
-        for src, ops in summary["s3_requests"]["by_source"].items()))
+        f"{arch} {src} " + ", ".join(f"{op} {n}" for op, n in ops.items())
+        for arch, bill in bills.items() for src, ops in bill["s3_requests"]["by_source"].items()))
+    if "prices" in summary:
+        prices = {k: v for k, v in summary["prices"].items() if k in bills}
+        console.rule(f"priced (us-east-1 prices of cost_model/prices.py; scenario: {SCENARIO_STREAMS:,} "
+                     f"streams x {SCENARIO_HOURS} h)")
+        console.print(prices_table(prices))
+        ratio = summary["prices"].get("before_to_after")
+        if ratio:
+            console.print(f"  the before costs {ratio:,.1f}x the after per stream-hour "
+                          f"({1 - 1 / ratio:.1%} less with the after)")
+        console.print("  Measured on LocalStack on this machine: Lambda GB-seconds include each function's "
+                      "cold start once, the\n  after's CPU time is priced as instance vCPU time with the "
+                      "task's headroom (cost_model/bills.py).")
+
+
+def _tracker(bars: Any, task: Any) -> Any:
+    return lambda done, total: bars.update(task, completed=done, total=total)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output", help="default: demo-output/")
     parser.add_argument("--no-monolith", action="store_true", help="skip the monolith comparison")
+    parser.add_argument("--no-after", action="store_true", help="run the before only")
+    parser.add_argument("--tasks", type=int, default=1, help="local tasks of the after's service (default 1)")
     args = parser.parse_args(argv)
     if args.stream and not args.stream.is_file():
         print(f"error: {args.stream}: no such file", file=sys.stderr)
+        return 2
+    if args.tasks < 1:
+        print(f"error: --tasks must be at least 1, got {args.tasks}", file=sys.stderr)
         return 2
     launcher = load_launcher()
     if not launcher.localstack_python().exists():
@@ -132,34 +199,47 @@ def main(argv: list[str] | None = None) -> int:
             f"LocalStack 4.14.0 ready at {server.url} in {timings['localstack_start']:.1f} s "
             f"(log: {server.log_file})"
         )
-        log("deploying the CDK app with cdklocal (bootstrap + synth + deploy) …")
+        log("deploying the CDK app's two stacks with cdklocal (bootstrap + synth + deploy) …")
         stack = deploy(server.url)
         timings["deploy"] = stack.deploy_s
-        log(f"deployed {stack.name} in {stack.deploy_s:.1f} s")
+        log(f"deployed {stack.name} and {stack.after.name if stack.after else '-'} in {stack.deploy_s:.1f} s")
         truth = None
         if args.stream:
             path = args.stream.resolve()
         else:
             log("generating a 20 s 640x360 sample stream with a freeze, block damage and an A/V offset …")
             path, truth = sample_stream(out)
-        with progress() as bars:
-            task = bars.add_task("before: workflow", total=None)
-            result = run_stream(Aws(server.url), stack, path,
-                                progress=lambda done, total: bars.update(task, completed=done, total=total))
-        timings["run"] = result.wall_s
+        aws = Aws(server.url)
+        observer = Observer(aws, stack.topic_arn)
+        try:
+            with progress() as bars:
+                task = bars.add_task("before: workflow", total=None)
+                result = run_stream(aws, stack, path, observer=observer, progress=_tracker(bars, task))
+            timings["before"] = result.wall_s
+            after = None
+            if not args.no_after:
+                with progress() as bars:
+                    task = bars.add_task("after: service", total=None)
+                    after = run_after(aws, stack, path, log_dir=out / "after-tasks", tasks=args.tasks,
+                                      observer=observer, progress=_tracker(bars, task))
+                timings["after"] = after.wall_s
+        finally:
+            observer.close()
         monolith = None
         if not args.no_monolith and result.status == "SUCCEEDED":
             from monolith.pipeline import analyze
 
             monolith = analyze(path)["defects"]
-        summary = summary_json(result, timings=timings, truth=truth, monolith=monolith)
+        summary = summary_json(result, timings=timings, truth=truth, monolith=monolith, after=after,
+                               stream_path=path)
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if args.json:
             print(json.dumps(summary, indent=2))
         else:
             print_tables(summary)
             print(f"\nwrote {out / 'summary.json'}")
-        code, problem = outcome(result.status, result.defects, monolith)
+        code, problem = outcome(result.status, result.defects, monolith,
+                                (after.status, after.defects) if after else None)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
         return code

@@ -14,7 +14,7 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,12 @@ CORRECTIVE_ACTION = "corrective-action"
 
 
 def service_settings(after: AfterStack, **overrides: Any) -> ServiceSettings:
-    """What the stack puts in the container's environment, for these queues, bucket and topic."""
-    return ServiceSettings(job_queue_url=after.job_queue_url, results_bucket=after.results_bucket,
-                           topic_arn=after.topic_arn, source_buckets=(after.source_bucket,), **overrides)
+    """What the stack puts in the container's environment, for these queues, bucket and topic. Long polls
+    of 2 s here (20 on AWS): a stopping task finishes its poll first (monolith/serve.py), so the demo's
+    tasks stop within 2 s."""
+    return ServiceSettings(**{"job_queue_url": after.job_queue_url, "results_bucket": after.results_bucket,
+                              "topic_arn": after.topic_arn, "source_buckets": (after.source_bucket,),
+                              "receive_wait_s": 2, **overrides})
 
 
 @dataclass
@@ -61,6 +64,7 @@ class AfterRun:
     reports: dict[str, list[Report]]  # the corrective-action function's REPORT lines
     wall_s: float
     tasks: int
+    settings: ServiceSettings
 
     @property
     def defects(self) -> list[dict[str, Any]]:
@@ -78,6 +82,8 @@ class AfterRun:
         return {"stream_id": self.stream_id, "source": self.source, "status": self.status,
                 "error": self.error, "defects": self.defects, "notifications": self.notifications,
                 "corrective_actions": self.corrective_actions, "tasks": self.tasks,
+                "settings": {k: v for k, v in asdict(self.settings).items()
+                             if k not in ("job_queue_url", "results_bucket", "topic_arn", "source_buckets")},
                 **bill, "sns_deliveries_observed": len(self.notifications)}
 
 
@@ -109,7 +115,8 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
     started = time.monotonic()
     try:
         aws.s3.upload_file(str(path), after.source_bucket, key)
-        with LocalTasks(service_settings(after), env, log_dir) as local:
+        settings = service_settings(after)
+        with LocalTasks(settings, env, log_dir) as local:
             local.start(tasks)
             aws.sqs.send_message(QueueUrl=after.job_queue_url, MessageBody=json.dumps(
                 {"bucket": after.source_bucket, "key": key, "stream_id": stream_id}))
@@ -134,7 +141,7 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
                     status="SUCCEEDED" if ok else "FAILED",
                     error=None if ok else str(finished.get("error") or finished.get("outcome")),
                     records=records, notifications=ours, corrective_actions=actions, usage=usage,
-                    reports=reports, wall_s=wall_s, tasks=tasks)
+                    reports=reports, wall_s=wall_s, tasks=tasks, settings=settings)
 
 
 def _await_job(local: LocalTasks, stream_id: str, total: int | None, progress: ProgressFn | None,
