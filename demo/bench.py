@@ -1,13 +1,15 @@
-"""`python -m demo.bench`: the serverless path on LocalStack against the monolith, per stream-second, at 360p.
+"""`python -m demo.bench`: the before and the after on LocalStack, per stream-second, at 360p.
 
 Not a test: timings depend on the machine. Deploys the stack on a fresh LocalStack, runs the same 360p
 stream twice (the first run pays the Lambda cold starts, the second finds warm environments), and
 reports for each run the end-to-end wall time per stream-second and the Lambda-path time per
 stream-second — the sum of the handlers' durations from their REPORT lines (the billed busy time: CPU
 plus the S3 round trips, without init) and the CPU time the process executor adds to those lines, each
-divided by the stream-seconds. Next to it: the monolith
-(`monolith.pipeline.analyze`) on the same file, CPU time (process_time) and wall time per stream-second.
-Writes `bench-output/localstack-bench.json`.
+divided by the stream-seconds. Then the after on the same file, twice (a task started per run, so both
+pay the process start): end-to-end wall time from sending the job to its "job finished" line, the job's
+CPU time and its requests (S3, SQS, SNS) per stream-second, from the service's usage line. Next to them:
+the monolith (`monolith.pipeline.analyze`) in this process, CPU time (process_time) and wall time per
+stream-second. The ratios are from this one run. Writes `bench-output/localstack-bench.json`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from demo.after import AfterRun, run_after
 from demo.deploy import ROOT, deploy, load_launcher
 from demo.run import Aws, RunResult, run_stream
 
@@ -42,6 +45,21 @@ def lambda_path(result: RunResult) -> dict[str, float]:
         "state_transitions_per_stream_s": bill["per_stream_second"]["state_transitions"],
         "s3_requests_per_stream_s": bill["per_stream_second"]["s3_requests"]["total"],
         "by_function_s_per_stream_s": {k: round(f["duration_s"] / seconds, 4) for k, f in workflow.items()},
+    }
+
+
+def after_path(run: AfterRun) -> dict[str, Any]:
+    bill = run.metered().as_dict()
+    seconds = max(1, bill["stream_seconds"])
+    job = next(j for j in bill["jobs"] if j["outcome"] == "analysed")
+    return {
+        "wall_s": run.wall_s,
+        "wall_per_stream_s": round(run.wall_s / seconds, 4),
+        "job_wall_per_stream_s": _per(job["wall_s"], seconds),
+        "cpu_s_per_stream_s": _per(job["cpu_s"], seconds),
+        "s3_requests_per_stream_s": bill["per_stream_second"]["s3_requests"]["total"],
+        "sqs_requests_per_stream_s": bill["per_stream_second"]["sqs_requests"],
+        "sns_publishes_per_stream_s": bill["per_stream_second"]["sns_publishes"],
     }
 
 
@@ -73,6 +91,10 @@ def table(result: dict[str, Any]) -> str:
         run = result["lambda"][name]
         lines.append(f"  {'LocalStack, Lambda path (' + name + ')':<40}{cell(run['wall_per_stream_s'])}"
                      f"{cell(run['handler_s_per_stream_s'])}{cell(run['cpu_s_per_stream_s'])}")
+    for name in ("run 1", "run 2"):
+        run = result["after"][name]
+        lines.append(f"  {'LocalStack, after, one task (' + name + ')':<40}{cell(run['wall_per_stream_s'])}"
+                     f"{cell(run['job_wall_per_stream_s'])}{cell(run['cpu_s_per_stream_s'])}")
     mono = result["monolith"]
     lines.append(f"  {'monolith (one process)':<40}{cell(mono['wall_per_stream_s'])}{cell(None)}"
                  f"{cell(mono['cpu_per_stream_s'])}")
@@ -84,6 +106,17 @@ def table(result: dict[str, Any]) -> str:
     if warm["cpu_s_per_stream_s"] is not None:
         ratio = warm["cpu_s_per_stream_s"] / mono_cpu
         lines.append(f"  Lambda-path CPU time / monolith CPU time: {ratio:.1f}x")
+    after = result["after"]["run 2"]
+    if warm["cpu_s_per_stream_s"] is not None and after["cpu_s_per_stream_s"]:
+        lines.append(f"  Lambda-path CPU time / after's CPU time: "
+                     f"{warm['cpu_s_per_stream_s'] / after['cpu_s_per_stream_s']:.1f}x")
+    lines.append(f"  end-to-end wall time, before (warm) / after (run 2): "
+                 f"{warm['wall_per_stream_s'] / max(after['wall_per_stream_s'], 1e-9):.1f}x")
+    lines += ["", f"  {'requests per stream-second':<40}{'S3':>10}{'SQS':>10}{'transitions':>12}",
+              f"  {'before (warm)':<40}{warm['s3_requests_per_stream_s']:>10.2f}{0:>10.2f}"
+              f"{warm['state_transitions_per_stream_s']:>12.2f}",
+              f"  {'after (run 2)':<40}{after['s3_requests_per_stream_s']:>10.2f}"
+              f"{after['sqs_requests_per_stream_s']:>10.2f}{0:>12.2f}"]
     return "\n".join(lines)
 
 
@@ -121,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             runs[name] = lambda_path(result)
         seconds = result.stream_seconds
+        after_runs = {}
+        for name in ("run 1", "run 2"):
+            print(f"running the stream through the after ({name}) …", file=sys.stderr, flush=True)
+            after = run_after(aws, stack, path, log_dir=work / f"after-{name.replace(' ', '')}")
+            if after.status != "SUCCEEDED":
+                print(f"error: the after failed: {after.error}", file=sys.stderr)
+                return 1
+            after_runs[name] = after_path(after)
     finally:
         launcher.stop(server.pid)
     print("running the monolith on the same file …", file=sys.stderr, flush=True)
@@ -130,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                     "platform": platform.platform()},
         "deploy_s": stack.deploy_s,
         "lambda": runs,
+        "after": after_runs,
         "monolith": monolith(path, seconds),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
