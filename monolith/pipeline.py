@@ -14,7 +14,7 @@ from lambdas.converter.decode import iter_seconds, probe
 from lambdas.detectors import registry
 from lambdas.shared.media import StreamSecond
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int | None], None]  # (seconds done, total or None when the header has none)
 # Decoder threads per stream: `monolith analyze` and `monolith serve` decode alike, so they find the same.
 DECODE_THREADS = 2
 
@@ -31,11 +31,25 @@ def analyze(
     chosen = select_detectors(detectors)
     states: dict[str, Any] = dict.fromkeys(chosen)
     defects: list[dict[str, Any]] = []
+    read_s = 0.0
     for second in iter_seconds(path, info, threads=threads):
         defects += run_detectors(second, chosen, states)
+        read_s = max(read_s, content_end_s(second, info.fps))
         if progress:
             progress(second.index + 1, info.seconds)
-    return {**info.to_report(), "defects": sort_defects(defects)}
+    report = info.to_report()
+    if report["duration_s"] is None:  # no duration in the header (a live recording): what was read
+        report["duration_s"] = round(read_s, 3)
+    return {**report, "defects": sort_defects(defects)}
+
+
+def content_end_s(second: StreamSecond, fps: float) -> float:
+    """Where the second's last picture (shown for one frame period) or its last sound ends."""
+    ends = [frame.pts_s + 1.0 / fps for frame in second.frames]
+    if second.audio is not None:
+        rate = second.audio.sample_rate
+        ends += [start + count / rate for start, count in second.audio.chunks]
+    return max(ends, default=0.0)
 
 
 def select_detectors(names: Iterable[str] | None = None) -> dict[str, Callable]:

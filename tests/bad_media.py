@@ -13,6 +13,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from sample_streams.live import write_live
+
 # The stream's picture size for the cases made from a real stream: small keeps every case fast.
 WIDTH, HEIGHT = 160, 90
 # More pixels than 8K UHD (decode.MAX_PIXELS) yet within what FFmpeg accepts, so our own check refuses it.
@@ -98,6 +100,9 @@ def make_bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
     _faststart(good, faststart)
     fast = faststart.read_bytes()
     case("truncated-indexed", ".mp4", "truncated").write_bytes(fast[: len(fast) // 2])
+    # A WebM written live has no duration to check against: cut mid-cluster, it must still be refused.
+    live = write_live(good_stream(folder / "good-source.webm"), folder / "live-source.webm").read_bytes()
+    case("truncated-live", ".webm", "truncated").write_bytes(live[: len(live) * 2 // 3])
     _audio_only(case("audio-only", ".m4a", "no video stream"))
     _unknown_codec(case("unknown-codec", ".avi", "codec is not supported"))
     # A raw-video header claiming 10000x10000 (YUV4MPEG2: the size is plain text in the header).

@@ -32,7 +32,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path,
 
 def test_each_bad_file_gets_one_clear_line_and_exit_2(bad_files: dict[str, tuple[Path, str]],
                                                       tmp_path: Path) -> None:
-    # Given every kind of bad file (empty, random bytes, truncated twice, audio only, unknown codec,
+    # Given every kind of bad file (empty, random bytes, truncated three ways, audio only, unknown codec,
     # a header claiming 10000x10000) and a path that does not exist
     missing = tmp_path / "missing.mp4"
     paths = [path for path, _ in bad_files.values()] + [missing]
@@ -52,7 +52,8 @@ def test_each_bad_file_gets_one_clear_line_and_exit_2(bad_files: dict[str, tuple
     assert all(set(r) == {"source", "error"} for r in reports)
 
 
-@pytest.mark.parametrize("case", ["empty", "truncated-indexed", "huge-resolution", "unknown-codec"])
+@pytest.mark.parametrize("case", ["empty", "truncated-indexed", "truncated-live", "huge-resolution",
+                                  "unknown-codec"])
 def test_a_single_bad_file_exits_2_with_its_reason(bad_files: dict[str, tuple[Path, str]], case: str) -> None:
     path, reason = bad_files[case]
     result = _analyze(path)

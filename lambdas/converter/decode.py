@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,6 +96,11 @@ def probe(path: str | Path) -> StreamInfo:
             raise UnreadableStreamError(source, f"picture size {width}x{height} is larger than 8K UHD")
         fps = float(video.average_rate or video.guessed_rate or 0) or 25.0
         duration_s = _duration_s(container, video)
+        if duration_s is None and "matroska" in container.format.name:
+            # No duration to check the data against: a cut file would pass as a shorter stream.
+            cut = _matroska_cut(source)
+            if cut:
+                raise UnreadableStreamError(source, cut)
         _first_picture(container, video, source)
         options, restarts, reason = _stream_start_knowledge(source, ctx.name)
         return StreamInfo(
@@ -185,9 +191,14 @@ def _mpeg4_encoder_data(source: str) -> tuple[dict[str, str], list[float], str |
 def iter_seconds(
     path: str | Path, info: StreamInfo | None = None, *, threads: int = DEFAULT_THREADS
 ) -> Iterator[StreamSecond]:
-    """Yield every second of the stream in order, decoding it once from start to end."""
+    """Yield every second of the stream in order, decoding it once from start to end.
+
+    Without a duration in the header the stream is read to its end, and its last second is the one that
+    holds the latest picture, sound or audio packet: what random access finds by looking past a second.
+    """
     source = str(path)
     info = info or probe(source)
+    known = info.seconds
     with _open(source) as container:
         video = _video_stream(container, source)
         _configure(video, threads, info)
@@ -196,6 +207,7 @@ def iter_seconds(
         frames: list[VideoFrame] = []
         chunks: list[_DecodedAudio] = []
         audio_errors: list[float] = []
+        latest_s = 0.0
         next_second = 0
         streams = [video, audio] if audio else [video]
         for kind, item in _decode(container, streams, origin):
@@ -205,13 +217,16 @@ def iter_seconds(
                 chunks.append(item)
             else:
                 audio_errors.append(item)
-            # A second is complete once both clocks have passed its end.
-            while next_second < info.seconds and _passed(frames, chunks, audio, next_second + 1):
-                yield _assemble(next_second, info, frames, chunks, audio_errors)
+            latest_s = max(latest_s, _item_time(kind, item))
+            # A second is complete once both clocks have passed its end (then it is not the last one).
+            while (known is None or next_second < known) and _passed(frames, chunks, audio, next_second + 1):
+                is_last = known is not None and next_second >= known - 1
+                yield _assemble(next_second, info, frames, chunks, audio_errors, is_last)
                 frames, chunks, audio_errors = _drop_before(frames, chunks, audio_errors, next_second + 1)
                 next_second += 1
-        while next_second < info.seconds:
-            yield _assemble(next_second, info, frames, chunks, audio_errors)
+        final = known - 1 if known is not None else max(next_second, math.floor(latest_s))
+        while next_second <= final:
+            yield _assemble(next_second, info, frames, chunks, audio_errors, next_second == final)
             frames, chunks, audio_errors = _drop_before(frames, chunks, audio_errors, next_second + 1)
             next_second += 1
 
@@ -222,25 +237,39 @@ def read_second(
     """Decode only second `index`: seek the video to the keyframe before it, the audio just before it."""
     source = str(path)
     info = info or probe(source)
-    if not 0 <= index < info.seconds:
-        raise ValueError(f"second {index} is outside the stream (0..{info.seconds - 1})")
+    known = info.seconds
+    if index < 0 or (known is not None and index >= known):
+        end = f"0..{known - 1}" if known is not None else "0.."
+        raise ValueError(f"second {index} is outside the stream ({end})")
     restart = info.decode_from(index)
     if restart is not None and index > 0:
         log.warning("second %d of %s: video decoded from %.2f s, not the keyframe before it (%s)", index,
                     source, restart, info.restart_reason)
-    frames = _seek_and_collect(source, "video", index, info, threads)
+    frames, more = _seek_and_collect(source, "video", index, info, threads)
     chunks: list[_DecodedAudio] = []
     audio_errors: list[float] = []
     if info.sample_rate is not None:
-        for kind, item in _seek_and_collect(source, "audio", index, info, threads):
+        sound, more_sound = _seek_and_collect(source, "audio", index, info, threads)
+        more = more or more_sound
+        for kind, item in sound:
             (audio_errors if kind == "audio_error" else chunks).append(item)
-    return _assemble(index, info, [item for _, item in frames], chunks, audio_errors)
+    if known is not None:
+        is_last = index >= known - 1
+    else:
+        # No duration: the last second is the one with nothing decoded after it, as the sequential pass
+        # finds it by reading to the end. Nothing starting in it and nothing after: past the end.
+        is_last = not more
+        starts = [c.start_s for c in chunks] + audio_errors + [f.pts_s for _, f in frames]
+        if is_last and not any(t >= index - 1e-6 for t in starts):
+            raise ValueError(f"second {index} is past the end of the stream")
+    return _assemble(index, info, [item for _, item in frames], chunks, audio_errors, is_last)
 
 
 def _seek_and_collect(
     source: str, kind: str, index: int, info: StreamInfo, threads: int
-) -> list[tuple[str, Any]]:
-    """Decoded items of one stream that belong to second `index`, after a seek that lands early enough.
+) -> tuple[list[tuple[str, Any]], bool]:
+    """Decoded items of one stream that belong to second `index`, after a seek that lands early enough,
+    and whether the stream holds anything after the second.
 
     Containers without a precise index (MPEG-TS) may seek past the target; then seek again further back
     until decoding starts at or before the second (video: at a keyframe, so that the pictures are the
@@ -261,6 +290,7 @@ def _seek_and_collect(
                 _seek(container, stream, origin + start_by - back_s)
             items: list[tuple[str, Any]] = []
             started_at: float | None = None
+            more = False
             for item_kind, item in _decode(container, [stream], origin):
                 at_s = _item_time(item_kind, item)
                 if started_at is None and not from_start:
@@ -272,6 +302,7 @@ def _seek_and_collect(
                     if started_at > start_by + 1e-6:
                         break  # landed too late: seek further back
                 if at_s >= index + 1:
+                    more = True
                     break
                 if item_kind == "audio" or at_s >= index - 1e-6:
                     items.append((item_kind, item))
@@ -279,7 +310,7 @@ def _seek_and_collect(
             # stream's first keyframe too). After a seek that landed past the last keyframe (nothing
             # decoded) or after the second's start, seek further back.
             if from_start or (started_at is not None and started_at <= start_by + 1e-6):
-                return items
+                return items, more
         back_s = max(1.0, back_s * 2)
 
 
@@ -329,14 +360,71 @@ def _origin_s(container: av.container.InputContainer) -> float:
     return container.start_time / av.time_base if container.start_time is not None else 0.0
 
 
-def _duration_s(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> float:
+def _duration_s(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> float | None:
+    """The header's duration, or None when it gives none (live WebM): then the stream is read to its end."""
     if container.duration is not None and container.duration > 0:
         return container.duration / av.time_base
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
     if video.frames and video.average_rate:
         return video.frames / float(video.average_rate)
-    raise UnreadableStreamError(container.name, "the stream does not say how long it is")
+    return None
+
+
+class _NotEbml(Exception):
+    pass
+
+
+def _matroska_cut(source: str) -> str | None:
+    """Why a Matroska/WebM file is cut short (None if it is not): with no duration in the header, a
+    truncated upload differs from a shorter stream only in ending inside an element, whose header
+    declares more bytes than the file holds (libavformat just logs "File ended prematurely").
+
+    Walks the element headers without reading their contents; a master element of unknown size (the
+    Segment and Clusters of a live recording) is entered, since only its children say where it ends.
+    """
+    size = os.path.getsize(source)
+    with open(source, "rb") as data:
+        while True:
+            at = data.tell()
+            try:
+                ident = _ebml_vint(data, keep_marker=True)
+                if ident is None:
+                    return None  # ends on an element boundary
+                length = _ebml_vint(data, keep_marker=False)
+            except _NotEbml:
+                return None  # not well-formed EBML here: what the demuxer made of it stands
+            except EOFError:
+                return (f"the stream has no duration and its last element (at byte {at}) is cut off: "
+                        "the file is truncated")
+            if length is None:
+                continue  # unknown size: its children follow
+            end = data.tell() + length
+            if end > size:
+                return (f"the stream has no duration and ends inside an element that should run to byte "
+                        f"{end} of a {size}-byte file: the file is truncated")
+            data.seek(end)
+
+
+def _ebml_vint(data: Any, *, keep_marker: bool) -> int | None:
+    """An EBML variable-length integer: an element ID (marker kept) or a size (None: unknown size)."""
+    first = data.read(1)
+    if not first:
+        if keep_marker:
+            return None
+        raise EOFError
+    if first[0] == 0:
+        raise _NotEbml
+    length = 9 - first[0].bit_length()
+    rest = data.read(length - 1)
+    if len(rest) < length - 1:
+        raise EOFError
+    value = first[0] if keep_marker else first[0] & ((1 << (8 - length)) - 1)
+    for byte in rest:
+        value = (value << 8) | byte
+    if not keep_marker and value == (1 << (7 * length)) - 1:
+        return None
+    return value
 
 
 def _first_picture(
@@ -453,17 +541,21 @@ def _assemble(
     frames: list[VideoFrame],
     chunks: list[_DecodedAudio],
     audio_errors: list[float],
+    is_last: bool,
 ) -> StreamSecond:
     in_second = [f for f in frames if index - 1e-6 <= f.pts_s < index + 1 - 1e-6]
     in_second.sort(key=lambda f: f.pts_s)
-    is_last = index >= info.seconds - 1
     heard = any(c.end_s > index and c.start_s < index + 1 for c in chunks)
-    if not in_second and not heard and min(1.0, info.duration_s - index) >= MIN_EXPECTED_S:
-        # Nothing at all decodes where the header promises content: the data is missing (a truncated
-        # upload whose index survived). Analysing on would report a healthy stream.
+    # Without a duration, every second up to the last one read must hold something.
+    expected = info.duration_s is None or min(1.0, info.duration_s - index) >= MIN_EXPECTED_S
+    if not in_second and not heard and expected:
+        # Nothing at all decodes where the header (or what follows) promises content: the data is missing
+        # (a truncated upload whose index survived). Analysing on would report a healthy stream.
+        promise = (f"the stream should last {info.duration_s:.2f} s" if info.duration_s is not None
+                   else "the stream goes on after it")
         raise UnreadableStreamError(
-            info.source, f"second {index} holds no picture and no sound although the stream should last "
-            f"{info.duration_s:.2f} s: the file is truncated or damaged")
+            info.source, f"second {index} holds no picture and no sound although {promise}: "
+            "the file is truncated or damaged")
     audio = None
     if info.sample_rate is not None:
         errors = sum(1 for t in audio_errors if index <= t < index + 1)
@@ -491,7 +583,9 @@ def _place_audio(
     span = rate
     if is_last:
         covered_at = np.flatnonzero(covered)
-        span = int(covered_at[-1]) + 1 if len(covered_at) else round(min(info.duration_s - index, 1.0) * rate)
+        # No sound at all in it: the header's end, if any, says how much of it is missing.
+        tail_s = min(info.duration_s - index, 1.0) if info.duration_s is not None else 0.0
+        span = int(covered_at[-1]) + 1 if len(covered_at) else round(tail_s * rate)
     return AudioSecond(
         samples=samples,
         sample_rate=rate,

@@ -152,7 +152,8 @@ def convert(
     path, info = cache.fetch(s3, request.bucket, request.key)
     source = f"s3://{request.bucket}/{request.key}"
     check_fits(info, source, memory_mb or {})
-    if request.second >= info.seconds:
+    # Without a duration in the header (a live recording) the end is found by reading: `is_last`.
+    if info.seconds is not None and request.second >= info.seconds:
         raise ValueError(f"{source}: second {request.second} is past the end ({info.seconds} seconds)")
     try:
         second = read_second(path, request.second, info)

@@ -59,7 +59,9 @@ class StreamSecond:
 @dataclass(frozen=True)
 class StreamInfo:
     source: str
-    duration_s: float
+    # From the container's header; None when it gives none (WebM written live, as MediaRecorder and live
+    # encoders write it): the stream is then read to its end, which is found by reading.
+    duration_s: float | None
     width: int
     height: int
     fps: float
@@ -85,8 +87,11 @@ class StreamInfo:
         return max(earlier) if earlier else None
 
     @property
-    def seconds(self) -> int:
-        """How many stream-seconds the pipeline iterates over (the last one may be partial)."""
+    def seconds(self) -> int | None:
+        """How many stream-seconds the pipeline iterates over (the last one may be partial); None when the
+        header gives no duration: the count is known only once the stream has been read to its end."""
+        if self.duration_s is None:
+            return None
         return max(1, int(np.ceil(self.duration_s - 1e-6)))
 
     def to_report(self) -> dict[str, Any]:
@@ -96,7 +101,7 @@ class StreamInfo:
             audio = {"sample_rate": self.sample_rate, "channels": self.channels}
         return {
             "source": self.source,
-            "duration_s": round(self.duration_s, 3),
+            "duration_s": round(self.duration_s, 3) if self.duration_s is not None else None,
             "video": {"width": self.width, "height": self.height, "fps": round(self.fps, 3)},
             "audio": audio,
         }

@@ -91,16 +91,17 @@ def test_unreadable_stream_raises_the_error_the_workflow_catches(
 
 
 def run_lambda_path(
-    s3: Any, path: Path, context: LambdaContext, detectors: list[str]
+    s3: Any, path: Path, context: LambdaContext, detectors: list[str], key: str = "streams/frozen.mp4"
 ) -> list[dict[str, Any]]:
     """What the state machine does, second by second: convert, run each detector with the carried
     states (the list of {"detector", "state"} entries), gather the defects."""
-    upload(s3, path)
+    upload(s3, path, key)
     defects: list[dict[str, Any]] = []
     states: list[dict[str, Any]] = []
     second, is_last = 0, False
     while not is_last:
-        converted = converter_handler(convert_event(second), context)
+        assert second < 100, "the converter never said which second was the last"
+        converted = converter_handler(convert_event(second, key), context)
         carry = []
         for name in detectors:
             event = {"frames": converted["frames"], "audio": converted["audio"], "second": second,
@@ -127,6 +128,27 @@ def test_lambda_path_finds_the_same_defects_as_the_monolith(
     found = run_lambda_path(s3, frozen_stream, context, detectors)
     # Then the defects are the same
     assert found == expected
+
+
+def test_lambda_path_reads_a_live_webm_to_its_end_with_the_monolith_defects(
+    s3: Any, frozen_stream: Path, context: LambdaContext, tmp_path: Path
+) -> None:
+    from sample_streams.live import write_live
+
+    # Given the stream remuxed as a live encoder writes WebM/Matroska: no duration, no seek index
+    live = write_live(frozen_stream, tmp_path / "frozen-live.mkv")
+    key = "streams/frozen-live.mkv"
+    detectors = available_detectors()
+    expected = analyze(live, detectors=detectors)["defects"]
+    assert any(d["type"] == "freeze" for d in expected)
+    # When the Lambda path runs it until the converter says a second is the last
+    found = run_lambda_path(s3, live, context, detectors, key=key)
+    # Then it finds the monolith's defects, and the converter does not claim a length it cannot know
+    assert found == expected
+    tail = converter_handler(convert_event(4, key), context)
+    assert tail["is_last"] is True and tail["seconds"] is None
+    with pytest.raises(ValueError, match="past the end"):
+        converter_handler(convert_event(5, key), context)
 
 
 def test_detectors_read_only_what_they_need(s3: Any, frozen_stream: Path, context: LambdaContext) -> None:
