@@ -22,6 +22,7 @@ import av.error
 from lambdas.shared.media import DEFECT_TYPES
 from monolith.pipeline import analyze
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream, inject_defects
+from sample_streams.live import write_live
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CLIPS = {"chaplin": REPO / "media" / "chaplin.mp4", "bigbuckbunny": REPO / "media" / "bigbuckbunny.mp4"}
@@ -94,6 +95,15 @@ def build_cases(seed: int, *, quick: bool = False) -> list[Case]:
             return inject_defects(REAL_CLIPS[clip], path, defects, seed=rng.randrange(1 << 30)).to_dict()
 
         return make
+
+    def live(make: Callable) -> Callable:
+        def remux(path: Path) -> dict[str, Any]:
+            seekable = path.with_name(f"seekable-{path.name}")
+            truth = make(seekable)
+            write_live(seekable, path)
+            return truth
+
+        return remux
 
     cases = [
         Case(
@@ -177,6 +187,22 @@ def build_cases(seed: int, *, quick: bool = False) -> list[Case]:
             ),
         ),
         Case("clean real chaplin 360p", lambda path: _copy_clean(REAL_CLIPS["chaplin"], path)),
+        # Last, so that the draws of the cases above stay what they were for every seed.
+        Case(
+            "synthetic 360p vp9 webm written live (no duration, no cues)",
+            live(
+                synthetic(
+                    10,
+                    (640, 360),
+                    "vp9",
+                    (
+                        Freeze(freeze_at(1.5, 3.0), at(2.0, 3.0)),
+                        AvOffset(at(6.5, 7.5), offset()),
+                    ),
+                )
+            ),
+            ".webm",
+        ),
     ]
 
 
