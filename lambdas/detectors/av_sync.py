@@ -6,7 +6,9 @@ Two kinds of evidence, both cheap and numpy-only:
   time between them is the offset (> 0 = audio lags video). Video onsets are placed at the frame's pts (a
   flash starts on a frame boundary), audio onsets to the millisecond.
 - Timestamps: the audio clock (each decoded chunk's start against the end of the previous one) jumps or
-  drifts while the video clock does not: a packaging fault, measured exactly.
+  drifts while the video clock does not: a packaging fault, measured exactly. How the audio starts
+  (later than the video, after a lone first packet, with encoder priming or an edit list) is authored:
+  the clock is anchored once the audio runs, so only a jump inside the stream counts.
 
 A new offset is only accepted after `min_measurements` consistent measurements, so a single mismatch (a
 cut that happens to fall near a beep) changes nothing; a timestamp step is accepted when events confirm it,
@@ -53,6 +55,10 @@ class AvSyncConfig:
     visual_refractory_s: float = 0.25  # the end of a flash or a cut is not a new onset
     # Timestamps.
     jump_ms: float = 5.0  # audio clock discontinuity that counts as a step
+    # The audio's start is authored, not a desync: a lone first packet then the track proper 155 ms later
+    # (silence not coded), encoder priming, edit lists. Discontinuities before this much audio has been
+    # decoded re-anchor the audio clock instead of counting as a step.
+    settle_s: float = 0.5
     mirror_s: float = 1.0  # a video step this close with the same size mirrors an audio step
     ts_wait_s: float = 3.0  # how long events get to confirm or refute a timestamp step
     # Periodic audio markers (a test signal's tick) where no picture pairs with them: the tick's rhythm
@@ -249,6 +255,9 @@ def _audio_clock(index: int, audio: AudioSecond, state: dict[str, Any], config: 
             ts["explained"] += gap  # packets the decoder rejected: a gap, not a jump
             ts["errors"] -= lost
         ts["offset"] = start_s - ts["origin"] - ts["count_s"] - ts["explained"]
+        if ts["count_s"] < config.settle_s and ts["offset"] != ts["ref"]:
+            ts["origin"] += ts["offset"] - ts["ref"]  # the audio starts here
+            ts["offset"] = ts["ref"]
         ts["count_s"] += dur
         at_s = ts["end"]
         ts["end"] = max(ts["end"], start_s + dur)
