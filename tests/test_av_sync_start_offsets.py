@@ -16,12 +16,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import MEDIA
 from detector_runs import run_detector
 
 from lambdas.converter.decode import iter_seconds, probe, read_second
 from lambdas.detectors.av_sync import detect
 
+MEDIA = Path(__file__).resolve().parents[1] / "media"
 LATE_S = 0.155
 
 

@@ -138,7 +138,7 @@ def test_lambda_path_reads_a_live_webm_to_its_end_with_the_monolith_defects(
     # Given the stream remuxed as a live encoder writes WebM/Matroska: no duration, no seek index
     live = write_live(frozen_stream, tmp_path / "frozen-live.mkv")
     key = "streams/frozen-live.mkv"
-    detectors = available_detectors()
+    detectors = list(DETECTORS)
     expected = analyze(live, detectors=detectors)["defects"]
     assert any(d["type"] == "freeze" for d in expected)
     # When the Lambda path runs it until the converter says a second is the last
