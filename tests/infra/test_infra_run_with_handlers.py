@@ -61,14 +61,17 @@ class RealAws:
         raise AssertionError(resource)
 
 
-@pytest.fixture
-def stream(tmp_path: Path) -> Path:
+@pytest.fixture(params=["mp4", "live"])
+def stream(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """The stream as a file (with a duration), and as written live (Matroska without a duration or Cues:
+    the workflow's Last? choice then ends on the converter's `is_last`, found by reading)."""
     from sample_streams import Freeze, generate_stream
+    from sample_streams.live import write_live
 
     path = tmp_path / "frozen.mp4"
     generate_stream(path, duration_s=5.0, width=320, height=180, fps=25, gop_s=5.0,
                     defects=[Freeze(1.2, 2.5)], seed=3)
-    return path
+    return path if request.param == "mp4" else write_live(path, tmp_path / "frozen-live.mkv")
 
 
 def test_workflow_with_real_handlers_records_the_monolith_defects(stream: Path, tmp_path: Path) -> None:
@@ -76,12 +79,13 @@ def test_workflow_with_real_handlers_records_the_monolith_defects(stream: Path, 
         s3 = boto3.client("s3")
         for bucket in ("source-bucket", "frames-bucket", "results-bucket"):
             s3.create_bucket(Bucket=bucket)
-        s3.upload_file(str(stream), "source-bucket", "streams/cam-1.mp4")
+        key = f"streams/cam-1{stream.suffix}"
+        s3.upload_file(str(stream), "source-bucket", key)
         aws = RealAws(s3)
         # Given executions of 2 seconds each (so the 5 s stream needs three, continuing as new twice)
         machine = definition(2)
         Execution(machine, aws, name="run1").run(
-            {"bucket": "source-bucket", "key": "streams/cam-1.mp4", "stream_id": "cam-1"})
+            {"bucket": "source-bucket", "key": key, "stream_id": "cam-1"})
         runs = 1
         while len(aws.started) >= runs:
             request = aws.started[runs - 1]
