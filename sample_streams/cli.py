@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import av
 
 from .api import generate_stream, inject_defects
 from .defects import AvOffset, BlockCorruption, DefectSpec, Freeze
+from .live import write_live
 from .truth import GroundTruth, truth_path
 
 
@@ -113,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--codec", choices=["h264", "mpeg4", "vp8", "vp9"], default=None)
     g.add_argument("--no-audio", action="store_true")
     g.add_argument("--event-period", type=_positive(float), default=1.0, metavar="S")
+    g.add_argument("--live", action="store_true",
+                   help="write .webm/.mkv as a live encoder does: no duration, no Cues")
     _add_defect_options(g)
     i = sub.add_parser("inject", help="re-encode a real clip with defects")
     i.add_argument("src")
@@ -139,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     defects: list[DefectSpec] = [*args.freeze, *args.corrupt, *args.av_offset]
     try:
+        live_suffix = Path(args.out).suffix.lower() in (".webm", ".mkv")
+        if args.command == "generate" and args.live and not live_suffix:
+            raise ValueError("--live writes WebM or Matroska: give OUT a .webm or .mkv name")
         if args.command == "generate":
             w, h = args.size
             fps = int(args.fps) if args.fps.is_integer() else args.fps
@@ -155,6 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 defects=defects,
                 seed=args.seed,
             )
+            if args.live:  # the same packets, remuxed as written live
+                out = Path(args.out)
+                seekable = out.with_name(f".seekable-{out.name}")
+                os.replace(out, seekable)
+                try:
+                    write_live(seekable, out)
+                finally:
+                    seekable.unlink()
         else:
             truth = inject_defects(
                 args.src, args.out, defects, seed=args.seed, duration_s=args.duration, gop_s=args.gop

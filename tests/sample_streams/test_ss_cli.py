@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import av
 import pytest
 from ss_helpers import CHAPLIN, REPO, decode_luma
 
 from sample_streams import load_truth
 from sample_streams.cli import main
+from sample_streams.live import CUES_ID
 
 
 def test_generate_writes_stream_truth_and_one_line_summary(tmp_path, capsys):
@@ -28,6 +30,23 @@ def test_generate_writes_stream_truth_and_one_line_summary(tmp_path, capsys):
     assert truth.defects[0]["noise"] == 2.0 and truth.defects[1]["mode"] == "pts"
     assert truth.defects[2]["packets"] == 2
     assert len(decode_luma(out)[1]) == 50
+
+
+def test_generate_live_writes_webm_without_duration_or_cues(tmp_path, capsys):
+    # Given a generate command for a WebM written live
+    out = tmp_path / "live.webm"
+    rc = main(["generate", str(out), "--duration", "2", "--size", "160x96", "--freeze", "0.4:1", "--live"])
+    # Then the stream has the truth beside it, every picture, and neither a duration nor a seek index
+    assert rc == 0 and str(out) in capsys.readouterr().out
+    assert load_truth(out).defects[0]["type"] == "freeze"
+    assert len(decode_luma(out)[1]) == 50
+    with av.open(str(out)) as container:
+        assert container.duration is None
+    assert CUES_ID not in out.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.webm", "live.webm.truth.json"]
+    # And --live on a container that cannot be written live is refused with a reason
+    assert main(["generate", str(tmp_path / "x.mp4"), "--duration", "1", "--live"]) == 2
+    assert "--live writes WebM or Matroska" in capsys.readouterr().err
 
 
 def test_inject_subcommand(tmp_path, capsys):
