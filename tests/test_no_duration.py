@@ -162,3 +162,40 @@ def test_a_live_stream_cut_on_an_element_boundary_is_a_shorter_stream(
     shorter.write_bytes(data[:last_cluster])
     report = analyze(shorter)
     assert 1.0 < report["duration_s"] < 7.0
+
+
+def unknown_size_clusters(data: bytes) -> bytes:
+    """The file with every Cluster's size marked unknown, as Chrome's MediaRecorder writes them (it cannot
+    go back to fill them in): the size field keeps its length, all its value bits set."""
+    out = bytearray(data)
+    segment = data.find(bytes.fromhex("18538067"))
+    at = segment + 4 + 8  # the live Segment's size is the 8-byte unknown size
+    changed = 0
+    while at < len(data):
+        ident_len = 9 - data[at].bit_length()
+        ident = data[at : at + ident_len]
+        size_at = at + ident_len
+        size_len = 9 - data[size_at].bit_length()
+        size = int.from_bytes(data[size_at : size_at + size_len], "big") & ((1 << (7 * size_len)) - 1)
+        if ident == bytes.fromhex("1F43B675"):
+            out[size_at : size_at + size_len] = ((1 << (7 * size_len + 1)) - 1).to_bytes(size_len, "big")
+            changed += 1
+        at = size_at + size_len + size
+    assert changed >= 3
+    return bytes(out)
+
+
+def test_clusters_of_unknown_size_as_mediarecorder_writes_them(
+    streams: dict[str, Path], tmp_path: Path
+) -> None:
+    # Given the live stream with clusters of unknown size (the Segment's already is)
+    recorded = tmp_path / "recorder.webm"
+    recorded.write_bytes(unknown_size_clusters(streams["live-vp9.webm"].read_bytes()))
+    # When analysed, Then it reads as the same stream: the same defects
+    assert analyze(recorded)["defects"] == analyze(streams["live-vp9.webm"])["defects"]
+    # And cut inside a block it is still refused: the block's own size runs past the end of the file
+    data = recorded.read_bytes()
+    cut = tmp_path / "recorder-cut.webm"
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    with pytest.raises(UnreadableStreamError, match="truncated"):
+        probe(cut)
