@@ -173,19 +173,19 @@ def _demo(out: Path) -> int:
         defects=(Freeze(3.0, 3.0), BlockCorruption(9.3), AvOffset(14.0, 240.0)),
         seed=7,
     )
-    report = analyze(path, progress=_progress)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TextColumn("stream-s"),
+                  console=Console(stderr=True), transient=True) as bars:
+        task = bars.add_task("analysing", total=None)
+        report = analyze(path, progress=lambda done, total: bars.update(task, completed=done, total=total))
     print(format_report(report))
     print("ground truth:")
     for event in truth.defects:
         extra = f"  offset {event['offset_ms']:+g} ms" if "offset_ms" in event else ""
         print(f"  {event['type']:<17}{event['start_s']:>9.2f}{event['end_s']:>9.2f}{extra}")
     return 0
-
-
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        bar = "#" * (30 * done // total)
-        print(f"\ranalysing [{bar:<30}] {done}/{total} s", end="" if done < total else "\n", file=sys.stderr)
 
 
 def _log(message: str) -> None:
