@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from demo.__main__ import EXIT_DISAGREEMENT, outcome
 from lambdas.shared.media import make_defect
 
@@ -39,3 +41,60 @@ def test_a_different_value_in_one_defect_is_a_disagreement() -> None:
 def test_a_failed_run_exits_one_and_skipped_comparison_is_no_error() -> None:
     assert outcome("FAILED", [], None) == (1, None)
     assert outcome("SUCCEEDED", [DAMAGE], None) == (0, None)  # --no-monolith: nothing to compare
+
+
+def test_the_after_disagreeing_with_the_monolith_is_an_error_naming_the_after() -> None:
+    # Given the before agreeing with the monolith and the after missing the damage
+    code, message = outcome("SUCCEEDED", [FREEZE, DAMAGE], [FREEZE, DAMAGE], ("SUCCEEDED", [FREEZE]))
+    assert code == EXIT_DISAGREEMENT
+    assert message is not None and "the after" in message and "only in `monolith analyze`:" in message
+    # And a failed after run fails the demo even when the before succeeded
+    assert outcome("SUCCEEDED", [FREEZE], [FREEZE], ("FAILED", [])) == (1, None)
+    assert outcome("SUCCEEDED", [FREEZE], [FREEZE], ("SUCCEEDED", [FREEZE])) == (0, None)
+
+
+def test_summary_has_a_before_and_an_after_with_the_same_keys_and_both_bills_priced() -> None:
+    from demo.__main__ import summary_json
+    from demo.after import AfterRun
+    from demo.run import Execution, RunResult
+    from metering.lambda_logs import Report
+    from monolith.settings import ServiceSettings
+
+    record = {"stream_id": "s", "source": "s3://b/k", "second": 9, "defects": [FREEZE]}
+    action = {"key": "actions/s/freeze-0000003000.json", "action": "restart encoder", "defect": FREEZE}
+    # Given a before run of 10 stream-seconds: one converter invocation of 1 s at 1 GB, one corrective
+    # action record
+    before = RunResult(
+        stream_id="s", source="s3://b/k", stream_seconds=10, status="SUCCEEDED", error=None, cause=None,
+        executions=[Execution("arn:x", "SUCCEEDED", None, None, [], 12.0)], records=[record],
+        notifications=[], corrective_actions=[action], frame_objects=0,
+        reports={"converter": [Report("r1", 1000.0, 0.0, 1024, 500.0)]}, wall_s=12.0)
+    # And an after run of the same 10 s: 1 GET, 1 PUT, a receive and a delete, 1 publish, 0.36 CPU-s
+    usage = {"job_id": "j", "stream_id": "s2", "stream_seconds": 10, "outcome": "analysed", "defects": 1,
+             "requests": {"s3": {"GetObject": 1, "PutObject": 1}, "sns": {"Publish": 1},
+                          "sqs": {"ReceiveMessage": 1, "DeleteMessage": 1}}, "cpu_s": 0.36, "wall_s": 0.5}
+    after = AfterRun(stream_id="s2", source="s3://b/k2", status="SUCCEEDED", error=None,
+                     records=[{**record, "stream_id": "s2"}], notifications=[], corrective_actions=[],
+                     usage=[usage, {"outcome": "idle", "requests": {"sqs": {"ReceiveMessage": 4}}}],
+                     reports={}, wall_s=1.0, tasks=1, settings=ServiceSettings())
+    summary = summary_json(before, timings={}, truth=None, monolith=[FREEZE], after=after)
+    # Then both objects carry the shared keys, and the top level keeps the before's for older readers
+    shared = {"stream_seconds", "defects", "notifications", "corrective_actions", "s3_requests",
+              "sqs_requests", "sns_publishes", "lambda_invocations", "lambda_gb_seconds", "cpu_s", "wall_s",
+              "per_stream_second", "state_transitions", "matches_monolith"}
+    assert shared <= set(summary["before"]) and shared <= set(summary["after"])
+    assert summary["state_transitions"] == summary["before"]["state_transitions"] == 0
+    assert summary["before"]["defects"] == summary["after"]["defects"] == [FREEZE]
+    assert summary["matches_monolith"] and summary["after"]["matches_monolith"]
+    assert summary["after"]["sqs_requests"] == {"ReceiveMessage": 1, "DeleteMessage": 1,
+                                                "idle_ReceiveMessage": 4, "total": 2}
+    # And the before costs, for the run: 1 request $0.0000002 + 1 GB-s $0.0000166667 + 1 PUT $0.000005
+    # = $0.0000218667, x 360 (3,600 / 10 s) = $0.00787 per stream-hour
+    prices = summary["prices"]
+    assert prices["before"]["run_usd"] == pytest.approx(0.0000218667, rel=1e-5)
+    assert prices["before"]["per_stream_hour_usd"] == pytest.approx(0.00787200, rel=1e-4)
+    # And the after: PUT $0.000005 + GET $0.0000004 + 2 SQS $0.0000008 + SNS $0.0000005 + CPU
+    # 0.36 s x 1.5 x $0.34 / 8 / 3,600 = $0.000006375, in all $0.000013075, x 360 = $0.004707
+    assert prices["after"]["run_usd"] == pytest.approx(0.000013075, rel=1e-4)
+    assert prices["after"]["per_stream_hour_usd"] == pytest.approx(0.004707, rel=1e-3)
+    assert prices["before_to_after"] == pytest.approx(1.6724, rel=1e-3)
