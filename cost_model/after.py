@@ -32,34 +32,27 @@ from cost_model.prices import (
     line,
     src,
 )
+from infra.after_config import (
+    AZS,
+    EBS_GIB,
+    INTERFACE_ENDPOINTS,
+    AfterConfig,
+    InstanceCapacity,
+    instance_capacity,
+)
 from monolith.settings import ServiceSettings, results_objects, visibility_extensions
-from monolith.sizing import CPU_UNITS_PER_VCPU, HEADROOM, TaskSize, task_size
+from monolith.sizing import HEADROOM, TaskSize, task_size
 
 HOURS_PER_MONTH = 730.0
-INSTANCES: dict[str, tuple[int, float, str]] = {  # type -> (vCPUs, GiB, architecture)
-    "c6i.large": (2, 4, "x86_64"),
-    "c6i.xlarge": (4, 8, "x86_64"),
-    "c6i.2xlarge": (8, 16, "x86_64"),
-    "c6i.4xlarge": (16, 32, "x86_64"),
-    "c7g.large": (2, 4, "arm64"),
-    "c7g.xlarge": (4, 8, "arm64"),
-    "c7g.2xlarge": (8, 16, "arm64"),
-    "c7g.4xlarge": (16, 32, "arm64"),
-}
+# The instance types priced (cost_model/prices.py); their vCPUs, memory and architecture, and how many tasks
+# each holds, are the after stack's (infra/after_config.py instance_capacity).
+INSTANCES = ("c6i.large", "c6i.xlarge", "c6i.2xlarge", "c6i.4xlarge",
+             "c7g.large", "c7g.xlarge", "c7g.2xlarge", "c7g.4xlarge")
 DEFAULT_INSTANCE = {"x86_64": "c6i.2xlarge", "arm64": "c7g.2xlarge"}
-# Share of an instance's nominal memory that tasks can reserve: ECS registers what the kernel reports, a few
-# per cent under nominal, and the agent and the OS need some. The after stack plans with the same 90%
-# (infra/after_config.py USABLE_MEMORY_SHARE on the after-stack branch: import it from there once merged).
-USABLE_MEMORY_SHARE = 0.9
-# Streams one task analyses at once as the after stack deploys it (infra/after_config.py
-# AfterConfig.concurrency, 4; the service's own default, monolith.settings, is 1).
-STACK_CONCURRENCY = 4
-EBS_GIB = 30  # the ECS-optimised AMI's root volume (gp3)
+# Streams one task analyses at once as the after stack deploys it (the service's own default,
+# monolith.settings, is 1).
+STACK_CONCURRENCY = AfterConfig.concurrency
 IMAGE_GIB = 0.5  # the service's container image (Python 3.13, PyAV, numpy, boto3), compressed (assumed)
-AZS = 2  # availability zones the service spans (NAT gateways and interface endpoints are per AZ)
-# Interface endpoints a private subnet without NAT needs for ECS on EC2: ecs, ecs-agent, ecs-telemetry,
-# ecr.api, ecr.dkr, logs, sqs, sns (S3 goes through the free gateway endpoint).
-INTERFACE_ENDPOINTS = ("ecs", "ecs-agent", "ecs-telemetry", "ecr.api", "ecr.dkr", "logs", "sqs", "sns")
 LOG_BYTES_PER_LINE = 300  # one JSON log line (assumed)
 API_BYTES_PER_REQUEST = 2000  # an SQS/SNS/logs request and its answer through NAT or an endpoint (assumed)
 NETWORKS = {
@@ -266,22 +259,25 @@ class Fleet:
         return self.tasks_per_instance
 
 
-def pack(streams: int, task: TaskSize, concurrency: int, instance: str) -> tuple[int, int, int, str]:
-    """(tasks, tasks per instance, instances, bound) for `streams` at `concurrency` streams per task."""
+def _priced_instance(instance: str) -> InstanceCapacity:
     if instance not in INSTANCES:
         raise InputError(f"unknown instance type {instance!r}; known: {', '.join(INSTANCES)}")
-    vcpus, gib, _ = INSTANCES[instance]
-    cpu_units = vcpus * CPU_UNITS_PER_VCPU
-    memory = int(gib * 1024 * USABLE_MEMORY_SHARE)
-    by_cpu, by_memory = cpu_units // task.cpu_units, memory // task.memory_mib
-    per = min(by_cpu, by_memory)
+    return instance_capacity(instance)
+
+
+def pack(streams: int, task: TaskSize, concurrency: int, instance: str) -> tuple[int, int, int, str]:
+    """(tasks, tasks per instance, instances, bound) for `streams` at `concurrency` streams per task,
+    packed as the after stack places them (infra/after_config.py InstanceCapacity)."""
+    capacity = _priced_instance(instance)
+    per = capacity.tasks_per_instance(task)
     if per < 1:
         raise InputError(
             f"one task reserves {task.cpu_units} CPU units and {task.memory_mib} MiB: "
-            f"{instance} ({cpu_units} units, {memory} MiB for tasks) cannot hold it"
+            f"{instance} ({capacity.cpu_units} units, {capacity.usable_memory_mib} MiB for tasks) "
+            "cannot hold it"
         )
     tasks = math.ceil(streams / concurrency)
-    return tasks, per, math.ceil(tasks / per), "CPU" if by_cpu <= by_memory else "memory"
+    return tasks, per, math.ceil(tasks / per), "memory" if capacity.memory_bound(task) else "CPU"
 
 
 def size_fleet(
@@ -296,10 +292,8 @@ def size_fleet(
 ) -> Fleet:
     """The instances `streams` concurrent live streams need, from the measured CPU `statistic`."""
     instance = instance or DEFAULT_INSTANCE.get(architecture, "")
-    if instance not in INSTANCES:
-        raise InputError(f"unknown instance type {instance!r}; known: {', '.join(INSTANCES)}")
-    if INSTANCES[instance][2] != architecture:
-        raise InputError(f"{instance} is {INSTANCES[instance][2]}, not {architecture}")
+    if _priced_instance(instance).architecture != architecture:
+        raise InputError(f"{instance} is {instance_capacity(instance).architecture}, not {architecture}")
     factor = ARM64_CPU_FACTOR if architecture == "arm64" else 1.0
     cal = calibration.at(statistic, cpu_factor=factor)
     task = task_size(cal, resolution, settings.concurrency)

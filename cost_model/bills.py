@@ -11,17 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cost_model.after import INSTANCES
-from cost_model.model import line
-from cost_model.prices import PriceBook
+from cost_model.prices import PriceBook, line, src
+from infra.after_config import instance_capacity
 from monolith.sizing import HEADROOM
 
 SECONDS_PER_HOUR = 3600
-
-
-def _src(book: PriceBook, key: str) -> str:
-    price = book[key]
-    return f"{price.source} [{price.date}]"
 
 
 def bill_lines(bill: dict[str, Any], book: PriceBook, *, instance: str = "c6i.2xlarge",
@@ -31,32 +25,32 @@ def bill_lines(bill: dict[str, Any], book: PriceBook, *, instance: str = "c6i.2x
     lines = []
     if bill.get("state_transitions"):
         lines.append(line("Step Functions", "state transitions", bill["state_transitions"],
-                          book["sfn.transition"].usd, _src(book, "sfn.transition")))
+                          book["sfn.transition"].usd, src(book, "sfn.transition")))
     put = int(s3.get("put", 0)) + int(s3.get("list", 0))
     get = int(s3.get("get", 0)) + int(s3.get("head", 0))
     if put:
-        lines.append(line("S3", "PUT/LIST requests", put, book["s3.put"].usd, _src(book, "s3.put")))
+        lines.append(line("S3", "PUT/LIST requests", put, book["s3.put"].usd, src(book, "s3.put")))
     if get:
-        lines.append(line("S3", "GET/HEAD requests", get, book["s3.get"].usd, _src(book, "s3.get")))
+        lines.append(line("S3", "GET/HEAD requests", get, book["s3.get"].usd, src(book, "s3.get")))
     sqs = (bill.get("sqs_requests") or {}).get("total", 0)
     if sqs:
-        lines.append(line("SQS", "requests", sqs, book["sqs.request"].usd, _src(book, "sqs.request")))
+        lines.append(line("SQS", "requests", sqs, book["sqs.request"].usd, src(book, "sqs.request")))
     if bill.get("sns_publishes"):
         lines.append(line("SNS", "publishes", bill["sns_publishes"], book["sns.publish"].usd,
-                          _src(book, "sns.publish")))
+                          src(book, "sns.publish")))
     if bill.get("lambda_invocations"):
         lines.append(line("Lambda", "requests", bill["lambda_invocations"], book["lambda.request"].usd,
-                          _src(book, "lambda.request")))
+                          src(book, "lambda.request")))
         key = f"lambda.gb_s.{architecture}.1"
         lines.append(line("Lambda", f"GB-seconds ({architecture})", bill["lambda_gb_seconds"], book[key].usd,
-                          _src(book, key)))
+                          src(book, key)))
     service_cpu = bill.get("service_cpu_s")
     if service_cpu:
-        vcpus = INSTANCES[instance][0]
+        vcpus = instance_capacity(instance).vcpus
         key = f"ec2.{instance}"
         per_vcpu_s = book[key].usd / vcpus / SECONDS_PER_HOUR * (1 + HEADROOM)
         lines.append(line("EC2", f"vCPU-seconds ({instance} / {vcpus} vCPU, +{HEADROOM:.0%} headroom)",
-                          service_cpu, per_vcpu_s, _src(book, key)))
+                          service_cpu, per_vcpu_s, src(book, key)))
     return lines
 
 

@@ -2,7 +2,8 @@
 
 Kept apart from MonitorConfig (the before's knobs): the stage, region, detectors default, log retention
 and LocalStack target are read from there; everything that only the ECS service has is here. Side-effect
-free (no jsii), so the demo and the cost model can import the stack name and the sizing.
+free (no jsii), so the demo and the cost model can import the stack name, the network's shape and the
+packing of tasks onto instances.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ STREAMS_PREFIX = "streams/"
 # - nat: private subnets, one NAT gateway per AZ;
 # - endpoints: isolated subnets, interface endpoints for each AWS API the instances call, no NAT.
 NETWORKS = ("public", "nat", "endpoints")
+EBS_GIB = 30  # each instance's root volume (gp3), the size of the ECS-optimised AMI's
+AZS = 2  # availability zones the service spans (NAT gateways and interface endpoints are per AZ)
+# The interface endpoints of `endpoints` (construct id -> AWS service name): what an instance in an isolated
+# subnet calls besides S3: the ECS agent (ecs, ecs-agent, ecs-telemetry), the image pull (ecr.api, ecr.dkr;
+# layers come from S3), the log driver, and the service (sqs, sns).
+INTERFACE_ENDPOINTS = {"Ecs": "ecs", "EcsAgent": "ecs-agent", "EcsTelemetry": "ecs-telemetry",
+                       "EcrApi": "ecr.api", "EcrDocker": "ecr.dkr", "Logs": "logs",
+                       "Sqs": "sqs", "Sns": "sns"}
 
 # vCPUs per instance size (the same in every current EC2 family) and GiB of memory per vCPU per family
 # letter: compute-optimised c 2, general-purpose m 4, memory-optimised r 8 (EC2 instance-type pages).
@@ -58,8 +67,20 @@ class InstanceCapacity:
         return self.vcpus * CPU_UNITS_PER_VCPU
 
     @property
+    def architecture(self) -> str:
+        return "arm64" if self.arm64 else "x86_64"
+
+    @property
     def usable_memory_mib(self) -> int:
         return int(self.memory_mib * USABLE_MEMORY_SHARE)
+
+    def tasks_per_instance(self, task: TaskSize) -> int:
+        """How many tasks of `task`'s size one instance holds, by CPU and by usable memory (0: none)."""
+        return min(self.cpu_units // task.cpu_units, self.usable_memory_mib // task.memory_mib)
+
+    def memory_bound(self, task: TaskSize) -> bool:
+        """Whether memory, not CPU, fills the instance first with tasks of `task`'s size."""
+        return task.memory_mib / self.usable_memory_mib >= task.cpu_units / self.cpu_units
 
 
 def instance_capacity(instance_type: str) -> InstanceCapacity:
@@ -130,8 +151,7 @@ class AfterConfig:
 
     @property
     def tasks_per_instance(self) -> int:
-        size, instance = self.task_size, self.instance
-        return min(instance.cpu_units // size.cpu_units, instance.usable_memory_mib // size.memory_mib)
+        return self.instance.tasks_per_instance(self.task_size)
 
     @property
     def max_instances(self) -> int:
@@ -141,8 +161,7 @@ class AfterConfig:
     @property
     def memory_bound(self) -> bool:
         """Whether memory, not CPU, limits the tasks per instance (decides the placement's bin-packing)."""
-        size, instance = self.task_size, self.instance
-        return size.memory_mib / instance.usable_memory_mib >= size.cpu_units / instance.cpu_units
+        return self.instance.memory_bound(self.task_size)
 
     @classmethod
     def from_node(cls, node: Node) -> AfterConfig:

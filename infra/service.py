@@ -27,7 +27,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.after_config import STREAMS_PREFIX, AfterConfig
+from infra.after_config import AZS, EBS_GIB, INTERFACE_ENDPOINTS, STREAMS_PREFIX, AfterConfig
 from infra.config import MonitorConfig
 from infra.functions import retention
 from infra.nag import acknowledge, acknowledge_object_prefix
@@ -40,13 +40,6 @@ CONTAINER_NAME = "monitor"
 # SIGTERM (scale-in, deployment) → the service finishes the second in hand and releases its jobs: well
 # inside two minutes. ECS's maximum stop timeout is 120 s.
 STOP_TIMEOUT_S = 120
-AZS = 2
-# What an instance in an isolated subnet calls besides S3: the ECS agent (ecs, ecs-agent, ecs-telemetry),
-# the image pull (ecr.api, ecr.dkr; layers come from S3), the log driver, and the service (sqs, sns).
-_ep = ec2.InterfaceVpcEndpointAwsService
-INTERFACE_ENDPOINTS = {"Ecs": _ep.ECS, "EcsAgent": _ep.ECS_AGENT, "EcsTelemetry": _ep.ECS_TELEMETRY,
-                       "EcrApi": _ep.ECR, "EcrDocker": _ep.ECR_DOCKER, "Logs": _ep.CLOUDWATCH_LOGS,
-                       "Sqs": _ep.SQS, "Sns": _ep.SNS}
 
 
 class Network(Construct):
@@ -84,7 +77,8 @@ class Network(Construct):
         if network == "endpoints":
             for name, service in INTERFACE_ENDPOINTS.items():
                 endpoint = self.vpc.add_interface_endpoint(
-                    name, service=service, private_dns_enabled=True, subnets=self.instance_subnets,
+                    name, service=ec2.InterfaceVpcEndpointAwsService(service), private_dns_enabled=True,
+                    subnets=self.instance_subnets,
                     open=False)  # reachable from the instances' group only, not the whole VPC
                 endpoint.connections.allow_default_port_from(self.security_group)
 
@@ -159,7 +153,8 @@ class MonitorService(Construct):
             # AWS_REGION.
             require_imdsv2=True,
             block_devices=[ec2.BlockDevice(device_name="/dev/xvda", volume=ec2.BlockDeviceVolume.ebs(
-                30, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3, delete_on_termination=True))],
+                EBS_GIB, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3,
+                delete_on_termination=True))],
         )
         fleet = autoscaling.AutoScalingGroup(
             self, "Fleet",

@@ -23,6 +23,7 @@ from cost_model.asl import load
 from cost_model.inputs import NEEDS, InputError, StackConfig
 from cost_model.model import Workload, breakeven, compare, serverless_lines, serverless_usage
 from cost_model.prices import PriceBook
+from infra.after_config import AfterConfig
 from infra.config import ASL_PATH
 from monolith.settings import ServiceSettings
 from monolith.sizing import TaskSize
@@ -409,3 +410,14 @@ def test_tasks_reserve_90_percent_of_an_instances_memory() -> None:
     assert pack(100, TaskSize(cpu_units=100, memory_mib=1024), 4, "c6i.2xlarge") == (25, 14, 2, "memory")
     with pytest.raises(InputError, match="cannot hold"):
         pack(1, TaskSize(cpu_units=9000, memory_mib=512), 1, "c6i.2xlarge")
+
+
+def test_cost_model_packs_tasks_as_the_after_stack_places_them() -> None:
+    # Given the stack's default task (4 streams at 720p: 457 CPU units, 1,152 MiB from the committed
+    # calibration) on a c6i.2xlarge: 8,192 // 457 = 17 by CPU, 14,745 // 1,152 = 12 by memory -> 12,
+    # memory-bound. The cost model prices the fleet the stack would place: the same 12 and the same bound.
+    config = AfterConfig()
+    task = config.task_size
+    assert (task.cpu_units, task.memory_mib) == (457, 1152)
+    assert (config.tasks_per_instance, config.memory_bound) == (12, True)
+    assert pack(120, task, config.concurrency, config.instance_type) == (30, 12, 3, "memory")
