@@ -13,6 +13,7 @@ from typing import Any
 
 from cost_model.asl import LoopModel
 from cost_model.inputs import InputError
+from metering.requests import S3_CLASSES
 from metering.stepfunctions import (
     continued_as,
     history,
@@ -21,17 +22,6 @@ from metering.stepfunctions import (
     service_calls,
     transitions,
 )
-
-PUT_OPS = (
-    "PutObject",
-    "CopyObject",
-    "PostObject",
-    "CreateMultipartUpload",
-    "UploadPart",
-    "CompleteMultipartUpload",
-)
-GET_OPS = ("GetObject", "HeadObject")
-LIST_OPS = ("ListObjects", "ListObjectsV2", "ListBuckets", "ListMultipartUploads", "ListParts")
 
 
 @dataclass
@@ -186,10 +176,13 @@ def count_execution(
     total.stream_seconds = total.entered.get(loop.loop.entry, 0)
     total.defect_seconds = max((total.entered.get(n, 0) for n in loop.defect_second.entered), default=0)
     total.notifications = max((total.entered.get(n, 0) for n in loop.per_defect.entered), default=0)
+    by_class: Counter[str] = Counter()
+    for operation, n in s3.items():
+        by_class[S3_CLASSES.get(operation, "other")] += n
     total.s3_requests = {
-        "put": sum(s3[o] for o in PUT_OPS),
-        "get": sum(s3[o] for o in GET_OPS),
-        "list": sum(s3[o] for o in LIST_OPS),
+        "put": by_class["put"],
+        "get": by_class["get"] + by_class["head"],  # a HEAD is billed as a GET
+        "list": by_class["list"],
         **{f"op:{k}": v for k, v in sorted(s3.items())},
     }
     total.lambda_invocations = invocations

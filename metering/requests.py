@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+# S3 operation -> billing class (the cost model's measured counts use the same table).
 S3_CLASSES = {"PutObject": "put", "CopyObject": "put", "PostObject": "put", "CreateMultipartUpload": "put",
               "UploadPart": "put", "CompleteMultipartUpload": "put",
               "GetObject": "get", "HeadObject": "head",
-              "ListObjectsV2": "list", "ListObjects": "list", "DeleteObject": "delete"}
+              "ListObjectsV2": "list", "ListObjects": "list", "ListBuckets": "list",
+              "ListMultipartUploads": "list", "ListParts": "list", "DeleteObject": "delete"}
 
 
 def s3_by_class(by_source: Mapping[str, Mapping[str, int]]) -> dict[str, object]:

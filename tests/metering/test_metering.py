@@ -116,3 +116,9 @@ def test_after_bill_adds_jobs_and_keeps_idle_polling_apart() -> None:
 def test_s3_classes_put_heads_apart_and_total_everything() -> None:
     s3 = s3_by_class({"a": {"PutObject": 2, "CopyObject": 1, "HeadObject": 4}, "b": {"ListObjectsV2": 1}})
     assert (s3["put"], s3["get"], s3["head"], s3["list"], s3["total"]) == (3, 0, 4, 1, 8)
+
+
+def test_every_s3_list_operation_is_billed_as_a_list() -> None:
+    # ListBuckets and the multipart listings are LIST requests too (billed at the PUT rate)
+    s3 = s3_by_class({"a": {"ListBuckets": 1, "ListMultipartUploads": 2, "ListParts": 3}})
+    assert (s3["list"], s3["total"]) == (6, 6)
