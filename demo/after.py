@@ -26,13 +26,12 @@ from demo.run import (
     RunError,
     await_actions,
     await_reports,
-    list_keys,
     notifications_for,
+    result_keys,
     stack_functions,
     stream_of,
     stream_total,
 )
-from lambdas.shared.results import RESULTS_PREFIX
 from metering import Bill, after_bill
 from metering.lambda_logs import Report
 from monolith.local_tasks import LocalTasks
@@ -68,8 +67,7 @@ class AfterRun:
 
     @property
     def defects(self) -> list[dict[str, Any]]:
-        found = [d for r in self.records for d in r["defects"]]
-        return sorted(found, key=lambda d: (d["start_s"], d["type"], d["end_s"]))
+        return defects_in(self.records)
 
     def metered(self) -> Bill:
         jobs = [u for u in self.usage if u.get("outcome") != "idle"]
@@ -87,11 +85,27 @@ class AfterRun:
                 **bill, "sns_deliveries_observed": len(self.notifications)}
 
 
-def _records(aws: Aws, bucket: str, keys: list[str]) -> list[dict[str, Any]]:
-    """Second records from results objects of one JSON line per second (the after writes batches)."""
-    lines = [line for key in keys
+def defects_in(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The defects of second records, in the order `monolith analyze` reports them."""
+    found = [d for r in records for d in r["defects"]]
+    return sorted(found, key=lambda d: (d["start_s"], d["type"], d["end_s"]))
+
+
+def stream_records(aws: Aws, after: AfterStack, stream_id: str) -> list[dict[str, Any]]:
+    """Every second record of a stream, by second, from its results objects (the after writes batches:
+    one JSON line per second)."""
+    bucket = after.results_bucket
+    lines = [line for key in result_keys(aws, after, stream_id)
              for line in aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()]
     return sorted((json.loads(line) for line in lines if line.strip()), key=lambda r: r["second"])
+
+
+def submit_job(aws: Aws, after: AfterStack, path: Path, stream_id: str) -> tuple[str, str]:
+    """Upload `path` under streams/ and queue its job (the before's StartExecution input); (key, job id)."""
+    key = f"streams/{stream_id}{path.suffix}"
+    aws.s3.upload_file(str(path), after.source_bucket, key)
+    body = json.dumps({"bucket": after.source_bucket, "key": key, "stream_id": stream_id})
+    return key, aws.sqs.send_message(QueueUrl=after.job_queue_url, MessageBody=body)["MessageId"]
 
 
 def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int = 1,
@@ -104,7 +118,6 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
     after = stack.after
     path = Path(path)
     stream_id = stream_id or re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)[:40] + "-" + uuid.uuid4().hex[:6]
-    key = f"streams/{stream_id}{path.suffix}"
     total = stream_total(path)
     own_observer = observer is None
     observer = observer or Observer(aws, after.topic_arn)
@@ -114,12 +127,10 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
     env = load_launcher().client_env(aws.endpoint_url, aws.region) if aws.endpoint_url else {}
     started = time.monotonic()
     try:
-        aws.s3.upload_file(str(path), after.source_bucket, key)
         settings = service_settings(after)
         with LocalTasks(settings, env, log_dir) as local:
             local.start(tasks)
-            aws.sqs.send_message(QueueUrl=after.job_queue_url, MessageBody=json.dumps(
-                {"bucket": after.source_bucket, "key": key, "stream_id": stream_id}))
+            key, _ = submit_job(aws, after, path, stream_id)
             finished = _await_job(local, stream_id, total, progress, timeout_s)
             wall_s = round(time.monotonic() - started, 3)
             local.stop()
@@ -130,9 +141,7 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
         defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
         actions = await_actions(aws, after.results_bucket, stream_id, defect_messages)
         reports = await_reports(aws, functions, since_ms, defect_messages)
-        keys = sorted(k for k in list_keys(aws, after.results_bucket, RESULTS_PREFIX)
-                      if f"/stream={stream_id}/" in k)
-        records = _records(aws, after.results_bucket, keys)
+        records = stream_records(aws, after, stream_id)
     finally:
         if own_observer:
             observer.close()

@@ -30,7 +30,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from demo.deploy import REGION, Stack
+from demo.deploy import REGION, AfterStack, Stack
 from lambdas.shared.frame_store import FRAMES_PREFIX
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 from metering import Bill, before_bill
@@ -186,7 +186,8 @@ def download_prefix(aws: Aws, bucket: str, prefix: str, target: Path) -> int:
     return len(keys)
 
 
-def result_keys(aws: Aws, stack: Stack, stream_id: str) -> list[str]:
+def result_keys(aws: Aws, stack: Stack | AfterStack, stream_id: str) -> list[str]:
+    """The results objects of one stream (either architecture's: they share the results bucket)."""
     keys = list_keys(aws, stack.results_bucket, RESULTS_PREFIX)
     return sorted(k for k in keys if f"/stream={stream_id}/" in k)
 

@@ -13,13 +13,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from demo.deploy import Stack, deploy
+from demo.after import defects_in, service_settings, stream_records, submit_job
+from demo.deploy import AfterStack, Stack, deploy
 from demo.run import Aws, Observer, download_prefix, read_json_objects
 from lambdas.corrective_action.service import action_for
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX, action_key, query_defects
@@ -31,26 +32,6 @@ pytestmark = pytest.mark.slow
 FPS = 25
 
 
-@dataclass(frozen=True)
-class AfterStack:
-    """What the after's tasks are given: the job queue and its dead-letter queue, and the before's
-    source bucket, results bucket and topic (shared by both architectures)."""
-
-    job_queue_url: str
-    dead_letter_queue_url: str
-    source_bucket: str
-    results_bucket: str
-    topic_arn: str
-    max_receives: int
-
-    def settings(self, **overrides: Any) -> ServiceSettings:
-        """The tasks' settings; long polls of 2 s, so that a stopped task exits within 2 s (it finishes
-        its poll: see monolith/serve.py)."""
-        return replace(ServiceSettings(job_queue_url=self.job_queue_url, results_bucket=self.results_bucket,
-                                       topic_arn=self.topic_arn, source_buckets=(self.source_bucket,),
-                                       max_receives=self.max_receives, receive_wait_s=2), **overrides)
-
-
 @pytest.fixture(scope="module")
 def before(localstack: Any) -> Stack:
     # The same deployment as test_e2e_localstack.py's (one LocalStack may serve both modules): redeploying
@@ -59,17 +40,11 @@ def before(localstack: Any) -> Stack:
 
 
 @pytest.fixture(scope="module")
-def after(aws: Aws, before: Stack) -> AfterStack:
-    """The one place that knows where the after's queues come from: the after stack's outputs
-    (JobQueueUrl, DeadLetterQueueUrl), deployed beside the before by demo.deploy, and the before's
-    source bucket, results bucket and topic, which the after shares. `max_receives` is the deployed
-    queue's redrive count."""
-    deployed = before.after
-    assert deployed is not None, "demo.deploy returned no after stack"
-    redrive = aws.sqs.get_queue_attributes(QueueUrl=deployed.job_queue_url,
-                                           AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
-    return AfterStack(deployed.job_queue_url, deployed.dead_letter_queue_url, deployed.source_bucket,
-                      deployed.results_bucket, deployed.topic_arn, json.loads(redrive)["maxReceiveCount"])
+def after(before: Stack) -> AfterStack:
+    """The after stack's outputs (its queues, and the before's source bucket, results bucket and topic,
+    which the after shares), deployed beside the before by demo.deploy."""
+    assert before.after is not None, "demo.deploy returned no after stack"
+    return before.after
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +72,7 @@ def tasks(localstack: Any, tmp_path: Path) -> Iterator[Callable[..., LocalTasks]
 
 
 def submit(aws: Aws, after: AfterStack, path: Path, stream_id: str) -> str:
-    key = f"streams/{stream_id}{path.suffix}"
-    aws.s3.upload_file(str(path), after.source_bucket, key)
-    body = json.dumps({"bucket": after.source_bucket, "key": key, "stream_id": stream_id})
-    return aws.sqs.send_message(QueueUrl=after.job_queue_url, MessageBody=body)["MessageId"]
+    return submit_job(aws, after, path, stream_id)[1]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float, tasks: LocalTasks | None = None,
@@ -118,21 +90,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float, tasks: Local
 
 def finished(tasks: LocalTasks, stream_id: str, outcome: str = "analysed") -> list[dict[str, Any]]:
     return [u for u in tasks.usage() if u["stream_id"] == stream_id and u["outcome"] == outcome]
-
-
-def records_of(aws: Aws, after: AfterStack, stream_id: str) -> list[dict[str, Any]]:
-    """Every second record of a stream in the results bucket, over all its batch objects."""
-    keys = [o["Key"] for page in aws.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=after.results_bucket, Prefix=RESULTS_PREFIX) for o in page.get("Contents", [])
-        if f"/stream={stream_id}/" in o["Key"]]
-    bodies = [aws.s3.get_object(Bucket=after.results_bucket, Key=k)["Body"].read().decode() for k in keys]
-    return sorted((json.loads(line) for body in bodies for line in body.splitlines() if line.strip()),
-                  key=lambda r: r["second"])
-
-
-def defects_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted((d for r in records for d in r["defects"]),
-                  key=lambda d: (d["start_s"], d["type"], d["end_s"]))
 
 
 def defect_notifications(observer: Observer, stream_id: str) -> list[dict[str, Any]]:
@@ -174,14 +131,14 @@ class Run:
 @pytest.fixture(scope="module")
 def run(aws: Aws, after: AfterStack, observer: Observer, stream: Path,
         tmp_path_factory: pytest.TempPathFactory, localstack: Any) -> Iterator[Run]:
-    settings = after.settings(results_batch_seconds=2, heartbeat_seconds=2)
+    settings = service_settings(after, results_batch_seconds=2, heartbeat_seconds=2)
     with LocalTasks(settings, localstack.client_env(), tmp_path_factory.mktemp("run-tasks")) as tasks:
         tasks.start(1)
         stream_id = f"cam-after-{uuid.uuid4().hex[:6]}"
         job_id = submit(aws, after, stream, stream_id)
         usage = wait_for("the job", lambda: finished(tasks, stream_id), 120, tasks)[0]
-    records = records_of(aws, after, stream_id)
-    defects = defects_of(records)
+    records = stream_records(aws, after, stream_id)
+    defects = defects_in(records)
     observer.drain(until=lambda _: len(defect_notifications(observer, stream_id)) >= len(defects))
     prefix = f"{ACTIONS_PREFIX}{stream_id}/"
 
@@ -201,7 +158,7 @@ def test_defects_equal_the_monolith_and_the_requests_are_those_the_settings_coun
     assert {d["type"] for d in expected} >= {"freeze", "block_corruption"}
     # Then every second was recorded once, with exactly the monolith's defects
     assert [r["second"] for r in run.records] == list(range(DURATION_S))
-    assert defects_of(run.records) == expected
+    assert defects_in(run.records) == expected
     # And the job's usage line says what it did: 1 GET; 3 PUTs (seconds 0-1, 2-3, 4-5); 1 receive,
     # 2 extensions (before seconds 2 and 4), 1 delete; one publish per defect
     assert run.usage["job_id"] == run.job_id and run.usage["stream_seconds"] == DURATION_S
@@ -214,7 +171,7 @@ def test_defects_equal_the_monolith_and_the_requests_are_those_the_settings_coun
 
 
 def test_notifications_lead_to_the_before_s_corrective_actions(run: Run) -> None:
-    defects = defects_of(run.records)
+    defects = defects_in(run.records)
     # Then one notification per defect, in the before's shape, with the job id for the execution id
     assert sorted((n["message"]["defect"] for n in run.notifications),
                   key=lambda d: (d["start_s"], d["type"], d["end_s"])) == defects
@@ -229,7 +186,7 @@ def test_results_are_read_by_the_before_s_duckdb_query(run: Run, aws: Aws, after
                                                        tmp_path: Path) -> None:
     download_prefix(aws, after.results_bucket, f"{RESULTS_PREFIX}", tmp_path)
     rows = [r for r in query_defects(tmp_path) if r["stream_id"] == run.stream_id]
-    defects = defects_of(run.records)
+    defects = defects_in(run.records)
     assert [json.loads(r["defect_json"]) for r in rows] == defects
     # The batch objects hold the seconds they start with; the row's second is the record's own
     assert [r["second"] for r in rows] == [next(rec["second"] for rec in run.records if d in rec["defects"])
@@ -243,12 +200,14 @@ def test_a_bad_stream_is_notified_once_and_goes_to_the_dead_letter_queue(
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"this is not a video stream\n" * 200)
     stream_id = f"bad-{uuid.uuid4().hex[:6]}"
-    group = tasks(after.settings(retry_delay_s=1))
+    settings = service_settings(after, retry_delay_s=1)
+    group = tasks(settings)
     submit(aws, after, garbage, stream_id)
-    # When the task has failed it max_receives times
-    failed = wait_for("three failed attempts", lambda: len(finished(group, stream_id, "failed")) >= 3 and
+    # When the task has failed it max_receives times (the deployed queue's redrive count: see the last test)
+    failed = wait_for("three failed attempts",
+                      lambda: len(finished(group, stream_id, "failed")) >= settings.max_receives and
                       finished(group, stream_id, "failed"), 90, group)
-    assert len(failed) == after.max_receives
+    assert len(failed) == settings.max_receives == 3
     # Then the message is in the dead-letter queue (moved by SQS on the next receive)
     moved = wait_for("the dead-letter queue", lambda: aws.sqs.receive_message(
         QueueUrl=after.dead_letter_queue_url, WaitTimeSeconds=1).get("Messages", []), 30, group)
@@ -260,7 +219,7 @@ def test_a_bad_stream_is_notified_once_and_goes_to_the_dead_letter_queue(
     assert [(n["subject"], n["attributes"]["kind"], n["attributes"]["error"]) for n in notices] == [
         ("Stream cannot be analysed", "stream_unreadable", "StreamUnreadable")]
     assert notices[0]["message"].startswith(f"Stream {stream_id} (s3://{after.source_bucket}/streams/")
-    assert records_of(aws, after, stream_id) == []
+    assert stream_records(aws, after, stream_id) == []
 
 
 # --- SIGKILL -------------------------------------------------------------------------------------
@@ -275,8 +234,8 @@ def test_a_task_killed_mid_stream_loses_nothing(aws: Aws, after: AfterStack, obs
                     defects=[Freeze(1.2, 2.5), BlockCorruption(20.3)], seed=8)
     expected = analyze(path)["defects"]
     assert [(d["type"], int(d["end_s"])) for d in expected] == [("freeze", 3), ("block_corruption", 30)]
-    group = tasks(after.settings(results_batch_seconds=2, heartbeat_seconds=2, visibility_timeout_s=6),
-                  count=2)
+    group = tasks(service_settings(after, results_batch_seconds=2, heartbeat_seconds=2,
+                                   visibility_timeout_s=6), count=2)
     stream_id = f"kill-{uuid.uuid4().hex[:6]}"
     submit(aws, after, path, stream_id)
 
@@ -300,9 +259,9 @@ def test_a_task_killed_mid_stream_loses_nothing(aws: Aws, after: AfterStack, obs
     survivor = next(t for t in group.tasks if t is not victim)
     assert any(stream_id in line and '"receive_count":2' in line for line in survivor.lines())
     # And every second is in the results exactly once, with the monolith's defects
-    records = records_of(aws, after, stream_id)
+    records = stream_records(aws, after, stream_id)
     assert [r["second"] for r in records] == list(range(30))
-    assert defects_of(records) == expected
+    assert defects_in(records) == expected
     # And notifications are at least once: the killed task had published the freeze (it closed at
     # second 3, before the batch it wrote last), the second task published it again
     observer.drain(until=lambda _: len(defect_notifications(observer, stream_id)) >= len(expected) + 1)
@@ -334,7 +293,7 @@ def test_twenty_streams_on_three_workers_each_analysed_once(
     tag = uuid.uuid4().hex[:6]
     streams = {f"load-{kind}-{n}-{tag}": kind for n in range(STREAMS // len(kinds)) for kind in kinds}
     # When they are queued for one task of three worker processes (--concurrency 3)
-    group = tasks(after.settings(concurrency=3))
+    group = tasks(service_settings(after, concurrency=3))
     started = time.monotonic()
     for stream_id, kind in streams.items():
         submit(aws, after, files[kind], stream_id)
@@ -349,9 +308,9 @@ def test_twenty_streams_on_three_workers_each_analysed_once(
     assert Counter(u["stream_id"] for u in jobs if u["outcome"] == "analysed") == dict.fromkeys(streams, 1)
     # And each stream is in the results exactly once, with the monolith's defects for its file
     for stream_id, kind in streams.items():
-        records = records_of(aws, after, stream_id)
+        records = stream_records(aws, after, stream_id)
         assert [r["second"] for r in records] == [0, 1, 2], stream_id
-        assert defects_of(records) == expected[kind], stream_id
+        assert defects_in(records) == expected[kind], stream_id
     # Notifications: at least once; count the duplicates
     defects_total = sum(len(expected[kind]) for kind in streams.values())
     observer.drain(until=lambda _: sum(len(defect_notifications(observer, s)) for s in streams)
@@ -365,7 +324,7 @@ def test_twenty_streams_on_three_workers_each_analysed_once(
 
 def test_a_task_whose_queue_is_missing_exits_2_instead_of_restarting_its_workers(
         after: AfterStack, tasks: Callable[..., LocalTasks]) -> None:
-    group = tasks(after.settings(job_queue_url=after.job_queue_url + "-missing", concurrency=2))
+    group = tasks(service_settings(after, job_queue_url=after.job_queue_url + "-missing", concurrency=2))
     task = group.tasks[0]
     wait_for("the task to exit", lambda: task.process.poll() is not None, 60, group)
     assert task.process.returncode == 2
