@@ -104,8 +104,7 @@ def outcome(
         return 0, None
     problems = [disagreement(lambda_defects, monolith)]
     if after is not None:
-        problem = disagreement(after[1], monolith)
-        problems.append(problem.replace("the Lambda path", "the after") if problem else None)
+        problems.append(disagreement(after[1], monolith, path="the after"))
     found = [p for p in problems if p]
     return (EXIT_DISAGREEMENT, "\n".join(found)) if found else (0, None)
 

@@ -41,16 +41,17 @@ def defects_table(defects: list[dict[str, Any]], title: str | None = None) -> Ta
     return table
 
 
-def disagreement(lambda_path: list[dict[str, Any]], monolith: list[dict[str, Any]]) -> str | None:
-    """None when the Lambda path found what `monolith analyze` found on the same file; otherwise the
-    error to report. Both run the same converter and detectors, so a difference is a bug (a seek
-    artefact, lost state), never a finding."""
-    if lambda_path == monolith:
+def disagreement(found_by_path: list[dict[str, Any]], monolith: list[dict[str, Any]],
+                 path: str = "the Lambda path") -> str | None:
+    """None when `path` (the before's Lambda path, or the after) found what `monolith analyze` found on
+    the same file; otherwise the error to report. All run the same converter and detectors, so a
+    difference is a bug (a seek artefact, lost state), never a finding."""
+    if found_by_path == monolith:
         return None
-    lines = ["the Lambda path and `monolith analyze` disagree on the same file; both run the same converter "
+    lines = [f"{path} and `monolith analyze` disagree on the same file; both run the same converter "
              "and detectors, so this is a bug in the pipeline, not a finding about the stream"]
-    for where, found, other in (("only on the Lambda path", lambda_path, monolith),
-                                ("only in `monolith analyze`", monolith, lambda_path)):
+    for where, found, other in ((f"only on {path}", found_by_path, monolith),
+                                ("only in `monolith analyze`", monolith, found_by_path)):
         only = [d for d in found if d not in other]
         if only:
             lines.append(f"{where}:")

@@ -47,7 +47,9 @@ def test_the_after_disagreeing_with_the_monolith_is_an_error_naming_the_after() 
     # Given the before agreeing with the monolith and the after missing the damage
     code, message = outcome("SUCCEEDED", [FREEZE, DAMAGE], [FREEZE, DAMAGE], ("SUCCEEDED", [FREEZE]))
     assert code == EXIT_DISAGREEMENT
-    assert message is not None and "the after" in message and "only in `monolith analyze`:" in message
+    assert message is not None and message.startswith("the after and `monolith analyze` disagree")
+    assert "only in `monolith analyze`:" in message and "block_corruption" in message
+    assert "Lambda path" not in message  # the before agreed: the message blames the after only
     # And a failed after run fails the demo even when the before succeeded
     assert outcome("SUCCEEDED", [FREEZE], [FREEZE], ("FAILED", [])) == (1, None)
     assert outcome("SUCCEEDED", [FREEZE], [FREEZE], ("SUCCEEDED", [FREEZE])) == (0, None)
