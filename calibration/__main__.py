@@ -55,12 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.duration < 2:
         print("error: --repeats must be at least 1 and --duration at least 2 s", file=sys.stderr)
         return 2
-    from monolith.bench import format_bench, run_bench
+    from monolith.bench import SIZES, format_bench, run_bench
+
+    # Checked before minutes of measuring, not after.
+    sizes = [name.strip() for name in args.sizes.split(",") if name.strip()]
+    unknown = [name for name in sizes if name not in SIZES]
+    if not sizes or unknown:
+        print(f"error: --sizes takes a comma list of {', '.join(SIZES)}, got {args.sizes!r}", file=sys.stderr)
+        return 2
+    if not args.out.parent.is_dir():
+        print(f"error: --out {args.out}: no such directory {args.out.parent}", file=sys.stderr)
+        return 2
 
     report = run_bench(
         duration_s=args.duration,
         repeats=args.repeats,
-        sizes=args.sizes.split(","),
+        sizes=sizes,
         log=lambda text: print(text, file=sys.stderr, flush=True),
     )
     command = (

@@ -10,6 +10,7 @@ import pytest
 
 from calibration import CALIBRATION_PATH, Calibration, CalibrationError, load
 from calibration.__main__ import from_bench
+from calibration.__main__ import main as calibrate
 from cost_model import cli
 from monolith.bench import format_bench, run_bench
 
@@ -101,3 +102,15 @@ def test_a_small_bench_becomes_a_calibration_the_cost_model_reads(
     assert code == 0
     fleet = json.loads(out)["scenario"]["monolith"]
     assert fleet["cpu_s_per_stream_s_measured"]["median"] == row["monolith"]["cpu_s_per_stream_s"]["median"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sizes", "720p,4k"], "--sizes takes a comma list of 360p, 720p, 1080p, got '720p,4k'"),
+    (["--sizes", ","], "--sizes takes a comma list"),
+    (["--out", "no-such-dir/calibration.json"], "no such directory no-such-dir"),
+])
+def test_bad_arguments_are_refused_before_anything_is_measured(
+        args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Instantly: a measurement would take minutes
+    assert calibrate(args) == 2
+    assert message in capsys.readouterr().err
