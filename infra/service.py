@@ -33,13 +33,10 @@ from infra.functions import retention
 from infra.nag import acknowledge, acknowledge_object_prefix
 from infra.shared import SharedResources
 from lambdas.shared.results import RESULTS_PREFIX
-from monolith.settings import ServiceSettings
+from monolith.settings import STOP_TIMEOUT_S, ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent  # the Dockerfile's build context (.dockerignore trims it)
 CONTAINER_NAME = "monitor"
-# SIGTERM (scale-in, deployment) → the service finishes the second in hand and releases its jobs: well
-# inside two minutes. ECS's maximum stop timeout is 120 s.
-STOP_TIMEOUT_S = 120
 
 
 class Network(Construct):

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monolith.settings import SERVE_COMMAND, ServiceSettings
+from monolith.settings import SERVE_COMMAND, STOP_TIMEOUT_S, ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-STOP_TIMEOUT_S = 30.0  # ECS's default stopTimeout: SIGKILL after this long
 _PR_SET_PDEATHSIG = 1
 
 
@@ -84,7 +83,8 @@ class LocalTasks:
         return started
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> dict[int, int]:
-        """SIGTERM every running task, wait for them (SIGKILL after `timeout_s`, as ECS would); return
+        """SIGTERM every running task, wait for them (SIGKILL after `timeout_s`, the stack's stop timeout,
+        as ECS would); return
         {task index: exit code}."""
         running = [t for t in self.tasks if t.process.poll() is None]
         for task in running:

@@ -7,11 +7,12 @@ them on the container.
 
 Stopping: SIGTERM (or SIGINT) lets a worker finish the second it is on, then give its message back
 (visibility 0) so that another worker starts the stream at once. A worker waiting on the queue finishes
-its long poll (at most `receive_wait_s`, inside ECS's 30 s stop timeout) and gives back what it brought:
-cutting the poll short would not stop SQS from handing a message to the abandoned request, and that
-message would stay invisible for the whole visibility timeout. SIGKILL loses nothing either: the message
-reappears after the visibility timeout and another worker analyses the stream again, overwriting the
-same result keys; defects already published are published again (notifications are at least once).
+its long poll (at most `receive_wait_s`, well inside the stop timeout, `monolith.settings.STOP_TIMEOUT_S`)
+and gives back what it brought: cutting the poll short would not stop SQS from handing a message to the
+abandoned request, and that message would stay invisible for the whole visibility timeout. SIGKILL loses
+nothing either: the message reappears after the visibility timeout and another worker analyses the stream
+again, overwriting the same result keys; defects already published are published again (notifications
+are at least once).
 
 Metering: every S3/SQS/SNS request is counted by a botocore hook. Each job ends with one log line,
 message "job finished", whose `usage` key holds the job's requests, CPU and wall time; a worker's

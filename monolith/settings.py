@@ -28,6 +28,10 @@ ENV_PREFIX = "MONITOR_"
 # The container's command, and what the local launcher (monolith/local_tasks.py) runs with the venv's
 # interpreter in place of "python": the Dockerfile test compares the two.
 SERVE_COMMAND = ("python", "-m", "monolith", "serve")
+# SIGTERM → SIGKILL: the container's stop timeout (ECS's maximum), set by the stack (infra/service.py) and
+# kept by the local launcher (monolith/local_tasks.py). A stopping worker finishes the second in hand and
+# its long poll (at most receive_wait_s), then releases its job: well inside it.
+STOP_TIMEOUT_S = 120
 # Powertools names the service's logs and metrics with it (the before's functions use their role).
 SERVICE_NAME = "monolith-service"
 
