@@ -16,7 +16,6 @@ from cost_model import chart
 from cost_model.after import (
     INSTANCES,
     NETWORKS,
-    STACK_CONCURRENCY,
     AfterOptions,
     after_summary,
     check_run,
@@ -29,6 +28,7 @@ from cost_model.inputs import (
     InputError,
     Provenance,
     profile,
+    read_after_config,
     read_calibration,
     read_stack_config,
 )
@@ -151,13 +151,13 @@ def _add_after_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--network",
         choices=sorted(NETWORKS),
-        default="public",
-        help="public: public subnets + S3 gateway endpoint; nat; endpoints (interface endpoints)",
+        help="public: public subnets + S3 gateway endpoint; nat; endpoints (interface endpoints); "
+        "default: the after stack's (cdk.json after_network)",
     )
     p.add_argument(
         "--concurrency",
         type=_positive_int,
-        help=f"streams per task (default: the after stack's, {STACK_CONCURRENCY})",
+        help="streams per task (default: the after stack's, cdk.json after_concurrency)",
     )
 
 
@@ -274,7 +274,14 @@ def _workload(
 
 
 def _after(args: argparse.Namespace, calibration: Calibration, prov: Provenance) -> AfterOptions:
-    settings = ServiceSettings(concurrency=args.concurrency or STACK_CONCURRENCY)
+    """The after as given, else as the after stack deploys it (cdk.json context): streams per task,
+    network, and the instance type when it has the architecture asked for."""
+    deployed = read_after_config(prov)
+    settings = ServiceSettings(concurrency=args.concurrency or deployed.concurrency)
+    stack_instance = deployed.instance_type
+    if deployed.instance.architecture != args.architecture or stack_instance not in INSTANCES:
+        stack_instance = None  # the default instance of that architecture (cost_model/after.py)
+    instance = args.instance or stack_instance
     prov.add(
         f"after: monolith.settings (results every {settings.results_batch_seconds} s, heartbeat every "
         f"{settings.heartbeat_seconds} s, {settings.concurrency} stream(s) per task), monolith.sizing "
@@ -284,10 +291,10 @@ def _after(args: argparse.Namespace, calibration: Calibration, prov: Provenance)
         calibration=calibration,
         settings=settings,
         architecture=args.architecture,
-        instance=args.instance,
+        instance=instance,
         purchase=args.purchase,
         discount=args.sp_discount,
-        network=args.network,
+        network=args.network or deployed.network,
     )
 
 

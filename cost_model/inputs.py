@@ -13,6 +13,7 @@ from typing import Any
 
 from calibration import Calibration, CalibrationError, Profile
 from calibration import load as load_calibration
+from infra.after_config import AfterConfig
 from infra.config import DETECTORS, TEMP_EXPIRY_DAYS, MonitorConfig
 from lambdas.detectors import NEEDS
 
@@ -63,14 +64,30 @@ class _Context:
         return self.context.get(key)
 
 
+def _cdk_context(cdk_json: Path) -> _Context:
+    try:
+        return _Context(json.loads(cdk_json.read_text()).get("context", {}))
+    except (OSError, ValueError, AttributeError) as error:
+        raise InputError(f"{cdk_json}: cannot read the stack's context ({error})") from None
+
+
+def read_after_config(prov: Provenance, cdk_json: Path = CDK_JSON) -> AfterConfig:
+    """The after stack's CDK context defaults (cdk.json), parsed and checked by its own AfterConfig: the
+    streams per task, instance type and network the stack deploys."""
+    context = _cdk_context(cdk_json)
+    try:
+        config = AfterConfig.from_node(context)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{cdk_json}: {error}") from None
+    prov.add(f"after stack configuration: {cdk_json.name} context (infra.after_config.AfterConfig)")
+    return config
+
+
 def read_stack_config(prov: Provenance, cdk_json: Path = CDK_JSON) -> StackConfig:
     """The CDK context defaults (cdk.json), parsed and checked by the stack's own MonitorConfig."""
+    context = _cdk_context(cdk_json)
     try:
-        context = json.loads(cdk_json.read_text()).get("context", {})
-    except (OSError, ValueError) as error:
-        raise InputError(f"{cdk_json}: cannot read the stack's context ({error})") from None
-    try:
-        config = MonitorConfig.from_node(_Context(context))  # type: ignore[arg-type]
+        config = MonitorConfig.from_node(context)  # type: ignore[arg-type]
     except (ValueError, TypeError) as error:
         raise InputError(f"{cdk_json}: {error}") from None
     prov.add(f"stack configuration: {cdk_json.name} context (infra.config.MonitorConfig)")

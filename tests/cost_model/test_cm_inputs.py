@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cost_model.inputs import NEEDS, InputError, Provenance, read_stack_config
+from cost_model.inputs import NEEDS, InputError, Provenance, read_after_config, read_stack_config
 from infra.config import TEMP_EXPIRY_DAYS
 from lambdas.detectors import NEEDS as DETECTOR_NEEDS
 
@@ -39,3 +39,20 @@ def test_stack_context_is_read_through_the_stacks_config(tmp_path: Path) -> None
         read_stack_config(Provenance(), cdk)
     with pytest.raises(InputError, match="cannot read"):
         read_stack_config(Provenance(), tmp_path / "absent.json")
+
+
+def test_after_context_is_read_through_the_after_stacks_config(tmp_path: Path) -> None:
+    # Given a cdk.json whose context deploys 2 streams per task on c7g.xlarge behind NAT gateways
+    cdk = tmp_path / "cdk.json"
+    cdk.write_text(json.dumps({"context": {"after_concurrency": "2", "after_instance_type": "c7g.xlarge",
+                                           "after_network": "nat"}}))
+    after = read_after_config(Provenance(), cdk)
+    assert (after.concurrency, after.instance_type, after.instance.architecture, after.network) == (
+        2, "c7g.xlarge", "arm64", "nat")
+    # A context the after stack would refuse is refused here too, with its reason
+    cdk.write_text(json.dumps({"context": {"after_network": "vpn"}}))
+    with pytest.raises(InputError, match="after_network must be one of public, nat, endpoints"):
+        read_after_config(Provenance(), cdk)
+    cdk.write_text("[]")
+    with pytest.raises(InputError, match="cannot read"):
+        read_after_config(Provenance(), cdk)
