@@ -101,7 +101,11 @@ def run_worker(settings: ServiceSettings, parent_pid: int | None = None) -> int:
 
     stop = StopSignal().install()
     wall0, cpu0 = time.monotonic(), cpu_seconds()
-    worker = make_worker(settings, stop)
+    try:
+        worker = make_worker(settings, stop)
+    except BotoCoreError as error:  # no region, a bad endpoint URL: nothing a restart would change
+        logger.error("cannot create the AWS clients", extra={"reason": str(error)})
+        return EXIT_CONFIG
     logger.info("worker started", extra={"pid": os.getpid(), "queue": settings.job_queue_url,
                                          "detectors": list(worker.detectors)})
     code = 0

@@ -392,6 +392,22 @@ def test_a_worker_without_its_queue_exits_with_a_clear_line(env: Env, service_lo
     assert "does not exist" in lines[1]["reason"]
 
 
+def test_a_worker_without_a_region_exits_2_with_a_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                             service_log: io.StringIO) -> None:
+    # Given no region anywhere boto3 looks (a restart would fail the same way: the supervisor must stop)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent"))
+    settings = ServiceSettings(job_queue_url="https://sqs.example/000000000000/jobs", results_bucket="r",
+                               topic_arn="arn:aws:sns:us-east-1:000000000000:t")
+    # Then the worker exits 2 (EXIT_CONFIG) with one error line, not a traceback
+    assert run_worker(settings) == 2
+    lines = [json.loads(line) for line in service_log.getvalue().splitlines()]
+    assert [(line["level"], line["message"]) for line in lines] == [
+        ("ERROR", "cannot create the AWS clients")]
+    assert "region" in lines[0]["reason"]
+
+
 def test_a_job_received_after_sigterm_is_given_back_unstarted(env: Env, stream: Path) -> None:
     # The last long poll of a stopping worker may bring a job: it goes back at once, nothing read
     env.send(_job(env, stream))
