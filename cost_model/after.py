@@ -254,10 +254,6 @@ class Fleet:
     bound: str  # "CPU" or "memory": what fills an instance first
     cpu_s_per_stream_s: float  # on this architecture
 
-    @property
-    def streams_per_instance(self) -> int:
-        return self.tasks_per_instance
-
 
 def _priced_instance(instance: str) -> InstanceCapacity:
     if instance not in INSTANCES:
