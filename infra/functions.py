@@ -101,11 +101,7 @@ class Functions(Construct):
     def _function(self, spec: FunctionSpec, environment: dict[str, str], ephemeral_mb: int = 512
                   ) -> lambda_.Function:
         config = self._config
-        log_group = logs.LogGroup(
-            self, f"{spec.construct_id}Logs",
-            retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN,
-        )
+        log_group = stage_log_group(self, f"{spec.construct_id}Logs", config)
         role = iam.Role(self, f"{spec.construct_id}Role",
                         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description=f"{spec.service}: runs one step of the stream-quality workflow")
@@ -155,6 +151,17 @@ def allow(fn: lambda_.Function, actions: list[str], resources: list[str]) -> Non
 
 def _mib(value: int) -> Size:
     return Size.mebibytes(value)
+
+
+def removal_policy(config: MonitorConfig) -> RemovalPolicy:
+    """Sandbox stages are destroyed with their data; other stages keep it when the stack goes."""
+    return RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN
+
+
+def stage_log_group(scope: Construct, construct_id: str, config: MonitorConfig) -> logs.LogGroup:
+    """A log group with the stage's retention and removal policy."""
+    return logs.LogGroup(scope, construct_id, retention=retention(config.log_retention_days),
+                         removal_policy=removal_policy(config))
 
 
 def retention(days: int) -> logs.RetentionDays:

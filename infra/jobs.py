@@ -8,11 +8,12 @@ or keeps failing) moves to the dead-letter queue.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import MonitorConfig
+from infra.functions import removal_policy
 from infra.nag import acknowledge
 from monolith.settings import ServiceSettings
 
@@ -23,7 +24,7 @@ class JobQueue(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: MonitorConfig,
                  settings: ServiceSettings) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN
+        removal = removal_policy(config)
         self.dead_letters = sqs.Queue(
             self, "DeadLetters",
             retention_period=DEAD_LETTER_RETENTION,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aws, RemovalPolicy
+from aws_cdk import Aws
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
@@ -23,13 +23,12 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_ecs_patterns as ecs_patterns
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.after_config import AZS, EBS_GIB, INTERFACE_ENDPOINTS, STREAMS_PREFIX, AfterConfig
 from infra.config import MonitorConfig
-from infra.functions import retention
+from infra.functions import stage_log_group
 from infra.nag import acknowledge, acknowledge_object_prefix
 from infra.shared import SharedResources
 from lambdas.shared.results import RESULTS_PREFIX
@@ -90,9 +89,7 @@ class MonitorService(Construct):
         self.cluster = self._cluster(config, after)
         size = after.task_size
         arm64 = after.instance.arm64
-        log_group = logs.LogGroup(
-            self, "Logs", retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN)
+        log_group = stage_log_group(self, "Logs", config)
         self.service = ecs_patterns.QueueProcessingEc2Service(
             self, "Service",
             cluster=self.cluster,

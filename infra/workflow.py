@@ -11,10 +11,9 @@ import json
 import re
 from pathlib import Path
 
-from aws_cdk import Arn, ArnComponents, ArnFormat, RemovalPolicy, Stack
+from aws_cdk import Arn, ArnComponents, ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -27,7 +26,7 @@ from infra.config import (
     NOTIFICATIONS_PER_DETECTOR,
     MonitorConfig,
 )
-from infra.functions import retention
+from infra.functions import stage_log_group
 from infra.nag import acknowledge, acknowledge_object_prefix
 from lambdas.shared.results import RESULTS_PREFIX
 
@@ -84,9 +83,7 @@ class Workflow(Construct):
         acknowledge_object_prefix(role, results_bucket, f"{RESULTS_PREFIX}*",
                                   "One results object per stream-second under results/date=/stream=/; "
                                   "PutObject only.")
-        log_group = logs.LogGroup(
-            self, "Logs", retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN)
+        log_group = stage_log_group(self, "Logs", config)
         self.state_machine = sfn.StateMachine(
             self, "StateMachine",
             state_machine_name=self.state_machine_name,
