@@ -7,6 +7,7 @@ is parsed out of source code."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,32 +65,29 @@ class _Context:
         return self.context.get(key)
 
 
-def _cdk_context(cdk_json: Path) -> _Context:
+def _from_cdk_json[T](from_node: Callable[[Any], T], cdk_json: Path) -> T:
+    """`from_node` over cdk.json's context, as the stack reads it; the stack's refusal as an InputError."""
     try:
-        return _Context(json.loads(cdk_json.read_text()).get("context", {}))
+        context = _Context(json.loads(cdk_json.read_text()).get("context", {}))
     except (OSError, ValueError, AttributeError) as error:
         raise InputError(f"{cdk_json}: cannot read the stack's context ({error})") from None
+    try:
+        return from_node(context)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{cdk_json}: {error}") from None
 
 
 def read_after_config(prov: Provenance, cdk_json: Path = CDK_JSON) -> AfterConfig:
     """The after stack's CDK context defaults (cdk.json), parsed and checked by its own AfterConfig: the
     streams per task, instance type and network the stack deploys."""
-    context = _cdk_context(cdk_json)
-    try:
-        config = AfterConfig.from_node(context)  # type: ignore[arg-type]
-    except (ValueError, TypeError) as error:
-        raise InputError(f"{cdk_json}: {error}") from None
+    config = _from_cdk_json(AfterConfig.from_node, cdk_json)
     prov.add(f"after stack configuration: {cdk_json.name} context (infra.after_config.AfterConfig)")
     return config
 
 
 def read_stack_config(prov: Provenance, cdk_json: Path = CDK_JSON) -> StackConfig:
     """The CDK context defaults (cdk.json), parsed and checked by the stack's own MonitorConfig."""
-    context = _cdk_context(cdk_json)
-    try:
-        config = MonitorConfig.from_node(context)  # type: ignore[arg-type]
-    except (ValueError, TypeError) as error:
-        raise InputError(f"{cdk_json}: {error}") from None
+    config = _from_cdk_json(MonitorConfig.from_node, cdk_json)
     prov.add(f"stack configuration: {cdk_json.name} context (infra.config.MonitorConfig)")
     return StackConfig(
         converter_memory_mb=config.converter_memory_mb,
