@@ -133,7 +133,8 @@ def functions_table(bill: dict[str, Any]) -> Table:
 
 
 def prices_table(prices: dict[str, dict[str, Any]]) -> Table:
-    """What each run cost, per stream-hour, and scaled to the scenario, with the ratio to the last."""
+    """What each run cost, per stream-hour, and scaled to the scenario: one column per architecture (the
+    ratio is printed under the table)."""
     names = list(prices)
     table = _table("", *names, right=tuple(names))
     for label, get in (("this run", lambda p: f"${p['run_usd']:.6f}"),
