@@ -96,7 +96,10 @@ class Calibration:
         if statistic not in STATISTICS:
             raise CalibrationError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
         data = json.loads(json.dumps(self.data))
-        for row in data["monolith"]["cpu_s_per_stream_second"].values():
+        rows = data["monolith"].get("cpu_s_per_stream_second")
+        if not isinstance(rows, dict) or not rows:
+            raise CalibrationError(f"{self.path}: no monolith.cpu_s_per_stream_second; run `make calibrate`")
+        for row in rows.values():
             chosen = row[statistic]
             row.update(median=chosen * cpu_factor, min=row["min"] * cpu_factor, max=row["max"] * cpu_factor)
         return Calibration(data, self.path)

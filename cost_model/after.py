@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from calibration import Calibration
+from calibration import Calibration, CalibrationError
 from cost_model.inputs import InputError
 from cost_model.measured import row
 from cost_model.prices import (
@@ -291,8 +291,11 @@ def size_fleet(
     if _priced_instance(instance).architecture != architecture:
         raise InputError(f"{instance} is {instance_capacity(instance).architecture}, not {architecture}")
     factor = ARM64_CPU_FACTOR if architecture == "arm64" else 1.0
-    cal = calibration.at(statistic, cpu_factor=factor)
-    task = task_size(cal, resolution, settings.concurrency)
+    try:
+        cal = calibration.at(statistic, cpu_factor=factor)
+        task = task_size(cal, resolution, settings.concurrency)
+    except CalibrationError as error:
+        raise InputError(str(error)) from None
     tasks, per, instances, bound = pack(streams, task, settings.concurrency, instance)
     return Fleet(
         instance, architecture, task, tasks, per, instances, bound, cal.monolith_cpu(resolution).median

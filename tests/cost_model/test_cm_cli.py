@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from calibration import CALIBRATION_PATH
 from cost_model import cli
 from cost_model.prices import (
     AFTER_DATE,
@@ -475,3 +476,17 @@ def test_count_uses_the_summarys_stream_path(capsys: pytest.CaptureFixture[str],
     code, out, err = run(capsys, "count", "--summary", str(summary), "--strict")
     assert code == 0, (out, err)
     assert "(the summary's stream_path)" in out
+
+
+def test_a_calibration_without_the_monolith_cpu_is_one_error_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Given the committed calibration without the monolith's CPU table (the Lambda profiles still there)
+    data = json.loads(CALIBRATION_PATH.read_text())
+    del data["monolith"]["cpu_s_per_stream_second"]
+    (tmp_path / "cal.json").write_text(json.dumps(data))
+    # Then sizing the after's fleet fails with the file and what to run, not a traceback
+    code, _, err = run(capsys, "compare", "--streams", "30", "--hours", "730",
+                       "--calibration", str(tmp_path / "cal.json"))
+    assert code == 2
+    assert err.strip() == (f"error: {tmp_path / 'cal.json'}: no monolith.cpu_s_per_stream_second; "
+                           "run `make calibrate`")
