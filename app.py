@@ -9,6 +9,7 @@ infra/after_config.py (the after's `after_*` keys).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -60,5 +61,15 @@ def build_app(context: dict | None = None) -> tuple[cdk.App, StreamQualityStack]
     return stacks.app, stacks.before
 
 
+def main() -> int:
+    try:
+        stacks = build_stacks()
+    except ValueError as error:  # a context value the stacks refuse (their configs say which and why)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    stacks.app.synth()
+    return 0
+
+
 if __name__ == "__main__":
-    build_stacks().app.synth()
+    sys.exit(main())

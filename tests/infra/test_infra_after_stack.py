@@ -9,6 +9,9 @@ Sizes are written out by hand from a fixed calibration, tests/infra/data/calibra
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +158,18 @@ def test_instance_capacity_and_packing() -> None:
 def test_bad_after_settings_are_refused_with_the_reason(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         AfterConfig(**{"calibration_path": SEED, **kwargs})
+
+
+def test_cdk_synth_with_a_refused_context_value_prints_one_error_line(tmp_path: Path) -> None:
+    # Given the app run as `cdk synth -c after_network=vpn` runs it (context in CDK_CONTEXT_JSON)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "app.py"], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CDK_CONTEXT_JSON": json.dumps({"after_network": "vpn"}),
+                               "CDK_OUTDIR": str(tmp_path)})
+    # Then it exits 2 with the config's reason, no traceback
+    assert done.returncode == 2, done.stderr
+    assert "error: after_network must be one of public, nat, endpoints, got 'vpn'" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # --- compute ------------------------------------------------------------------------------------------
