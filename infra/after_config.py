@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from calibration import Calibration
 from calibration import load as load_calibration
-from infra.config import DETECTORS, _as_list
+from infra.config import DETECTORS, as_list, context_int, context_value
 from monolith.sizing import CPU_UNITS_PER_VCPU, TaskSize, task_size
 
 if TYPE_CHECKING:
@@ -166,16 +166,18 @@ class AfterConfig:
     @classmethod
     def from_node(cls, node: Node) -> AfterConfig:
         def get(key: str, default: Any) -> Any:
-            value = node.try_get_context(key)
-            return default if value is None else value
+            return context_value(node, key, default)
+
+        def whole(key: str, default: int) -> int:
+            return context_int(node, key, default)
 
         return cls(
             instance_type=str(get("after_instance_type", cls.instance_type)),
             resolution=str(get("after_resolution", cls.resolution)),
-            concurrency=int(get("after_concurrency", cls.concurrency)),
-            detectors=tuple(_as_list(get("after_detectors", list(DETECTORS)))),
-            min_tasks=int(get("after_min_tasks", cls.min_tasks)),
-            max_tasks=int(get("after_max_tasks", cls.max_tasks)),
+            concurrency=whole("after_concurrency", cls.concurrency),
+            detectors=tuple(as_list(get("after_detectors", list(DETECTORS)))),
+            min_tasks=whole("after_min_tasks", cls.min_tasks),
+            max_tasks=whole("after_max_tasks", cls.max_tasks),
             network=str(get("after_network", cls.network)),
             calibration_path=get("after_calibration", None) or None,
         )

@@ -109,29 +109,46 @@ class MonitorConfig:
     @classmethod
     def from_node(cls, node: Node) -> MonitorConfig:
         def get(key: str, default: Any) -> Any:
-            value = node.try_get_context(key)
-            return default if value is None else value
+            return context_value(node, key, default)
+
+        def whole(key: str, default: int) -> int:
+            return context_int(node, key, default)
 
         return cls(
             stage=str(get("stage", cls.stage)),
             region=get("region", None),
             architecture=str(get("architecture", cls.architecture)),
-            converter_memory_mb=int(get("converter_memory_mb", cls.converter_memory_mb)),
-            detector_memory_mb=int(get("detector_memory_mb", cls.detector_memory_mb)),
-            frames_per_second=int(get("frames_per_second", cls.frames_per_second)),
-            detectors=tuple(_as_list(get("detectors", list(DETECTORS)))),
-            seconds_per_execution=int(get("seconds_per_execution", cls.seconds_per_execution)),
-            source_bucket_names=tuple(_as_list(get("source_bucket_names", []))),
-            source_kms_key_arns=tuple(_as_list(get("source_kms_key_arns", []))),
+            converter_memory_mb=whole("converter_memory_mb", cls.converter_memory_mb),
+            detector_memory_mb=whole("detector_memory_mb", cls.detector_memory_mb),
+            frames_per_second=whole("frames_per_second", cls.frames_per_second),
+            detectors=tuple(as_list(get("detectors", list(DETECTORS)))),
+            seconds_per_execution=whole("seconds_per_execution", cls.seconds_per_execution),
+            source_bucket_names=tuple(as_list(get("source_bucket_names", []))),
+            source_kms_key_arns=tuple(as_list(get("source_kms_key_arns", []))),
             notification_email=get("notification_email", None) or None,
             localstack=_as_bool(get("localstack", False)),
             bundle=_as_bool(get("bundle", True)),
-            log_retention_days=int(get("log_retention_days", cls.log_retention_days)),
+            log_retention_days=whole("log_retention_days", cls.log_retention_days),
             fault_injection=get("fault_injection", None) or None,
         )
 
 
-def _as_list(value: Any) -> list[str]:
+def context_value(node: Node, key: str, default: Any) -> Any:
+    """A CDK context value (cdk.json or `-c key=value`), or `default` when it is not set."""
+    value = node.try_get_context(key)
+    return default if value is None else value
+
+
+def context_int(node: Node, key: str, default: int) -> int:
+    """A whole-number context value; a clear error naming the key otherwise."""
+    value = context_value(node, key, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a whole number, got {value!r}") from None
+
+
+def as_list(value: Any) -> list[str]:
     """A list from context: a JSON list, or a comma-separated string from `-c detectors=freeze,av_sync`."""
     if isinstance(value, str):
         text = value.strip()

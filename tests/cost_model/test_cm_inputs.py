@@ -53,6 +53,9 @@ def test_after_context_is_read_through_the_after_stacks_config(tmp_path: Path) -
     cdk.write_text(json.dumps({"context": {"after_network": "vpn"}}))
     with pytest.raises(InputError, match="after_network must be one of public, nat, endpoints"):
         read_after_config(Provenance(), cdk)
+    cdk.write_text(json.dumps({"context": {"after_concurrency": "four"}}))
+    with pytest.raises(InputError, match="after_concurrency must be a whole number, got 'four'"):
+        read_after_config(Provenance(), cdk)
     cdk.write_text("[]")
     with pytest.raises(InputError, match="cannot read"):
         read_after_config(Provenance(), cdk)
