@@ -61,6 +61,10 @@ X264_VERSION = re.compile(rb"x264 - core (\d+)")
 MPEG4_ENCODER_DATA = re.compile(rb"\x00\x00\x01\xb2((?:DivX|XviD|FFmpe|Lavc|ffmpeg)[\x20-\x7e]*)")
 
 
+class PastTheEndError(ValueError):
+    """A second after the stream's last was asked for (found by reading when the header has no length)."""
+
+
 class UnreadableStreamError(Exception):
     """The input cannot be analysed; the message names the file and the reason."""
 
@@ -261,7 +265,7 @@ def read_second(
         is_last = not more
         starts = [c.start_s for c in chunks] + audio_errors + [f.pts_s for _, f in frames]
         if is_last and not any(t >= index - 1e-6 for t in starts):
-            raise ValueError(f"second {index} is past the end of the stream")
+            raise PastTheEndError(f"second {index} is past the end of the stream")
     return _assemble(index, info, [item for _, item in frames], chunks, audio_errors, is_last)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.converter.decode import UnreadableStreamError, probe, read_second
+from lambdas.converter.decode import PastTheEndError, UnreadableStreamError, probe, read_second
 from lambdas.shared.frame_store import put_second, second_prefix
 from lambdas.shared.keys import InvalidRequest, check_key, check_segment, shown
 from lambdas.shared.media import StreamInfo
@@ -154,13 +154,15 @@ def convert(
     check_fits(info, source, memory_mb or {})
     # Without a duration in the header (a live recording) the end is found by reading: `is_last`.
     if info.seconds is not None and request.second >= info.seconds:
-        raise ValueError(f"{source}: second {request.second} is past the end ({info.seconds} seconds)")
+        raise InvalidRequest(f"{source}: second {request.second} is past the end ({info.seconds} seconds)")
     try:
         second = read_second(path, request.second, info)
     except UnreadableStreamError as error:
         where = f"second {request.second}"
         reason = error.reason if error.reason.startswith(f"{where} ") else f"{where}: {error.reason}"
         raise StreamUnreadable(f"{source}: {reason}") from None
+    except PastTheEndError as error:  # a second after the last, which a live stream's reading found
+        raise InvalidRequest(f"{source}: {error}") from None
     prefix = second_prefix(request.stream_id, request.execution, request.second)
     frame_keys, audio_key = put_second(s3, temp_bucket, prefix, second, frames_per_second)
     return {

@@ -17,6 +17,7 @@ from lambdas.converter.handler import handler as converter_handler
 from lambdas.converter.service import StreamUnreadable
 from lambdas.corrective_action.handler import handler as corrective_handler
 from lambdas.detectors import handlers as detector_handlers
+from lambdas.shared.keys import InvalidRequest
 from lambdas.shared.results import action_key
 from monolith.pipeline import analyze, sort_defects
 
@@ -147,7 +148,8 @@ def test_lambda_path_reads_a_live_webm_to_its_end_with_the_monolith_defects(
     assert found == expected
     tail = converter_handler(convert_event(4, key), context)
     assert tail["is_last"] is True and tail["seconds"] is None
-    with pytest.raises(ValueError, match="past the end"):
+    # And a second after the last is refused as a bad request (the workflow's InvalidRequest), not a crash
+    with pytest.raises(InvalidRequest, match="past the end"):
         converter_handler(convert_event(5, key), context)
 
 
