@@ -241,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
                                 (after.status, after.defects) if after else None)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
+        if result.status != "SUCCEEDED":
+            print(f"error: the before's run {result.status}: {result.error}: {result.cause}", file=sys.stderr)
+        if after is not None and after.status != "SUCCEEDED":
+            print(f"error: the after's run {after.status}: {after.error}", file=sys.stderr)
         return code
     except (DeployError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
