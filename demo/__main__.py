@@ -83,6 +83,7 @@ def summary_json(
         summary["after"] = after.summary()
         if monolith is not None:
             summary["after"]["matches_monolith"] = monolith == after.defects
+    if after is not None and result.status == after.status == "SUCCEEDED":  # a failed run has no rate
         book = PriceBook(REGION)
         prices = {name: priced(summary[name], book, streams=SCENARIO_STREAMS, hours=SCENARIO_HOURS)
                   for name in ("before", "after")}
@@ -151,6 +152,14 @@ def print_tables(summary: dict[str, Any]) -> None:
         console.print("  Measured on LocalStack on this machine: Lambda GB-seconds include each function's "
                       "cold start once, the\n  after's CPU time is priced as instance vCPU time with the "
                       "task's headroom (cost_model/bills.py).")
+
+
+def _cause(cause: str | None) -> str | None:
+    """A failed execution's cause for a person: the Lambda error's message, not its stack trace."""
+    try:
+        return str(json.loads(cause or "")["errorMessage"])
+    except (ValueError, TypeError, KeyError):
+        return cause
 
 
 def _tracker(bars: Any, task: Any) -> Any:
@@ -242,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
         if result.status != "SUCCEEDED":
-            print(f"error: the before's run {result.status}: {result.error}: {result.cause}", file=sys.stderr)
+            print(f"error: the before's run {result.status}: {result.error}: {_cause(result.cause)}",
+                  file=sys.stderr)
         if after is not None and after.status != "SUCCEEDED":
             print(f"error: the after's run {after.status}: {after.error}", file=sys.stderr)
         return code

@@ -135,6 +135,7 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
             wall_s = round(time.monotonic() - started, 3)
             local.stop()
             usage = local.usage()
+            failure = _failure(local, stream_id)
         published = sum((u.get("requests") or {}).get("sns", {}).get("Publish", 0) for u in usage)
         ours = [n for n in observer.drain(until=lambda got: notifications_for(got, stream_id) >= published)
                 if stream_of(n) == stream_id]
@@ -148,9 +149,19 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
     ok = finished.get("outcome") == "analysed"
     return AfterRun(stream_id=stream_id, source=f"s3://{after.source_bucket}/{key}",
                     status="SUCCEEDED" if ok else "FAILED",
-                    error=None if ok else str(finished.get("error") or finished.get("outcome")),
+                    error=None if ok else failure or str(finished.get("outcome")),
                     records=records, notifications=ours, corrective_actions=actions, usage=usage,
                     reports=reports, wall_s=wall_s, tasks=tasks, settings=settings)
+
+
+def _failure(local: LocalTasks, stream_id: str) -> str | None:
+    """Why the service gave up on the stream: its last "job failed" log line (error name: reason)."""
+    found = None
+    for line in (line for task in local.tasks for line in task.lines()):
+        if '"job failed"' in line and stream_id in line:
+            entry = json.loads(line)
+            found = f"{entry.get('error')}: {entry.get('reason')}"
+    return found
 
 
 def _await_job(local: LocalTasks, stream_id: str, total: int | None, progress: ProgressFn | None,

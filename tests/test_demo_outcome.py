@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from demo.__main__ import EXIT_DISAGREEMENT, outcome
@@ -100,3 +102,17 @@ def test_summary_has_a_before_and_an_after_with_the_same_keys_and_both_bills_pri
     assert prices["after"]["run_usd"] == pytest.approx(0.000013075, rel=1e-4)
     assert prices["after"]["per_stream_hour_usd"] == pytest.approx(0.004707, rel=1e-3)
     assert prices["before_to_after"] == pytest.approx(1.6724, rel=1e-3)
+    # And a run that failed is not priced: it has no rate per stream-hour
+    failed = summary_json(before, timings={}, truth=None, monolith=None,
+                          after=dataclasses.replace(after, status="FAILED", error="StreamUnreadable: x"))
+    assert "prices" not in failed and failed["after"]["status"] == "FAILED"
+
+
+def test_a_failed_execution_s_cause_is_its_message_not_its_stack_trace() -> None:
+    from demo.__main__ import _cause
+
+    cause = ('{"errorMessage": "s3://b/k.mp4: no video stream", "errorType": "StreamUnreadable", '
+             '"stackTrace": []}')
+    assert _cause(cause) == "s3://b/k.mp4: no video stream"
+    assert _cause("plain text cause") == "plain text cause"
+    assert _cause(None) is None
