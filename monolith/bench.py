@@ -126,7 +126,7 @@ def run_bench(
     return {
         "benchmark": "CPU per stream-second: monolith, decode only, Lambda path in one process",
         "machine": machine(),
-        "decoder_threads": {"decode_only": DEFAULT_THREADS, "monolith": 2},
+        "decoder_threads": DEFAULT_THREADS,
         "repeats": repeats,
         "duration_s": duration_s,
         "results": rows,

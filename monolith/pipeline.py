@@ -10,20 +10,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from lambdas.converter.decode import iter_seconds, probe
+from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe
 from lambdas.detectors import registry
 from lambdas.shared.media import StreamSecond
 
 ProgressFn = Callable[[int, int | None], None]  # (seconds done, total or None when the header has none)
-# Decoder threads per stream: `monolith analyze` and `monolith serve` decode alike, so they find the same.
-DECODE_THREADS = 2
 
 
 def analyze(
     path: str | Path,
     *,
     detectors: list[str] | None = None,
-    threads: int = DECODE_THREADS,
+    threads: int = DEFAULT_THREADS,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Analyse one stream; return the `monolith analyze --json` report (raises UnreadableStreamError)."""

@@ -35,7 +35,7 @@ from lambdas.shared.media import StreamSecond
 from lambdas.shared.observability import MetricUnit, logger, metrics
 from lambdas.shared.request_counting import RequestCounter, Requests
 from lambdas.shared.results import make_record, result_key
-from monolith.pipeline import DECODE_THREADS, run_detectors, select_detectors
+from monolith.pipeline import run_detectors, select_detectors
 from monolith.settings import ServiceSettings
 
 JOB_FIELDS = ("bucket", "key", "stream_id")
@@ -201,7 +201,7 @@ def read_stream(s3: Any, job: StreamJob, workdir: Path) -> Iterator[StreamSecond
             out.write(chunk)
     try:
         info = probe(path)
-        yield from iter_seconds(path, info, threads=DECODE_THREADS)
+        yield from iter_seconds(path, info)  # the converter's decoder settings, as the Lambda path
     except UnreadableStreamError as error:
         raise StreamUnreadable(f"{job.source}: {error.reason}") from None
 

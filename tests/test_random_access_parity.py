@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from detector_runs import run_detector
 
-from lambdas.converter.decode import iter_seconds, probe, read_second
+from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe, read_second
 from lambdas.detectors import registry
 from lambdas.shared.media import StreamInfo, StreamSecond
 
@@ -26,8 +26,6 @@ MEDIA = Path(__file__).resolve().parents[1] / "media"
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".ts", ".avi"}
 CLIPS = sorted(p for p in [*MEDIA.iterdir(), *(MEDIA / "parity").iterdir()] if p.suffix in VIDEO_SUFFIXES)
-# The monolith decodes with two frame threads (monolith.pipeline.analyze), the converter with one.
-MONOLITH_THREADS = 2
 # Audio sample values that legitimately depend on where decoding started: this broadcast clip's AAC
 # decodes to values up to 0.04 apart while timing, gaps and errors agree (noise the AAC decoder
 # generates, see lambdas/converter/decode.py). Pictures and flags are still compared exactly.
@@ -65,7 +63,7 @@ def _differences(path: Path, got: StreamSecond, expected: StreamSecond) -> list[
 def test_every_second_decoded_alone_equals_the_sequential_pass(path: Path) -> None:
     # Given a real clip and its sequential decode, as the monolith does it
     info = probe(path)
-    sequential = list(iter_seconds(path, info, threads=MONOLITH_THREADS))
+    sequential = list(iter_seconds(path, info, threads=DEFAULT_THREADS))
     assert len(sequential) == info.seconds
     # When every second is decoded on its own, as the converter Lambda does
     problems = [p for s in sequential for p in _differences(path, read_second(path, s.index, info), s)]
@@ -125,7 +123,7 @@ def test_lambda_path_and_monolith_find_the_same_nothing_on_the_cockatoo_clip() -
     for name, detect in registry().items():
         lambda_path = run_detector(detect, (read_second(COCKATOO, n, info) for n in range(info.seconds)),
                                    through_json=True)[0]
-        monolith = run_detector(detect, iter_seconds(COCKATOO, info, threads=MONOLITH_THREADS))[0]
+        monolith = run_detector(detect, iter_seconds(COCKATOO, info, threads=DEFAULT_THREADS))[0]
         assert lambda_path == monolith == [], name
 
 
