@@ -37,6 +37,8 @@ from localstack.services.lambda_.invocation.lambda_models import FunctionVersion
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 from werkzeug import Request
 
+from localstack_process_executor.shim import billed_duration_ms
+
 LOG = logging.getLogger(__name__)
 SHIM = Path(__file__).with_name("shim.py")
 # What the AWS Python runtime ships besides the standard library; appended at the END of sys.path.
@@ -278,7 +280,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         memory = f"\tMax Memory Used: {max_memory_mb} MB" if max_memory_mb is not None else ""
         cpu = f"\tCPU Time: {cpu_ms:.2f} ms" if cpu_ms is not None else ""
         logs += (f"{timestamp} {message}\nEND RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
-                 f"Duration: {duration_ms:.2f} ms\tBilled Duration: {int(duration_ms) + 1} ms\t"
+                 f"Duration: {duration_ms:.2f} ms\tBilled Duration: {billed_duration_ms(duration_ms)} ms\t"
                  f"Memory Size: {self.function_version.config.memory_size} MB{memory}{cpu}\t"
                  f"Status: error\tError Type: {error_type}\n")
         body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()

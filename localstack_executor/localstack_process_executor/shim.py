@@ -22,6 +22,7 @@ import decimal
 import importlib
 import json
 import logging
+import math
 import os
 import queue
 import signal
@@ -43,6 +44,11 @@ class InitError(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+def billed_duration_ms(duration_ms: float) -> int:
+    """Lambda bills the duration rounded up to the next millisecond (an exact 40 ms bills 40, not 41)."""
+    return max(1, math.ceil(duration_ms))
 
 
 def _post(path: str, body: Any) -> None:
@@ -165,7 +171,7 @@ def _invoke(handler: Callable[[Any, Any], Any], invoke: dict[str, Any], log_file
     status = "\tStatus: error\tError Type: Runtime.OutOfMemory" if killed else ""
     sys.stderr.flush()
     print(f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-          f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {memory} MB\t"
+          f"Billed Duration: {billed_duration_ms(duration_ms)} ms\tMemory Size: {memory} MB\t"
           f"Max Memory Used: {max_mb} MB{init}\tCPU Time: {cpu_ms:.2f} ms{status}", flush=True)
     with open(log_file, "rb") as f:  # logs must arrive before the result: LocalStack attaches them then
         f.seek(log_start)

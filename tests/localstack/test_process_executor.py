@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import os
@@ -310,3 +311,14 @@ def handler(event, context):
         time.sleep(0.1)
     assert _processes_mentioning(str(tmp_path)) == []
     assert not _alive(child_pid)
+
+
+def test_billed_duration_rounds_up_to_the_millisecond() -> None:
+    # Given the shim's rule (the shim runs with the standard library only, so load it by path)
+    path = Path(__file__).resolve().parents[2] / "localstack_executor/localstack_process_executor/shim.py"
+    spec = importlib.util.spec_from_file_location("executor_shim", path)
+    assert spec is not None and spec.loader is not None
+    shim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shim)
+    # Then whole milliseconds bill as themselves, fractions round up, and nothing bills 0 ms
+    assert [shim.billed_duration_ms(d) for d in (40.0, 40.01, 102.5, 0.2)] == [40, 41, 103, 1]
