@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from lambdas.detectors import av_sync_relative
 from lambdas.detectors.pictures import block_means, pack_array, unpack_array
 from lambdas.shared.media import AudioSecond, StreamSecond, make_defect
 
@@ -96,6 +97,12 @@ def detect(
         defects += _close(state, max(end_s, float(second.index)), config)
         defects += _close_markers(state, max(end_s, float(second.index)), config)
     _status(state, float(second.index + 1), config)
+    # Real content without designed events: a change of lag between sound and motion, where the methods
+    # above are blind (their status is unknown) and report nothing overlapping.
+    relative, state["rel"] = av_sync_relative.detect(
+        second, state.get("rel"), others=(state["status"], defects)
+    )
+    defects += relative
     return defects, state
 
 

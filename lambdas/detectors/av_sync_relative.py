@@ -1,0 +1,312 @@
+"""A/V sync, relative: a CHANGE of the lag between audio onsets and visual change, on real content.
+
+Real programmes have no designed events (flash + beep) to pair one by one, but their sound and pictures
+still move together: a mouth opens as a syllable starts, a door slams as it shuts, a scene cut brings a
+new sound. Each second the detector cross-correlates two envelopes over the last `window_s` seconds:
+- audio onset strength: the positive rise of short-time log energy, every 10 ms;
+- visual change onset: the positive rise of log motion energy (mean |difference| of block means between
+  consecutive frames), at each frame's pts.
+The lag of the correlation peak (> 0 = audio later than the pictures) is one measurement; it counts only
+when the peak stands clear of every other lag (`min_peak`, `min_margin`). Nothing is assumed about the
+absolute lag beyond it being near zero where the stream is first trusted (a natural A/V relationship):
+the first consistent measurements set the reference, and consistent measurements at another lag later on
+are a shift, reported with offset_ms = new lag - reference. Music not tied to the pictures, static shots
+and silence give no clear peak: the status stays "unknown" and nothing is reported.
+
+The state is a bounded window of both envelopes (float16, base64) and a few numbers: about 6 KB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lambdas.detectors.pictures import block_means, pack_array, unpack_array
+from lambdas.shared.media import StreamSecond, make_defect
+
+RATE = 100  # envelope samples per second (10 ms)
+GRID = (18, 32)
+
+
+@dataclass(frozen=True)
+class RelativeConfig:
+    window_s: int = 4  # correlation window: long enough for a few syllables or cuts
+    buffer_s: int = 10  # history kept in the state: a window before the shift, one after, and the split
+    max_lag_ms: int = 800
+    smooth: int = 4  # audio onset strength summed over 40 ms: one frame of video
+    min_peak: float = 0.2  # correlation at the peak
+    # ... above the best lag more than `separate_ms` away from it: syllables and steps are nearly
+    # periodic, so the side lobes of a true peak stand close to it (measured 0.07-0.35 on speech).
+    min_margin: float = 0.05
+    separate_ms: int = 150
+    agree_ms: float = 100.0  # measurements this close measure the same lag
+    confirm_ref: int = 2  # consecutive agreeing measurements that set the reference
+    confirm_shift: int = 3  # ... and a new lag: a window and a half after the shift
+    # The reference must look like a natural A/V relationship: sound at or just after the movement.
+    ref_lo_ms: float = -150.0
+    ref_hi_ms: float = 200.0
+    threshold_ms: float = 200.0  # a change of lag this large is a shift
+    max_shift_ms: float = 700.0  # larger changes are another periodic pattern locking in, not a shift
+    confidence: float = 0.6
+
+
+DEFAULT = RelativeConfig()
+
+
+def detect(
+    second: StreamSecond,
+    state: dict[str, Any] | None,
+    config: RelativeConfig = DEFAULT,
+    *,
+    others: tuple[str, list[dict[str, Any]]] = ("unknown", []),
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One second. `others`: the other A/V methods' status after this second and what they reported in
+    it; while they measure the stream (status not "unknown") they report its shifts themselves, so an
+    episode they saw, or one overlapping their findings, is not reported again."""
+    others_status, others_found = others
+    state = _new_state() if state is None else _copy(state)
+    defects: list[dict[str, Any]] = []
+    if second.audio is None or not second.frames:
+        state.update({k: v for k, v in _new_state().items() if k in ("a", "a_start", "v_pos", "v_e")})
+    else:
+        _append(second, state, config)
+        measurement = _measure(state, config)
+        if measurement is not None:
+            defects += _judge(state, float(second.index + 1), *measurement, config)
+    if others_status != "unknown" and state["episode"] is not None:
+        state["episode"]["others"] = True
+    if second.is_last:
+        end_s = max(float(second.index), second.frames[-1].pts_s if second.frames else 0.0)
+        defects += _close(state, end_s)
+    overlaps = [
+        d
+        for d in defects
+        if any(o["start_s"] < d["end_s"] and d["start_s"] < o["end_s"] for o in others_found)
+    ]
+    return [d for d in defects if d not in overlaps], state
+
+
+# --- envelopes -------------------------------------------------------------------------------
+
+
+def _append(second: StreamSecond, state: dict[str, Any], config: RelativeConfig) -> None:
+    audio = second.audio
+    assert audio is not None
+    hop = audio.sample_rate // RATE
+    frames = audio.samples[: RATE * hop].astype(np.float64).reshape(RATE, hop)
+    level_db = 10.0 * np.log10((frames * frames).mean(axis=1) + 1e-10)
+    previous = state["a_db"] if state["a_db"] is not None else float(level_db[0])
+    rise = np.maximum(np.diff(level_db, prepend=previous), 0.0)
+    state["a_db"] = round(float(level_db[-1]), 3)
+
+    a = unpack_array(state["a"])
+    if a is None or state["a_start"] is None or state["a_start"] + len(a) // RATE != second.index:
+        a, state["a_start"], state["v_pos"], state["v_e"] = np.zeros(0), second.index, [], None
+    a = np.concatenate([a.astype(np.float64), rise])
+
+    v_e = list(unpack_array(state["v_e"])) if state["v_e"] is not None else []
+    v_pos = list(state["v_pos"])
+    prev = unpack_array(state["thumb"])
+    prev_log = state["v_log"]
+    for frame in second.frames:
+        thumb = block_means(frame.luma, GRID)
+        damaged = frame.corrupt or frame.decode_errors > 0
+        if prev is not None and prev.shape == thumb.shape and not damaged:
+            motion = float(np.abs(thumb.astype(np.float32) - prev.astype(np.float32)).mean())
+            log_motion = math.log(motion + 0.5)
+            if prev_log is not None:
+                v_pos.append(round((frame.pts_s - state["a_start"]) * RATE))
+                v_e.append(max(0.0, log_motion - prev_log))
+            prev_log = log_motion
+        else:
+            prev_log = None  # no change measured across damage or a size change
+        prev = thumb
+    state["thumb"], state["v_log"] = pack_array(prev), (round(prev_log, 4) if prev_log is not None else None)
+
+    # Keep the last `buffer_s` seconds.
+    drop = max(0, len(a) // RATE - config.buffer_s)
+    if drop:
+        a = a[drop * RATE :]
+        state["a_start"] += drop
+        kept = [(p - drop * RATE, e) for p, e in zip(v_pos, v_e, strict=True) if p >= drop * RATE]
+        v_pos, v_e = [p for p, _ in kept], [e for _, e in kept]
+    state["a"] = pack_array(a)
+    state["v_pos"] = v_pos
+    state["v_e"] = pack_array(np.array(v_e)) if v_e else None
+
+
+def _series(state: dict[str, Any], config: RelativeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Both envelopes on the 10 ms grid of the buffer: the audio smoothed over a frame, the video as
+    impulses at each frame's position (a frame's change happens at its pts)."""
+    a = unpack_array(state["a"]).astype(np.float64)
+    a = np.convolve(a, np.ones(config.smooth), mode="same")
+    v = np.zeros(len(a))
+    if state["v_e"] is not None:
+        pos = np.array(state["v_pos"], dtype=np.int64)
+        ok = (pos >= 0) & (pos < len(a))
+        np.add.at(v, pos[ok], unpack_array(state["v_e"]).astype(np.float64)[ok])
+    return a, v
+
+
+def _xcorr(a: np.ndarray, v: np.ndarray, max_lag: int) -> np.ndarray:
+    """Normalised correlation of a[t + lag] with v[t] for lag in [-max_lag, max_lag] (10 ms steps)."""
+    out = np.zeros(2 * max_lag + 1)
+    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
+        x, y = (a[lag:], v[: len(v) - lag]) if lag >= 0 else (a[:lag], v[-lag:])
+        sx, sy = x.std(), y.std()
+        if sx > 0 and sy > 0:
+            out[i] = float(((x - x.mean()) * (y - y.mean())).mean() / (sx * sy))
+    return out
+
+
+# --- measurements and the reference ----------------------------------------------------------
+
+
+def _measure(state: dict[str, Any], config: RelativeConfig) -> tuple[float, float] | None:
+    """(lag ms, confidence) of the last window, or None when its correlation has no clear peak."""
+    a, v = _series(state, config)
+    n = config.window_s * RATE
+    if len(a) < n:
+        return None
+    a, v = a[-n:], v[-n:]
+    max_lag = config.max_lag_ms // 10
+    r = _xcorr(a, v, max_lag)
+    best = int(np.argmax(r))
+    far = np.abs(np.arange(len(r)) - best) > config.separate_ms // 10
+    margin = float(r[best] - r[far].max())
+    if r[best] < config.min_peak or margin < config.min_margin:
+        return None
+    lag = best - max_lag
+    # Sub-sample peak by a parabola through its neighbours.
+    if 0 < best < len(r) - 1:
+        den = r[best - 1] - 2 * r[best] + r[best + 1]
+        if den < 0:
+            lag += 0.5 * (r[best - 1] - r[best + 1]) / den
+    return float(lag * 10.0), min(1.0, margin / 0.2)
+
+
+def _judge(
+    state: dict[str, Any], now: float, lag_ms: float, confidence: float, config: RelativeConfig
+) -> list[dict[str, Any]]:
+    state["last_s"] = now
+    cand = state["cand"]
+    if cand and abs(lag_ms - _mean([c[1] for c in cand])) <= config.agree_ms and now - cand[-1][0] <= 1.0:
+        cand.append([now, round(lag_ms, 2), round(confidence, 3)])
+    else:
+        state["cand"] = cand = [[now, round(lag_ms, 2), round(confidence, 3)]]
+    ref, level = state["ref"], state["level"]
+    if level is not None and abs(lag_ms - level) <= config.agree_ms:
+        if state["episode"] is None:
+            state["ref_last_s"] = now
+        return []
+    lag = _mean([c[1] for c in cand])
+    if len(cand) < (config.confirm_ref if ref is None else config.confirm_shift):
+        return []
+    if ref is None:
+        if config.ref_lo_ms <= lag <= config.ref_hi_ms:
+            state["ref"] = state["level"] = round(lag, 2)
+            state["ref_last_s"] = now
+        return []
+    change = lag - ref
+    if abs(change) > config.max_shift_ms:
+        return []
+    defects: list[dict[str, Any]] = []
+    if abs(change) < config.threshold_ms:  # back to the reference
+        defects += _close(state, cand[0][0] - config.window_s)
+        state["level"], state["ref_last_s"] = ref, now
+        return defects
+    if state["level"] is not None and abs(lag - state["level"]) <= config.agree_ms:
+        return []
+    defects += _close(state, cand[0][0] - config.window_s)
+    start_s = _split(state, ref, lag, config)
+    state["level"] = round(lag, 2)
+    state["episode"] = {
+        "start_s": round(start_s, 3),
+        "offset_ms": round(change, 1),
+        "conf": round(_mean([c[2] for c in cand]), 3),
+        "n": len(cand),
+        "others": False,
+    }
+    return defects
+
+
+def _split(state: dict[str, Any], old_ms: float, new_ms: float, config: RelativeConfig) -> float:
+    """When the lag changed: the split of the buffer that best explains old lag before, new lag after."""
+    a, v = _series(state, config)
+    a = (a - a.mean()) / (a.std() or 1.0)
+    v = (v - v.mean()) / (v.std() or 1.0)
+    n = len(a)
+
+    def aligned(lag_ms: float) -> np.ndarray:
+        lag = round(lag_ms / 10.0)
+        out = np.zeros(n)
+        lo, hi = max(0, -lag), min(n, n - lag)
+        out[lo:hi] = a[lo + lag : hi + lag] * v[lo:hi]
+        return out
+
+    before = np.concatenate([[0.0], np.cumsum(aligned(old_ms))])
+    after = np.concatenate([[0.0], np.cumsum(aligned(new_ms))])
+    score = before + (after[-1] - after)
+    # The shift lies in or after the last window that still measured the reference.
+    lo = max(0, round((state["ref_last_s"] - config.window_s - state["a_start"]) * RATE))
+    lo = min(lo, n - 1)
+    split = lo + int(np.argmax(score[lo:n]))
+    return state["a_start"] + split / RATE
+
+
+def _close(state: dict[str, Any], end_s: float) -> list[dict[str, Any]]:
+    episode, state["episode"] = state["episode"], None
+    if episode is None or episode["others"]:
+        return []  # none open, or the other methods measured the stream meanwhile and report it
+    return [
+        make_defect(
+            "av_sync",
+            episode["start_s"],
+            max(end_s, episode["start_s"]),
+            episode["conf"],
+            offset_ms=episode["offset_ms"],
+            method="relative",
+            measurements=episode["n"],
+        )
+    ]
+
+
+def status(state: dict[str, Any] | None) -> tuple[str, float | None]:
+    """("unknown" | "in_sync" | "shifted", change of lag in ms against the reference)."""
+    if state is None or state["ref"] is None:
+        return "unknown", None
+    if state["episode"] is not None:
+        return "shifted", state["episode"]["offset_ms"]
+    return "in_sync", 0.0
+
+
+def _new_state() -> dict[str, Any]:
+    return {
+        "a": None,  # audio onset strength, 10 ms steps, from second `a_start` on
+        "a_start": None,
+        "a_db": None,  # the last level (dB) before the buffer's end: the next second's first rise
+        "v_pos": [],  # frames' positions on the 10 ms grid of the buffer
+        "v_e": None,  # their visual change onsets
+        "thumb": None,
+        "v_log": None,
+        "cand": [],  # consecutive agreeing measurements: [window end s, lag ms, confidence]
+        "ref": None,  # the lag first trusted (ms)
+        "level": None,  # the lag now (ms)
+        "ref_last_s": None,  # the last window that measured the reference
+        "last_s": None,
+        "episode": None,
+    }
+
+
+def _copy(state: dict[str, Any]) -> dict[str, Any]:
+    """The caller's state must not change under it: copy what this module mutates in place."""
+    episode = dict(state["episode"]) if state["episode"] is not None else None
+    cand = [list(c) for c in state["cand"]]
+    return {**state, "cand": cand, "v_pos": list(state["v_pos"]), "episode": episode}
+
+
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values)) if values else 0.0
