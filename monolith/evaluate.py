@@ -203,7 +203,43 @@ def build_cases(seed: int, *, quick: bool = False) -> list[Case]:
             ),
             ".webm",
         ),
+        *_relative_cases(rng),
     ]
+
+
+def _relative_cases(rng: random.Random) -> list[Case]:
+    """Real clips (speech and cuts, film with its score, animation with music) with the audio content
+    shifted by 300-400 ms mid-stream, and clean: the A/V relative method's cases. Drawn last, from the
+    same generator, so that the cases above keep their draws."""
+    clips = {
+        "grid speech a": REPO / "media" / "grid-speech-a.mp4",
+        "grid speech b": REPO / "media" / "grid-speech-b.mp4",
+        "chaplin": REPO / "media" / "chaplin.mp4",
+        "bbb 12 s": REPO / "media" / "bbb-vp8-11s.webm",
+    }
+
+    def shifted(src: Path, start_s: float, offset_ms: float, seed: int) -> Callable:
+        def make(path: Path) -> dict[str, Any]:
+            return inject_defects(src, path, (AvOffset(start_s, offset_ms),), seed=seed).to_dict()
+
+        return make
+
+    cases = []
+    for name, src in clips.items():
+        start_s = round(
+            rng.uniform(5.0, 6.5) if "bbb" in name or "grid" in name else rng.uniform(4.0, 5.0), 2
+        )
+        offset_ms = float(rng.choice([-1, 1]) * rng.randrange(300, 410, 10))
+        seed = rng.randrange(1 << 30)
+        cases.append(
+            Case(f"real {name}, audio content shifted mid-stream", shifted(src, start_s, offset_ms, seed))
+        )
+    cases += [
+        Case(f"clean real {name}", lambda path, src=src: _copy_clean(src, path), src.suffix)
+        for name, src in clips.items()
+        if name != "chaplin"  # already a clean case above
+    ]
+    return cases
 
 
 def _copy_clean(src: Path, dst: Path) -> dict[str, Any]:
