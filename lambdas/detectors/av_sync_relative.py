@@ -236,6 +236,13 @@ def _judge(
         return defects
     if state["level"] is not None and abs(lag - state["level"]) <= config.agree_ms:
         return []
+    episode = state["episode"]
+    if episode is not None and abs(lag - state["level"]) < config.threshold_ms:
+        # The same shift measured again: the first windows after it still hold some of the old lag,
+        # the later ones measure the new lag alone.
+        state["level"], episode["offset_ms"] = round(lag, 2), round(change, 1)
+        episode["n"] += len(cand)
+        return []
     defects += _close(state, cand[0][0] - config.window_s)
     start_s = _split(state, ref, lag, config)
     state["level"] = round(lag, 2)
@@ -268,7 +275,7 @@ def _split(state: dict[str, Any], old_ms: float, new_ms: float, config: Relative
     score = before + (after[-1] - after)
     # The shift lies in or after the last window that still measured the reference.
     lo = max(0, round((state["ref_last_s"] - config.window_s - state["a_start"]) * RATE))
-    hi = round((state["cand"][0][0] - config.window_s / 2 - state["a_start"]) * RATE)
+    hi = round((state["cand"][0][0] - state["a_start"]) * RATE)
     lo, hi = min(lo, n - 1), min(max(hi, lo + 1), n)
     split = lo + int(np.argmax(score[lo:hi]))
     return state["a_start"] + split / RATE
