@@ -277,7 +277,11 @@ def _split(state: dict[str, Any], old_ms: float, new_ms: float, config: Relative
     lo = max(0, round((state["ref_last_s"] - config.window_s - state["a_start"]) * RATE))
     hi = round((state["cand"][0][0] - state["a_start"]) * RATE)
     lo, hi = min(lo, n - 1), min(max(hi, lo + 1), n)
-    split = lo + int(np.argmax(score[lo:hi]))
+    # Between the last event before the shift and the first after it nothing tells them apart: the score
+    # is flat there, and the middle of that plateau is the best guess.
+    part = score[lo:hi]
+    near = np.flatnonzero(part >= part.max() - 0.02 * (part.max() - part.min() or 1.0))
+    split = lo + (int(near[0]) + int(near[-1])) / 2
     return state["a_start"] + split / RATE
 
 
