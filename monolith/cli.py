@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_cmd.add_argument("--seed", type=int, default=0, help="0 = development set; others = unseen sets")
     evaluate_cmd.add_argument("--quick", action="store_true", help="a smaller set (4 streams)")
     evaluate_cmd.add_argument("--json", type=Path, metavar="OUT", help="also write the full results here")
+    evaluate_cmd.add_argument("--no-lambda-path", action="store_true",
+                              help="skip running the Lambda path on every case (faster)")
+    evaluate_cmd.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
 
     serve_cmd = commands.add_parser(
         "serve", help="the after as a service: analyse stream jobs from SQS (settings: MONITOR_* variables)"
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "analyze":
         return _analyze(args.paths, as_json=args.json, workers=args.workers)
     if args.command == "evaluate":
-        return _evaluate(args.seed, quick=args.quick, out=args.json)
+        return _evaluate(args.seed, quick=args.quick, out=args.json, lambda_path=not args.no_lambda_path,
+                         markdown=args.markdown)
     if args.command == "serve":
         return _serve(concurrency=args.concurrency, detectors=args.detectors)
     if args.command == "demo":
@@ -149,16 +153,18 @@ def _bench(out: Path | None, *, duration_s: int, repeats: int) -> int:
     return 0
 
 
-def _evaluate(seed: int, *, quick: bool, out: Path | None) -> int:
+def _evaluate(seed: int, *, quick: bool, out: Path | None, lambda_path: bool, markdown: bool) -> int:
     from monolith.evaluate import evaluate, format_evaluation
 
-    result = evaluate(seed, quick=quick, log=_log)
-    print(format_evaluation(result))
+    result = evaluate(seed, quick=quick, lambda_path=lambda_path, log=_log)
+    print(format_evaluation(result, markdown=markdown))
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")
-    return 0
+    # The Lambda path must give exactly the monolith's defects: a difference fails the command.
+    check = result["lambda_path"]
+    return 1 if check is not None and check["equal"] < check["cases"] else 0
 
 
 def _demo(out: Path) -> int:
