@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this file")
     bench_cmd.add_argument("--duration", type=_positive_int, default=10, help="stream length in seconds")
     bench_cmd.add_argument("--repeats", type=_positive_int, default=5, help="runs per measurement")
+    bench_cmd.add_argument("--sizes", default="360p,720p,1080p", help="comma-separated resolutions")
 
     evaluate_cmd = commands.add_parser(
         "evaluate", help="precision/recall on generated streams with known defects"
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _demo(args.out)
     if args.command == "bench":
-        return _bench(args.json, duration_s=args.duration, repeats=args.repeats)
+        return _bench(args.json, duration_s=args.duration, repeats=args.repeats,
+                      sizes=[name.strip() for name in args.sizes.split(",") if name.strip()])
     parser.error(f"unknown command {args.command}")
     return EXIT_BAD_INPUT
 
@@ -142,10 +144,15 @@ def _serve(*, concurrency: int | None, detectors: str | None) -> int:
     return serve(settings)
 
 
-def _bench(out: Path | None, *, duration_s: int, repeats: int) -> int:
-    from monolith.bench import format_bench, run_bench, write_json
+def _bench(out: Path | None, *, duration_s: int, repeats: int, sizes: list[str]) -> int:
+    from monolith.bench import SIZES, format_bench, run_bench, write_json
 
-    report = run_bench(duration_s=float(duration_s), repeats=repeats, log=_log)
+    unknown = [name for name in sizes if name not in SIZES]
+    if unknown or not sizes:
+        print(f"error: --sizes: unknown {', '.join(unknown) or 'nothing given'}; known: {', '.join(SIZES)}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    report = run_bench(duration_s=float(duration_s), repeats=repeats, sizes=sizes, log=_log)
     print(format_bench(report))
     if out:
         write_json(report, out)
