@@ -47,8 +47,13 @@ demo: venv localstack-venv node
 demo-monolith: venv
 	$(PY) -m monolith demo
 
+# Found/true per case and per defect type, FFmpeg's detectors beside ours, block-damage recall per codec,
+# and the Lambda path (in one process) checked against the monolith on every case: a difference fails.
+# SEED=n draws a set nobody tuned on (0, the default, is the development set); the JSON goes to
+# eval-output/. EVALUATE_ARGS="--no-lambda-path" skips the Lambda-path check, "--markdown" prints Markdown.
 evaluate: venv
-	$(PY) -m monolith evaluate
+	$(PY) -m monolith evaluate --seed $(or $(SEED),0) --json eval-output/evaluate-seed$(or $(SEED),0).json \
+		$(EVALUATE_ARGS)
 
 # CPU per stream-second at 360p/720p/1080p: median and spread of 5 runs (a few minutes on 2 cores).
 bench: venv

@@ -32,3 +32,5 @@ def test_quick_evaluation_on_an_unseen_seed_meets_the_targets() -> None:
     for kind, row in result["by_type"].items():
         assert row["precision"] >= 0.95 and row["recall"] >= 0.95, (kind, result["cases"])
     assert result["by_type"]["av_sync"]["offset_error_ms_max"] <= 20.0
+    # And the Lambda path, run in one process on every case, records exactly the monolith's defects
+    assert result["lambda_path"]["equal"] == result["lambda_path"]["cases"] == 4, result["lambda_path"]

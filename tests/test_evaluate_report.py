@@ -230,3 +230,24 @@ def test_the_local_s3_answers_as_s3_does_for_what_the_functions_call() -> None:
     assert s3.get_object(Bucket="b", Key="k", IfMatch="x")["Body"].read() == b"abc"
     s3.delete_object(Bucket="b", Key="k")
     assert s3.objects == {} and s3.etags == {}
+
+
+def test_the_bench_states_throughput_against_decoding_and_each_detector_cost() -> None:
+    from monolith.bench import format_bench
+
+    def spread(median: float) -> dict[str, Any]:
+        return {"cpu_s_per_stream_s": {"median": median, "min": median, "max": median, "runs": 1},
+                "x_realtime": 10.0}
+
+    # Given a hand-made bench row: decoding 0.02 CPU-s per stream-second, the full analysis 0.05
+    report = {"repeats": 1, "duration_s": 2, "machine": {"cpus": 2, "processor": "cpu"}, "results": [{
+        "resolution": "360p", "monolith": spread(0.05), "decode_only": spread(0.02),
+        "lambda_path": spread(0.1),
+        "full_vs_decode_cpu": 2.5, "lambda_path_vs_monolith_cpu": 2.0, "peak_rss_mib_per_stream": 40,
+        "profile": {"decode_ms_per_frame": 0.8,
+                    "detect_ms_per_frame": {"freeze": 0.1, "block_corruption": 0.25, "av_sync": 0.05}},
+    }]}
+    lines = format_bench(report).splitlines()
+    # Then the analysis runs at 1/2.5 = 0.40 of decoding's speed, and each detector's ms per frame is shown
+    assert "0.40×" in lines[2].split()
+    assert lines[-1].split() == ["360p", "0.800", "0.100", "0.250", "0.050", "0.400"]
