@@ -3,7 +3,13 @@
 The set is drawn from a seed: seed 0 is the development set the thresholds were tuned on; any other
 seed places other defects at other times in other streams, a set the detectors have never seen. Each
 case mixes resolutions, codecs and containers, and includes real clips with injected defects.
-Freeze intervals are also cross-checked against FFmpeg's freezedetect (run through PyAV).
+
+Reported: a row per case (its codec as the decoder names it, found/true and false alarms per defect
+type), FFmpeg's result beside ours where FFmpeg has a detector (freezedetect for freezes, run through
+PyAV; for block damage its decoder's own evidence: frames flagged corrupt or packets that fail to
+decode, grouped into events), the summary per defect type, and block-damage recall per codec. Unless
+told not to, every case also runs through the Lambda path in one process (`monolith.lambda_path`), whose
+defects must be exactly the monolith's.
 """
 
 from __future__ import annotations
