@@ -719,8 +719,13 @@ def evaluation_tables(result: dict[str, Any], *, markdown: bool = False) -> list
 
 def format_evaluation(result: dict[str, Any], *, markdown: bool = False, width: int = 180) -> str:
     """The whole report as text: the tables, the Lambda path's check, and every miss and false alarm."""
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    # Markdown is pasted into the README: wide enough never to wrap a cell, titles as bold lines.
+    console = Console(file=io.StringIO(), width=1000 if markdown else width, color_system=None,
+                      force_terminal=False)
     for table in evaluation_tables(result, markdown=markdown):
+        if markdown:
+            console.print(f"**{table.title}**", markup=False)
+            table.title = None
         console.print(table)
         console.print()
     lines = []
@@ -741,4 +746,5 @@ def format_evaluation(result: dict[str, Any], *, markdown: bool = False, width: 
             lines.append(f"  missed in {case['case']}: {json.dumps(event)}")
         for event in case["false_alarms"]:
             lines.append(f"  false alarm in {case['case']}: {json.dumps(event)}")
-    return console.file.getvalue() + "\n".join(lines)
+    tables = "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())
+    return tables + "\n" + "\n".join(lines)
