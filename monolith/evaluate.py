@@ -662,7 +662,7 @@ def _fraction(value: float | None) -> str:
 def evaluation_tables(result: dict[str, Any], *, markdown: bool = False) -> list[Table]:
     """The report as rich tables: a row per case, the summary per defect type, block-damage recall per
     codec."""
-    style = {"box": box.MARKDOWN} if markdown else {"box": box.SIMPLE_HEAD}
+    style: dict[str, Any] = {"box": box.MARKDOWN if markdown else box.SIMPLE_HEAD, "title_justify": "left"}
     cases = Table(title=f"seed {result['seed']}: {result['streams']} streams (found/true, +false alarms)",
                   **style)
     for header in ("case", "codec / container", "freeze", "FFmpeg freezedetect", "block damage",
