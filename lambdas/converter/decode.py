@@ -15,6 +15,8 @@ start when it opens the file, for every decode alike. Where a keyframe is not kn
 point (a codec the parity suite does not cover: from the stream's start; a later x264 build in a
 spliced stream, MPEG-4 encoder user data missing from the extradata: from where it is announced),
 random access decodes from that earlier point instead (`StreamInfo.restart_points`) and logs why.
+Damaged pictures match too: H.264 conceals damage from the picture decoded last, even one from before an
+IDR, so both ways reset the decoder at every IDR (`_drain_and_reset`), as a seek to it does.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ KEYFRAME_EXACT_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "mpeg2video", "
 # The version string x264 writes into an SEI user-data message of its first frame; FFmpeg's H.264 decoder
 # reads the build from it (the same pattern, build > 0) and otherwise assumes none (x264_build = -1).
 X264_VERSION = re.compile(rb"x264 - core (\d+)")
+# An Annex B start code (MPEG-TS framing of H.264), before each NAL unit.
+_START_CODE = re.compile(rb"\x00\x00\x01")
 # MPEG-4 Part 2 user data (start code 0x1B2) naming the encoder, as FFmpeg's decoder parses it.
 MPEG4_ENCODER_DATA = re.compile(rb"\x00\x00\x01\xb2((?:DivX|XviD|FFmpe|Lavc|ffmpeg)[\x20-\x7e]*)")
 
@@ -453,12 +457,21 @@ def _seek(container: av.container.InputContainer, stream: av.stream.Stream, at_s
 def _decode(container: av.container.InputContainer, streams: list[av.stream.Stream], origin: float):
     """Yield ("video", VideoFrame), ("audio", _DecodedAudio) or ("audio_error", time_s) in demux order."""
     video_errors = 0
+    video_packets = 0
     last_video_s: float | None = None
     last_audio_end: float | None = None
     for packet in container.demux(streams):
         stream = packet.stream
         try:
-            decoded = stream.codec_context.decode(packet)
+            if stream.type == "video":
+                if video_packets and _is_h264_idr(packet, stream.codec_context):
+                    decoded = _drain_and_reset(stream.codec_context)
+                    decoded += stream.codec_context.decode(packet)
+                else:
+                    decoded = stream.codec_context.decode(packet)
+                video_packets += 1
+            else:
+                decoded = stream.codec_context.decode(packet)
         except av.error.FFmpegError:
             if stream.type == "video":
                 video_errors += 1
@@ -476,6 +489,39 @@ def _decode(container: av.container.InputContainer, streams: list[av.stream.Stre
                 item = _audio_chunk(frame, origin, last_audio_end)
                 last_audio_end = item.end_s
                 yield "audio", item
+
+
+def _drain_and_reset(ctx: av.codec.context.CodecContext) -> list[av.VideoFrame]:
+    """The pictures still held by the decoder, then a decoder as fresh as after a seek.
+
+    H.264 error concealment borrows from the picture decoded last, even across an IDR, so a damaged
+    picture after an IDR is concealed differently when decoding started at that IDR (the converter's
+    random access) than when it ran on from the stream's start (measured: 0.02 levels mean difference,
+    enough to move a detector's score). Both passes reset the decoder at every IDR, so both conceal from
+    the same state. Lossless: nothing after an IDR in decode order refers to a picture before it.
+    """
+    frames = list(ctx.decode(None))
+    ctx.flush_buffers()
+    return frames
+
+
+def _is_h264_idr(packet: av.Packet, ctx: av.codec.context.CodecContext) -> bool:
+    """Whether the packet holds an H.264 IDR slice (NAL unit type 5), in length-prefixed (MP4, Matroska:
+    avcC extradata) or start-code (MPEG-TS) framing."""
+    if not packet.is_keyframe or ctx.name != "h264" or not packet.size:
+        return False
+    data = bytes(packet)
+    extradata = bytes(ctx.extradata or b"")
+    if extradata[:1] == b"\x01" and len(extradata) > 4:  # avcC: NAL units prefixed by their length
+        size = (extradata[4] & 0x03) + 1
+        at = 0
+        while at + size < len(data):
+            length = int.from_bytes(data[at : at + size], "big")
+            if data[at + size] & 0x1F == 5:
+                return True
+            at += size + length
+        return False
+    return any(data[m.end()] & 0x1F == 5 for m in _START_CODE.finditer(data) if m.end() < len(data))
 
 
 def _video_frame(
