@@ -1,18 +1,23 @@
-"""Freeze detector on handmade pictures: frozen content, re-encoded frozen content, flat pictures."""
+"""Freeze detector on handmade pictures (frozen content, re-encoded frozen content, flat pictures, still
+content with sensor noise) and on a real still talking head, clean and with a frozen picture injected."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from detector_runs import run_detector
 
+from lambdas.converter.decode import iter_seconds
 from lambdas.detectors.freeze import detect
 from lambdas.shared.media import StreamSecond, VideoFrame
+from sample_streams import Freeze, inject_defects
 
 FPS = 25
 RNG = np.random.default_rng(7)
 TEXTURE = RNG.integers(0, 255, (180, 320), dtype=np.uint8)
+STILL_HEAD = Path(__file__).resolve().parents[1] / "media" / "grid-still-bbaf2n.mp4"
 
 
 def _moving(t: float) -> np.ndarray:
@@ -59,7 +64,27 @@ def test_a_freeze_across_second_boundaries_is_reported_with_its_bounds() -> None
 
 
 def test_a_frozen_picture_that_keeps_being_re_encoded_is_still_a_freeze() -> None:
-    # Given a frozen picture with fresh small noise on every frame (an encoder re-encoding it)
+    # Given a frozen picture as an encoder keeps coding it: its coding noise (±3 levels per pixel) is
+    # drawn anew at each keyframe (every 12 frames) and repeated by the frames in between
+    noise = np.random.default_rng(3)
+    coded = {n: noise.integers(-3, 4, TEXTURE.shape) for n in range(20)}
+
+    def picture(t: float) -> np.ndarray:
+        if 0.5 <= t < 3.5:
+            keyframe = round(t * FPS) // 12
+            return np.clip(_moving(0.5).astype(int) + coded[keyframe], 0, 255).astype(np.uint8)
+        return _moving(t)
+
+    found = _run(_stream(picture, 5))
+    assert [(d["type"], round(d["start_s"], 1), round(d["end_s"], 1)) for d in found] == [
+        ("freeze", 0.5, 3.5)
+    ]
+
+
+def test_a_still_picture_with_fresh_noise_on_every_frame_is_live_content() -> None:
+    # Given content that stops moving at 0.5 s but whose every frame carries fresh sensor-like noise
+    # (±3 levels per pixel: block means of 25 sampled pixels move by ~0.4 levels, so the largest of the
+    # 220 blocks moves by more than 0.75 on every frame), as a static camera on a still scene does
     noise = np.random.default_rng(3)
 
     def picture(t: float) -> np.ndarray:
@@ -68,10 +93,8 @@ def test_a_frozen_picture_that_keeps_being_re_encoded_is_still_a_freeze() -> Non
             return np.clip(_moving(0.5).astype(int) + jitter, 0, 255).astype(np.uint8)
         return _moving(t)
 
-    found = _run(_stream(picture, 5))
-    assert [(d["type"], round(d["start_s"], 1), round(d["end_s"], 1)) for d in found] == [
-        ("freeze", 0.5, 3.5)
-    ]
+    # When analysed, Then no freeze: every frame of the run changed a little from the previous one
+    assert _run(_stream(picture, 5)) == []
 
 
 def test_a_short_pause_below_the_minimum_is_not_reported() -> None:
@@ -115,3 +138,23 @@ def test_damage_hitting_a_frozen_picture_does_not_end_the_freeze() -> None:
     # When analysed, Then one freeze covers the whole interval
     found = _run(seconds)
     assert [(d["start_s"], d["end_s"]) for d in found] == [(1.0, 4.0)]
+
+
+def test_a_still_talking_head_is_not_a_freeze() -> None:
+    # Given a GRID sentence: a talking head on a static camera whose lips move a little, close enough to
+    # the picture at 1.0 s for the block-mean rule alone to call 1.0-3.0 s a freeze
+    seconds = list(iter_seconds(STILL_HEAD))
+    # When analysed, Then nothing is reported: its frames keep changing a little from one to the next
+    assert _run(seconds) == []
+
+
+def test_a_frozen_picture_of_the_talking_head_is_still_found(tmp_path: Path) -> None:
+    # Given the same clip with its picture at 0.8 s held to the end (3.0 s), re-encoded with noise ±2
+    frozen = tmp_path / "frozen.mp4"
+    inject_defects(STILL_HEAD, frozen, [Freeze(0.8, 2.2, noise=2.0)], seed=3)
+    # When analysed second by second through JSON state
+    found = _run(list(iter_seconds(frozen)), through_json=True)
+    # Then one freeze, ending with the stream (last frame 2.96 s + 0.04 s). It starts at the last
+    # picture change the block-mean rule sees: 0.64 s, the lips moving less in the 4 frames before 0.8 s
+    # than any block may change within a freeze
+    assert [(d["type"], d["start_s"], d["end_s"]) for d in found] == [("freeze", 0.64, 3.0)]
