@@ -12,7 +12,9 @@ repeated picture is the change from one frame to the next. Live pictures keep ch
 some block on most frames (the lips, the eyes, the sensor's noise: the largest block change from the
 previous frame is 1–5 levels); a repeated picture, re-encoded with noise, settles (0–0.5 levels, with
 a few transients where the encoder re-codes it: keyframes, the first frames after the content stops).
-A run in which most frames show such a change is live, whatever its distance to the reference.
+A run in which most frames show such a change is live, whatever its distance to the reference. So is a
+run in which the same block keeps changing (a person walking far away, lips): live motion is local and
+lasting, while the coding noise of a repeated picture lands on a different block each time.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from lambdas.detectors.pictures import block_means, pack_array, unpack_array
+from lambdas.detectors.pictures import block_means, pack_array, pack_counts, unpack_array, unpack_counts
 from lambdas.shared.media import StreamSecond, make_defect
 
 GRID = (36, 64)  # rows, columns of the block-mean thumbnail at most
@@ -46,6 +48,17 @@ class FreezeConfig:
     # A run with more lively frames than this share is live: still talking heads 0.51–1.0 of their
     # frames, frozen pictures at most 0.31 (VP9 realtime with noise ±1, its encoder settling).
     max_lively_share: float = 0.4
+    # A block is busy on a frame when it changed by more than this from the previous frame (levels).
+    busy_change: float = 0.45
+    # A run in which one block was busy on more than this share of the frames is live: the busiest block
+    # of still talking heads and static cameras 0.17–0.75 (a walking person 0.75, lips 0.61–0.71), of
+    # frozen pictures at most 0.17 (the person-detection static room, 0.17, is live by the rule above).
+    max_busy_share: float = 0.3
+
+
+# Busy counts are kept in one byte per block: past this many compared frames, the counts and the number
+# of frames are halved, so that the share is over the run's last few hundred frames.
+MAX_COMPARED = 250
 
 
 DEFAULT = FreezeConfig()
@@ -64,10 +77,10 @@ def detect(
         state
         or {
             "ref": None, "ref_s": None, "last_s": None, "run": 0, "worst": 0.0, "frame_s": 0.04,
-            "prev": None, "lively": 0,
+            "prev": None, "lively": 0, "busy": None, "compared": 0,
         }
     )
-    ref, prev = unpack_array(state["ref"]), unpack_array(state["prev"])
+    ref, prev, busy = unpack_array(state["ref"]), unpack_array(state["prev"]), unpack_counts(state["busy"])
     defects: list[dict[str, Any]] = []
     for frame in second.frames:
         if state["last_s"] is not None and frame.pts_s > state["last_s"]:
@@ -81,22 +94,22 @@ def detect(
         ):
             state["run"] += 1
             state["worst"] = max(state["worst"], change[0])
-            step = _change(prev, thumb)
-            if step is not None and step[1] > config.lively_change:
-                state["lively"] += 1
+            busy = _count_step(state, busy, prev, thumb, config)
         elif frame.corrupt and state["run"] > 0:
             # Damage hitting a frozen picture changes its pixels, not its content: the freeze goes on,
             # compared from now on with the damaged picture that the following frames repeat.
             ref, state["run"] = thumb, state["run"] + 1
         else:
-            defects += _close(state, frame.pts_s, ref, config)
-            ref, state["ref_s"], state["run"], state["worst"], state["lively"] = thumb, frame.pts_s, 0, 0.0, 0
+            defects += _close(state, frame.pts_s, ref, busy, config)
+            ref, state["ref_s"], state["run"], state["worst"] = thumb, frame.pts_s, 0, 0.0
+            busy, state["lively"], state["compared"] = None, 0, 0
         prev = thumb
         state["last_s"] = frame.pts_s
     if second.is_last and state["last_s"] is not None:
-        defects += _close(state, state["last_s"] + state["frame_s"], ref, config)
-        state["run"] = state["lively"] = 0
-    state["ref"], state["prev"] = pack_array(ref), pack_array(prev)
+        defects += _close(state, state["last_s"] + state["frame_s"], ref, busy, config)
+        state["run"] = state["lively"] = state["compared"] = 0
+        busy = None
+    state["ref"], state["prev"], state["busy"] = pack_array(ref), pack_array(prev), pack_counts(busy)
     return defects, state
 
 
@@ -107,8 +120,28 @@ def _change(ref: np.ndarray | None, thumb: np.ndarray) -> tuple[float, float] | 
     return float(diff.mean()), float(diff.max())
 
 
+def _count_step(
+    state: dict[str, Any], busy: np.ndarray | None, prev: np.ndarray | None, thumb: np.ndarray,
+    config: FreezeConfig,
+) -> np.ndarray | None:
+    """Count a frame of the run as lively and its blocks as busy by their change from the previous frame;
+    returns the busy counts."""
+    if prev is None or prev.shape != thumb.shape:
+        return busy
+    step = np.abs(thumb.astype(np.float32) - prev.astype(np.float32))
+    if float(step.max()) > config.lively_change:
+        state["lively"] += 1
+    busy = (busy if busy is not None and busy.shape == step.shape else np.zeros(step.shape, np.int32))
+    busy = busy + (step > config.busy_change)
+    state["compared"] += 1
+    if state["compared"] >= MAX_COMPARED:
+        busy, state["compared"] = busy // 2, state["compared"] // 2
+    return busy
+
+
 def _close(
-    state: dict[str, Any], end_s: float, ref: np.ndarray | None, config: FreezeConfig
+    state: dict[str, Any], end_s: float, ref: np.ndarray | None, busy: np.ndarray | None,
+    config: FreezeConfig,
 ) -> list[dict[str, Any]]:
     """Report the run of frozen frames that just ended, if it lasted long enough and shows content."""
     if state["run"] == 0 or state["ref_s"] is None or ref is None:
@@ -120,5 +153,7 @@ def _close(
         return []
     if state["lively"] > config.max_lively_share * state["run"]:
         return []  # most frames kept changing a little: still live content, not a repeated picture
+    if busy is not None and int(busy.max()) > config.max_busy_share * state["compared"]:
+        return []  # one block kept changing: local motion in still live content
     confidence = 1.0 - 0.5 * state["worst"] / config.max_mean_change
     return [make_defect("freeze", start_s, end_s, confidence, duration_s=round(end_s - start_s, 3))]

@@ -41,3 +41,18 @@ def unpack_array(data: dict[str, Any] | None) -> np.ndarray | None:
     if data is None:
         return None
     return np.frombuffer(base64.b64decode(data["f16"]), dtype=np.float16).reshape(data["shape"])
+
+
+def pack_counts(counts: np.ndarray | None) -> dict[str, Any] | None:
+    """Small non-negative integer counts (at most 255 each) as a JSON-serialisable dict."""
+    if counts is None:
+        return None
+    if counts.size and int(counts.max()) > 255:
+        raise ValueError(f"counts above 255 do not fit one byte: {int(counts.max())}")
+    return {"shape": list(counts.shape), "u8": base64.b64encode(counts.astype(np.uint8).tobytes()).decode()}
+
+
+def unpack_counts(data: dict[str, Any] | None) -> np.ndarray | None:
+    if data is None:
+        return None
+    return np.frombuffer(base64.b64decode(data["u8"]), dtype=np.uint8).reshape(data["shape"]).astype(np.int32)
