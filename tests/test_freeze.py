@@ -4,13 +4,15 @@ content with sensor noise) and on a real still talking head, clean and with a fr
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pytest
 from detector_runs import run_detector
 
 from lambdas.converter.decode import iter_seconds
-from lambdas.detectors.freeze import detect
+from lambdas.detectors.freeze import FreezeConfig, detect
 from lambdas.shared.media import StreamSecond, VideoFrame
 from sample_streams import Freeze, inject_defects
 
@@ -158,3 +160,52 @@ def test_a_frozen_picture_of_the_talking_head_is_still_found(tmp_path: Path) -> 
     # picture change the block-mean rule sees: 0.64 s, the lips moving less in the 4 frames before 0.8 s
     # than any block may change within a freeze
     assert [(d["type"], d["start_s"], d["end_s"]) for d in found] == [("freeze", 0.64, 3.0)]
+
+
+def _blinking(t: float) -> np.ndarray:
+    """Content that stops at 0.5 s, but for a 12x12 light in one block that switches on and off on
+    alternate frames (+20 levels: its block mean moves by 12.8 levels, 16 of the block's 25 sampled
+    pixels, within the 16 a freeze allows; every other block stays exactly the same)."""
+    if t < 0.5:
+        return _moving(t)
+    picture = _moving(0.5).copy()
+    if round(t * FPS) % 2:
+        picture[30:42, 30:42] = np.clip(picture[30:42, 30:42].astype(int) + 20, 0, 255)
+    return picture
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(FreezeConfig(), id="both rules"),
+        pytest.param(FreezeConfig(max_lively_share=1.0), id="one block keeps changing"),
+        pytest.param(FreezeConfig(max_busy_share=1.0), id="most frames change"),
+    ],
+)
+def test_a_light_blinking_in_a_still_scene_is_live_content(config: FreezeConfig) -> None:
+    # Given a still scene with a blinking light, When analysed with either rule on its own,
+    # Then no freeze: the light's block changes on every frame of the run (share 1.0 > 0.3 and > 0.4)
+    assert run_detector(partial(detect, config=config), _stream(_blinking, 4))[0] == []
+    # while without both rules the block-mean comparison alone calls the still scene a freeze, from
+    # its first still frame (0.52 s: frames come every 0.04 s) to the end
+    both_off = FreezeConfig(max_lively_share=1.0, max_busy_share=1.0)
+    found = run_detector(partial(detect, config=both_off), _stream(_blinking, 4))[0]
+    assert [(d["start_s"], d["end_s"]) for d in found] == [(0.52, 4.0)]
+
+
+def test_the_state_of_a_720p_stream_stays_small() -> None:
+    # Given a 720p picture (the largest thumbnail: 36x64 blocks), When one second is analysed,
+    # Then the state (reference and previous thumbnails, busy counts) stays well under 20 KB
+    texture = np.random.default_rng(5).integers(0, 255, (720, 1280), dtype=np.uint8)
+    frames = [VideoFrame(pts_s=i / FPS, luma=texture, key_frame=i == 0, corrupt=False) for i in range(FPS)]
+    _, state = detect(StreamSecond(index=0, frames=frames, audio=None, is_last=False), None)
+    assert len(json.dumps(state)) < 16_000
+
+
+def test_a_freeze_longer_than_the_busy_count_window_is_found_however_seconds_are_fed() -> None:
+    # Given 11 s of a frozen picture (275 compared frames: the busy counts are halved at 250)
+    seconds = _stream(lambda t: _moving(min(t, 1.0)), 12)
+    # When analysed in one process and through JSON state, Then the same single freeze, 1.0-12.0 s
+    found = _run(seconds, through_json=True)
+    assert found == _run(seconds)
+    assert [(d["start_s"], d["end_s"]) for d in found] == [(1.0, 12.0)]
