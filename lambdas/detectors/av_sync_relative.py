@@ -217,6 +217,8 @@ def _judge(
     if level is not None and abs(lag_ms - level) <= config.agree_ms:
         if state["episode"] is None:
             state["ref_last_s"] = now
+        elif now - config.window_s >= state["episode"]["first_s"]:
+            state["episode"]["clean"] = True  # measured by a window wholly after the change
         return []
     lag = _mean([c[1] for c in cand])
     if len(cand) < (config.confirm_ref if ref is None else config.confirm_shift):
@@ -237,17 +239,26 @@ def _judge(
     if state["level"] is not None and abs(lag - state["level"]) <= config.agree_ms:
         return []
     episode = state["episode"]
-    if episode is not None and abs(lag - state["level"]) < config.threshold_ms:
-        # The same shift measured again: the first windows after it still hold some of the old lag,
-        # the later ones measure the new lag alone.
+    if episode is not None and (
+        abs(lag - state["level"]) < config.threshold_ms or not episode["clean"]
+    ):
+        # The same shift measured again (the first windows after it still hold some of the old lag, the
+        # later ones measure the new lag alone), or the open episode's lag was never measured by a window
+        # wholly after the change: the windows that straddle a shift hold both lags, and their peak can
+        # stand at a ghost lag (measured on GRID speech: +460 to +700 ms, -640 ms, for shifts of +-300 to
+        # 400 ms) until the new lag fills the window. Either way it is one shift, measured better now:
+        # its size and its start are those of the new lag.
         state["level"], episode["offset_ms"] = round(lag, 2), round(change, 1)
+        episode["start_s"] = round(_split(state, ref, lag, episode["first_s"], config), 3)
         episode["n"] += len(cand)
         return []
     defects += _close(state, cand[0][0] - config.window_s)
-    start_s = _split(state, ref, lag, config)
+    start_s = _split(state, ref, lag, cand[0][0], config)
     state["level"] = round(lag, 2)
     state["episode"] = {
         "start_s": round(start_s, 3),
+        "first_s": cand[0][0],  # the first window that measured a lag other than the reference
+        "clean": False,  # its lag measured by a window wholly after first_s
         "offset_ms": round(change, 1),
         "conf": round(_mean([c[2] for c in cand]), 3),
         "n": len(cand),
@@ -256,8 +267,11 @@ def _judge(
     return defects
 
 
-def _split(state: dict[str, Any], old_ms: float, new_ms: float, config: RelativeConfig) -> float:
-    """When the lag changed: the split of the buffer that best explains old lag before, new lag after."""
+def _split(
+    state: dict[str, Any], old_ms: float, new_ms: float, first_s: float, config: RelativeConfig
+) -> float:
+    """When the lag changed: the split of the buffer that best explains old lag before, new lag after,
+    between the last window that measured the old lag and `first_s`, the first that measured another."""
     a, v = _series(state, config)
     a = (a - a.mean()) / (a.std() or 1.0)
     v = (v - v.mean()) / (v.std() or 1.0)
@@ -275,7 +289,7 @@ def _split(state: dict[str, Any], old_ms: float, new_ms: float, config: Relative
     score = before + (after[-1] - after)
     # The shift lies in or after the last window that still measured the reference.
     lo = max(0, round((state["ref_last_s"] - config.window_s - state["a_start"]) * RATE))
-    hi = round((state["cand"][0][0] - state["a_start"]) * RATE)
+    hi = round((first_s - state["a_start"]) * RATE)
     lo, hi = min(lo, n - 1), min(max(hi, lo + 1), n)
     # Between the last event before the shift and the first after it nothing tells them apart: the score
     # is flat there, and the middle of that plateau is the best guess.
