@@ -72,6 +72,8 @@ def test_a_change_of_lag_is_one_episode_with_the_change_as_its_offset() -> None:
     episode = found[0]
     assert episode["method"] == "relative" and episode["offset_ms"] == pytest.approx(300.0, abs=20.0)
     assert abs(episode["start_s"] - 6.0) <= 1.0 and episode["end_s"] == pytest.approx(11.96)
+    # measured by 4 windows (2 confirm a shift: 0.6, and 0.1 for each of the 2 more), whatever the margins
+    assert episode["measurements"] == 4 and episode["confidence"] == pytest.approx(0.8)
 
 
 def test_a_constant_lag_is_in_sync_and_unrelated_sound_is_unknown() -> None:
