@@ -138,9 +138,11 @@ def test_a_content_shift_in_real_speech_is_found_with_its_sign_and_size(
     assert abs(episode["start_s"] - start_s) <= 1.5 and episode["end_s"] >= 11.9
 
 
-def test_random_access_with_json_state_finds_the_same_shift(shifted) -> None:
-    # Given the shifted clip read as the Lambda path reads it: each second on its own, state through JSON
-    path = shifted[350.0]
+@pytest.mark.parametrize("offset_ms", [350.0, 300.0])
+def test_random_access_with_json_state_finds_the_same_shift(shifted, offset_ms) -> None:
+    # Given a shifted clip read as the Lambda path reads it: each second on its own, state through JSON
+    # (+300 ms: the windows' correlation margins differ between the two decodes, 0.66 and 0.68)
+    path = shifted[offset_ms]
     info = probe(path)
     sequential = run_detector(av_sync.detect, iter_seconds(path, info))
     lambda_path = run_detector(
