@@ -112,8 +112,8 @@ def detect(
         defects += _marker_rhythm(state, [o[0] for o in state["onsets"][known:]], config)
     if second.is_last:
         audio_done_s = math.inf
-    for t, lags_s, weight in _pair(state, audio_done_s, config):
-        defects += _observe(state, t, lags_s, weight, config)
+    for t, heard_s, weight in _pair(state, audio_done_s, config):
+        defects += _observe(state, t, heard_s, weight, config)
     now = float(second.index + 1) if not second.is_last else math.inf
     defects += _judge_steps(state, now, config)
     if second.is_last:
@@ -467,8 +467,8 @@ def _close_markers(state: dict[str, Any], end_s: float, config: AvSyncConfig) ->
 def _pair(
     state: dict[str, Any], audio_done_s: float, config: AvSyncConfig
 ) -> list[tuple[float, list[float], float]]:
-    """Observations (visual onset time, candidate lags in s nearest first, weight) for the visual onsets
-    whose window of audio is complete.
+    """Observations (visual onset time, candidate audio onset times nearest first, weight) for the visual
+    onsets whose window of audio is complete.
 
     Every loud audio onset in the window is a candidate: which one belongs to the visual onset is left to
     `_observe`, which looks for the lag that recurs. A quiet onset (noise resuming, a rustle) is not one.
@@ -484,9 +484,9 @@ def _pair(
         if not near:
             continue
         loudest = max(level for _, level in near)
-        lags = sorted((ta - t for ta, lv in near if lv >= loudest - config.loud_db), key=abs)
-        weight = min(1.0, strength / 2.0) * (1.0 if len(lags) == 1 else config.ambiguous_weight)
-        out.append((t, lags[: config.max_candidates], weight))
+        heard = sorted((ta for ta, lv in near if lv >= loudest - config.loud_db), key=lambda ta: abs(ta - t))
+        weight = min(1.0, strength / 2.0) * (1.0 if len(heard) == 1 else config.ambiguous_weight)
+        out.append((t, heard[: config.max_candidates], weight))
     state["pending"] = waiting[-16:]
     horizon = min([t for t, _ in waiting], default=audio_done_s if math.isfinite(audio_done_s) else 0.0)
     state["onsets"] = [o for o in onsets if o[0] >= horizon - config.window_s - 0.05][-32:]
@@ -494,12 +494,17 @@ def _pair(
 
 
 def _observe(
-    state: dict[str, Any], t: float, lags_s: list[float], weight: float, config: AvSyncConfig
+    state: dict[str, Any], t: float, heard_s: list[float], weight: float, config: AvSyncConfig
 ) -> list[dict[str, Any]]:
-    """One visual onset and its candidate lags: it measures the current offset, or it may, with the
+    """One visual onset and the audio onsets near it: it measures the current offset, or it may, with the
     recent onsets that the current offset does not explain, establish a new one."""
     ev = state["ev"]
-    lags_ms = [round(lag * 1000.0, 3) for lag in lags_s]
+    # Pairs are one to one: a sound that measured the offset with one visual onset is no candidate for the
+    # next (the end of a flash, an object vanishing again).
+    used = {round(ta, 6) for ta in ev["used"]}
+    lags_ms = [round((ta - t) * 1000.0, 3) for ta in heard_s if round(ta, 6) not in used]
+    if not lags_ms:
+        return []
     pool = ev["cand"]
     if ev["level"] is not None:
         reference = _median(ev["recent"])
@@ -509,8 +514,9 @@ def _observe(
             ev["last_meas_s"], ev["last_ms"] = round(t, 6), offset_ms
             ev["recent"] = [*ev["recent"], offset_ms][-5:]
             ev["level_last_s"] = round(t, 6)
-            pool.append([round(t, 6), [], 0.0])  # it counts against any other offset's share
-            pool[:] = [o for o in pool[-config.pool_size :] if o[0] >= t - config.pool_s]
+            ev["used"] = [*ev["used"], round(t + offset_ms / 1000.0, 6)][-4:]
+            # The current offset is still measured: what disagreed with it so far was not a change.
+            ev["cand"] = []
             _add(ev, offset_ms, weight)
             return []
     pool.append([round(t, 6), lags_ms, round(weight, 3)])
@@ -529,6 +535,7 @@ def _observe(
         start_s = round(first_s - min(first_s - ev["level_last_s"], config.stale_s) / 2.0, 6)
     defects = _close(state, step["t"] if step else start_s, config)
     ev["level"], ev["recent"], ev["cand"] = round(level_ms, 3), [lag for _, lag, _ in support][-5:], []
+    ev["used"] = [round(ts + lag / 1000.0, 6) for ts, lag, _ in support][-4:]
     ev["by_clock"] = False
     ev["level_last_s"] = ev["last_meas_s"] = support[-1][0]
     ev["last_ms"] = support[-1][1]
@@ -704,7 +711,8 @@ def _copy_state(state: dict[str, Any] | None) -> dict[str, Any]:
             "m": {"times": [], "period": None, "pending": None, "cum_ms": 0.0, "episode": None},
             "ev": {
                 "level": None,
-                "recent": [],
+                "recent": [],  # the last lags that measured the level, ms
+                "used": [],  # the audio onsets of those measurements, s
                 "level_last_s": None,
                 "cand": [],
                 "episode": None,
