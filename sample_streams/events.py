@@ -90,7 +90,8 @@ def plan_events(
         sound: Sound = sounds[int(rng.integers(len(sounds)))]
         pitch = float(np.exp(rng.uniform(math.log(200.0), math.log(4000.0))))
         length = float(rng.uniform(0.04, 0.12)) if sound == "tone" else float(rng.uniform(0.010, 0.030))
-        amplitude = float(rng.uniform(0.2, 0.5))
+        # Peak amplitude; a clap's noise has a higher crest factor, so it peaks higher to sound as loud.
+        amplitude = float(rng.uniform(0.2, 0.5)) if sound == "tone" else float(rng.uniform(0.5, 0.9))
         events.append(Event(frame, (top, left, h, w), luma, shown, sound, pitch, length, amplitude))
     return events
 
@@ -192,7 +193,7 @@ def event_audio(
         # A quiet sustained chord whose loudness swells slowly: music that never makes a sharp onset.
         swell = 0.5 + 0.5 * np.sin(2 * np.pi * t / 5.3)
         for hz in rng.uniform(110, 440, 3):
-            audio += 0.02 * swell * np.sin(2 * np.pi * hz * t + rng.uniform(0, 2 * np.pi))
+            audio += 0.01 * swell * np.sin(2 * np.pi * hz * t + rng.uniform(0, 2 * np.pi))
     elif background != "noise":
         raise ValueError(f"audio background must be 'noise' or 'chord', got {background!r}")
     for event in events:

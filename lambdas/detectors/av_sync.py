@@ -47,9 +47,10 @@ class AvSyncConfig:
     # candidates `ambiguous_weight`, so an ambiguous offset needs three visual onsets
     min_weight: float = 1.8
     ambiguous_weight: float = 0.67
-    # ... and at least this share of the visual onsets (with candidates) since the first that backs it:
-    # chance agreements between unrelated onsets (real content) are a minority among them.
-    support_ratio: float = 0.5
+    # ... and at least this share of the visual onsets (with candidates) since the first that backs it,
+    # those that measured the current offset included: chance agreements between unrelated onsets (real
+    # content), or a sound that happens to follow an object's exit, are a minority among them.
+    support_ratio: float = 0.6
     pool_size: int = 10  # recent visual onsets (with their candidates) the new offset is sought among,
     pool_s: float = 12.0  # within this many seconds of the newest
     agree_ms: float = 30.0  # lags this close measure the same offset (a frame is 40 ms at 25 fps)
@@ -515,8 +516,8 @@ def _observe(
             ev["recent"] = [*ev["recent"], offset_ms][-5:]
             ev["level_last_s"] = round(t, 6)
             ev["used"] = [*ev["used"], round(t + offset_ms / 1000.0, 6)][-4:]
-            # The current offset is still measured: what disagreed with it so far was not a change.
-            ev["cand"] = []
+            pool.append([round(t, 6), [], 0.0])  # it counts against any other offset's share
+            pool[:] = [o for o in pool[-config.pool_size :] if o[0] >= t - config.pool_s]
             _add(ev, offset_ms, weight)
             return []
     pool.append([round(t, 6), lags_ms, round(weight, 3)])
@@ -532,7 +533,7 @@ def _observe(
     step = _claim_step(state, ev["level_last_s"], first_s, config)
     start_s = first_s
     if ev["level"] is not None and ev["level_last_s"] is not None and abs(level_ms) > config.threshold_ms:
-        start_s = round(first_s - min(first_s - ev["level_last_s"], config.stale_s) / 2.0, 6)
+        start_s = round(first_s - min(max(first_s - ev["level_last_s"], 0.0), config.stale_s) / 2.0, 6)
     defects = _close(state, step["t"] if step else start_s, config)
     ev["level"], ev["recent"], ev["cand"] = round(level_ms, 3), [lag for _, lag, _ in support][-5:], []
     ev["used"] = [round(ts + lag / 1000.0, 6) for ts, lag, _ in support][-4:]
