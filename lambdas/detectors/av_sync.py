@@ -189,15 +189,16 @@ def _decayed_activity(diff: np.ndarray, activity: np.ndarray | None, config: AvS
 
 
 def _neighbourhood_max(values: np.ndarray) -> np.ndarray:
-    """Each block's maximum over itself and its 8 neighbours (edges repeat)."""
-    if values.ndim != 2 or min(values.shape) < 2:
+    """Each block's maximum over itself and its neighbours (3x3, fewer at the edges): separable, so four
+    shifted maxima instead of nine."""
+    if values.ndim != 2:
         return values
-    padded = np.pad(values, 1, mode="edge")
-    rows, cols = values.shape
     out = values.copy()
-    for dy in range(3):
-        for dx in range(3):
-            np.maximum(out, padded[dy : dy + rows, dx : dx + cols], out=out)
+    np.maximum(out[1:], values[:-1], out=out[1:])
+    np.maximum(out[:-1], values[1:], out=out[:-1])
+    columns = out.copy()
+    np.maximum(out[:, 1:], columns[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], columns[:, 1:], out=out[:, :-1])
     return out
 
 
@@ -530,10 +531,15 @@ def _observe(
     # that caused it. Back in sync, the episode ends where sync is first seen again.
     first_s = support[0][0]
     level_ms = _median([lag for _, lag, _ in support])
-    step = _claim_step(state, ev["level_last_s"], first_s, config)
+    # The old offset's last measurement before that (a later one was a chance agreement, outvoted).
+    old_s = [o[0] for o in pool if not o[1] and o[0] < first_s]
+    if ev["level_last_s"] is not None and ev["level_last_s"] < first_s:
+        old_s.append(ev["level_last_s"])
+    last_old_s = max(old_s, default=None)
+    step = _claim_step(state, last_old_s, first_s, config)
     start_s = first_s
-    if ev["level"] is not None and ev["level_last_s"] is not None and abs(level_ms) > config.threshold_ms:
-        start_s = round(first_s - min(max(first_s - ev["level_last_s"], 0.0), config.stale_s) / 2.0, 6)
+    if ev["level"] is not None and last_old_s is not None and abs(level_ms) > config.threshold_ms:
+        start_s = round(first_s - min(first_s - last_old_s, config.stale_s) / 2.0, 6)
     defects = _close(state, step["t"] if step else start_s, config)
     ev["level"], ev["recent"], ev["cand"] = round(level_ms, 3), [lag for _, lag, _ in support][-5:], []
     ev["used"] = [round(ts + lag / 1000.0, 6) for ts, lag, _ in support][-4:]
