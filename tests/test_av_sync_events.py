@@ -92,7 +92,7 @@ def test_only_the_partial_flash_crosses_the_local_onset_threshold() -> None:
     strengths, activity = [0.0, 0.0], np.abs(thumbs[1] - thumbs[0])
     for i in range(2, 100):
         diff = thumbs[i] - thumbs[i - 1]
-        strengths.append(local_strength(diff, activity.astype(np.float16)))
+        strengths.append(local_strength(diff, activity))
         activity = np.maximum(np.abs(diff), 0.8 * activity)
     # Then every event's first frame is an onset, and no frame of the background between events is
     onsets = {i for i, s in enumerate(strengths) if s >= 1.0}

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from lambdas.detectors import av_sync_relative
-from lambdas.detectors.pictures import block_means, pack_array, unpack_array
+from lambdas.detectors.pictures import block_means, pack_array, pack_levels, unpack_array, unpack_levels
 from lambdas.shared.media import AudioSecond, StreamSecond, make_defect
 
 GRID = (18, 32)  # rows, columns of the block-mean thumbnail compared between frames
@@ -141,7 +141,7 @@ def thumbnail(luma: np.ndarray) -> np.ndarray:
 def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncConfig) -> None:
     v = state["v"]
     prev = unpack_array(v["thumb"])
-    activity = unpack_array(v["act"])
+    activity = unpack_levels(v["act"])
     for frame in second.frames:
         if v["last_s"] is not None and frame.pts_s > v["last_s"]:
             _video_clock(state, frame.pts_s - v["last_s"], v["last_s"], config)
@@ -167,7 +167,7 @@ def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncCo
         prev = thumb
         v["last_s"] = round(frame.pts_s, 6)
     v["thumb"] = pack_array(prev)
-    v["act"] = pack_array(activity)
+    v["act"] = pack_levels(activity)  # whole levels: the state must stay small
 
 
 def local_strength(diff: np.ndarray, activity: np.ndarray | None, config: AvSyncConfig = DEFAULT) -> float:
@@ -175,7 +175,7 @@ def local_strength(diff: np.ndarray, activity: np.ndarray | None, config: AvSync
     neighbourhood's recent activity, in units of `local_blocks` (0 before any activity is known)."""
     if activity is None or activity.shape != diff.shape:
         return 0.0
-    limit = config.local_k * _neighbourhood_max(activity.astype(np.float32)) + config.local_margin
+    limit = config.local_k * _neighbourhood_max(activity) + config.local_margin
     brighter = int(np.count_nonzero(diff > limit))
     darker = int(np.count_nonzero(diff < -limit))
     return max(brighter, darker) / config.local_blocks
@@ -184,8 +184,8 @@ def local_strength(diff: np.ndarray, activity: np.ndarray | None, config: AvSync
 def _decayed_activity(diff: np.ndarray, activity: np.ndarray | None, config: AvSyncConfig) -> np.ndarray:
     change = np.abs(diff)
     if activity is None or activity.shape != diff.shape:
-        return change.astype(np.float16)
-    return np.maximum(change, activity.astype(np.float32) * config.local_decay).astype(np.float16)
+        return change
+    return np.maximum(change, activity * config.local_decay)
 
 
 def _neighbourhood_max(values: np.ndarray) -> np.ndarray:

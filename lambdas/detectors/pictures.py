@@ -41,3 +41,20 @@ def unpack_array(data: dict[str, Any] | None) -> np.ndarray | None:
     if data is None:
         return None
     return np.frombuffer(base64.b64decode(data["f16"]), dtype=np.float16).reshape(data["shape"])
+
+
+def pack_levels(array: np.ndarray | None) -> dict[str, Any] | None:
+    """Non-negative luma quantities (0-255) rounded to whole levels, as a JSON-serialisable dict: half the
+    size of `pack_array` where a level's fraction does not matter."""
+    if array is None:
+        return None
+    levels = np.clip(np.round(array), 0, 255).astype(np.uint8)
+    return {"shape": list(array.shape), "u8": base64.b64encode(levels.tobytes()).decode()}
+
+
+def unpack_levels(data: dict[str, Any] | None) -> np.ndarray | None:
+    if data is None:
+        return None
+    return (
+        np.frombuffer(base64.b64decode(data["u8"]), dtype=np.uint8).reshape(data["shape"]).astype(np.float32)
+    )
