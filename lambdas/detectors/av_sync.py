@@ -42,7 +42,11 @@ class AvSyncConfig:
     window_s: float = 0.5
     loud_db: float = 10.0  # candidates: onsets at most this much quieter than the loudest in the window
     max_candidates: int = 3  # nearest first
-    min_measurements: int = 2  # visual onsets that must back a new offset
+    # Visual onsets that must back a new offset: two when they agree this closely and an offset measured
+    # before stopped being seen (a change); otherwise three. Two unrelated onsets, where sound and picture
+    # are not tied, agree by chance too often to set an offset from nothing.
+    min_measurements: int = 2
+    close_ms: float = 15.0
     # ... with this much weight: a strong visual onset with one candidate weighs 1, one with several
     # candidates `ambiguous_weight`, so an ambiguous offset needs three visual onsets
     min_weight: float = 1.8
@@ -50,10 +54,10 @@ class AvSyncConfig:
     # ... and at least this share of the visual onsets (with candidates) since the first that backs it,
     # those that measured the current offset included: chance agreements between unrelated onsets (real
     # content), or a sound that happens to follow an object's exit, are a minority among them.
-    support_ratio: float = 0.6
+    support_ratio: float = 0.65
     pool_size: int = 10  # recent visual onsets (with their candidates) the new offset is sought among,
     pool_s: float = 12.0  # within this many seconds of the newest
-    agree_ms: float = 30.0  # lags this close measure the same offset (a frame is 40 ms at 25 fps)
+    agree_ms: float = 20.0  # lags this close measure the same offset (half a frame at 25 fps)
     stale_s: float = 3.0  # no measurement for this long: the status is unknown
     # Audio onsets on a 1 ms energy envelope.
     hop_s: float = 0.001
@@ -523,7 +527,7 @@ def _observe(
             return []
     pool.append([round(t, 6), lags_ms, round(weight, 3)])
     pool[:] = [o for o in pool[-config.pool_size :] if o[0] >= t - config.pool_s]
-    support = _consensus(pool, config)
+    support = _consensus(pool, ev["level"] is not None, config)
     if support is None:
         return []
     # A new offset: the median of the lags that back it. It began between the last measurement of the old
@@ -562,11 +566,14 @@ def _observe(
     return defects
 
 
-def _consensus(pool: list[list[Any]], config: AvSyncConfig) -> list[tuple[float, float, float]] | None:
+def _consensus(
+    pool: list[list[Any]], change: bool, config: AvSyncConfig
+) -> list[tuple[float, float, float]] | None:
     """The lag the newest observation shares with enough others: [(t, lag ms, weight)] oldest first.
 
     For each of the newest observation's candidates: the observations with a candidate within `agree_ms`
-    of it, re-centred once on their median. It counts when they are `min_measurements` or more, weigh
+    of it, re-centred once on their median. It counts when they are enough (`min_measurements` for a
+    `change` of an offset measured before, if they agree within `close_ms`; else one more), weigh
     `min_weight`, and make up `support_ratio` of the observations since the first of them.
     """
     newest = pool[-1]
@@ -584,8 +591,10 @@ def _consensus(pool: list[list[Any]], config: AvSyncConfig) -> list[tuple[float,
             continue
         since = sum(1 for t, _, _ in pool if t >= support[0][0])
         total = sum(w for _, _, w in support)
+        lags = [x for _, x, _ in support]
+        close = change and max(lags) - min(lags) <= config.close_ms
         if (
-            len(support) >= config.min_measurements
+            len(support) >= config.min_measurements + (0 if close else 1)
             and total >= config.min_weight - 1e-9
             and len(support) >= config.support_ratio * since
             and (best is None or total > best[0])
