@@ -49,7 +49,7 @@ class AvSyncConfig:
     close_ms: float = 15.0
     # ... with this much weight: a strong visual onset with one candidate weighs 1, one with several
     # candidates `ambiguous_weight`, so an ambiguous offset needs three visual onsets
-    min_weight: float = 1.8
+    min_weight: float = 1.6
     ambiguous_weight: float = 0.67
     # ... and at least this share of the visual onsets (with candidates) since the first that backs it,
     # those that measured the current offset included: chance agreements between unrelated onsets (real
@@ -535,14 +535,17 @@ def _observe(
     # that caused it. Back in sync, the episode ends where sync is first seen again.
     first_s = support[0][0]
     level_ms = _median([lag for _, lag, _ in support])
-    # The old offset's last measurement before that (a later one was a chance agreement, outvoted).
+    # The old offset's last measurement before that (a later one was a chance agreement, outvoted); with
+    # no offset set yet, the last of two earlier onsets that agreed on another lag (too few to set it).
     old_s = [o[0] for o in pool if not o[1] and o[0] < first_s]
     if ev["level_last_s"] is not None and ev["level_last_s"] < first_s:
         old_s.append(ev["level_last_s"])
+    if ev["level"] is None:
+        old_s += _tentative(pool, first_s, level_ms, config)
     last_old_s = max(old_s, default=None)
     step = _claim_step(state, last_old_s, first_s, config)
     start_s = first_s
-    if ev["level"] is not None and last_old_s is not None and abs(level_ms) > config.threshold_ms:
+    if last_old_s is not None and abs(level_ms) > config.threshold_ms:
         start_s = round(first_s - min(first_s - last_old_s, config.stale_s) / 2.0, 6)
     defects = _close(state, step["t"] if step else start_s, config)
     ev["level"], ev["recent"], ev["cand"] = round(level_ms, 3), [lag for _, lag, _ in support][-5:], []
@@ -564,6 +567,23 @@ def _observe(
         for _, lag, w in support:
             _add(ev, lag, w)
     return defects
+
+
+def _tentative(pool: list[list[Any]], before_s: float, level_ms: float, config: AvSyncConfig) -> list[float]:
+    """Times of earlier observations that agree closely with another earlier one on a lag other than
+    `level_ms`: an offset seen, though not yet often enough to be set."""
+    earlier = [(t, lags) for t, lags, _ in pool if t < before_s and lags]
+    return [
+        t
+        for t, lags in earlier
+        for other_t, other_lags in earlier
+        if other_t != t
+        and any(
+            abs(x - y) <= config.close_ms and abs(x - level_ms) > config.agree_ms
+            for x in lags
+            for y in other_lags
+        )
+    ]
 
 
 def _consensus(
