@@ -1,19 +1,26 @@
 """A/V sync: audio and video drift apart by more than a perceptible offset.
 
 Two kinds of evidence, both cheap and numpy-only:
-- Events: a sharp visual onset (a flash: the mean luma jumps; a cut: the picture changes at once) is paired
-  with the nearest sharp audio onset (a beep, a clap: short-time energy jumps) within a search window. The
-  time between them is the offset (> 0 = audio lags video). Video onsets are placed at the frame's pts (a
-  flash starts on a frame boundary), audio onsets to the millisecond.
+- Events: sharp visual onsets are paired with sharp audio onsets. A visual onset is a flash (the mean luma
+  jumps), a cut (the picture changes at once) or a local change: a flash of part of the picture, a sudden
+  appearance, seen as blocks of the thumbnail jumping the same way beyond the recent activity of their
+  neighbourhood, so that a moving background or object raises none. An audio onset is any sharp rise of
+  the 1 ms energy envelope (a tone burst of any pitch, a clap, a plosive). Every loud audio onset within
+  the window of a visual onset is a candidate lag; the offset is the lag that recurs across visual onsets
+  (no period assumed): the median of the agreeing lags, once enough of the recent visual onsets agree
+  (`_consensus`). Pairs are one to one. The lag is > 0 when audio lags video. Video onsets are placed at
+  the frame's pts (a flash starts on a frame boundary), audio onsets to the millisecond.
 - Timestamps: the audio clock (each decoded chunk's start against the end of the previous one) jumps or
   drifts while the video clock does not: a packaging fault, measured exactly. How the audio starts
   (later than the video, after a lone first packet, with encoder priming or an edit list) is authored:
   the clock is anchored once the audio runs, so only a jump inside the stream counts.
 
-A new offset is only accepted after `min_measurements` consistent measurements, so a single mismatch (a
-cut that happens to fall near a beep) changes nothing; a timestamp step is accepted when events confirm it,
-or on its own when there are no events to judge by. With nothing to measure (no audio, no events, silence,
-a frozen picture hiding the flashes) the status is "unknown" and nothing is reported: no false alarms.
+A new offset needs two closely agreeing visual onsets if it changes one measured before, else three,
+and most of the visual onsets since its first: a single mismatch (a cut that happens to fall near a beep)
+or a chance agreement between unrelated sounds and pictures changes nothing. A timestamp step is accepted
+when events confirm it, or on its own when there are no events to judge by. With nothing to measure (no
+audio, no events, silence, a frozen picture hiding the flashes) the status is "unknown" and nothing is
+reported: no false alarms.
 Audio gaps (lost packets, `filled_samples`) are neither onsets nor clock jumps.
 """
 
