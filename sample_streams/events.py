@@ -81,11 +81,13 @@ def plan_events(
         w = min(width - 2, max(8, int(math.sqrt(area * aspect)) & ~1))
         h = min(height - 2, max(8, int(area / w) & ~1))
         top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
-        # A flash (bright, 1-3 frames) or an appearance (bright or dark, staying until near the next event).
+        # A flash (bright, 1-3 frames) or an appearance (bright or dark) that stays a while.
         appears = bool(rng.random() < 0.35)
         next_frame = math.ceil(times[k + 1] * fps - 1e-9) if k + 1 < len(times) else n_frames
-        shown = max(1, min(next_frame - frame - 3, int(fps * rng.uniform(0.3, 0.8)))) if appears else 0
-        shown = shown or int(rng.integers(1, 4))
+        if appears:  # for 0.3-0.8 s, gone at least 3 frames before the next event
+            shown = max(1, min(next_frame - frame - 3, int(fps * rng.uniform(0.3, 0.8))))
+        else:
+            shown = int(rng.integers(1, 4))
         luma = int(rng.choice([25, 225])) if appears else int(rng.integers(205, 236))
         sound: Sound = sounds[int(rng.integers(len(sounds)))]
         pitch = float(np.exp(rng.uniform(math.log(200.0), math.log(4000.0))))
