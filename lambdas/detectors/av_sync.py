@@ -616,7 +616,16 @@ def _consensus(
             center = _median([x for _, x, _ in support])
         if not support or support[-1][0] != newest[0]:
             continue
-        since = sum(1 for t, _, _ in pool if t >= support[0][0])
+        # Pairs are one to one: an onset whose every candidate is a supporter's sound (the end of a flash,
+        # an object vanishing) neither backs the lag nor counts against it.
+        backers = {t for t, _, _ in support}
+        taken = {round(t + x / 1000.0, 3) for t, x, _ in support}
+        since = sum(
+            1
+            for t, lags, _ in pool
+            if t >= support[0][0]
+            and (t in backers or not (lags and all(round(t + x / 1000.0, 3) in taken for x in lags)))
+        )
         total = sum(w for _, _, w in support)
         lags = [x for _, x, _ in support]
         close = change and max(lags) - min(lags) <= config.close_ms
