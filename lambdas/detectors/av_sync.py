@@ -15,12 +15,12 @@ Two kinds of evidence, both cheap and numpy-only:
   (later than the video, after a lone first packet, with encoder priming or an edit list) is authored:
   the clock is anchored once the audio runs, so only a jump inside the stream counts.
 
-A new offset needs two closely agreeing visual onsets if it changes one measured before, else three,
-and most of the visual onsets since its first: a single mismatch (a cut that happens to fall near a beep)
-or a chance agreement between unrelated sounds and pictures changes nothing. A timestamp step is accepted
-when events confirm it, or on its own when there are no events to judge by. With nothing to measure (no
-audio, no events, silence, a frozen picture hiding the flashes) the status is "unknown" and nothing is
-reported: no false alarms.
+A new offset needs two closely agreeing visual onsets if it changes one measured before, three from
+nothing (one more if they agree only loosely), and most of the visual onsets since its first: a single
+mismatch (a cut that happens to fall near a beep) or a chance agreement between unrelated sounds and
+pictures changes nothing. A timestamp step is accepted when events confirm it, or on its own when there
+are no events to judge by. With nothing to measure (no audio, no events, silence, a frozen picture hiding
+the flashes) the status is "unknown" and nothing is reported: no false alarms.
 Audio gaps (lost packets, `filled_samples`) are neither onsets nor clock jumps.
 """
 
@@ -49,9 +49,10 @@ class AvSyncConfig:
     window_s: float = 0.5
     loud_db: float = 10.0  # candidates: onsets at most this much quieter than the loudest in the window
     max_candidates: int = 3  # nearest first
-    # Visual onsets that must back a new offset: two when they agree this closely and an offset measured
-    # before stopped being seen (a change); otherwise three. Two unrelated onsets, where sound and picture
-    # are not tied, agree by chance too often to set an offset from nothing.
+    # Visual onsets that must back a new offset: two when it changes an offset measured before, three when
+    # there was none (unrelated sounds and pictures agree by chance too often to set one from nothing), and
+    # one more when their lags spread over more than `close_ms` (designed events start on a frame, their
+    # sounds with them, and agree within a few ms; chance agreements spread over the whole `agree_ms`).
     min_measurements: int = 2
     close_ms: float = 15.0
     # ... with this much weight: a strong visual onset with one candidate weighs 1, one with several
@@ -600,8 +601,8 @@ def _consensus(
 
     For each of the newest observation's candidates: the observations with a candidate within `agree_ms`
     of it, re-centred once on their median. It counts when they are enough (`min_measurements` for a
-    `change` of an offset measured before, if they agree within `close_ms`; else one more), weigh
-    `min_weight`, and make up `support_ratio` of the observations since the first of them.
+    `change` of an offset measured before, one more from nothing, one more again if they spread beyond
+    `close_ms`), weigh `min_weight`, and make up `support_ratio` of the observations since the first.
     """
     newest = pool[-1]
     best: tuple[float, list[tuple[float, float, float]]] | None = None
@@ -628,9 +629,9 @@ def _consensus(
         )
         total = sum(w for _, _, w in support)
         lags = [x for _, x, _ in support]
-        close = change and max(lags) - min(lags) <= config.close_ms
+        loose = max(lags) - min(lags) > config.close_ms
         if (
-            len(support) >= config.min_measurements + (0 if close else 1)
+            len(support) >= config.min_measurements + (0 if change else 1) + (1 if loose else 0)
             and total >= config.min_weight - 1e-9
             and len(support) >= config.support_ratio * since
             and (best is None or total > best[0])
