@@ -37,6 +37,7 @@ from lambdas.shared.media import DEFECT_TYPES
 from monolith.lambda_path import analyze_lambda_path, compare_defects
 from monolith.pipeline import analyze
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream, inject_defects
+from sample_streams.events import AudioBackground, Sound, generate_event_stream
 from sample_streams.live import write_live
 
 REPO = Path(__file__).resolve().parents[1]
@@ -219,6 +220,60 @@ def build_cases(seed: int, *, quick: bool = False) -> list[Case]:
             ".webm",
         ),
         *_relative_cases(rng),
+        # Event content unlike the generator's above (sample_streams/events.py): a flash or a sudden
+        # appearance of part of the picture at irregular times over a background that keeps moving, with
+        # a tone burst of any pitch or a clap; offsets from mid-stream, both signs.
+        *_event_cases(rng),
+    ]
+
+
+def _event_cases(rng: random.Random) -> list[Case]:
+    """Partial flashes over moving backgrounds as H.264 MP4, VP9/Opus WebM and HEVC MP4, and one clean case.
+
+    Offsets start 3.5-6.5 s into the 12 s stream, so that at least two events follow them.
+    """
+
+    def events(
+        codec: str, background: AudioBackground, sounds: tuple[Sound, ...], defects: tuple
+    ) -> Callable:
+        seed = rng.randrange(1 << 30)
+
+        def make(path: Path) -> dict[str, Any]:
+            truth = generate_event_stream(
+                path,
+                duration_s=12,
+                video_codec=codec,
+                audio_background=background,
+                sounds=sounds,
+                defects=defects,
+                seed=seed,
+            )
+            return truth.to_dict()
+
+        return make
+
+    def offset(sign: int) -> tuple[AvOffset]:
+        return (AvOffset(round(rng.uniform(3.5, 6.5), 2), float(sign * rng.randrange(100, 410, 10))),)
+
+    sign = rng.choice([-1, 1])
+    return [
+        Case(
+            "events 360p h264 mp4 (partial flashes, tone bursts + claps)",
+            events("h264", "noise", ("tone", "clap"), offset(sign)),
+        ),
+        Case(
+            "events 360p vp9/opus webm (partial flashes, tone bursts + claps over a chord)",
+            events("vp9", "chord", ("tone", "clap"), offset(-sign)),
+            ".webm",
+        ),
+        Case(
+            "events 360p hevc mp4 (partial flashes, claps)",
+            events("hevc", "noise", ("clap",), offset(rng.choice([-1, 1]))),
+        ),
+        Case(
+            "events 360p h264 mp4 clean (partial flashes, tone bursts over a chord)",
+            events("h264", "chord", ("tone",), ()),
+        ),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from .api import generate_stream, inject_defects
 from .defects import AvOffset, BlockCorruption, DefectSpec, Freeze
+from .events import generate_event_stream
 from .truth import AudioInfo, GroundTruth, VideoInfo, load_truth, truth_path
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Freeze",
     "GroundTruth",
     "VideoInfo",
+    "generate_event_stream",
     "generate_stream",
     "inject_defects",
     "load_truth",

@@ -15,12 +15,18 @@ from .defects import AvOffset, BlockCorruption
 
 # Container extension -> (allowed video codecs, audio encoder for it).
 CONTAINERS: dict[str, tuple[tuple[str, ...], str]] = {
-    ".mp4": (("h264", "mpeg4"), "aac"),
+    ".mp4": (("h264", "mpeg4", "hevc"), "aac"),
     ".ts": (("h264", "mpeg4"), "aac"),
     ".mkv": (("h264", "mpeg4", "vp8", "vp9"), "aac"),
     ".webm": (("vp8", "vp9"), "libopus"),
 }
-VIDEO_ENCODERS = {"h264": "libx264", "mpeg4": "mpeg4", "vp8": "libvpx", "vp9": "libvpx-vp9"}
+VIDEO_ENCODERS = {
+    "h264": "libx264",
+    "mpeg4": "mpeg4",
+    "vp8": "libvpx",
+    "vp9": "libvpx-vp9",
+    "hevc": "libx265",
+}
 OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
 
 
@@ -144,6 +150,15 @@ class StreamWriter:
             # refs=4: frames after a full-white flash can predict from before it, so block damage keeps
             # propagating to the next keyframe instead of being wiped out by the flash.
             opts |= {"preset": "veryfast", "crf": "23", "refs": "4"}
+        if video_encoder == "libx265":
+            # x265 reads its own parameters, not FFmpeg's generic ones: its scene-cut I-frames and B-frames
+            # would break the fixed GOP and decode order; one frame thread and no thread pool keep the
+            # encode deterministic and light on a shared machine; log-level keeps its banner off stderr.
+            opts |= {"preset": "veryfast", "crf": "26"}
+            opts["x265-params"] = (
+                f"keyint={gop_frames}:min-keyint={gop_frames}:scenecut=0:bframes=0"
+                ":frame-threads=1:pools=none:log-level=error"
+            )
         if video_encoder == "mpeg4":
             # The native MPEG encoders treat sc_threshold 0 as "default"; only a huge value stops
             # them from inserting I-frames at every flash (and restarting the GOP there).

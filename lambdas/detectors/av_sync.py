@@ -1,19 +1,26 @@
 """A/V sync: audio and video drift apart by more than a perceptible offset.
 
 Two kinds of evidence, both cheap and numpy-only:
-- Events: a sharp visual onset (a flash: the mean luma jumps; a cut: the picture changes at once) is paired
-  with the nearest sharp audio onset (a beep, a clap: short-time energy jumps) within a search window. The
-  time between them is the offset (> 0 = audio lags video). Video onsets are placed at the frame's pts (a
-  flash starts on a frame boundary), audio onsets to the millisecond.
+- Events: sharp visual onsets are paired with sharp audio onsets. A visual onset is a flash (the mean luma
+  jumps), a cut (the picture changes at once) or a local change: a flash of part of the picture, a sudden
+  appearance, seen as blocks of the thumbnail jumping the same way beyond the recent activity of their
+  neighbourhood, so that a moving background or object raises none. An audio onset is any sharp rise of
+  the 1 ms energy envelope (a tone burst of any pitch, a clap, a plosive). Every loud audio onset within
+  the window of a visual onset is a candidate lag; the offset is the lag that recurs across visual onsets
+  (no period assumed): the median of the agreeing lags, once enough of the recent visual onsets agree
+  (`_consensus`). Pairs are one to one. The lag is > 0 when audio lags video. Video onsets are placed at
+  the frame's pts (a flash starts on a frame boundary), audio onsets to the millisecond.
 - Timestamps: the audio clock (each decoded chunk's start against the end of the previous one) jumps or
   drifts while the video clock does not: a packaging fault, measured exactly. How the audio starts
   (later than the video, after a lone first packet, with encoder priming or an edit list) is authored:
   the clock is anchored once the audio runs, so only a jump inside the stream counts.
 
-A new offset is only accepted after `min_measurements` consistent measurements, so a single mismatch (a
-cut that happens to fall near a beep) changes nothing; a timestamp step is accepted when events confirm it,
-or on its own when there are no events to judge by. With nothing to measure (no audio, no events, silence,
-a frozen picture hiding the flashes) the status is "unknown" and nothing is reported: no false alarms.
+A new offset needs two closely agreeing visual onsets if it changes one measured before, three from
+nothing (one more if they agree only loosely), and most of the visual onsets since its first: a single
+mismatch (a cut that happens to fall near a beep) or a chance agreement between unrelated sounds and
+pictures changes nothing. A timestamp step is accepted when events confirm it, or on its own when there
+are no events to judge by. With nothing to measure (no audio, no events, silence, a frozen picture hiding
+the flashes) the status is "unknown" and nothing is reported: no false alarms.
 Audio gaps (lost packets, `filled_samples`) are neither onsets nor clock jumps.
 """
 
@@ -26,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from lambdas.detectors import av_sync_relative
-from lambdas.detectors.pictures import block_means, pack_array, unpack_array
+from lambdas.detectors.pictures import block_means, pack_array, pack_levels, unpack_array, unpack_levels
 from lambdas.shared.media import AudioSecond, StreamSecond, make_defect
 
 GRID = (18, 32)  # rows, columns of the block-mean thumbnail compared between frames
@@ -37,11 +44,28 @@ class AvSyncConfig:
     # ITU-R BT.1359 / J.248: detectable at about +45/-125 ms; 80 ms keeps clean streams (measured within
     # ±1 ms) far from the threshold and reports every offset of 100 ms or more.
     threshold_ms: float = 80.0
-    # Pairing window (± s): must stay under half the event period, or a beep pairs with the wrong flash.
-    window_s: float = 0.45
-    min_measurements: int = 2  # consistent measurements needed to accept a new offset
-    agree_ms: float = 30.0  # measurements this close measure the same offset
-    min_confidence: float = 0.5  # weaker pairings are ignored
+    # Pairing window (± s): every loud audio onset this close to a visual onset is a candidate lag; the
+    # lag that recurs across visual onsets is the offset, so events need no period.
+    window_s: float = 0.5
+    loud_db: float = 10.0  # candidates: onsets at most this much quieter than the loudest in the window
+    max_candidates: int = 3  # nearest first
+    # Visual onsets that must back a new offset: two when it changes an offset measured before, three when
+    # there was none (unrelated sounds and pictures agree by chance too often to set one from nothing), and
+    # one more when their lags spread over more than `close_ms` (designed events start on a frame, their
+    # sounds with them, and agree within a few ms; chance agreements spread over the whole `agree_ms`).
+    min_measurements: int = 2
+    close_ms: float = 15.0
+    # ... with this much weight: a strong visual onset with one candidate weighs 1, one with several
+    # candidates `ambiguous_weight`, so an ambiguous offset needs three visual onsets
+    min_weight: float = 1.6
+    ambiguous_weight: float = 0.67
+    # ... and at least this share of the visual onsets (with candidates) since the first that backs it,
+    # those that measured the current offset included: chance agreements between unrelated onsets (real
+    # content), or a sound that happens to follow an object's exit, are a minority among them.
+    support_ratio: float = 0.65
+    pool_size: int = 10  # recent visual onsets (with their candidates) the new offset is sought among,
+    pool_s: float = 12.0  # within this many seconds of the newest
+    agree_ms: float = 20.0  # lags this close measure the same offset (half a frame at 25 fps)
     stale_s: float = 3.0  # no measurement for this long: the status is unknown
     # Audio onsets on a 1 ms energy envelope.
     hop_s: float = 0.001
@@ -50,10 +74,23 @@ class AvSyncConfig:
     rise_db: float = 12.0
     min_level_db: float = -40.0  # onsets quieter than this (dBFS RMS) are noise
     audio_refractory_s: float = 0.15
+    # ... unless a new onset is this much louder and this much later: a burst right after a quiet onset
+    # (background resuming after a moment of silence) is the event, not the tail of that onset.
+    louder_db: float = 10.0
+    louder_after_s: float = 0.02
     # Visual onsets.
     flash_rise: float = 25.0  # mean luma rise (levels) from one frame to the next
     cut_change: float = 35.0  # mean |difference| of block means (levels) from one frame to the next
     visual_refractory_s: float = 0.25  # the end of a flash or a cut is not a new onset
+    # Local onsets (a flash of part of the picture, a sudden appearance): blocks of the thumbnail whose
+    # mean jumps, all the same way, by more than `local_k` times the recent activity around them (the
+    # largest recent change of the block and its 8 neighbours, decaying by `local_decay` per frame) plus
+    # `local_margin` levels. A moving background or object keeps its blocks and their neighbours active,
+    # so it raises no onset; `local_blocks` such blocks make a local onset of strength 1.
+    local_k: float = 2.0
+    local_margin: float = 12.0
+    local_decay: float = 0.8
+    local_blocks: int = 6
     # Timestamps.
     jump_ms: float = 5.0  # audio clock discontinuity that counts as a step
     # The audio's start is authored, not a desync: a lone first packet then the track proper 155 ms later
@@ -88,8 +125,8 @@ def detect(
         defects += _marker_rhythm(state, [o[0] for o in state["onsets"][known:]], config)
     if second.is_last:
         audio_done_s = math.inf
-    for t, offset_s, confidence in _pair(state, audio_done_s, config):
-        defects += _measurement(state, t, offset_s * 1000.0, confidence, config)
+    for t, heard_s, weight in _pair(state, audio_done_s, config):
+        defects += _observe(state, t, heard_s, weight, config)
     now = float(second.index + 1) if not second.is_last else math.inf
     defects += _judge_steps(state, now, config)
     if second.is_last:
@@ -116,23 +153,65 @@ def thumbnail(luma: np.ndarray) -> np.ndarray:
 def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncConfig) -> None:
     v = state["v"]
     prev = unpack_array(v["thumb"])
+    activity = unpack_levels(v["act"])
     for frame in second.frames:
         if v["last_s"] is not None and frame.pts_s > v["last_s"]:
             _video_clock(state, frame.pts_s - v["last_s"], v["last_s"], config)
         thumb = thumbnail(frame.luma)
-        if prev is not None and prev.shape == thumb.shape and not frame.corrupt and frame.decode_errors == 0:
-            cur, old = thumb.astype(np.float32), prev.astype(np.float32)
-            rise = float(cur.mean() - old.mean())
-            change = float(np.abs(cur - old).mean())
-            strength = max(rise / config.flash_rise, change / config.cut_change)
-            recent = v["onset_s"] is not None and frame.pts_s - v["onset_s"] < config.visual_refractory_s
-            if strength >= 1.0 and not recent:
-                state["pending"].append([round(frame.pts_s, 6), round(strength, 3)])
-            if strength >= 1.0:
-                v["onset_s"] = round(frame.pts_s, 6)
+        if prev is None or prev.shape != thumb.shape:
+            activity = None
+        else:
+            diff = thumb.astype(np.float32) - prev.astype(np.float32)
+            if not frame.corrupt and frame.decode_errors == 0:
+                rise = float(diff.mean())
+                change = float(np.abs(diff).mean())
+                local = local_strength(diff, activity, config)
+                strength = max(rise / config.flash_rise, change / config.cut_change, local)
+                recent = v["onset_s"] is not None and frame.pts_s - v["onset_s"] < config.visual_refractory_s
+                if strength >= 1.0 and not recent:
+                    state["pending"].append([round(frame.pts_s, 6), round(strength, 3)])
+                if strength >= 1.0:
+                    v["onset_s"] = round(frame.pts_s, 6)
+                if max(rise / config.flash_rise, change / config.cut_change) >= 1.0:
+                    v["global_s"] = round(frame.pts_s, 6)  # a flash or a cut of the whole picture
+            # Damaged frames still count as activity: their blocks' next change is no onset either.
+            activity = _decayed_activity(diff, activity, config)
         prev = thumb
         v["last_s"] = round(frame.pts_s, 6)
     v["thumb"] = pack_array(prev)
+    v["act"] = pack_levels(activity)  # whole levels: the state must stay small
+
+
+def local_strength(diff: np.ndarray, activity: np.ndarray | None, config: AvSyncConfig = DEFAULT) -> float:
+    """How strongly a part of the picture changed at once: blocks that jumped the same way beyond their
+    neighbourhood's recent activity, in units of `local_blocks` (0 before any activity is known)."""
+    if activity is None or activity.shape != diff.shape:
+        return 0.0
+    limit = config.local_k * _neighbourhood_max(activity) + config.local_margin
+    brighter = int(np.count_nonzero(diff > limit))
+    darker = int(np.count_nonzero(diff < -limit))
+    return max(brighter, darker) / config.local_blocks
+
+
+def _decayed_activity(diff: np.ndarray, activity: np.ndarray | None, config: AvSyncConfig) -> np.ndarray:
+    change = np.abs(diff)
+    if activity is None or activity.shape != diff.shape:
+        return change
+    return np.maximum(change, activity * config.local_decay)
+
+
+def _neighbourhood_max(values: np.ndarray) -> np.ndarray:
+    """Each block's maximum over itself and its neighbours (3x3, fewer at the edges): separable, so four
+    shifted maxima instead of nine."""
+    if values.ndim != 2:
+        return values
+    out = values.copy()
+    np.maximum(out[1:], values[:-1], out=out[1:])
+    np.maximum(out[:-1], values[1:], out=out[:-1])
+    columns = out.copy()
+    np.maximum(out[:, 1:], columns[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], columns[:, 1:], out=out[:, :-1])
+    return out
 
 
 def _video_clock(state: dict[str, Any], interval: float, at_s: float, config: AvSyncConfig) -> None:
@@ -191,10 +270,14 @@ def _audio_onsets(index: int, audio: AudioSecond, state: dict[str, Any], config:
         for k in idx[ok]:
             start = _refine(p, int(k), ahead)
             t = t0 + start * step_s
+            # Loudness: the loudest hop of the lookahead (the level where the rise first crossed the threshold
+            # says more about the background than about the sound).
+            strength = float(10 * np.log10(p[k : k + ahead].max() + 1e-12))
             if a["onset_s"] is not None and t - a["onset_s"] < config.audio_refractory_s:
-                continue
-            a["onset_s"] = round(t, 6)
-            strength = float(level_db[k - first])
+                louder = a["onset_db"] is not None and strength >= a["onset_db"] + config.louder_db
+                if not louder or t - a["onset_s"] < config.louder_after_s:
+                    continue
+            a["onset_s"], a["onset_db"] = round(t, 6), round(strength, 2)
             state["onsets"].append([round(t, 6), round(strength, 2)])
     keep = back + ahead + 2
     a["tail_p"] = [float(f"{x:.4g}") for x in p[-keep:]]  # 4 digits: the background needs no more
@@ -356,7 +439,9 @@ def _marker_break(
         ev["last_meas_s"] is not None and at_s - ev["last_meas_s"] < config.stale_s
     ):
         return []  # the audio-visual events measure this stream
-    if v["onset_s"] is not None and abs(at_s - v["onset_s"]) < config.stale_s:
+    # Whole-picture flashes or cuts near the break: the events will judge it. (Local changes are too common
+    # in such content - a counter's digits rolling over - to say as much.)
+    if v["global_s"] is not None and abs(at_s - v["global_s"]) < config.stale_s:
         return []
     if any(
         abs(step["t"] - at_s) <= config.mirror_s and abs(step["size"]) * 1000 > config.jump_ms
@@ -395,9 +480,14 @@ def _close_markers(state: dict[str, Any], end_s: float, config: AvSyncConfig) ->
 
 def _pair(
     state: dict[str, Any], audio_done_s: float, config: AvSyncConfig
-) -> list[tuple[float, float, float]]:
-    """Measurements (visual onset time, offset s, confidence) for visual onsets whose window is complete."""
-    out: list[tuple[float, float, float]] = []
+) -> list[tuple[float, list[float], float]]:
+    """Observations (visual onset time, candidate audio onset times nearest first, weight) for the visual
+    onsets whose window of audio is complete.
+
+    Every loud audio onset in the window is a candidate: which one belongs to the visual onset is left to
+    `_observe`, which looks for the lag that recurs. A quiet onset (noise resuming, a rustle) is not one.
+    """
+    out: list[tuple[float, list[float], float]] = []
     waiting = []
     onsets = state["onsets"]
     for t, strength in state["pending"]:
@@ -408,46 +498,69 @@ def _pair(
         if not near:
             continue
         loudest = max(level for _, level in near)
-        # Nearest of the loud onsets: a quiet onset (noise resuming, a rustle) is not the event.
-        ta, level = min(((x, lv) for x, lv in near if lv >= loudest - 6.0), key=lambda o: abs(o[0] - t))
-        others = [lv for x, lv in near if x != ta]
-        unique = 1.0 if not others else min(1.0, max(0.0, (level - max(others)) / 12.0))
-        confidence = unique * min(1.0, strength / 2.0)
-        if confidence >= config.min_confidence:
-            out.append((t, ta - t, confidence))
+        heard = sorted((ta for ta, lv in near if lv >= loudest - config.loud_db), key=lambda ta: abs(ta - t))
+        weight = min(1.0, strength / 2.0) * (1.0 if len(heard) == 1 else config.ambiguous_weight)
+        out.append((t, heard[: config.max_candidates], weight))
     state["pending"] = waiting[-16:]
     horizon = min([t for t, _ in waiting], default=audio_done_s if math.isfinite(audio_done_s) else 0.0)
     state["onsets"] = [o for o in onsets if o[0] >= horizon - config.window_s - 0.05][-32:]
     return out
 
 
-def _measurement(
-    state: dict[str, Any], t: float, offset_ms: float, confidence: float, config: AvSyncConfig
+def _observe(
+    state: dict[str, Any], t: float, heard_s: list[float], weight: float, config: AvSyncConfig
 ) -> list[dict[str, Any]]:
+    """One visual onset and the audio onsets near it: it measures the current offset, or it may, with the
+    recent onsets that the current offset does not explain, establish a new one."""
     ev = state["ev"]
-    ev["last_meas_s"] = round(t, 6)
-    ev["last_ms"] = round(offset_ms, 3)
-    if ev["level"] is not None and abs(offset_ms - _mean(ev["recent"])) <= config.agree_ms:
-        ev["recent"] = [*ev["recent"], round(offset_ms, 3)][-3:]
-        ev["level_last_s"] = round(t, 6)
-        ev["cand"] = []
-        _add(ev, offset_ms, confidence)
+    # Pairs are one to one: a sound that measured the offset with one visual onset is no candidate for the
+    # next (the end of a flash, an object vanishing again).
+    used = {round(ta, 6) for ta in ev["used"]}
+    lags_ms = [round((ta - t) * 1000.0, 3) for ta in heard_s if round(ta, 6) not in used]
+    if not lags_ms:
         return []
-    cand = ev["cand"]
-    if cand and abs(offset_ms - _mean([c[1] for c in cand])) <= config.agree_ms:
-        cand.append([round(t, 6), round(offset_ms, 3), round(confidence, 3)])
-    else:
-        ev["cand"] = cand = [[round(t, 6), round(offset_ms, 3), round(confidence, 3)]]
-    if len(cand) < config.min_measurements:
+    pool = ev["cand"]
+    if ev["level"] is not None:
+        reference = _median(ev["recent"])
+        agreeing = [lag for lag in lags_ms if abs(lag - reference) <= config.agree_ms]
+        if agreeing:
+            offset_ms = min(agreeing, key=lambda lag: abs(lag - reference))
+            ev["last_meas_s"], ev["last_ms"] = round(t, 6), offset_ms
+            ev["recent"] = [*ev["recent"], offset_ms][-5:]
+            ev["level_last_s"] = round(t, 6)
+            ev["used"] = [*ev["used"], round(t + offset_ms / 1000.0, 6)][-4:]
+            pool.append([round(t, 6), [], 0.0])  # it counts against any other offset's share
+            pool[:] = [o for o in pool[-config.pool_size :] if o[0] >= t - config.pool_s]
+            _add(ev, offset_ms, weight)
+            return []
+    pool.append([round(t, 6), lags_ms, round(weight, 3)])
+    pool[:] = [o for o in pool[-config.pool_size :] if o[0] >= t - config.pool_s]
+    support = _consensus(pool, ev["level"] is not None, config)
+    if support is None:
         return []
-    # A new offset: it began at its first measurement (or at the timestamp step that caused it).
-    start_s = cand[0][0]
-    level_ms = _mean([c[1] for c in cand])
-    step = _claim_step(state, ev["level_last_s"], start_s, config)
+    # A new offset: the median of the lags that back it. It began between the last measurement of the old
+    # offset and the first of the new one (the midpoint halves the worst error), or at the timestamp step
+    # that caused it. Back in sync, the episode ends where sync is first seen again.
+    first_s = support[0][0]
+    level_ms = _median([lag for _, lag, _ in support])
+    # The old offset's last measurement before that (a later one was a chance agreement, outvoted); with
+    # no offset set yet, the last of two earlier onsets that agreed on another lag (too few to set it).
+    old_s = [o[0] for o in pool if not o[1] and o[0] < first_s]
+    if ev["level_last_s"] is not None and ev["level_last_s"] < first_s:
+        old_s.append(ev["level_last_s"])
+    if ev["level"] is None:
+        old_s += _tentative(pool, first_s, level_ms, config)
+    last_old_s = max(old_s, default=None)
+    step = _claim_step(state, last_old_s, first_s, config)
+    start_s = first_s
+    if last_old_s is not None and abs(level_ms) > config.threshold_ms:
+        start_s = round(first_s - min(first_s - last_old_s, config.stale_s) / 2.0, 6)
     defects = _close(state, step["t"] if step else start_s, config)
-    ev["level"], ev["recent"], ev["cand"] = round(level_ms, 3), [c[1] for c in cand][-3:], []
+    ev["level"], ev["recent"], ev["cand"] = round(level_ms, 3), [lag for _, lag, _ in support][-5:], []
+    ev["used"] = [round(ts + lag / 1000.0, 6) for ts, lag, _ in support][-4:]
     ev["by_clock"] = False
-    ev["level_last_s"] = cand[-1][0]
+    ev["level_last_s"] = ev["last_meas_s"] = support[-1][0]
+    ev["last_ms"] = support[-1][1]
     if abs(level_ms) > config.threshold_ms:
         method = "timestamps" if step else "events"
         ev["episode"] = {
@@ -459,9 +572,72 @@ def _measurement(
         }
         if step:
             ev["episode"]["jump_ms"] = round(step["size"] * 1000.0, 1)
-        for c in cand:
-            _add(ev, c[1], c[2])
+        for _, lag, w in support:
+            _add(ev, lag, w)
     return defects
+
+
+def _tentative(pool: list[list[Any]], before_s: float, level_ms: float, config: AvSyncConfig) -> list[float]:
+    """Times of earlier observations that agree closely with another earlier one on a lag other than
+    `level_ms`: an offset seen, though not yet often enough to be set."""
+    earlier = [(t, lags) for t, lags, _ in pool if t < before_s and lags]
+    return [
+        t
+        for t, lags in earlier
+        for other_t, other_lags in earlier
+        if other_t != t
+        and any(
+            abs(x - y) <= config.close_ms and abs(x - level_ms) > config.agree_ms
+            for x in lags
+            for y in other_lags
+        )
+    ]
+
+
+def _consensus(
+    pool: list[list[Any]], change: bool, config: AvSyncConfig
+) -> list[tuple[float, float, float]] | None:
+    """The lag the newest observation shares with enough others: [(t, lag ms, weight)] oldest first.
+
+    For each of the newest observation's candidates: the observations with a candidate within `agree_ms`
+    of it, re-centred once on their median. It counts when they are enough (`min_measurements` for a
+    `change` of an offset measured before, one more from nothing, one more again if they spread beyond
+    `close_ms`), weigh `min_weight`, and make up `support_ratio` of the observations since the first.
+    """
+    newest = pool[-1]
+    best: tuple[float, list[tuple[float, float, float]]] | None = None
+    for lag in newest[1]:
+        center = lag
+        for _ in range(2):
+            support = []
+            for t, lags, weight in pool:
+                near = [x for x in lags if abs(x - center) <= config.agree_ms]
+                if near:
+                    support.append((t, min(near, key=lambda x: abs(x - center)), weight))
+            center = _median([x for _, x, _ in support])
+        if not support or support[-1][0] != newest[0]:
+            continue
+        # Pairs are one to one: an onset whose every candidate is a supporter's sound (the end of a flash,
+        # an object vanishing) neither backs the lag nor counts against it.
+        backers = {t for t, _, _ in support}
+        taken = {round(t + x / 1000.0, 3) for t, x, _ in support}
+        since = sum(
+            1
+            for t, lags, _ in pool
+            if t >= support[0][0]
+            and (t in backers or not (lags and all(round(t + x / 1000.0, 3) in taken for x in lags)))
+        )
+        total = sum(w for _, _, w in support)
+        lags = [x for _, x, _ in support]
+        loose = max(lags) - min(lags) > config.close_ms
+        if (
+            len(support) >= config.min_measurements + (0 if change else 1) + (1 if loose else 0)
+            and total >= config.min_weight - 1e-9
+            and len(support) >= config.support_ratio * since
+            and (best is None or total > best[0])
+        ):
+            best = (total, support)
+    return best[1] if best else None
 
 
 def _claim_step(
@@ -571,8 +747,16 @@ def _copy_state(state: dict[str, Any] | None) -> dict[str, Any]:
         return {
             "status": "unknown",
             "offset_ms": None,
-            "v": {"thumb": None, "last_s": None, "frame_s": 0.04, "intervals": 0, "onset_s": None},
-            "a": {"tail_p": [], "tail_c": [], "tail_idx": None, "onset_s": None},
+            "v": {
+                "thumb": None,
+                "act": None,  # recent activity of each thumbnail block (local onsets)
+                "last_s": None,
+                "frame_s": 0.04,
+                "intervals": 0,
+                "onset_s": None,
+                "global_s": None,
+            },
+            "a": {"tail_p": [], "tail_c": [], "tail_idx": None, "onset_s": None, "onset_db": None},
             "pending": [],  # visual onsets waiting for the audio after them: [t, strength]
             "onsets": [],  # recent audio onsets: [t, level dB]
             # periodic audio markers: recent onset times, their period, a break waiting for confirmation,
@@ -580,7 +764,8 @@ def _copy_state(state: dict[str, Any] | None) -> dict[str, Any]:
             "m": {"times": [], "period": None, "pending": None, "cum_ms": 0.0, "episode": None},
             "ev": {
                 "level": None,
-                "recent": [],
+                "recent": [],  # the last lags that measured the level, ms
+                "used": [],  # the audio onsets of those measurements, s
                 "level_last_s": None,
                 "cand": [],
                 "episode": None,
@@ -615,5 +800,5 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def _mean(values: list[float]) -> float:
-    return float(sum(values) / len(values)) if values else 0.0
+def _median(values: list[float]) -> float:
+    return round(float(np.median(values)), 3) if values else 0.0

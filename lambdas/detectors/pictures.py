@@ -43,16 +43,34 @@ def unpack_array(data: dict[str, Any] | None) -> np.ndarray | None:
     return np.frombuffer(base64.b64decode(data["f16"]), dtype=np.float16).reshape(data["shape"])
 
 
+def _pack_bytes(array: np.ndarray) -> dict[str, Any]:
+    return {"shape": list(array.shape), "u8": base64.b64encode(array.astype(np.uint8).tobytes()).decode()}
+
+
+def _unpack_bytes(data: dict[str, Any]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(data["u8"]), dtype=np.uint8).reshape(data["shape"])
+
+
 def pack_counts(counts: np.ndarray | None) -> dict[str, Any] | None:
     """Small non-negative integer counts (at most 255 each) as a JSON-serialisable dict."""
     if counts is None:
         return None
     if counts.size and int(counts.max()) > 255:
         raise ValueError(f"counts above 255 do not fit one byte: {int(counts.max())}")
-    return {"shape": list(counts.shape), "u8": base64.b64encode(counts.astype(np.uint8).tobytes()).decode()}
+    return _pack_bytes(counts)
 
 
 def unpack_counts(data: dict[str, Any] | None) -> np.ndarray | None:
-    if data is None:
+    return None if data is None else _unpack_bytes(data).astype(np.int32)
+
+
+def pack_levels(array: np.ndarray | None) -> dict[str, Any] | None:
+    """Non-negative luma quantities (0-255) rounded to whole levels, as a JSON-serialisable dict: half the
+    size of `pack_array` where a level's fraction does not matter."""
+    if array is None:
         return None
-    return np.frombuffer(base64.b64decode(data["u8"]), dtype=np.uint8).reshape(data["shape"]).astype(np.int32)
+    return _pack_bytes(np.clip(np.round(array), 0, 255))
+
+
+def unpack_levels(data: dict[str, Any] | None) -> np.ndarray | None:
+    return None if data is None else _unpack_bytes(data).astype(np.float32)
