@@ -128,6 +128,7 @@ class StreamWriter:
         corruptions: list[BlockCorruption],
         pts_shifts: list[AvOffset],
         seed: int,
+        encoder_options: dict[str, str] | None = None,
     ) -> None:
         video_encoder, audio_encoder = container_for(path, video_codec)
         self.fps = fps
@@ -174,7 +175,8 @@ class StreamWriter:
             # One thread: libvpx's VP8 worker threads spin-wait and, on a busy 2-core box, made encodes
             # 5-10x slower; small test streams do not need them.
             opts["threads"] = "1"
-        vs.options = opts
+        # Caller's options last, e.g. {"crf": "48"} or {"b": "100k"}: heavily compressed clean streams.
+        vs.options = opts | dict(encoder_options or {})
         self.vs = vs
 
         self.audio = audio

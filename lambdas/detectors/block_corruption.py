@@ -76,7 +76,7 @@ class BlockCorruptionConfig:
     conceal_seam_step: float = 8.0
     # ... in at least this fraction of the picture's blocks, and at least this many blocks.
     conceal_fraction: float = 0.10
-    conceal_min_blocks: int = 3
+    conceal_min_blocks: int = 8  # small pictures have few blocks: a handful of moving-edge blocks is not 10%
 
 
 DEFAULT = BlockCorruptionConfig()
