@@ -298,11 +298,13 @@ def inject_defects(
     duration_s: float | None = None,
     video_codec: str | None = None,
     gop_s: float = 2.0,
+    encoder_options: dict[str, str] | None = None,
 ) -> GroundTruth:
     """Re-encode a real clip (first ``duration_s`` seconds, default all) with the given defects injected.
 
     Output is H.264/AAC for .mp4/.ts/.mkv (vp8/opus for .webm), audio as stereo (mono if the source
     is mono). The frame rate is taken from the source and assumed constant. Truth has no events.
+    ``encoder_options`` go to the video encoder last, as in `generate_stream`.
     """
     src = str(src_path)
     if not Path(src).is_file():
@@ -339,7 +341,18 @@ def inject_defects(
         samples = _read_audio(src, video_start, rate, channels, round(duration * rate))
 
     writer = _writer(
-        dst_path, width, height, fpsf, video_codec, gop_s, samples, rate, corruptions, offsets, seed
+        dst_path,
+        width,
+        height,
+        fpsf,
+        video_codec,
+        gop_s,
+        samples,
+        rate,
+        corruptions,
+        offsets,
+        seed,
+        encoder_options,
     )
     try:
         held: np.ndarray | None = None
