@@ -12,7 +12,8 @@ consecutive pictures, each 32-px block's row and column profiles are matched aga
 picture's over +-8 px of motion; a block whose best match is still far worse than the picture's
 typical block AND that gained steps on the 8-px transform grid shows content that came from nowhere
 and no longer fits together: wrongly predicted or concealed blocks. One picture in which at least 10%
-of the blocks look like that opens an event (evidence "concealment"); it ends at the next clean
+of the blocks look like that opens an event (evidence "concealment"), dated back to where the run of
+pictures with many blocks that follow no motion began (at most 1 s); it ends at the next clean
 keyframe as above. Moving objects fail the motion test but bring no new grid steps; grid-aligned
 texture has steps in every picture, so it gains none.
 
@@ -77,6 +78,10 @@ class BlockCorruptionConfig:
     conceal_seam_step: float = 8.0
     # ... in at least this fraction of the picture's blocks, and at least this many blocks.
     conceal_fraction: float = 0.10
+    # An event opened by concealment starts where the run of pictures with at least this fraction of
+    # blocks that follow no motion began, if that is at most `conceal_backdate_s` before.
+    conceal_run_fraction: float = 0.12
+    conceal_backdate_s: float = 1.0
     conceal_min_blocks: int = 8  # small pictures have few blocks: a handful of moving-edge blocks is not 10%
 
 
@@ -179,6 +184,12 @@ def _best_residual(previous: np.ndarray, current: np.ndarray, block: int, search
 def concealment_score(
     previous: ConcealmentFeatures, current: ConcealmentFeatures, config: BlockCorruptionConfig = DEFAULT
 ) -> float:
+    return concealment(previous, current, config)[0]
+
+
+def concealment(
+    previous: ConcealmentFeatures, current: ConcealmentFeatures, config: BlockCorruptionConfig = DEFAULT
+) -> tuple[float, float]:
     """Fraction of blocks that neither follow any motion from the previous picture nor keep its grid.
 
     Concealed or wrongly predicted blocks show content that is not in the previous picture near where
@@ -188,17 +199,18 @@ def concealment_score(
     on the grid passes the second in every frame, so it gains nothing. 0 when the layout differs.
     """
     if previous.picture.shape != current.picture.shape:
-        return 0.0
+        return 0.0, 0.0
     block, search = config.conceal_block, config.conceal_search
     residual = _best_residual(previous.columns, current.columns, block, search)
     residual = residual + _best_residual(previous.rows, current.rows, block, search).T
     threshold = max(config.conceal_residual_min, config.conceal_residual_k * float(np.median(residual)))
     unexplained = residual > threshold
+    moving = round(float(unexplained.mean()), 4)
     if int(unexplained.sum()) < config.conceal_min_blocks:
-        return 0.0
+        return 0.0, moving
     suspect = unexplained & (current.seams - previous.seams > config.conceal_seam_gain)
     count = int(suspect.sum())
-    return round(count / suspect.size, 4) if count >= config.conceal_min_blocks else 0.0
+    return (round(count / suspect.size, 4) if count >= config.conceal_min_blocks else 0.0), moving
 
 
 def detect(
@@ -211,7 +223,8 @@ def detect(
     previous: ConcealmentFeatures | None = None
     for frame in second.frames:
         features = concealment_features(frame.luma, config)
-        concealed = concealment_score(previous, features, config) if previous is not None else 0.0
+        concealed, unexplained = concealment(previous, features, config) if previous else (0.0, None)
+        _track_unexplained(state, frame, unexplained, config)
         defects += _step(state, frame, concealed, config)
         state["last_s"] = frame.pts_s
         previous = features
@@ -245,7 +258,7 @@ def _step(
         event = state["event"] = None
     if event is None and (decoder_hit or concealment_hit):
         event = state["event"] = {
-            "start_s": _start_s(state, frame),
+            "start_s": _start_s(state, frame, concealment_hit and not decoder_hit, config),
             "frames": 0,
             "evidence": [],
             "peak": 0.0,
@@ -283,8 +296,32 @@ def _step(
     return defects
 
 
-def _start_s(state: dict[str, Any], frame: VideoFrame) -> float:
-    """When the damage began: this frame, or just after the previous one if packets before it were lost."""
+def _track_unexplained(
+    state: dict[str, Any], frame: VideoFrame, unexplained: float | None, config: BlockCorruptionConfig
+) -> None:
+    """Remember when the current run of pictures with many blocks that follow no motion began.
+
+    Concealment usually crosses its threshold a few pictures after the damage: the damaged area first
+    fails to follow the motion, and only then shows the grid steps. A picture with no predecessor in
+    its second (None) neither starts nor ends a run; a keyframe ends it.
+    """
+    if frame.key_frame:
+        state["run_s"] = None
+    elif unexplained is not None:
+        if unexplained < config.conceal_run_fraction:
+            state["run_s"] = None
+        elif state.get("run_s") is None:
+            state["run_s"] = frame.pts_s
+
+
+def _start_s(
+    state: dict[str, Any], frame: VideoFrame, by_concealment: bool, config: BlockCorruptionConfig
+) -> float:
+    """When the damage began: this frame, or just after the previous one if packets before it were lost;
+    for concealment, the start of the run of pictures whose blocks stopped following the motion."""
+    run_s = state.get("run_s")
+    if by_concealment and run_s is not None and frame.pts_s - run_s <= config.conceal_backdate_s + 1e-6:
+        return run_s
     if frame.decode_errors > 0 and not frame.corrupt and state["last_s"] is not None:
         return min(frame.pts_s, state["last_s"] + state["frame_s"])
     return frame.pts_s
