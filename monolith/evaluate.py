@@ -224,6 +224,10 @@ def build_cases(seed: int, *, quick: bool = False) -> list[Case]:
         # appearance of part of the picture at irregular times over a background that keeps moving, with
         # a tone burst of any pitch or a clap; offsets from mid-stream, both signs.
         *_event_cases(rng),
+        # Damage that decoders conceal without a flag (issue 12), one case per codec, and a clean heavily
+        # compressed stream per codec. Truths also name the codec. They draw from
+        # a generator of their own, so every case above keeps its draws.
+        *concealed_damage_cases(seed),
     ]
 
 
@@ -310,6 +314,45 @@ def _relative_cases(rng: random.Random) -> list[Case]:
         if name != "chaplin"  # already a clean case above
     ]
     return cases
+
+
+def concealed_damage_cases(seed: int) -> list[Case]:
+    """VP8, VP9 and HEVC damage, then clean streams of all five codecs at a starved bitrate."""
+    rng = random.Random(seed * 1_000_003 + 12)
+    suffix = {"h264": ".mp4", "mpeg4": ".mp4", "vp8": ".webm", "vp9": ".webm", "hevc": ".mp4"}
+    # x264 at CRF 48; the others at 100 kbit/s (MPEG-4 cannot go that low: it stays near 300).
+    starved = {"h264": {"crf": "48"}} | {codec: {"b": "100k"} for codec in ("mpeg4", "vp8", "vp9", "hevc")}
+    cases = []
+    for codec in ("vp8", "vp9", "hevc"):
+        damage = (BlockCorruption(round(rng.uniform(2.2, 5.4), 2)),)
+        make = _synthetic_with_codec(codec, damage, {}, rng.randrange(1 << 30))
+        cases.append(Case(f"synthetic 360p {codec} {suffix[codec][1:]}, damage", make, suffix[codec]))
+    for codec, options in starved.items():
+        make = _synthetic_with_codec(codec, (), options, rng.randrange(1 << 30))
+        name = f"synthetic 360p {codec} {suffix[codec][1:]}, clean, heavily compressed"
+        cases.append(Case(name, make, suffix[codec]))
+    return cases
+
+
+def _synthetic_with_codec(
+    codec: str, defects: tuple, options: dict[str, str], stream_seed: int
+) -> Callable[[Path], dict[str, Any]]:
+    """8 s of 360p synthetic content; the truth names the codec (`codec`) for recall per codec."""
+
+    def make(path: Path) -> dict[str, Any]:
+        truth = generate_stream(
+            path,
+            duration_s=8,
+            width=640,
+            height=360,
+            video_codec=codec,
+            defects=defects,
+            seed=stream_seed,
+            encoder_options=options,
+        )
+        return {**truth.to_dict(), "codec": codec}
+
+    return make
 
 
 def _copy_clean(src: Path, dst: Path) -> dict[str, Any]:

@@ -129,6 +129,7 @@ def _writer(
     corruptions: list[BlockCorruption],
     offsets: list[AvOffset],
     seed: int,
+    encoder_options: dict[str, str] | None = None,
 ) -> StreamWriter:
     """The writer of both entry points: a fixed GOP, content offsets applied to the audio signal,
     pts offsets left to the muxer, corruption to the coded packets."""
@@ -146,6 +147,7 @@ def _writer(
         corruptions=corruptions,
         pts_shifts=[o for o in offsets if o.mode == "pts"],
         seed=seed,
+        encoder_options=encoder_options,
     )
 
 
@@ -181,11 +183,14 @@ def generate_stream(
     gop_s: float = 2.0,
     defects: Iterable[DefectSpec] = (),
     seed: int = 0,
+    encoder_options: dict[str, str] | None = None,
 ) -> GroundTruth:
     """Write a synthetic test stream with flash/beep events and the given defects; return its truth.
 
     The container follows the extension (.mp4, .ts, .mkv, .webm); ``video_codec`` None picks the
-    container's default (h264, or vp8 for .webm). The truth is also written to ``<path>.truth.json``.
+    container's default (h264, or vp8 for .webm). ``encoder_options`` are passed to the video encoder
+    last (e.g. ``{"crf": "48"}`` for x264, ``{"b": "100k"}`` for the others: heavily compressed).
+    The truth is also written to ``<path>.truth.json``.
     """
     video_codec = video_codec or default_video_codec(path)
     container_for(path, video_codec)  # fail before doing any work
@@ -207,7 +212,18 @@ def generate_stream(
         )
 
     writer = _writer(
-        path, width, height, fpsf, video_codec, gop_s, samples, sample_rate, corruptions, offsets, seed
+        path,
+        width,
+        height,
+        fpsf,
+        video_codec,
+        gop_s,
+        samples,
+        sample_rate,
+        corruptions,
+        offsets,
+        seed,
+        encoder_options,
     )
     try:
         frozen: dict[int, np.ndarray] = {}
@@ -282,11 +298,13 @@ def inject_defects(
     duration_s: float | None = None,
     video_codec: str | None = None,
     gop_s: float = 2.0,
+    encoder_options: dict[str, str] | None = None,
 ) -> GroundTruth:
     """Re-encode a real clip (first ``duration_s`` seconds, default all) with the given defects injected.
 
     Output is H.264/AAC for .mp4/.ts/.mkv (vp8/opus for .webm), audio as stereo (mono if the source
     is mono). The frame rate is taken from the source and assumed constant. Truth has no events.
+    ``encoder_options`` go to the video encoder last, as in `generate_stream`.
     """
     src = str(src_path)
     if not Path(src).is_file():
@@ -323,7 +341,18 @@ def inject_defects(
         samples = _read_audio(src, video_start, rate, channels, round(duration * rate))
 
     writer = _writer(
-        dst_path, width, height, fpsf, video_codec, gop_s, samples, rate, corruptions, offsets, seed
+        dst_path,
+        width,
+        height,
+        fpsf,
+        video_codec,
+        gop_s,
+        samples,
+        rate,
+        corruptions,
+        offsets,
+        seed,
+        encoder_options,
     )
     try:
         held: np.ndarray | None = None

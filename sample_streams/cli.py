@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--duration", type=_positive(float), default=20.0, metavar="S")
     g.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
     g.add_argument("--fps", type=_positive(float), default=25.0)
-    g.add_argument("--codec", choices=["h264", "mpeg4", "vp8", "vp9"], default=None)
+    g.add_argument("--codec", choices=["h264", "mpeg4", "vp8", "vp9", "hevc"], default=None)
     g.add_argument("--no-audio", action="store_true")
     g.add_argument("--event-period", type=_positive(float), default=1.0, metavar="S")
     g.add_argument("--live", action="store_true",

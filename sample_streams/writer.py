@@ -16,8 +16,8 @@ from .defects import AvOffset, BlockCorruption
 # Container extension -> (allowed video codecs, audio encoder for it).
 CONTAINERS: dict[str, tuple[tuple[str, ...], str]] = {
     ".mp4": (("h264", "mpeg4", "hevc"), "aac"),
-    ".ts": (("h264", "mpeg4"), "aac"),
-    ".mkv": (("h264", "mpeg4", "vp8", "vp9"), "aac"),
+    ".ts": (("h264", "mpeg4", "hevc"), "aac"),
+    ".mkv": (("h264", "mpeg4", "vp8", "vp9", "hevc"), "aac"),
     ".webm": (("vp8", "vp9"), "libopus"),
 }
 VIDEO_ENCODERS = {
@@ -47,12 +47,14 @@ def default_video_codec(path: str | Path) -> str:
     return CONTAINERS.get(Path(path).suffix.lower(), (("h264",), ""))[0][0]
 
 
-def _slice_region(data: bytes) -> tuple[int, int]:
-    """(start, end) of the largest H.264/MPEG start-code-delimited unit that carries picture data.
+def _slice_region(data: bytes, hevc: bool = False) -> tuple[int, int]:
+    """(start, end) of the largest H.264/HEVC/MPEG start-code-delimited unit that carries picture data.
 
-    Damage must land in slice data, not in SPS/PPS/SEI or the slice header, or the decoder would
+    Damage must land in slice data, not in VPS/SPS/PPS/SEI or the slice header, or the decoder would
     drop the whole picture instead of showing block damage. For H.264 that is NAL type 1 or 5; for
-    MPEG-4 part 2 the VOP (start code 00 00 01 B6) is the picture.
+    HEVC (type in bits 1-6 of the first header byte) the slice types 0-21; for MPEG-4 part 2 the VOP
+    (start code 00 00 01 B6) is the picture. Length-prefixed packets (MP4) have no start code and
+    count as one unit.
     """
     starts = []
     i = data.find(b"\x00\x00\x01")
@@ -65,15 +67,14 @@ def _slice_region(data: bytes) -> tuple[int, int]:
         e = starts[k + 1] - 3 if k + 1 < len(starts) else len(data)
         if s >= len(data):
             continue
-        nal_type = data[s] & 0x1F
-        is_picture = nal_type in (1, 5) or data[s] == 0xB6
+        is_picture = (data[s] >> 1) & 0x3F <= 21 if hevc else data[s] & 0x1F in (1, 5) or data[s] == 0xB6
         if is_picture and e - s > best_len:
             best, best_len = (s, e), e - s
     return best
 
 
 def damage_payload(
-    data: bytes, nbytes: int, rng: np.random.Generator, start_codes: bool
+    data: bytes, nbytes: int, rng: np.random.Generator, start_codes: bool, hevc: bool = False
 ) -> tuple[bytes, int]:
     """Overwrite a burst of up to ``nbytes`` bytes between 30 % and 90 % of the picture payload.
 
@@ -81,7 +82,7 @@ def damage_payload(
     start code (00 00 01) nor turn an emulation-prevention 00 00 03 into one, so muxers and parsers
     still split the stream into the same units. Returns (damaged bytes, number of bytes damaged).
     """
-    s, e = _slice_region(data) if start_codes else (0, len(data))
+    s, e = _slice_region(data, hevc) if start_codes else (0, len(data))
     lo = s + max(int(0.3 * (e - s)), 4 if start_codes else 0)
     hi = s + int(0.9 * (e - s))
     n = min(nbytes, hi - lo)
@@ -127,13 +128,14 @@ class StreamWriter:
         corruptions: list[BlockCorruption],
         pts_shifts: list[AvOffset],
         seed: int,
+        encoder_options: dict[str, str] | None = None,
     ) -> None:
         video_encoder, audio_encoder = container_for(path, video_codec)
         self.fps = fps
         self.gop_frames = gop_frames
         self.video_codec = video_codec
         self.audio_codec = audio_encoder.removeprefix("lib")
-        self._start_codes = video_codec in ("h264", "mpeg4")
+        self._start_codes = video_codec in ("h264", "mpeg4", "hevc")
         self._rng = np.random.default_rng([seed, 4])
         self._damage = [_Damage(c, c.packets) for c in sorted(corruptions, key=lambda c: c.start_s)]
         self.keyframes_s: list[float] = []
@@ -151,14 +153,16 @@ class StreamWriter:
             # propagating to the next keyframe instead of being wiped out by the flash.
             opts |= {"preset": "veryfast", "crf": "23", "refs": "4"}
         if video_encoder == "libx265":
-            # x265 reads its own parameters, not FFmpeg's generic ones: its scene-cut I-frames and B-frames
-            # would break the fixed GOP and decode order; one frame thread and no thread pool keep the
-            # encode deterministic and light on a shared machine; log-level keeps its banner off stderr.
-            opts |= {"preset": "veryfast", "crf": "26"}
-            opts["x265-params"] = (
-                f"keyint={gop_frames}:min-keyint={gop_frames}:scenecut=0:bframes=0"
+            # x265 reads its own parameters, not FFmpeg's generic ones: its scene-cut I-frames, B-frames and
+            # open GOPs (CRA) would break the fixed GOP, decode order and "damage lasts until the next
+            # keyframe"; ref=4 as for x264 (frames after a flash still predict from before it, so damage
+            # propagates). One frame thread and no pool: deterministic and quiet on a shared box; ultrafast
+            # keeps generation quick. No crf: the bit rate below (or a caller's "b") sets the quality.
+            params = (
+                f"keyint={gop_frames}:min-keyint={gop_frames}:scenecut=0:open-gop=0:bframes=0:ref=4"
                 ":frame-threads=1:pools=none:log-level=error"
             )
+            opts |= {"preset": "ultrafast", "x265-params": params}
         if video_encoder == "mpeg4":
             # The native MPEG encoders treat sc_threshold 0 as "default"; only a huge value stops
             # them from inserting I-frames at every flash (and restarting the GOP there).
@@ -175,7 +179,8 @@ class StreamWriter:
             # One thread: libvpx's VP8 worker threads spin-wait and, on a busy 2-core box, made encodes
             # 5-10x slower; small test streams do not need them.
             opts["threads"] = "1"
-        vs.options = opts
+        # Caller's options last, e.g. {"crf": "48"} or {"b": "100k"}: heavily compressed clean streams.
+        vs.options = opts | dict(encoder_options or {})
         self.vs = vs
 
         self.audio = audio
@@ -214,7 +219,9 @@ class StreamWriter:
             self.out.mux(p)
 
     def _damaged_copy(self, p: Any, d: _Damage) -> Any:
-        data, n = damage_payload(bytes(p), d.spec.bytes_per_packet, self._rng, self._start_codes)
+        data, n = damage_payload(
+            bytes(p), d.spec.bytes_per_packet, self._rng, self._start_codes, self.video_codec == "hevc"
+        )
         q = av.Packet(data)
         q.pts, q.dts, q.time_base, q.duration = p.pts, p.dts, p.time_base, p.duration
         q.is_keyframe = p.is_keyframe

@@ -101,3 +101,18 @@ def test_damage_never_creates_start_codes_or_touches_headers():
         assert out.count(b"\x00\x00\x01") == packet.count(b"\x00\x00\x01")
         assert out.count(b"\x00\x00\x00") == packet.count(b"\x00\x00\x00")
         assert b"\x00\x00\x02" not in out
+
+
+def test_hevc_damage_lands_in_the_slice_not_in_the_sei():
+    # Given an Annex-B HEVC packet: a prefix SEI (type 39, header 4E 01) bigger than the IDR slice
+    # (type 19, header 26 01) that follows it
+    sei = b"\x00\x00\x00\x01\x4e\x01" + bytes(range(1, 201))
+    slice_ = b"\x00\x00\x01\x26\x01" + bytes(range(201, 256)) + bytes(range(1, 46))
+    packet = sei + slice_
+    # When damaged as HEVC
+    out, n = damage_payload(packet, 10, np.random.default_rng(0), start_codes=True, hevc=True)
+    # Then the 10 changed bytes lie in the slice's 30-90 % (the slice unit starts after its start code)
+    changed = [i for i in range(len(packet)) if packet[i] != out[i]]
+    unit_at, unit_len = len(sei) + 3, len(slice_) - 3
+    assert n == 10 and len(changed) == 10
+    assert unit_at + int(0.3 * unit_len) <= changed[0] and changed[-1] < unit_at + int(0.9 * unit_len)

@@ -137,6 +137,7 @@ def test_same_seed_gives_same_bytes_and_other_seed_differs(tmp_path, ext):
         ("s.webm", "vp8", "opus"),
         ("s9.webm", "vp9", "opus"),
         ("m.mp4", "mpeg4", "aac"),
+        ("h.mp4", "hevc", "aac"),
     ],
 )
 def test_other_containers_and_codecs_decode(tmp_path, name, codec, audio_codec):
