@@ -193,8 +193,11 @@ class StreamWriter:
             if audio_encoder == "libopus" and sample_rate not in OPUS_RATES:
                 raise ValueError(f"opus needs a sample rate in {OPUS_RATES}, got {sample_rate}")
             self.as_ = self.out.add_stream(audio_encoder, rate=sample_rate)
-            self.as_.layout = "mono" if audio.shape[0] == 1 else "stereo"
-            self.as_.format = "fltp"
+            self._audio_layout = "mono" if audio.shape[0] == 1 else "stereo"
+            self.as_.layout = self._audio_layout
+            # libopus takes interleaved samples only ("flt"; planar stereo failed to open the encoder).
+            self._audio_format = "flt" if audio_encoder == "libopus" else "fltp"
+            self.as_.format = self._audio_format
             self.as_.bit_rate = 64000 * audio.shape[0]
             self._frame_samples = 960 if audio_encoder == "libopus" else 1024
 
@@ -242,8 +245,11 @@ class StreamWriter:
 
     def _encode_audio(self, a: int, b: int) -> None:
         assert self.audio is not None and self.as_ is not None
+        samples = self.audio[:, a:b]
+        if self._audio_format == "flt":
+            samples = samples.T.reshape(1, -1)  # interleaved: L R L R ...
         frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(self.audio[:, a:b]), format="fltp", layout=self.as_.layout.name
+            np.ascontiguousarray(samples), format=self._audio_format, layout=self._audio_layout
         )
         frame.sample_rate = self.sample_rate
         frame.pts = a

@@ -105,3 +105,26 @@ def test_inject_bigbuckbunny_downmixes_to_stereo(tmp_path):
 def test_inject_rejects_missing_source(tmp_path):
     with pytest.raises(FileNotFoundError):
         inject_defects(tmp_path / "nope.mp4", tmp_path / "out.mp4", [])
+
+
+def test_inject_stereo_clip_into_webm_keeps_both_channels(tmp_path):
+    # Given chaplin (44.1 kHz stereo AAC) re-encoded as WebM for 2.53 s: Opus at 48 kHz takes interleaved
+    # stereo only (planar failed to open the encoder and then crashed the process on close)
+    out = tmp_path / "chaplin.webm"
+    truth = inject_defects(CHAPLIN, out, [], duration_s=2.53)
+    # Then the audio is 48 kHz stereo Opus, as long as the video, and its channels are the source's
+    # (chaplin's two channels are not identical, so swapped or interleaved-as-planar samples would differ)
+    assert (truth.audio.sample_rate, truth.audio.channels, truth.audio.codec) == (48000, 2, "opus")
+    with av.open(str(out)) as c:
+        samples = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)
+    with av.open(str(CHAPLIN)) as c:
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
+        chunks = [r.to_ndarray() for f in c.decode(audio=0) for r in resampler.resample(f)]
+    source = np.concatenate(chunks, axis=1)
+    assert samples.shape[0] == 2 and abs(samples.shape[1] / 48000 - 2.52) < 0.03
+    n = 48000  # the first second, past the codec's priming
+    for channel in (0, 1):
+        a, b = samples[channel, 12000:n], source[channel, 12000:n]
+        lag = int(np.argmax(np.correlate(a, b[400:-400], "valid"))) - 400
+        corr = np.corrcoef(a[400 + lag : len(a) - 400 + lag], b[400:-400])[0, 1]
+        assert corr > 0.9, (channel, lag, corr)
