@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_cmd.add_argument("--no-lambda-path", action="store_true",
                               help="skip running the Lambda path on every case (faster)")
     evaluate_cmd.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    evaluate_cmd.add_argument("--only", metavar="TEXT",
+                              help="only the cases whose name holds TEXT, e.g. vp9 or events (same draws)")
 
     serve_cmd = commands.add_parser(
         "serve", help="the after as a service: analyse stream jobs from SQS (settings: MONITOR_* variables)"
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return _analyze(args.paths, as_json=args.json, workers=args.workers)
     if args.command == "evaluate":
         return _evaluate(args.seed, quick=args.quick, out=args.json, lambda_path=not args.no_lambda_path,
-                         markdown=args.markdown)
+                         markdown=args.markdown, only=args.only)
     if args.command == "serve":
         return _serve(concurrency=args.concurrency, detectors=args.detectors)
     if args.command == "demo":
@@ -160,10 +162,16 @@ def _bench(out: Path | None, *, duration_s: int, repeats: int, sizes: list[str])
     return 0
 
 
-def _evaluate(seed: int, *, quick: bool, out: Path | None, lambda_path: bool, markdown: bool) -> int:
+def _evaluate(
+    seed: int, *, quick: bool, out: Path | None, lambda_path: bool, markdown: bool, only: str | None
+) -> int:
     from monolith.evaluate import evaluate, format_evaluation
 
-    result = evaluate(seed, quick=quick, lambda_path=lambda_path, log=_log)
+    try:
+        result = evaluate(seed, quick=quick, lambda_path=lambda_path, only=only, log=_log)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(format_evaluation(result, markdown=markdown))
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

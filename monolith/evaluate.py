@@ -365,13 +365,15 @@ def evaluate(
     *,
     quick: bool = False,
     lambda_path: bool = True,
+    only: str | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Run every case of the set drawn from `seed`: the monolith, FFmpeg's detectors beside it and, unless
-    `lambda_path` is False, the Lambda path in one process, whose defects must equal the monolith's."""
+    """Run every case of the set drawn from `seed` (or those whose name holds `only`): the monolith,
+    FFmpeg's detectors beside it and, unless `lambda_path` is False, the Lambda path in one process, whose
+    defects must equal the monolith's."""
     scores = {kind: Score() for kind in DEFECT_TYPES}
     rows: list[dict[str, Any]] = []
-    cases = build_cases(seed, quick=quick)
+    cases = select_cases(build_cases(seed, quick=quick), only)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
         for number, case in enumerate(cases, 1):
             path = Path(tmp) / f"case{number}{case.suffix}"
@@ -392,6 +394,17 @@ def evaluate(
         ],
         "cases": rows,
     }
+
+
+def select_cases(cases: list[Case], only: str | None) -> list[Case]:
+    """The cases whose name holds `only` (case-insensitive); all of them when it is None."""
+    if only is None:
+        return cases
+    chosen = [case for case in cases if only.lower() in case.name.lower()]
+    if not chosen:
+        names = "\n  ".join(case.name for case in cases)
+        raise ValueError(f"no case's name holds {only!r}; the cases are:\n  {names}")
+    return chosen
 
 
 def run_case(

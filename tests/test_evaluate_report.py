@@ -251,3 +251,24 @@ def test_the_bench_states_throughput_against_decoding_and_each_detector_cost() -
     # Then the analysis runs at 1/2.5 = 0.40 of decoding's speed, and each detector's ms per frame is shown
     assert "0.40×" in lines[2].split()
     assert lines[-1].split() == ["360p", "0.800", "0.100", "0.250", "0.050", "0.400"]
+
+
+def test_only_keeps_the_cases_whose_name_holds_the_text_with_their_draws(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the seed-1 set, of which 5 case names hold "vp9"
+    every_case = evaluation.build_cases(1)
+    # When only "VP9" is asked for
+    chosen = evaluation.select_cases(every_case, "VP9")
+    # Then those five come, in order, as the same objects the whole set draws (same seeds, same defects)
+    assert [c.name for c in chosen] == [
+        "synthetic 360p vp9 webm",
+        "synthetic 360p vp9 webm written live (no duration, no cues)",
+        "events 360p vp9/opus webm (partial flashes, tone bursts + claps over a chord)",
+        "synthetic 360p vp9 webm, damage",
+        "synthetic 360p vp9 webm, clean, heavily compressed",
+    ]
+    assert all(c in every_case for c in chosen)
+    # And a text no case holds is a clear error from the command, exit 2, no traceback
+    assert cli.main(["evaluate", "--seed", "1", "--only", "no such case"]) == 2
+    assert "no case's name holds 'no such case'" in capsys.readouterr().err
