@@ -91,7 +91,11 @@ def build_cases(seed: int, *, quick: bool = False) -> list[Case]:
     def offset() -> float:
         return float(rng.choice([-1, 1]) * rng.randrange(120, 420, 10))
 
+    # Content seeds are drawn when a case is built, not when it is made: a case's stream is then the same
+    # whether it is made alone (`--only`) or after others.
     def synthetic(duration: float, size: tuple[int, int], codec: str, defects: tuple) -> Callable:
+        content_seed = rng.randrange(1 << 30)
+
         def make(path: Path) -> dict[str, Any]:
             truth = generate_stream(
                 path,
@@ -100,15 +104,17 @@ def build_cases(seed: int, *, quick: bool = False) -> list[Case]:
                 height=size[1],
                 video_codec=codec,
                 defects=defects,
-                seed=rng.randrange(1 << 30),
+                seed=content_seed,
             )
             return truth.to_dict()
 
         return make
 
     def real(clip: str, defects: tuple) -> Callable:
+        content_seed = rng.randrange(1 << 30)
+
         def make(path: Path) -> dict[str, Any]:
-            return inject_defects(REAL_CLIPS[clip], path, defects, seed=rng.randrange(1 << 30)).to_dict()
+            return inject_defects(REAL_CLIPS[clip], path, defects, seed=content_seed).to_dict()
 
         return make
 

@@ -272,3 +272,16 @@ def test_only_keeps_the_cases_whose_name_holds_the_text_with_their_draws(
     # And a text no case holds is a clear error from the command, exit 2, no traceback
     assert cli.main(["evaluate", "--seed", "1", "--only", "no such case"]) == 2
     assert "no case's name holds 'no such case'" in capsys.readouterr().err
+
+
+def test_a_case_makes_the_same_stream_alone_as_after_the_others(tmp_path: Path) -> None:
+    # Given the quick seed-1 set made in order, and the same set built again
+    in_order = evaluation.build_cases(1, quick=True)
+    in_order[0].make(tmp_path / "first.mp4")
+    after_others = tmp_path / "after.mp4"
+    in_order[2].make(after_others)  # real chaplin, injected: its content seed decides the damaged bytes
+    # When its third case is made on its own, as `--only` does
+    alone = tmp_path / "alone.mp4"
+    evaluation.build_cases(1, quick=True)[2].make(alone)
+    # Then the two files are the same bytes (the content seed was drawn at make time before: it differed)
+    assert alone.read_bytes() == after_others.read_bytes()
