@@ -209,3 +209,28 @@ def test_a_freeze_longer_than_the_busy_count_window_is_found_however_seconds_are
     found = _run(seconds, through_json=True)
     assert found == _run(seconds)
     assert [(d["start_s"], d["end_s"]) for d in found] == [(1.0, 12.0)]
+
+
+def test_an_encoder_settling_on_a_frozen_picture_does_not_make_it_live() -> None:
+    # Given a picture frozen from 1.0 s to 4.0 s that the encoder refines over the freeze's first second
+    # (a different block each frame moves by 2 levels, as VP9 realtime does), then nearly leaves alone
+    # (every other frame one block moves by 1 level)
+    frozen = _moving(1.0)
+
+    def picture(t: float) -> np.ndarray:
+        if not 1.0 <= t < 4.0:
+            return _moving(t)
+        frame = round((t - 1.0) * FPS)
+        out = frozen.astype(np.int16)
+        block_row, block_col = divmod(frame % 40, 20)  # 16-px blocks of the 180x320 picture
+        rows, cols = slice(16 * block_row, 16 * block_row + 16), slice(16 * block_col, 16 * block_col + 16)
+        out[rows, cols] += 2 if frame < FPS else (frame % 2)  # settling: 2 levels; then 0/1 on one block
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    # When analysed, Then the freeze is found: counted after its first second, 15 of its 50 compared
+    # frames are lively (0.30, under 0.4)
+    found = _run(_stream(picture, 5))
+    assert [(d["type"], d["start_s"], d["end_s"]) for d in found] == [("freeze", 1.0, 4.0)]
+    # while counted from the run's start, the settling frames make it live: 39 of 74 (0.53)
+    counted_from_start = FreezeConfig(settle_s=0.0)
+    assert run_detector(partial(detect, config=counted_from_start), _stream(picture, 5))[0] == []

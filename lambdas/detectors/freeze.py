@@ -51,6 +51,10 @@ class FreezeConfig:
     # A run with more lively frames than this share is live: 0.51-1.0 of the frames of live runs (but
     # 0.10 for a far-away landscape), at most 0.31 of frozen ones (VP9 realtime settling, noise ±1).
     max_lively_share: float = 0.4
+    # ... counted from this long after the run began: an encoder settles on a repeated picture over its
+    # first second (VP9 realtime, noise ±1: largest block change 2-4 levels falling below 0.75 within
+    # ~1 s), which made one injected freeze 0.42 lively over the whole run and 0.20 after its first second.
+    settle_s: float = 1.0
     # A block is busy on a frame when it changed by more than this from the previous frame (levels).
     busy_change: float = 0.45
     # A run in which one block was busy on more than this share of the frames is live: the busiest
@@ -80,7 +84,7 @@ def detect(
         state
         or {
             "ref": None, "ref_s": None, "last_s": None, "run": 0, "worst": 0.0, "frame_s": 0.04,
-            "prev": None, "lively": 0, "busy": None, "compared": 0,
+            "prev": None, "lively": 0, "settled": 0, "busy": None, "compared": 0,
         }
     )
     ref, prev, busy = unpack_array(state["ref"]), unpack_array(state["prev"]), unpack_counts(state["busy"])
@@ -97,7 +101,8 @@ def detect(
         ):
             state["run"] += 1
             state["worst"] = max(state["worst"], change[0])
-            busy = _count_step(state, busy, prev, thumb, config)
+            settled = frame.pts_s - state["ref_s"] >= config.settle_s - 1e-6
+            busy = _count_step(state, busy, prev, thumb, settled, config)
         elif frame.corrupt and state["run"] > 0:
             # Damage hitting a frozen picture changes its pixels, not its content: the freeze goes on,
             # compared from now on with the damaged picture that the following frames repeat.
@@ -105,12 +110,12 @@ def detect(
         else:
             defects += _close(state, frame.pts_s, ref, busy, config)
             ref, state["ref_s"], state["run"], state["worst"] = thumb, frame.pts_s, 0, 0.0
-            busy, state["lively"], state["compared"] = None, 0, 0
+            busy, state["lively"], state["settled"], state["compared"] = None, 0, 0, 0
         prev = thumb
         state["last_s"] = frame.pts_s
     if second.is_last and state["last_s"] is not None:
         defects += _close(state, state["last_s"] + state["frame_s"], ref, busy, config)
-        state["run"] = state["lively"] = state["compared"] = 0
+        state["run"] = state["lively"] = state["settled"] = state["compared"] = 0
         busy = None
     state["ref"], state["prev"], state["busy"] = pack_array(ref), pack_array(prev), pack_counts(busy)
     return defects, state
@@ -125,15 +130,16 @@ def _change(ref: np.ndarray | None, thumb: np.ndarray) -> tuple[float, float] | 
 
 def _count_step(
     state: dict[str, Any], busy: np.ndarray | None, prev: np.ndarray | None, thumb: np.ndarray,
-    config: FreezeConfig,
+    settled: bool, config: FreezeConfig,
 ) -> np.ndarray | None:
-    """Count a frame of the run as lively and its blocks as busy by their change from the previous frame;
-    returns the busy counts."""
+    """Count a frame of the run as lively (once `settled`) and its blocks as busy by their change from the
+    previous frame; returns the busy counts."""
     if prev is None or prev.shape != thumb.shape:
         return busy
     step = np.abs(thumb.astype(np.float32) - prev.astype(np.float32))
-    if float(step.max()) > config.lively_change:
-        state["lively"] += 1
+    if settled:
+        state["settled"] += 1
+        state["lively"] += float(step.max()) > config.lively_change
     busy = (busy if busy is not None and busy.shape == step.shape else np.zeros(step.shape, np.int32))
     busy = busy + (step > config.busy_change)
     state["compared"] += 1
@@ -154,7 +160,7 @@ def _close(
         return []
     if float(ref.astype(np.float32).std()) < config.flat_std:
         return []
-    if state["lively"] > config.max_lively_share * state["run"]:
+    if state["lively"] > config.max_lively_share * state["settled"]:
         return []  # most frames kept changing a little: still live content, not a repeated picture
     if busy is not None and int(busy.max()) > config.max_busy_share * state["compared"]:
         return []  # one block kept changing: local motion in still live content
