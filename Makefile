@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test test-load lint demo demo-monolith bench calibrate bench-localstack evaluate cost clean synth synth-offline synth-localstack lint-templates node FORCE
+.PHONY: venv test test-load lint demo demo-monolith bench calibrate bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node FORCE
 
 FORCE:
 
@@ -54,6 +54,10 @@ demo-monolith: venv
 evaluate: venv
 	$(PY) -m monolith evaluate --seed $(or $(SEED),0) --json eval-output/evaluate-seed$(or $(SEED),0).json \
 		$(EVALUATE_ARGS)
+
+# The saved seeds as one report, a row per case summed over them (run `make evaluate SEED=n` for each first).
+evaluate-combined: venv
+	$(PY) -m monolith evaluate --combine $(or $(RESULTS),eval-output/evaluate-seed*.json) $(EVALUATE_ARGS)
 
 # CPU per stream-second at 360p/720p/1080p: median and spread of 5 runs (a few minutes on 2 cores).
 bench: venv

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_cmd.add_argument("--no-lambda-path", action="store_true",
                               help="skip running the Lambda path on every case (faster)")
     evaluate_cmd.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    evaluate_cmd.add_argument("--combine", type=Path, nargs="+", metavar="RESULT",
+                              help="no new run: report results saved with --json as one, a row per case "
+                                   "summed over their seeds")
     evaluate_cmd.add_argument("--only", metavar="TEXT",
                               help="only the cases whose name holds TEXT, e.g. vp9 or events (same draws)")
 
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return _analyze(args.paths, as_json=args.json, workers=args.workers)
     if args.command == "evaluate":
         return _evaluate(args.seed, quick=args.quick, out=args.json, lambda_path=not args.no_lambda_path,
-                         markdown=args.markdown, only=args.only)
+                         markdown=args.markdown, only=args.only,
+                         combine=args.combine)
     if args.command == "serve":
         return _serve(concurrency=args.concurrency, detectors=args.detectors)
     if args.command == "demo":
@@ -163,12 +167,16 @@ def _bench(out: Path | None, *, duration_s: int, repeats: int, sizes: list[str])
 
 
 def _evaluate(
-    seed: int, *, quick: bool, out: Path | None, lambda_path: bool, markdown: bool, only: str | None
+    seed: int, *, quick: bool, out: Path | None, lambda_path: bool, markdown: bool, only: str | None,
+    combine: list[Path] | None,
 ) -> int:
-    from monolith.evaluate import evaluate, format_evaluation
+    from monolith.evaluate import combine_results, evaluate, format_evaluation
 
     try:
-        result = evaluate(seed, quick=quick, lambda_path=lambda_path, only=only, log=_log)
+        if combine:
+            result = combine_results([_load_result(path) for path in combine])
+        else:
+            result = evaluate(seed, quick=quick, lambda_path=lambda_path, only=only, log=_log)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -180,6 +188,19 @@ def _evaluate(
     # The Lambda path must give exactly the monolith's defects: a difference fails the command.
     check = result["lambda_path"]
     return 1 if check is not None and check["equal"] < check["cases"] else 0
+
+
+def _load_result(path: Path) -> dict[str, Any]:
+    """A result saved by `evaluate --json`, or a ValueError that says what is wrong with the file."""
+    try:
+        result = json.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read it ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error.msg}, line {error.lineno})") from None
+    if not isinstance(result, dict) or not {"seed", "cases", "lambda_path"} <= result.keys():
+        raise ValueError(f"{path}: not a result of `monolith evaluate --json`")
+    return result
 
 
 def _demo(out: Path) -> int:

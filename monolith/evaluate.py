@@ -757,6 +757,50 @@ def recall_by_codec(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return dict(sorted(out.items()))
 
 
+def combine_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several seeds' results as one: a row per case name with its counts summed over the seeds (the
+    sets draw the same cases with different times, offsets and content), and the totals over all rows."""
+    if not results:
+        raise ValueError("nothing to combine")
+    rows = [row for result in results for row in result["cases"]]
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        into = merged.get(row["case"])
+        if into is None:
+            merged[row["case"]] = json.loads(json.dumps(row))  # a deep copy to sum into
+            continue
+        for kind, counts in row["by_type"].items():
+            for key in ("true", "found", "false_alarms"):
+                into["by_type"][kind][key] += counts[key]
+        for name, scored in row["ffmpeg"].items():
+            if name in into["ffmpeg"] and "true" in scored:
+                for key in ("true", "found", "false_alarms"):
+                    into["ffmpeg"][name][key] += scored[key]
+        into["offset_errors_ms"] += row["offset_errors_ms"]
+        into["missed"] += row["missed"]
+        into["false_alarms"] += row["false_alarms"]
+        into["refused"] = into["refused"] or row["refused"]
+        if into["lambda_path"] is not None and row["lambda_path"] is not None:
+            into["lambda_path"]["equal"] = into["lambda_path"]["equal"] and row["lambda_path"]["equal"]
+    scores = {kind: Score() for kind in DEFECT_TYPES}
+    for row in rows:
+        for kind, counts in row["by_type"].items():
+            scores[kind].true_positives += counts["found"]
+            scores[kind].false_positives += counts["false_alarms"]
+            scores[kind].false_negatives += counts["true"] - counts["found"]
+        scores["av_sync"].offset_errors_ms += row["offset_errors_ms"]
+    with_lambda_path = all(result["lambda_path"] is not None for result in results)
+    return {
+        "seed": ", ".join(str(result["seed"]) for result in results),
+        "streams": len(rows),
+        "by_type": {kind: score_row(score) for kind, score in scores.items()},
+        "ffmpeg": ffmpeg_summary(rows),
+        "block_corruption_by_codec": recall_by_codec(rows),
+        "lambda_path": lambda_path_summary(rows) if with_lambda_path else None,
+        "cases": list(merged.values()),
+    }
+
+
 # --- the report -------------------------------------------------------------------------------------
 
 DEFECT_LABELS = {"freeze": "freeze", "block_corruption": "block damage", "av_sync": "A/V sync"}
@@ -780,7 +824,8 @@ def evaluation_tables(result: dict[str, Any], *, markdown: bool = False) -> list
     """The report as rich tables: a row per case, the summary per defect type, block-damage recall per
     codec."""
     style: dict[str, Any] = {"box": box.MARKDOWN if markdown else box.SIMPLE_HEAD, "title_justify": "left"}
-    cases = Table(title=f"seed {result['seed']}: {result['streams']} streams (found/true, +false alarms)",
+    seeds = "seeds" if ", " in str(result["seed"]) else "seed"
+    cases = Table(title=f"{seeds} {result['seed']}: {result['streams']} streams (found/true, +false alarms)",
                   **style)
     for header in ("case", "codec / container", "freeze", "FFmpeg freezedetect", "block damage",
                    "FFmpeg decoder flags", "A/V sync", "A/V error ms"):

@@ -5,6 +5,7 @@ run real decodes on a short generated stream."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,54 @@ def test_a_case_makes_the_same_stream_alone_as_after_the_others(tmp_path: Path) 
     evaluation.build_cases(1, quick=True)[2].make(alone)
     # Then the two files are the same bytes (the content seed was drawn at make time before: it differed)
     assert alone.read_bytes() == after_others.read_bytes()
+
+
+def _saved_row(case: str, codec: str, damage: tuple[int, int, int], av_errors: list[float],
+               equal: bool = True) -> dict[str, Any]:
+    """A case's row as `evaluate --json` saves it: block damage (true, found, false alarms), A/V 1/1."""
+    true, found, false_alarms = damage
+    scored = {"true": true, "found": found, "false_alarms": false_alarms}
+    none = {"true": 0, "found": 0, "false_alarms": 0}
+    return {
+        "case": case, "codec": codec, "audio_codec": "aac", "container": "mp4", "refused": None,
+        "by_type": {"freeze": dict(none), "block_corruption": dict(scored),
+                    "av_sync": {"true": 1, "found": 1, "false_alarms": 0}},
+        "offset_errors_ms": av_errors, "missed": [], "false_alarms": [],
+        "ffmpeg": {"decoder_flags": {"true": true, "found": 0, "false_alarms": 0},
+                   "decoder_flags_pyav_default": {"true": true, "found": 0, "false_alarms": 0}},
+        "lambda_path": {"equal": equal, "only_monolith": [], "only_lambda_path": []},
+    }
+
+
+def test_saved_seeds_combine_into_a_row_per_case_and_totals(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # Given two seeds' saved results of the same two cases (a VP9 and an HEVC damage case)
+    seed1 = {"seed": 1, "lambda_path": {}, "cases": [_saved_row("vp9 damage", "vp9", (1, 0, 0), [2.0]),
+                                                     _saved_row("hevc damage", "hevc", (1, 1, 0), [0.5])]}
+    seed2 = {"seed": 2, "lambda_path": {}, "cases": [_saved_row("vp9 damage", "vp9", (1, 1, 1), [7.5]),
+                                                     _saved_row("hevc damage", "hevc", (2, 1, 0), [1.0],
+                                                                equal=False)]}
+    # When combined
+    combined = evaluation.combine_results([seed1, seed2])
+    # Then each case is one row with its counts summed over the seeds
+    rows = {row["case"]: row for row in combined["cases"]}
+    assert rows["vp9 damage"]["by_type"]["block_corruption"] == {"true": 2, "found": 1, "false_alarms": 1}
+    assert rows["hevc damage"]["by_type"]["block_corruption"] == {"true": 3, "found": 2, "false_alarms": 0}
+    assert rows["vp9 damage"]["offset_errors_ms"] == [2.0, 7.5]
+    assert rows["hevc damage"]["lambda_path"]["equal"] is False and rows["vp9 damage"]["lambda_path"]["equal"]
+    # and the totals: damage TP 3, FP 1, FN 2 -> precision 0.75, recall 0.6; A/V 4/4, worst error 7.5
+    assert combined["by_type"]["block_corruption"] == {"precision": 0.75, "recall": 0.6, "true_positives": 3,
+                                                       "false_positives": 1, "false_negatives": 2,
+                                                       "offset_error_ms_max": None}
+    assert combined["by_type"]["av_sync"]["true_positives"] == 4
+    assert combined["by_type"]["av_sync"]["offset_error_ms_max"] == 7.5
+    assert combined["block_corruption_by_codec"]["hevc"]["ours_recall"] == round(2 / 3, 3)
+    assert combined["lambda_path"]["cases"] == 4 and combined["lambda_path"]["equal"] == 3
+    assert (combined["seed"], combined["streams"]) == ("1, 2", 4)
+    # And the command reads them from files and says which rows differ on the Lambda path
+    paths = [tmp_path / "s1.json", tmp_path / "s2.json"]
+    for path, result in zip(paths, (seed1, seed2), strict=True):
+        path.write_text(json.dumps(result))
+    assert cli.main(["evaluate", "--combine", *map(str, paths)]) == 1  # a Lambda-path difference fails it
+    out = capsys.readouterr().out
+    assert "seeds 1, 2: 4 streams" in out and "hevc damage" in out
