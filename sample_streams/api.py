@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -169,6 +169,29 @@ def _finish(
     return truth
 
 
+def write_pictures(
+    writer: StreamWriter,
+    n_frames: int,
+    plans: list[_FreezePlan],
+    picture: Callable[[int], np.ndarray],
+    height: int,
+    seed: int,
+) -> None:
+    """Frames 0..n_frames-1 as `picture(i)` draws them, frozen where a plan says (the plan's first picture
+    again, with its noise), then the writer closed (also on an error, so nothing stays open)."""
+    try:
+        frozen: dict[int, np.ndarray] = {}
+        for i in range(n_frames):
+            plan = next((p for p in plans if p.covers(i)), None)
+            if plan is None:
+                writer.add_video(picture(i))
+            else:
+                base = frozen.setdefault(plan.first, picture(plan.first))
+                writer.add_video(frozen_noise(base, height, plan.spec.noise, seed, i))
+    finally:
+        writer.close()
+
+
 def generate_stream(
     path: str | Path,
     *,
@@ -225,17 +248,7 @@ def generate_stream(
         seed,
         encoder_options,
     )
-    try:
-        frozen: dict[int, np.ndarray] = {}
-        for i in range(n_frames):
-            plan = next((p for p in plans if p.covers(i)), None)
-            if plan is None:
-                writer.add_video(video.frame(i))
-            else:
-                base = frozen.setdefault(plan.first, video.frame(plan.first))
-                writer.add_video(frozen_noise(base, height, plan.spec.noise, seed, i))
-    finally:
-        writer.close()
+    write_pictures(writer, n_frames, plans, video.frame, height, seed)
 
     truth = GroundTruth(
         source="synthetic",

@@ -28,9 +28,8 @@ from typing import Literal
 
 import numpy as np
 
-from .api import _as_fraction, _finish, _plan_freezes, _round_half_up, _split, _writer
+from .api import _as_fraction, _finish, _plan_freezes, _round_half_up, _split, _writer, write_pictures
 from .defects import DefectSpec
-from .synth import frozen_noise
 from .truth import AudioInfo, GroundTruth, VideoInfo
 from .writer import container_for, default_video_codec
 
@@ -264,17 +263,7 @@ def generate_event_stream(
     writer = _writer(
         path, width, height, fpsf, video_codec, gop_s, samples, sample_rate, corruptions, offsets, seed
     )
-    try:
-        frozen: dict[int, np.ndarray] = {}
-        for i in range(n_frames):
-            plan = next((p for p in plans if p.covers(i)), None)
-            if plan is None:
-                writer.add_video(video.frame(i))
-            else:
-                base = frozen.setdefault(plan.first, video.frame(plan.first))
-                writer.add_video(frozen_noise(base, height, plan.spec.noise, seed, i))
-    finally:
-        writer.close()
+    write_pictures(writer, n_frames, plans, video.frame, height, seed)
 
     truth = GroundTruth(
         source="synthetic-events",
