@@ -162,3 +162,20 @@ def test_an_unrelated_sound_between_events_changes_nothing() -> None:
     found, state = run_detector(detect, _seconds(7, flashes, sorted([*flashes, 2.29])))
     # Then no episode and the stream is in sync
     assert found == [] and state["status"] == "in_sync" and state["offset_ms"] == 0.0
+
+
+def test_an_early_chance_agreement_does_not_hold_back_a_new_offset() -> None:
+    # Given onsets that measured offset 0 from 5.52 to 8.52 s, then three flashes heard 270 ms late; the
+    # picture jumping as a freeze ended at 5.24 s happened to be 280 ms before a beep (as in seed 3's
+    # MPEG-4 case): (time, candidate lags ms, weight), an onset that measured the old offset has none
+    from lambdas.detectors.av_sync import DEFAULT, _consensus
+
+    old = [[t, [], 0.0] for t in (5.52, 6.52, 7.52, 8.52)]
+    new = [[t, [270.0], 1.0] for t in (9.52, 10.52, 11.52)]
+    pool = [[5.24, [280.0], 1.0], *old, *new]
+    # When the newest onset looks for a changed offset, Then the three late flashes set it: 3 of the 3
+    # onsets since 9.52, while counted from 5.24 the 4 supporters were 4 of 8 (< 65%) and set nothing
+    assert _consensus(pool, True, DEFAULT) == [(9.52, 270.0, 1.0), (10.52, 270.0, 1.0), (11.52, 270.0, 1.0)]
+    # And where the early agreement stands among supporters only, it is kept: 3 of 3 from 5.24
+    assert _consensus([pool[0], *new[:2]], True, DEFAULT) == [(5.24, 280.0, 1.0), (9.52, 270.0, 1.0),
+                                                             (10.52, 270.0, 1.0)]

@@ -602,7 +602,8 @@ def _consensus(
     For each of the newest observation's candidates: the observations with a candidate within `agree_ms`
     of it, re-centred once on their median. It counts when they are enough (`min_measurements` for a
     `change` of an offset measured before, one more from nothing, one more again if they spread beyond
-    `close_ms`), weigh `min_weight`, and make up `support_ratio` of the observations since the first.
+    `close_ms`), weigh `min_weight`, and make up `support_ratio` of the observations since the first
+    (the run may leave out its earliest supporters to qualify).
     """
     newest = pool[-1]
     best: tuple[float, list[tuple[float, float, float]]] | None = None
@@ -621,22 +622,28 @@ def _consensus(
         # an object vanishing) neither backs the lag nor counts against it.
         backers = {t for t, _, _ in support}
         taken = {round(t + x / 1000.0, 3) for t, x, _ in support}
-        since = sum(
-            1
-            for t, lags, _ in pool
-            if t >= support[0][0]
-            and (t in backers or not (lags and all(round(t + x / 1000.0, 3) in taken for x in lags)))
-        )
-        total = sum(w for _, _, w in support)
-        lags = [x for _, x, _ in support]
-        loose = max(lags) - min(lags) > config.close_ms
-        if (
-            len(support) >= config.min_measurements + (0 if change else 1) + (1 if loose else 0)
-            and total >= config.min_weight - 1e-9
-            and len(support) >= config.support_ratio * since
-            and (best is None or total > best[0])
-        ):
-            best = (total, support)
+        # The longest run of supporters up to the newest that qualifies: an early chance agreement (the
+        # picture jumping as a freeze ends, 280 ms before a beep) must not stretch the share's window
+        # back over onsets that measured the old offset.
+        for first in range(len(support)):
+            run = support[first:]
+            since = sum(
+                1
+                for t, lags, _ in pool
+                if t >= run[0][0]
+                and (t in backers or not (lags and all(round(t + x / 1000.0, 3) in taken for x in lags)))
+            )
+            total = sum(w for _, _, w in run)
+            lags = [x for _, x, _ in run]
+            loose = max(lags) - min(lags) > config.close_ms
+            if (
+                len(run) >= config.min_measurements + (0 if change else 1) + (1 if loose else 0)
+                and total >= config.min_weight - 1e-9
+                and len(run) >= config.support_ratio * since
+            ):
+                if best is None or total > best[0]:
+                    best = (total, run)
+                break
     return best[1] if best else None
 
 
