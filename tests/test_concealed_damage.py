@@ -20,6 +20,7 @@ from detector_runs import run_detector
 from lambdas.converter.decode import iter_seconds, probe, read_second
 from lambdas.detectors import block_corruption
 from lambdas.detectors.block_corruption import concealment_features, concealment_score
+from lambdas.shared.media import StreamSecond, VideoFrame
 from sample_streams import BlockCorruption, generate_stream, inject_defects
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,3 +153,55 @@ def test_clean_clips_give_no_block_corruption(tmp_path: Path) -> None:
     found = {path.name: _events(path) for path in streams}
     assert {name: events for name, events in found.items() if events} == {}
     assert time.process_time() - started < 60
+
+
+# --- the cheap gates in front of the full comparison ------------------------------------------------
+
+
+def _garbage_band(picture: np.ndarray) -> np.ndarray:
+    """`picture` with block rows 6-8 (y 192-288) replaced by random flat 8x8 blocks."""
+    damaged = picture.copy()
+    damaged[192:288] = np.kron(np.random.default_rng(1).integers(30, 220, (12, 80)), np.ones((8, 8)))
+    return damaged
+
+
+def test_the_coarse_motion_test_sees_the_band_and_not_the_motion() -> None:
+    # Given the texture moved by 3 px, then the same with a band of garbage blocks
+    lumas = [_texture(0), _texture(3), _garbage_band(_texture(6))]
+    # When the coarse test (every 4th pixel, 4-px shifts) runs, Then the first picture has no predecessor,
+    # no block fails to follow 3 px of motion, and the band's 3 of 11 block rows do (60 of 220 = 0.27)
+    first, moved, damaged = block_corruption.coarse_unexplained(lumas)
+    assert (first, moved) == (None, 0.0)
+    assert 0.2 <= damaged <= 0.3
+
+
+def test_seams_per_block_count_the_16px_grid_segments_of_each_32px_block() -> None:
+    # Given a checkerboard of 16-px cells (a seam on every 16-px boundary) at 360p
+    y, x = np.mgrid[0:360, 0:640]
+    checker = (((y // 16 + x // 16) % 2) * 100 + 60).astype(np.uint8)
+    # When measured, Then every 64-px segment is a seam, and each 32-px block holds the 32-px segments of
+    # the boundaries at its top edge and middle, both directions (2 + 2), less the picture's edges: the
+    # rows y 16..336 (21) x 20 segments, and the columns x 16..624 (39) x 10 segments (whole 64-px
+    # segments reach y 320 only, so the last block row has no column segments)
+    seams = block_corruption.grid_seams(checker)
+    assert seams.fractions == (1.0, 1.0)
+    assert seams.per_block.shape == (11, 20)
+    assert seams.per_block[:2, :3].tolist() == [[2, 3, 3], [3, 4, 4]]
+    assert seams.per_block[10].tolist() == [2] * 20
+    assert int(seams.per_block.sum()) == 21 * 20 + 39 * 10
+
+
+def test_damage_in_handmade_pictures_passes_the_gates_and_opens_an_event() -> None:
+    # Given a second of 25 pictures of texture moving 3 px a frame, a band of garbage from picture 10 on
+    frames = [
+        VideoFrame(
+            round(n * 0.04, 2), _garbage_band(_texture(3 * n)) if n >= 10 else _texture(3 * n), n == 0, False
+        )
+        for n in range(25)
+    ]
+    # When detected, Then one event, from picture 10 (0.40 s) to the stream's end, seen through
+    # concealment first, then through the band's seams on the 16-px grid
+    events, _ = block_corruption.detect(StreamSecond(0, frames, None, True), None)
+    assert [(e["start_s"], e["end_s"], e["evidence"]) for e in events] == [
+        (0.4, 1.0, ["concealment", "seams"])
+    ]
