@@ -17,6 +17,14 @@ pictures with many blocks that follow no motion began (at most 1 s); it ends at 
 keyframe as above. Moving objects fail the motion test but bring no new grid steps; grid-aligned
 texture has steps in every picture, so it gains none.
 
+The full comparison costs about three times decoding (~1.5 ms a picture pair at 360p), so it runs only
+on pictures that pass two cheap gates (`gate_seam_blocks`, `gate_unexplained`): at least 8 blocks
+gained seams on the 16-px grid (read in the same pass as the seam score below), and the same motion
+test on every 4th pixel with 4-px shifts finds at least 9% of blocks that follow no motion. Where the
+run began is found by walking back from a hit, and from a second's last picture for the state, with
+the coarse test. All of a second's pictures are measured together: at these sizes numpy's cost per
+call, not the arithmetic, dominates. Concealment then adds ~0.05 ms a frame at 360p.
+
 A third, weaker score: concealed macroblocks leave luma steps along the 16-px macroblock grid that
 are much stronger than the steps right beside them. It is measured relative to the clip's own
 baseline (learnt on frames outside events), reported as evidence ("seams") and peak score, and it
