@@ -33,7 +33,6 @@ from demo.report import (
     actions_table,
     bills_table,
     console,
-    defects_table,
     disagreement,
     functions_table,
     notifications_table,
@@ -41,6 +40,7 @@ from demo.report import (
     progress,
 )
 from demo.run import Aws, Observer, RunError, RunResult, run_stream
+from monolith.tables import defects_table
 
 # A path found different defects from `monolith analyze` on the same file: a bug, not a result.
 EXIT_DISAGREEMENT = 3

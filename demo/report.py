@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,28 +16,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-MAIN_FIELDS = {"type", "start_s", "end_s", "confidence"}
+from monolith.tables import MAIN_FIELDS, text_table
 
 console = Console(highlight=False, soft_wrap=False, width=140)
-
-
-def _table(*columns: str, title: str | None = None, right: tuple[str, ...] = ()) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for column in columns:
-        table.add_column(column, justify="right" if column in right else "left")
-    return table
-
-
-def defects_table(defects: list[dict[str, Any]], title: str | None = None) -> Table | str:
-    if not defects:
-        return "  no defects found"
-    table = _table("type", "start s", "end s", "conf", "details", title=title,
-                   right=("start s", "end s", "conf"))
-    for d in defects:
-        details = ", ".join(f"{k}={v}" for k, v in d.items() if k not in MAIN_FIELDS)
-        table.add_row(d["type"], f"{d['start_s']:.2f}", f"{d['end_s']:.2f}", f"{d['confidence']:.2f}",
-                      details)
-    return table
 
 
 def disagreement(found_by_path: list[dict[str, Any]], monolith: list[dict[str, Any]],
@@ -63,7 +43,7 @@ def disagreement(found_by_path: list[dict[str, Any]], monolith: list[dict[str, A
 def notifications_table(notifications: list[dict[str, Any]]) -> Table | str:
     if not notifications:
         return "  none"
-    table = _table("kind", "second", "what")
+    table = text_table("kind", "second", "what")
     for n in notifications:
         message = n["message"]
         if isinstance(message, dict) and "defect" in message:
@@ -78,7 +58,7 @@ def notifications_table(notifications: list[dict[str, Any]]) -> Table | str:
 def actions_table(actions: list[dict[str, Any]]) -> Table | str:
     if not actions:
         return "  none"
-    table = _table("action", "for", "at s", "record", right=("at s",))
+    table = text_table("action", "for", "at s", "record", right=("at s",))
     for a in actions:
         table.add_row(a["action"], a["defect"]["type"], f"{a['defect']['start_s']:.2f}", a["key"])
     return table
@@ -109,7 +89,7 @@ def bills_table(bills: dict[str, dict[str, Any]]) -> Table:
     """The bills side by side: totals and per stream-second, one pair of columns per architecture."""
     names = list(bills)
     columns = ["quantity"] + [f"{n} {part}" for n in names for part in ("total", "per stream-s")]
-    table = _table(*columns, right=tuple(columns[1:]))
+    table = text_table(*columns, right=tuple(columns[1:]))
     for label, get in BILL_ROWS:
         cells = []
         for name in names:
@@ -122,8 +102,8 @@ def bills_table(bills: dict[str, dict[str, Any]]) -> Table:
 
 
 def functions_table(bill: dict[str, Any]) -> Table:
-    table = _table("function", "invocations", "memory MB", "max used MB", "busy s", "CPU s", "init s", "GB-s",
-                   right=("invocations", "memory MB", "max used MB", "busy s", "CPU s", "init s", "GB-s"))
+    numbers = ("invocations", "memory MB", "max used MB", "busy s", "CPU s", "init s", "GB-s")
+    table = text_table("function", *numbers, right=numbers)
     for role, f in bill["lambda_functions"].items():
         table.add_row(role, str(f["invocations"]), str(f["memory_mb"] or "-"),
                       str(f.get("max_memory_used_mb") or "-"), f"{f['duration_s']:.2f}",
@@ -136,7 +116,7 @@ def prices_table(prices: dict[str, dict[str, Any]]) -> Table:
     """What each run cost, per stream-hour, and scaled to the scenario: one column per architecture (the
     ratio is printed under the table)."""
     names = list(prices)
-    table = _table("", *names, right=tuple(names))
+    table = text_table("", *names, right=tuple(names))
     for label, get in (("this run", lambda p: f"${p['run_usd']:.6f}"),
                        ("per stream-hour", lambda p: f"${p['per_stream_hour_usd']:.4f}"),
                        ("scenario per month", lambda p: f"${p['scenario']['monthly_usd']:,.0f}")):
