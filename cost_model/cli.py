@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rich.console import RenderableType
+
 from calibration import CALIBRATION_PATH, Calibration
 from cost_model import chart
 from cost_model.after import (
@@ -59,6 +61,7 @@ from cost_model.prices import (
 )
 from infra.config import ASL_PATH, DETECTOR_PLACEHOLDERS
 from monolith.settings import ServiceSettings
+from monolith.tables import render_text, text_table
 
 EXIT_BAD_INPUT = 2
 
@@ -471,23 +474,24 @@ def cmd_what_if(args: argparse.Namespace) -> int:
         )
         return 0
     base = rows[0]["serverless_monthly_usd"]
-    after_cols = "".join(f"{'after ' + p:>20}" for p in PURCHASES)
-    print(
+    after_columns = tuple(f"after {p}" for p in PURCHASES)
+    numbers = ("serverless/month", "vs baseline", "ceiling (streams)", *after_columns, "saves (best)")
+    table = text_table("variant", *numbers, right=numbers)
+    for r in rows:
+        cheapest = min(r["after_monthly_usd"].values())
+        table.add_row(
+            r["variant"],
+            _usd(r["serverless_monthly_usd"]),
+            f"{r['serverless_monthly_usd'] / base - 1:+.1%}",
+            f"{r['quota']['max_concurrent_streams']:,}",
+            *(_usd(r["after_monthly_usd"][p]) for p in PURCHASES),
+            f"{1 - cheapest / r['serverless_monthly_usd']:.1%}",
+        )
+    title = (
         f"{args.streams:,} streams x {args.hours:g} h/month, {args.fps:g} fps {args.resolution}, "
         f"{args.region}"
     )
-    print(
-        f"{'variant':<18}{'serverless/month':>18}{'vs baseline':>13}{'ceiling (streams)':>19}{after_cols}"
-        f"{'saves (best)':>13}"
-    )
-    for r in rows:
-        cheapest = min(r["after_monthly_usd"].values())
-        print(
-            f"{r['variant']:<18}{_usd(r['serverless_monthly_usd']):>18}"
-            f"{r['serverless_monthly_usd'] / base - 1:>+13.1%}{r['quota']['max_concurrent_streams']:>19,}"
-            + "".join(f"{_usd(r['after_monthly_usd'][p]):>20}" for p in PURCHASES)
-            + f"{1 - cheapest / r['serverless_monthly_usd']:>13.1%}"
-        )
+    print(render_text(title, table))
     low, high = rows[0]["after_range_usd"]
     print(f"after on demand, from the measured CPU spread: {_usd(low)} – {_usd(high)} per month")
     _print_notes(prov.notes)
@@ -542,9 +546,10 @@ def cmd_counts(args: argparse.Namespace) -> int:
         ("GiB held in the frames bucket (per stream)", u.storage_gb_held),
         ("busy Lambda environments (per stream)", u.lambda_concurrency),
     ]
-    print(f"\nper stream-second ({w.fps:g} fps {w.resolution}, variant {w.variant}):")
+    table = text_table("quantity", "per stream-second", right=("per stream-second",))
     for name, value in rows:
-        print(f"  {name:<44}{value:>14,.4f}")
+        table.add_row(name, f"{value:,.4f}")
+    print(render_text("", f"per stream-second ({w.fps:g} fps {w.resolution}, variant {w.variant}):", table))
     print(f"  (GB-seconds: {u.gb_s_source})")
     _print_notes(prov.notes)
     return 0
@@ -633,13 +638,11 @@ def cmd_count(args: argparse.Namespace) -> int:
             f"run: {m.source}: {m.stream_seconds} stream-seconds, {m.executions or '?'} executions, "
             f"{m.notifications} notifications"
         )
-        print(f"{'quantity':<34}{'analytic':>12}{'measured':>12}  ")
+        table = text_table("quantity", "analytic", "measured", "", "note", right=("analytic", "measured"))
         for row in rows:
-            mark = "=" if row["equal"] else "≠"
-            print(
-                f"{row['quantity']:<34}{row['analytic']:>12,.0f}{row['measured']:>12,.0f}  "
-                f"{mark} {row['note']}"
-            )
+            table.add_row(row["quantity"], f"{row['analytic']:,.0f}", f"{row['measured']:,.0f}",
+                          "=" if row["equal"] else "≠", row["note"])
+        print(render_text(table))
         if m.lambda_gb_seconds is not None:
             print(
                 f"Lambda GB-seconds: {m.lambda_gb_seconds:.3f} ({m.lambda_gb_seconds / m.stream_seconds:.4f} "
@@ -669,8 +672,10 @@ def cmd_prices(args: argparse.Namespace) -> int:
         f"{region.name}: StateTransition refill {region.state_transition_refill_per_s:,}/s, "
         f"bucket {region.state_transition_bucket:,}"
     )
+    prices = text_table("key", "USD", "per", "date", "source", right=("USD",))
     for row in table:
-        print(f"  {row['key']:<24}{row['usd']:>14.10g} per {row['unit']:<32}{row['date']}  {row['source']}")
+        prices.add_row(row["key"], f"{row['usd']:.10g}", row["unit"], row["date"], row["source"])
+    print(render_text(prices))
     return 0
 
 
@@ -717,7 +722,6 @@ def format_compare(r: dict[str, Any]) -> str:
         f"S3 GET, {u['lambda_gb_seconds']:.2f} Lambda GB-s, {u['bytes_shipped'] / 1e6:.1f} MB through S3",
         "",
     ]
-    head = f"{'service':<16}{'unit':<50}{'quantity':>18}{'unit price':>15}{'monthly':>15}"
     titles = {
         "serverless": f"BEFORE (serverless, {s['variant']})",
         "monolith": (
@@ -729,15 +733,18 @@ def format_compare(r: dict[str, Any]) -> str:
             f"{f['purchase']}"
         ),
     }
+    parts: list[RenderableType] = ["\n".join(lines)]
     for name in ("serverless", "monolith"):
         block = r[name]
-        lines += [titles[name], head, "-" * len(head)]
+        table = text_table("service", "unit", "quantity", "unit price", "monthly",
+                           right=("quantity", "unit price", "monthly"))
         for x in _by_service(block["lines"]):
-            lines.append(
-                f"{x['service']:<16}{x['unit'][:49]:<50}{_qty(x['quantity']):>18}"
-                f"{_price(x['unit_price_usd']):>15}{_usd(x['monthly_usd']):>15}"
-            )
-        lines += [f"{'total':<84}{_usd(block['monthly_usd']):>30}", ""]
+            table.add_row(x["service"], x["unit"], _qty(x["quantity"]), _price(x["unit_price_usd"]),
+                          _usd(x["monthly_usd"]))
+        table.add_section()
+        table.add_row("total", "", "", "", _usd(block["monthly_usd"]))
+        parts += [titles[name], table]
+    lines = []
     m = r["monolith"]
     low, high = m["range"]["low"], m["range"]["high"]
     cpu = f["cpu_s_per_stream_s_measured"]
@@ -762,25 +769,21 @@ def format_compare(r: dict[str, Any]) -> str:
     )
     for other in q.get("other_limits", []):
         lines.append(f"  next limit: {other['max_concurrent_streams']:,} streams — {other['limit']}")
+    parts.append("\n".join(lines))
     if "breakeven" in r:
-        lines += [
-            "",
-            f"{'breakeven':<18}{'after purchase':<16}{'crosses at (streams)':>22}{'quota ceiling':>15}",
-        ]
+        table = text_table("breakeven", "after purchase", "crosses at (streams)", "quota ceiling",
+                           right=("crosses at (streams)", "quota ceiling"))
         for b in r["breakeven"]:
             n = b["breakeven_streams"]
-            crosses = "never (≤1M)" if n is None else f"{n:,}"
-            lines.append(
-                f"{b['variant']:<18}{b['purchase']:<16}{crosses:>22}{b['quota_ceiling_streams']:>15,}"
-            )
-        lines.append(
+            table.add_row(b["variant"], b["purchase"], "never (≤1M)" if n is None else f"{n:,}",
+                          f"{b['quota_ceiling_streams']:,}")
+        parts += [
+            table,
             "(crosses at: the fewest concurrent streams at which that serverless variant costs at least "
-            "the after)"
-        )
-    lines.append("")
-    lines.append("sources: each line's source is in --json; inputs:")
-    lines += [f"  - {n}" for n in s["inputs"]]
-    return "\n".join(lines)
+            "the after)",
+        ]
+    sources = ["", "sources: each line's source is in --json; inputs:", *(f"  - {n}" for n in s["inputs"])]
+    return render_text(*parts, "\n".join(sources))
 
 
 def _print_notes(notes: list[str]) -> None:
