@@ -549,7 +549,8 @@ def cmd_counts(args: argparse.Namespace) -> int:
     table = text_table("quantity", "per stream-second", right=("per stream-second",))
     for name, value in rows:
         table.add_row(name, f"{value:,.4f}")
-    print(render_text("", f"per stream-second ({w.fps:g} fps {w.resolution}, variant {w.variant}):", table))
+    print()
+    print(render_text(f"per stream-second ({w.fps:g} fps {w.resolution}, variant {w.variant}):", table))
     print(f"  (GB-seconds: {u.gb_s_source})")
     _print_notes(prov.notes)
     return 0

@@ -35,6 +35,7 @@ from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe
 from lambdas.detectors import NEEDS, registry
 from lambdas.shared.transport import audio_from_bytes, audio_to_bytes, frame_from_bytes, frame_to_bytes
 from monolith.pipeline import analyze
+from monolith.tables import render_text, text_table
 from sample_streams import BlockCorruption, Freeze, generate_stream
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
@@ -287,38 +288,36 @@ def _spread(values: list[float]) -> dict[str, Any]:
 
 
 def format_bench(report: dict[str, Any]) -> str:
-    head = (
-        f"{'stream':<8}{'monolith CPU-s per stream-s':>30}{'× RT':>7}{'decode only':>13}"
-        f"{'full/decode CPU':>17}{'throughput':>12}{'Lambda path CPU-s':>19}{'LP/monolith':>13}"
-        f"{'MiB/stream':>12}"
-    )
-    lines = [head, "-" * len(head)]
+    numbers = ("monolith CPU-s per stream-s", "× RT", "decode only", "full/decode CPU", "throughput",
+               "Lambda path CPU-s", "LP/monolith", "MiB/stream")
+    cpu = text_table("stream", *numbers, right=numbers)
     for row in report["results"]:
         m = row["monolith"]["cpu_s_per_stream_s"]
-        lines.append(
-            f"{row['resolution']:<8}{m['median']:>12.4f} [{m['min']:.4f}–{m['max']:.4f}]"
-            f"{row['monolith']['x_realtime']:>8.1f}"
-            f"{row['decode_only']['cpu_s_per_stream_s']['median']:>13.4f}{row['full_vs_decode_cpu']:>17.2f}"
-            f"{1 / row['full_vs_decode_cpu']:>11.2f}×"
-            f"{row['lambda_path']['cpu_s_per_stream_s']['median']:>19.4f}"
-            f"{row['lambda_path_vs_monolith_cpu']:>13.2f}"
-            f"{row.get('peak_rss_mib_per_stream', float('nan')):>12.0f}"
+        cpu.add_row(
+            row["resolution"],
+            f"{m['median']:.4f} [{m['min']:.4f}–{m['max']:.4f}]",
+            f"{row['monolith']['x_realtime']:.1f}",
+            f"{row['decode_only']['cpu_s_per_stream_s']['median']:.4f}",
+            f"{row['full_vs_decode_cpu']:.2f}",
+            f"{1 / row['full_vs_decode_cpu']:.2f}×",
+            f"{row['lambda_path']['cpu_s_per_stream_s']['median']:.4f}",
+            f"{row['lambda_path_vs_monolith_cpu']:.2f}",
+            f"{row.get('peak_rss_mib_per_stream', float('nan')):.0f}",
         )
-    lines.append(
+    note = (
         f"median [min–max] of {report['repeats']} runs of a {report['duration_s']:g} s stream; "
         f"{report['machine']['cpus']} CPUs, {report['machine']['processor']}; throughput = decode-only CPU "
         "/ full CPU (the analysis's speed as a fraction of decoding alone)"
     )
-    lines += ["", "CPU ms per frame, median of the runs (process time around each call):"]
-    lines.append(f"{'stream':<8}{'decode':>10}" + "".join(f"{name:>18}" for name in NEEDS)
-                 + f"{'all detectors':>15}")
+    steps = ("decode", *NEEDS, "all detectors")
+    per_frame = text_table("stream", *steps, right=steps)
     for row in report["results"]:
         profile = row["profile"]
         detect = profile["detect_ms_per_frame"]
-        lines.append(f"{row['resolution']:<8}{profile['decode_ms_per_frame']:>10.3f}"
-                     + "".join(f"{detect[name]:>18.3f}" for name in NEEDS)
-                     + f"{sum(detect.values()):>15.3f}")
-    return "\n".join(lines)
+        per_frame.add_row(row["resolution"], f"{profile['decode_ms_per_frame']:.3f}",
+                          *(f"{detect[name]:.3f}" for name in NEEDS), f"{sum(detect.values()):.3f}")
+    return render_text(cpu, note, "", "CPU ms per frame, median of the runs (process time around each call):",
+                       per_frame)
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

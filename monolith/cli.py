@@ -11,6 +11,7 @@ from typing import Any
 
 from lambdas.converter.decode import UnreadableStreamError
 from monolith.pipeline import analyze
+from monolith.tables import defects_table, render_text, text_table
 
 EXIT_BAD_INPUT = 2
 
@@ -223,10 +224,11 @@ def _demo(out: Path) -> int:
         task = bars.add_task("analysing", total=None)
         report = analyze(path, progress=lambda done, total: bars.update(task, completed=done, total=total))
     print(format_report(report))
-    print("ground truth:")
+    truth_table = text_table("type", "start s", "end s", "offset", right=("start s", "end s", "offset"))
     for event in truth.defects:
-        extra = f"  offset {event['offset_ms']:+g} ms" if "offset_ms" in event else ""
-        print(f"  {event['type']:<17}{event['start_s']:>9.2f}{event['end_s']:>9.2f}{extra}")
+        offset = f"{event['offset_ms']:+g} ms" if "offset_ms" in event else ""
+        truth_table.add_row(event["type"], f"{event['start_s']:.2f}", f"{event['end_s']:.2f}", offset)
+    print(render_text("ground truth:", truth_table))
     return 0
 
 
@@ -238,20 +240,8 @@ def format_report(report: dict[str, Any]) -> str:
     """A readable table of one report's defects."""
     video, audio = report["video"], report["audio"]
     audio_text = f"{audio['sample_rate']} Hz x{audio['channels']}" if audio else "no audio"
-    lines = [
+    header = (
         f"{report['source']}: {report['duration_s']:.2f} s, {video['width']}x{video['height']} "
         f"@ {video['fps']:g} fps, {audio_text}"
-    ]
-    if not report["defects"]:
-        lines.append("  no defects found")
-        return "\n".join(lines)
-    lines.append(f"  {'type':<17}{'start s':>9}{'end s':>9}{'conf':>7}  details")
-    for defect in report["defects"]:
-        details = ", ".join(
-            f"{k}={v}" for k, v in defect.items() if k not in {"type", "start_s", "end_s", "confidence"}
-        )
-        lines.append(
-            f"  {defect['type']:<17}{defect['start_s']:>9.2f}{defect['end_s']:>9.2f}"
-            f"{defect['confidence']:>7.2f}  {details}"
-        )
-    return "\n".join(lines)
+    )
+    return render_text(header, defects_table(report["defects"]))

@@ -31,13 +31,14 @@ def text_table(*columns: str, title: str | None = None, right: tuple[str, ...] =
 
 def render_text(*parts: RenderableType, width: int = NEVER_WRAPS) -> str:
     """Tables and lines of text (printed as they are, never wrapped) as one plain-text string, without
-    the spaces rich pads a line with."""
+    the spaces rich pads a line with, nor the blank edge lines above the first table and below the
+    last."""
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False,
                       markup=False, emoji=False, highlight=False)
     for part in parts:
         console.print(part, soft_wrap=isinstance(part, str))
     text = console.file.getvalue()  # type: ignore[attr-defined]
-    return "\n".join(line.rstrip() for line in text.splitlines())
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
 
 
 def defects_table(defects: list[dict[str, Any]], title: str | None = None) -> Table | str:
