@@ -27,6 +27,7 @@ from typing import Any
 from demo.after import AfterRun, run_after
 from demo.deploy import ROOT, deploy, load_launcher
 from demo.run import Aws, RunResult, run_stream
+from monolith.tables import render_text, text_table
 
 
 def lambda_path(result: RunResult) -> dict[str, float]:
@@ -78,29 +79,28 @@ def monolith(path: Path, seconds: int) -> dict[str, float]:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [f"{result['stream']['seconds']} stream-seconds at {result['stream']['width']}x"
-             f"{result['stream']['height']} {result['stream']['fps']:g} fps "
-             f"(deploy {result['deploy_s']:.1f} s)",
-             "",
-             f"  {'per stream-second':<40}{'wall s':>10}{'busy s':>10}{'CPU s':>10}"]
+    stream = result["stream"]
+    title = (f"{stream['seconds']} stream-seconds at {stream['width']}x{stream['height']} "
+             f"{stream['fps']:g} fps (deploy {result['deploy_s']:.1f} s)")
 
     def cell(value: float | None) -> str:
-        return f"{value:>10.3f}" if value is not None else f"{'-':>10}"
+        return f"{value:.3f}" if value is not None else "-"
 
+    times = text_table("per stream-second", "wall s", "busy s", "CPU s", right=("wall s", "busy s", "CPU s"))
     for name in ("cold", "warm"):
         run = result["lambda"][name]
-        lines.append(f"  {'LocalStack, Lambda path (' + name + ')':<40}{cell(run['wall_per_stream_s'])}"
-                     f"{cell(run['handler_s_per_stream_s'])}{cell(run['cpu_s_per_stream_s'])}")
+        times.add_row(f"LocalStack, Lambda path ({name})", cell(run["wall_per_stream_s"]),
+                      cell(run["handler_s_per_stream_s"]), cell(run["cpu_s_per_stream_s"]))
     for name in ("run 1", "run 2"):
         run = result["after"][name]
-        lines.append(f"  {'LocalStack, after, one task (' + name + ')':<40}{cell(run['wall_per_stream_s'])}"
-                     f"{cell(run['job_wall_per_stream_s'])}{cell(run['cpu_s_per_stream_s'])}")
+        times.add_row(f"LocalStack, after, one task ({name})", cell(run["wall_per_stream_s"]),
+                      cell(run["job_wall_per_stream_s"]), cell(run["cpu_s_per_stream_s"]))
     mono = result["monolith"]
-    lines.append(f"  {'monolith (one process)':<40}{cell(mono['wall_per_stream_s'])}{cell(None)}"
-                 f"{cell(mono['cpu_per_stream_s'])}")
+    times.add_row("monolith (one process)", cell(mono["wall_per_stream_s"]), cell(None),
+                  cell(mono["cpu_per_stream_s"]))
     warm = result["lambda"]["warm"]
     mono_cpu = max(mono["cpu_per_stream_s"], 1e-9)
-    lines += ["", "  Lambda path, warm, busy s per stream-second by function: " + ", ".join(
+    lines = ["  Lambda path, warm, busy s per stream-second by function: " + ", ".join(
         f"{k} {v:.3f}" for k, v in warm["by_function_s_per_stream_s"].items()),
         f"  Lambda-path busy time / monolith CPU time: {warm['handler_s_per_stream_s'] / mono_cpu:.1f}x"]
     if warm["cpu_s_per_stream_s"] is not None:
@@ -112,12 +112,13 @@ def table(result: dict[str, Any]) -> str:
                      f"{warm['cpu_s_per_stream_s'] / after['cpu_s_per_stream_s']:.1f}x")
     lines.append(f"  end-to-end wall time, before (warm) / after (run 2): "
                  f"{warm['wall_per_stream_s'] / max(after['wall_per_stream_s'], 1e-9):.1f}x")
-    lines += ["", f"  {'requests per stream-second':<40}{'S3':>10}{'SQS':>10}{'transitions':>12}",
-              f"  {'before (warm)':<40}{warm['s3_requests_per_stream_s']:>10.2f}{0:>10.2f}"
-              f"{warm['state_transitions_per_stream_s']:>12.2f}",
-              f"  {'after (run 2)':<40}{after['s3_requests_per_stream_s']:>10.2f}"
-              f"{after['sqs_requests_per_stream_s']:>10.2f}{0:>12.2f}"]
-    return "\n".join(lines)
+    requests = text_table("requests per stream-second", "S3", "SQS", "transitions",
+                          right=("S3", "SQS", "transitions"))
+    requests.add_row("before (warm)", f"{warm['s3_requests_per_stream_s']:.2f}", f"{0:.2f}",
+                     f"{warm['state_transitions_per_stream_s']:.2f}")
+    requests.add_row("after (run 2)", f"{after['s3_requests_per_stream_s']:.2f}",
+                     f"{after['sqs_requests_per_stream_s']:.2f}", f"{0:.2f}")
+    return render_text(title, times, "\n".join(lines), requests)
 
 
 def main(argv: list[str] | None = None) -> int:
