@@ -14,7 +14,6 @@ defects must be exactly the monolith's.
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 import av
 import av.error
 from rich import box
-from rich.console import Console
+from rich.console import RenderableType
 from rich.table import Table
 
 from lambdas.converter.decode import UnreadableStreamError
@@ -36,6 +35,7 @@ from lambdas.shared.keys import InvalidRequest
 from lambdas.shared.media import DEFECT_TYPES
 from monolith.lambda_path import analyze_lambda_path, compare_defects
 from monolith.pipeline import analyze
+from monolith.tables import NEVER_WRAPS, render_text
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream, inject_defects
 from sample_streams.events import AudioBackground, Sound, generate_event_stream
 from sample_streams.live import write_live
@@ -882,14 +882,14 @@ def evaluation_tables(result: dict[str, Any], *, markdown: bool = False) -> list
 def format_evaluation(result: dict[str, Any], *, markdown: bool = False, width: int = 180) -> str:
     """The whole report as text: the tables, the Lambda path's check, and every miss and false alarm."""
     # Markdown is pasted into the README: wide enough never to wrap a cell, titles as bold lines.
-    console = Console(file=io.StringIO(), width=1000 if markdown else width, color_system=None,
-                      force_terminal=False)
+    parts: list[RenderableType] = []
     for table in evaluation_tables(result, markdown=markdown):
         if markdown:
-            console.print(f"**{table.title}**", markup=False)
+            parts.append(f"**{table.title}**")
             table.title = None
-        console.print(table)
-        console.print()
+        parts += [table, ""]
+    # Two blank lines between the last table and the check below it (as the README shows it).
+    tables = render_text(*parts, width=NEVER_WRAPS if markdown else width) + "\n\n"
     lines = []
     check = result["lambda_path"]
     if check is None:
@@ -908,5 +908,4 @@ def format_evaluation(result: dict[str, Any], *, markdown: bool = False, width: 
             lines.append(f"  missed in {case['case']}: {json.dumps(event)}")
         for event in case["false_alarms"]:
             lines.append(f"  false alarm in {case['case']}: {json.dumps(event)}")
-    tables = "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())
     return tables + "\n" + "\n".join(lines)
