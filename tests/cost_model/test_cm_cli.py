@@ -70,11 +70,29 @@ def test_compare_json_is_the_contract(capsys: pytest.CaptureFixture[str], tmp_pa
     assert set(r["monolith"]["by_purchase"]) == {"on-demand", "savings-1y", "savings-3y"}
 
 
+def _row(out: str, *first: str) -> list[str]:
+    """The cells of the table row whose first words are `first` (cells split at runs of spaces)."""
+    for line in out.splitlines():
+        cells = [cell for cell in line.strip().split("  ") if cell]
+        if [cell.strip() for cell in cells[: len(first)]] == list(first):
+            return [cell.strip() for cell in cells]
+    raise AssertionError(f"no row {first} in:\n{out}")
+
+
 def test_compare_table_and_html_chart(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     chart = tmp_path / "cost.html"
     code, out, _ = run(capsys, "compare", "--streams", "500", "--hours", "730", "--chart", str(chart))
     assert code == 0
     assert "BEFORE" in out and "AFTER" in out and "reduction:" in out and "quota ceiling: 149" in out
+    # The table's line is the JSON's line, with its unit price unrounded and its dollars grouped
+    code, data, _ = run(capsys, "compare", "--streams", "500", "--hours", "730", "--json")
+    line = next(x for x in json.loads(data)["serverless"]["lines"] if x["service"] == "Step Functions")
+    assert line["unit_price_usd"] == pytest.approx(0.000025)
+    assert _row(out, "Step Functions") == [
+        "Step Functions", "state transitions", f"{line['quantity']:,.0f}", "$0.000025",
+        f"${line['monthly_usd']:,.0f}",
+    ]
+    assert _row(out, "service") == ["service", "unit", "quantity", "unit price", "monthly"]
     text = chart.read_text()
     assert text.startswith("<!doctype html>") and "<svg" in text and "quota ceiling 149 streams" in text
     assert "well-architected" in text and "savings-3y" in text and "$1M" in text  # log axis in dollars
@@ -212,6 +230,8 @@ def test_count_from_a_summary_checks_transitions(capsys: pytest.CaptureFixture[s
     summary.write_text(json.dumps({"stream_seconds": 10, "state_transitions": 99}))
     code, out, _ = run(capsys, "count", "--summary", str(summary), "--strict")
     assert code == 1 and "≠" in out
+    # 10 x 10 + 3 = 103 transitions expected, 99 measured
+    assert _row(out, "state transitions")[:4] == ["state transitions", "103", "99", "≠"]
 
 
 def test_compare_calibrates_gb_seconds_from_a_summary(
@@ -243,11 +263,22 @@ def test_count_by_execution_arn_without_a_reachable_service(
 def test_counts_and_what_if_and_prices_print(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "counts")
     assert code == 0 and "transitions per quiet second: 10" in out
+    # 10 per quiet second + 3 per 60 s execution + (1 defect second + 1 notification) per hour
+    assert _row(out, "state transitions") == ["state transitions", f"{10 + 3 / 60 + 2 / 3600:,.4f}"]
     code, out, _ = run(capsys, "what-if", "--streams", "3000", "--hours", "730")
     assert code == 0 and all(
         v in out for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "well-architected")
     )
     assert "after on-demand" in out and "after savings-3y" in out
+    assert _row(out, "variant") == [
+        "variant", "serverless/month", "vs baseline", "ceiling (streams)",
+        "after on-demand", "after savings-1y", "after savings-3y", "saves (best)",
+    ]
+    baseline = _row(out, "baseline")
+    assert baseline[2:4] == ["+0.0%", "149"] and baseline[1].startswith("$")
+    assert "after on demand, from the measured CPU spread: $" in out
+    code, out, _ = run(capsys, "prices", "--region", "us-east-1")
+    assert code == 0 and _row(out, "sfn.transition")[:3] == ["sfn.transition", "2.5e-05", "state transition"]
     code, out, _ = run(capsys, "prices", "--region", "sa-east-1", "--json")
     table = json.loads(out)
     assert code == 0 and table["state_transition_refill_per_s"] == 500
