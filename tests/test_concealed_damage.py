@@ -205,3 +205,55 @@ def test_damage_in_handmade_pictures_passes_the_gates_and_opens_an_event() -> No
     assert [(e["start_s"], e["end_s"], e["evidence"]) for e in events] == [
         (0.4, 1.0, ["concealment", "seams"])
     ]
+
+
+# --- legitimate content that looks like concealment ---------------------------------------------------
+
+
+def test_blocky_content_where_the_picture_was_flat_is_not_concealment() -> None:
+    # Given a picture whose block rows 6-8 hold a flat bright rectangle (a flash), then the moved picture
+    # where the rectangle is gone and the background comes back coarsely coded (blocky) in that band
+    flashed = _texture(0)
+    flashed[192:288] = 225
+    back = _garbage_band(_texture(3))
+    # When scored, Then no block counts: the band was flat, so its new grid steps replaced nothing
+    # (without that rule the band's 60 of 220 blocks, 0.27, would count)
+    assert concealment_score(concealment_features(flashed), concealment_features(back)) == 0.0
+    # while the same blocky band over the textured picture before still counts
+    assert concealment_score(concealment_features(_texture(0)), concealment_features(back)) >= 0.2
+
+
+@pytest.mark.parametrize(
+    ("moving", "expected"),
+    # Moving: the damage on frame 6 (0.24 s) opens an event to the stream's end (12 frames, 0.48 s).
+    # Frozen: frame 6 is the first to move after a repeated picture, so the same band opens nothing.
+    [(True, [(0.24, 0.48, ["concealment", "seams"])]), (False, [])],
+    ids=["after-moving-pictures", "after-a-freeze"],
+)
+def test_the_picture_that_ends_a_freeze_opens_no_concealment_event(
+    moving: bool, expected: list[tuple[float, float, list[str]]]
+) -> None:
+    # Given six pictures of the texture, moving 2 px a frame or frozen, then six of the moved texture
+    # with a blocky band (as at a freeze's end: the content jumped and was coded afresh)
+    pictures = [_texture(2 * k if moving else 0) for k in range(6)] + [_garbage_band(_texture(12))] * 6
+    frames = [VideoFrame(k / 25, luma, key_frame=k == 0, corrupt=False) for k, luma in enumerate(pictures)]
+    # When detected
+    events, _ = block_corruption.detect(StreamSecond(0, frames, None, True), None)
+    # Then an event only where the pictures before were moving
+    assert [(e["start_s"], e["end_s"], e["evidence"]) for e in events] == expected
+
+
+def test_a_freeze_that_ends_on_the_second_picture_of_a_second_is_judged_from_the_state() -> None:
+    # Given a second that ends on two repeated pictures, then a second whose first picture repeats them
+    # and whose second jumps to a blocky band (the freeze ends there)
+    frozen = [VideoFrame(k / 25, _texture(0), key_frame=k == 0, corrupt=False) for k in range(25)]
+    jumped = [
+        VideoFrame(1.0, _texture(0), key_frame=False, corrupt=False),
+        *(VideoFrame(1 + k / 25, _garbage_band(_texture(12)), False, False) for k in (1, 2)),
+    ]
+    seconds = [StreamSecond(0, frozen, None, False), StreamSecond(1, jumped, None, True)]
+    # When detected, through JSON between the seconds as on the Lambda path
+    found, state = run_detector(block_corruption.detect, seconds, through_json=True)
+    # Then no event: the state said the pictures before were still
+    assert found == []
+    assert state is not None and state["still"] is True
