@@ -27,12 +27,10 @@ MEDIA = Path(__file__).resolve().parents[1] / "media"
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".ts", ".avi"}
 CLIPS = sorted(p for p in [*MEDIA.iterdir(), *(MEDIA / "parity").iterdir()] if p.suffix in VIDEO_SUFFIXES)
-# Audio sample values that legitimately depend on where decoding started: these clips' AAC uses
-# perceptual noise substitution, whose noise the decoder draws from a generator seeded when it opens
-# (lambdas/converter/decode.py), so values differ (h264-aac.ts up to 0.04, the GRID speech clips, encoded
-# by FFmpeg's AAC encoder at a low rate, up to 0.2) while timing, gaps and errors agree. Pictures and flags
-# are still compared exactly; the detectors' findings on both paths are compared by `monolith evaluate`.
-AUDIO_VALUES_MAY_DIFFER = {"h264-aac.ts", "grid-speech-a.mp4", "grid-speech-b.mp4"}
+# Audio samples are compared exactly too: both paths decode each second's sound with a decoder of its
+# own from the same packet (lambdas/converter/decode.py, `_SecondsOfAudio`). Before, one decoder ran on
+# from the stream's start and AAC's noise substitution (PNS) drew different noise: h264-aac.ts differed by
+# up to 0.04, the GRID speech clips by up to 0.2.
 COCKATOO = MEDIA / "parity" / "cockatoo-x264-core142.mp4"
 
 
@@ -55,9 +53,7 @@ def _differences(path: Path, got: StreamSecond, expected: StreamSecond) -> list[
         timing = (got.audio.chunks, got.audio.filled_samples, got.audio.decode_errors)
         if timing != (expected.audio.chunks, expected.audio.filled_samples, expected.audio.decode_errors):
             problems.append(f"{where}: audio timing, gaps or errors differ")
-        elif path.name not in AUDIO_VALUES_MAY_DIFFER and not np.allclose(
-            got.audio.samples, expected.audio.samples, atol=1e-4
-        ):
+        elif not np.array_equal(got.audio.samples, expected.audio.samples):
             problems.append(f"{where}: audio samples differ")
     return problems
 

@@ -3,8 +3,9 @@
 Two ways in, one assembly: `iter_seconds` walks the whole stream once (the monolith), `read_second`
 seeks to one second and decodes only what it needs (the converter Lambda). Both place video frames and
 audio samples by their timestamps on the same clock, so they yield the same `StreamSecond`: the same
-pictures and decoder flags bit for bit; the same audio except in AAC noise-substituted (PNS) bands,
-whose noise the decoder draws from a generator that depends on where decoding started.
+pictures and decoder flags bit for bit, and the same audio samples: each second's sound comes from a
+decoder of its own started at the same packet on both ways (`_SecondsOfAudio`), since AAC's noise
+substitution (PNS) draws from a generator that depends on where decoding started.
 
 Random access is exact because `probe` learns what the decoder would otherwise learn only from the
 stream's start and every decode is given it (`StreamInfo.decoder_options`): the x264 build, announced
@@ -88,6 +89,80 @@ class _DecodedAudio:
     start_s: float
     samples: np.ndarray  # float32 mono
     end_s: float
+
+
+class _SecondsOfAudio:
+    """The audio of each second decoded by a decoder of its own, fresh at the first packet at or after
+    `AUDIO_PREROLL_S` before the second, and fed until a packet at or past the second's end.
+
+    The sequential pass and random access then decode every second's sound from the same packets with a
+    decoder in the same state, so they give the same samples. One decoder running on from the stream's
+    start does not: AAC fills noise-like bands with pseudo-random noise (PNS) from a generator that
+    random access restarts (measured: samples up to 0.17 apart, A/V offsets 0.4-0.6 ms apart between the
+    Lambda path and the monolith). At most two decoders run at once (1.5x the audio decoding).
+    `only` decodes one second (random access); otherwise every second from 0.
+    """
+
+    def __init__(self, stream: av.stream.Stream, origin: float, only: int | None = None) -> None:
+        self.template = stream.codec_context
+        self.origin = origin
+        self.only = only
+        self.next_second = 0 if only is None else only
+        self.open: dict[int, tuple[av.codec.context.CodecContext, list[float | None]]] = {}
+        self.first_packet_s: float | None = None
+        self.last_s: float | None = None
+
+    def _fresh(self) -> av.codec.context.CodecContext:
+        ctx = av.CodecContext.create(self.template.name, "r")
+        ctx.extradata = self.template.extradata
+        ctx.sample_rate = self.template.sample_rate
+        ctx.layout = self.template.layout
+        # The packets' time base: without it the decoder does not move a frame's pts past the priming
+        # samples it skips (an MP4 edit list), and chaplin's first sound landed 1105 samples early.
+        ctx.pkt_timebase = self.template.pkt_timebase
+        return ctx
+
+    def feed(self, packet: av.Packet) -> Iterator[tuple[str, int, Any]]:
+        """("audio", second, chunk) and ("audio_error", second, time_s) for one packet, in order."""
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        at_s = float(stamp * packet.time_base) - self.origin if stamp is not None else self.last_s
+        if at_s is None:
+            at_s = 0.0
+        self.last_s = at_s
+        if self.first_packet_s is None:
+            self.first_packet_s = at_s
+        while (self.only is None or self.next_second == self.only) and (
+            self.next_second - AUDIO_PREROLL_S <= at_s + 1e-9
+        ):
+            self.open[self.next_second] = (self._fresh(), [None])
+            self.next_second += 1
+        for second in sorted(self.open):
+            ctx, last_end = self.open[second]
+            yield from self._decode(second, ctx, last_end, packet, at_s)
+            if at_s >= second + 1 - 1e-9:
+                yield from self._decode(second, ctx, last_end, None, at_s)
+                del self.open[second]
+
+    def finish(self) -> Iterator[tuple[str, int, Any]]:
+        """What the decoders still hold at the end of the stream."""
+        for second in sorted(self.open):
+            ctx, last_end = self.open.pop(second)
+            yield from self._decode(second, ctx, last_end, None, self.last_s or 0.0)
+
+    def _decode(
+        self, second: int, ctx: av.codec.context.CodecContext, last_end: list[float | None],
+        packet: av.Packet | None, at_s: float,
+    ) -> Iterator[tuple[str, int, Any]]:
+        try:
+            decoded = ctx.decode(packet)
+        except av.error.FFmpegError:
+            if packet is not None:
+                yield "audio_error", second, at_s if packet.pts is not None else -1.0
+            return
+        for frame in decoded:
+            chunk = _audio_chunk(frame, self.origin, last_end[0])
+            last_end[0] = chunk.end_s
+            yield "audio", second, chunk
 
 
 def probe(path: str | Path) -> StreamInfo:
@@ -213,29 +288,35 @@ def iter_seconds(
         audio = container.streams.audio[0] if container.streams.audio else None
         origin = _origin_s(container)
         frames: list[VideoFrame] = []
-        chunks: list[_DecodedAudio] = []
-        audio_errors: list[float] = []
+        # Each second's sound and failed audio packets, from that second's own decoder.
+        chunks: dict[int, list[_DecodedAudio]] = {}
+        audio_errors: dict[int, list[float]] = {}
         latest_s = 0.0
         next_second = 0
         streams = [video, audio] if audio else [video]
-        for kind, item in _decode(container, streams, origin):
+        seconds_of_audio = _SecondsOfAudio(audio, origin) if audio else None
+        for kind, item in _decode(container, streams, origin, seconds_of_audio):
             if kind == "video":
                 frames.append(item)
-            elif kind == "audio":
-                chunks.append(item)
+                latest_s = max(latest_s, item.pts_s)
             else:
-                audio_errors.append(item)
-            latest_s = max(latest_s, _item_time(kind, item))
+                second, found = item
+                (chunks if kind == "audio" else audio_errors).setdefault(second, []).append(found)
+                latest_s = max(latest_s, _item_time(kind, found))
             # A second is complete once both clocks have passed its end (then it is not the last one).
-            while (known is None or next_second < known) and _passed(frames, chunks, audio, next_second + 1):
+            while (known is None or next_second < known) and _passed(
+                frames, chunks.get(next_second, []), audio, next_second + 1
+            ):
                 is_last = known is not None and next_second >= known - 1
-                yield _assemble(next_second, info, frames, chunks, audio_errors, is_last)
-                frames, chunks, audio_errors = _drop_before(frames, chunks, audio_errors, next_second + 1)
+                yield _assemble(next_second, info, frames, chunks.pop(next_second, []),
+                                audio_errors.pop(next_second, []), is_last)
+                frames = [f for f in frames if f.pts_s >= next_second + 1 - 1e-6]
                 next_second += 1
         final = known - 1 if known is not None else max(next_second, math.floor(latest_s))
         while next_second <= final:
-            yield _assemble(next_second, info, frames, chunks, audio_errors, next_second == final)
-            frames, chunks, audio_errors = _drop_before(frames, chunks, audio_errors, next_second + 1)
+            yield _assemble(next_second, info, frames, chunks.pop(next_second, []),
+                            audio_errors.pop(next_second, []), next_second == final)
+            frames = [f for f in frames if f.pts_s >= next_second + 1 - 1e-6]
             next_second += 1
 
 
@@ -253,14 +334,12 @@ def read_second(
     if restart is not None and index > 0:
         log.warning("second %d of %s: video decoded from %.2f s, not the keyframe before it (%s)", index,
                     source, restart, info.restart_reason)
-    frames, more = _seek_and_collect(source, "video", index, info, threads)
+    frames, more = _collect_video(source, index, info, threads)
     chunks: list[_DecodedAudio] = []
     audio_errors: list[float] = []
     if info.sample_rate is not None:
-        sound, more_sound = _seek_and_collect(source, "audio", index, info, threads)
+        chunks, audio_errors, more_sound = _collect_audio(source, index)
         more = more or more_sound
-        for kind, item in sound:
-            (audio_errors if kind == "audio_error" else chunks).append(item)
     if known is not None:
         is_last = index >= known - 1
     else:
@@ -273,52 +352,80 @@ def read_second(
     return _assemble(index, info, [item for _, item in frames], chunks, audio_errors, is_last)
 
 
-def _seek_and_collect(
-    source: str, kind: str, index: int, info: StreamInfo, threads: int
-) -> tuple[list[tuple[str, Any]], bool]:
-    """Decoded items of one stream that belong to second `index`, after a seek that lands early enough,
-    and whether the stream holds anything after the second.
+def _collect_video(
+    source: str, index: int, info: StreamInfo, threads: int
+) -> tuple[list[tuple[str, VideoFrame]], bool]:
+    """The pictures of second `index`, after a seek that lands early enough, and whether the video holds
+    anything after the second.
 
     Containers without a precise index (MPEG-TS) may seek past the target; then seek again further back
-    until decoding starts at or before the second (video: at a keyframe, so that the pictures are the
-    same as when the stream is decoded from its start), or at or before the restart point the video
-    must be decoded from.
+    until decoding starts at a keyframe at or before the second (so that the pictures are the same as
+    when the stream is decoded from its start), or at or before the restart point the video must be
+    decoded from.
     """
-    back_s = AUDIO_PREROLL_S if kind == "audio" else 0.0
-    restart = info.decode_from(index) if kind == "video" else None
+    back_s = 0.0
+    restart = info.decode_from(index)
     start_by = index if restart is None else restart  # decoding must start at or before this time
     while True:
         from_start = start_by - back_s <= 0
         with _open(source) as container:
-            stream = _video_stream(container, source) if kind == "video" else container.streams.audio[0]
-            if kind == "video":
-                _configure(stream, threads, info)
+            stream = _video_stream(container, source)
+            _configure(stream, threads, info)
             origin = _origin_s(container)
             if not from_start:  # from the very start, decode as the sequential path does: no seek
                 _seek(container, stream, origin + start_by - back_s)
-            items: list[tuple[str, Any]] = []
+            items: list[tuple[str, VideoFrame]] = []
             started_at: float | None = None
             more = False
             for item_kind, item in _decode(container, [stream], origin):
-                at_s = _item_time(item_kind, item)
+                at_s = item.pts_s
                 if started_at is None and not from_start:
-                    if item_kind == "video" and not item.key_frame:
+                    if not item.key_frame:
                         continue  # landed between keyframes: these pictures would lack their references
-                    if item_kind == "audio_error":
-                        continue
                     started_at = at_s
                     if started_at > start_by + 1e-6:
                         break  # landed too late: seek further back
                 if at_s >= index + 1:
                     more = True
                     break
-                if item_kind == "audio" or at_s >= index - 1e-6:
+                if at_s >= index - 1e-6:
                     items.append((item_kind, item))
-            # From the start, items are taken as the sequential pass takes them (the pictures before a
+            # From the start, pictures are taken as the sequential pass takes them (those before a
             # stream's first keyframe too). After a seek that landed past the last keyframe (nothing
             # decoded) or after the second's start, seek further back.
             if from_start or (started_at is not None and started_at <= start_by + 1e-6):
                 return items, more
+        back_s = max(1.0, back_s * 2)
+
+
+def _collect_audio(source: str, index: int) -> tuple[list[_DecodedAudio], list[float], bool]:
+    """Second `index`'s sound and failed audio packets as the sequential pass decodes them (a decoder of its
+    own from the first packet at or after `AUDIO_PREROLL_S` before the second), and whether the audio goes
+    on after it. A seek must land at or before that packet: containers without a precise index (MPEG-TS)
+    may land later, and then the seek goes further back."""
+    back_s = AUDIO_PREROLL_S
+    while True:
+        from_start = index - back_s <= 0
+        with _open(source) as container:
+            stream = container.streams.audio[0]
+            origin = _origin_s(container)
+            if not from_start:
+                _seek(container, stream, origin + index - back_s)
+            audio = _SecondsOfAudio(stream, origin, only=index)
+            chunks: list[_DecodedAudio] = []
+            errors: list[float] = []
+            more = False
+            for kind, (_, item) in _decode(container, [stream], origin, audio):
+                if kind == "audio_error":
+                    errors.append(item)
+                    continue
+                chunks.append(item)
+                if item.start_s >= index + 1:
+                    more = True
+                    break
+            landed_s = audio.first_packet_s
+            if from_start or landed_s is None or landed_s <= index - AUDIO_PREROLL_S + 1e-6:
+                return chunks, errors, more
         back_s = max(1.0, back_s * 2)
 
 
@@ -454,41 +561,42 @@ def _seek(container: av.container.InputContainer, stream: av.stream.Stream, at_s
         container.seek(0, stream=stream)
 
 
-def _decode(container: av.container.InputContainer, streams: list[av.stream.Stream], origin: float):
-    """Yield ("video", VideoFrame), ("audio", _DecodedAudio) or ("audio_error", time_s) in demux order."""
+def _decode(
+    container: av.container.InputContainer,
+    streams: list[av.stream.Stream],
+    origin: float,
+    audio: _SecondsOfAudio | None = None,
+):
+    """Yield ("video", VideoFrame), ("audio", (second, _DecodedAudio)) or ("audio_error", (second, time_s))
+    in demux order; the audio through `audio`'s decoders, one per second."""
     video_errors = 0
     video_packets = 0
     last_video_s: float | None = None
-    last_audio_end: float | None = None
     for packet in container.demux(streams):
         stream = packet.stream
+        if stream.type != "video":
+            if audio is not None and packet.size:
+                for kind, second, item in audio.feed(packet):
+                    yield kind, (second, item)
+            continue
         try:
-            if stream.type == "video":
-                if video_packets and _is_h264_idr(packet, stream.codec_context):
-                    decoded = _drain_and_reset(stream.codec_context)
-                    decoded += stream.codec_context.decode(packet)
-                else:
-                    decoded = stream.codec_context.decode(packet)
-                video_packets += 1
+            if video_packets and _is_h264_idr(packet, stream.codec_context):
+                decoded = _drain_and_reset(stream.codec_context)
+                decoded += stream.codec_context.decode(packet)
             else:
                 decoded = stream.codec_context.decode(packet)
+            video_packets += 1
         except av.error.FFmpegError:
-            if stream.type == "video":
-                video_errors += 1
-            else:
-                at_s = float(packet.pts * packet.time_base) - origin if packet.pts is not None else -1.0
-                yield "audio_error", at_s
+            video_errors += 1
             continue
         for frame in decoded:
-            if stream.type == "video":
-                item = _video_frame(frame, origin, last_video_s, stream, video_errors)
-                video_errors = 0
-                last_video_s = item.pts_s
-                yield "video", item
-            else:
-                item = _audio_chunk(frame, origin, last_audio_end)
-                last_audio_end = item.end_s
-                yield "audio", item
+            item = _video_frame(frame, origin, last_video_s, stream, video_errors)
+            video_errors = 0
+            last_video_s = item.pts_s
+            yield "video", item
+    if audio is not None:
+        for kind, second, item in audio.finish():
+            yield kind, (second, item)
 
 
 def _drain_and_reset(ctx: av.codec.context.CodecContext) -> list[av.VideoFrame]:
@@ -572,17 +680,6 @@ def _passed(frames: list[VideoFrame], chunks: list[_DecodedAudio], audio: object
         return video_done
     audio_done = bool(chunks) and chunks[-1].start_s >= until_s
     return audio_done or frames[-1].pts_s >= until_s + AUDIO_WAIT_S
-
-
-def _drop_before(
-    frames: list[VideoFrame], chunks: list[_DecodedAudio], errors: list[float], until_s: float
-) -> tuple[list[VideoFrame], list[_DecodedAudio], list[float]]:
-    """Forget what lies wholly before `until_s`; a chunk straddling the boundary serves both seconds."""
-    return (
-        [f for f in frames if f.pts_s >= until_s - 1e-6],
-        [c for c in chunks if c.end_s > until_s],
-        [t for t in errors if t >= until_s],
-    )
 
 
 def _assemble(
