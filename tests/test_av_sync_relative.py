@@ -162,3 +162,13 @@ def test_clean_real_clips_raise_no_av_alarm(clip, status) -> None:
     # Then no A/V finding; the relative method trusts a lag only where sound follows the pictures
     assert [d for d in found if d["type"] == "av_sync"] == []
     assert av_sync_relative.status(state["rel"])[0] == status
+
+
+def test_the_correlation_of_every_lag_matches_a_hand_computation() -> None:
+    # Given a sound onset one step after a picture change: a = [0, 1, 0, 0], v = [1, 0, 0, 0]
+    from lambdas.detectors.av_sync_relative import _xcorr
+
+    r = _xcorr(np.array([0.0, 1.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0, 0.0]), 1)
+    # Then lag -1 overlaps v's flat tail (no variance: 0), lag 0 gives cov -1/16 over variances 3/16 each
+    # (-1/3), and lag +1 lines the two up exactly (1)
+    assert r == pytest.approx([0.0, -1 / 3, 1.0], abs=1e-12)

@@ -116,7 +116,7 @@ def detect(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     state = _copy_state(state)
     defects: list[dict[str, Any]] = []
-    _visual_onsets(second, state, config)
+    thumbs = _visual_onsets(second, state, config)
     audio_done_s = -math.inf
     if second.audio is not None:
         known = len(state["onsets"])
@@ -137,7 +137,7 @@ def detect(
     # Real content without designed events: a change of lag between sound and motion, where the methods
     # above are blind (their status is unknown) and report nothing overlapping.
     relative, state["rel"] = av_sync_relative.detect(
-        second, state.get("rel"), others=(state["status"], defects)
+        second, state.get("rel"), others=(state["status"], defects), thumbs=thumbs
     )
     defects += relative
     return defects, state
@@ -150,7 +150,9 @@ def thumbnail(luma: np.ndarray) -> np.ndarray:
     return block_means(luma, GRID)
 
 
-def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncConfig) -> None:
+def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncConfig) -> list[np.ndarray]:
+    """Find the second's visual onsets; return each frame's thumbnail (the relative method reads them)."""
+    thumbs = []
     v = state["v"]
     prev = unpack_array(v["thumb"])
     activity = unpack_levels(v["act"])
@@ -158,6 +160,7 @@ def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncCo
         if v["last_s"] is not None and frame.pts_s > v["last_s"]:
             _video_clock(state, frame.pts_s - v["last_s"], v["last_s"], config)
         thumb = thumbnail(frame.luma)
+        thumbs.append(thumb)
         if prev is None or prev.shape != thumb.shape:
             activity = None
         else:
@@ -180,6 +183,7 @@ def _visual_onsets(second: StreamSecond, state: dict[str, Any], config: AvSyncCo
         v["last_s"] = round(frame.pts_s, 6)
     v["thumb"] = pack_array(prev)
     v["act"] = pack_levels(activity)  # whole levels: the state must stay small
+    return thumbs
 
 
 def local_strength(diff: np.ndarray, activity: np.ndarray | None, config: AvSyncConfig = DEFAULT) -> float:
