@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         sizes=sizes,
         log=lambda text: print(text, file=sys.stderr, flush=True),
     )
+    # `make calibrate` is how the file is regenerated; the module's own arguments follow.
     command = (
-        f"python -m calibration --repeats {args.repeats} --duration {args.duration:g} --sizes {args.sizes}"
+        "make calibrate = python -m calibration"
+        f" --repeats {args.repeats} --duration {args.duration:g} --sizes {args.sizes}"
     )
     args.out.write_text(json.dumps(from_bench(report, command), indent=2) + "\n")
     print(format_bench(report))
