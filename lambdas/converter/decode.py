@@ -301,7 +301,8 @@ def iter_seconds(
                 latest_s = max(latest_s, item.pts_s)
             else:
                 second, found = item
-                (chunks if kind == "audio" else audio_errors).setdefault(second, []).append(found)
+                if second >= next_second:  # a second already given out (audio starting late) takes none
+                    (chunks if kind == "audio" else audio_errors).setdefault(second, []).append(found)
                 latest_s = max(latest_s, _item_time(kind, found))
             # A second is complete once both clocks have passed its end (then it is not the last one).
             while (known is None or next_second < known) and _passed(
