@@ -14,6 +14,7 @@ defects must be exactly the monolith's.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import tempfile
@@ -767,7 +768,7 @@ def combine_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     for row in rows:
         into = merged.get(row["case"])
         if into is None:
-            merged[row["case"]] = json.loads(json.dumps(row))  # a deep copy to sum into
+            merged[row["case"]] = copy.deepcopy(row)  # summed into below
             continue
         for kind, counts in row["by_type"].items():
             for key in ("true", "found", "false_alarms"):

@@ -169,6 +169,27 @@ def _finish(
     return truth
 
 
+def _synthetic_layout(
+    path: str | Path,
+    video_codec: str | None,
+    fps: float,
+    duration_s: float,
+    defects: Iterable[DefectSpec],
+    has_audio: bool,
+) -> tuple[str, Fraction, int, float, list[BlockCorruption], list[AvOffset], list[_FreezePlan]]:
+    """What both synthetic generators settle before drawing a frame: the codec (checked against the
+    container), the frame rate, the frame count and exact duration, the defects sorted and planned."""
+    video_codec = video_codec or default_video_codec(path)
+    container_for(path, video_codec)  # fail before doing any work
+    fpsf = _as_fraction(fps)
+    n_frames = _round_half_up(Fraction(duration_s) * fpsf)
+    if n_frames < 2:
+        raise ValueError(f"duration {duration_s} s gives fewer than 2 frames at {fps} fps")
+    duration = float(n_frames / fpsf)
+    freezes, corruptions, offsets = _split(list(defects), duration, has_audio)
+    return video_codec, fpsf, n_frames, duration, corruptions, offsets, _plan_freezes(freezes, fpsf, n_frames)
+
+
 def write_pictures(
     writer: StreamWriter,
     n_frames: int,
@@ -215,16 +236,9 @@ def generate_stream(
     last (e.g. ``{"crf": "48"}`` for x264, ``{"b": "100k"}`` for the others: heavily compressed).
     The truth is also written to ``<path>.truth.json``.
     """
-    video_codec = video_codec or default_video_codec(path)
-    container_for(path, video_codec)  # fail before doing any work
-    fpsf = _as_fraction(fps)
-    n_frames = _round_half_up(Fraction(duration_s) * fpsf)
-    if n_frames < 2:
-        raise ValueError(f"duration {duration_s} s gives fewer than 2 frames at {fps} fps")
-    duration = float(n_frames / fpsf)
-    defects = list(defects)
-    freezes, corruptions, offsets = _split(defects, duration, audio)
-    plans = _plan_freezes(freezes, fpsf, n_frames)
+    video_codec, fpsf, n_frames, duration, corruptions, offsets, plans = _synthetic_layout(
+        path, video_codec, fps, duration_s, defects, audio
+    )
 
     flashes = event_frames(n_frames, fpsf, event_period_s)
     video = SyntheticVideo(width, height, seed, flashes)

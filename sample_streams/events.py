@@ -28,10 +28,9 @@ from typing import Literal
 
 import numpy as np
 
-from .api import _as_fraction, _finish, _plan_freezes, _round_half_up, _split, _writer, write_pictures
+from .api import _finish, _synthetic_layout, _writer, write_pictures
 from .defects import DefectSpec
 from .truth import AudioInfo, GroundTruth, VideoInfo
-from .writer import container_for, default_video_codec
 
 Sound = Literal["tone", "clap"]
 AudioBackground = Literal["noise", "chord"]
@@ -247,15 +246,9 @@ def generate_event_stream(
     ``events=False`` writes the moving background and the audio background alone. The truth is also
     written to ``<path>.truth.json``.
     """
-    video_codec = video_codec or default_video_codec(path)
-    container_for(path, video_codec)  # fail before doing any work
-    fpsf = _as_fraction(fps)
-    n_frames = _round_half_up(Fraction(duration_s) * fpsf)
-    if n_frames < 2:
-        raise ValueError(f"duration {duration_s} s gives fewer than 2 frames at {fps} fps")
-    duration = float(n_frames / fpsf)
-    freezes, corruptions, offsets = _split(list(defects), duration, True)
-    plans = _plan_freezes(freezes, fpsf, n_frames)
+    video_codec, fpsf, n_frames, duration, corruptions, offsets, plans = _synthetic_layout(
+        path, video_codec, fps, duration_s, defects, True
+    )
     planned = plan_events(n_frames, fpsf, width, height, seed, sounds) if events else []
     video = MovingBackground(width, height, seed, planned)
     samples = event_audio(round(duration * sample_rate), sample_rate, planned, fpsf, seed, audio_background)

@@ -303,7 +303,7 @@ def iter_seconds(
                 second, found = item
                 if second >= next_second:  # a second already given out (audio starting late) takes none
                     (chunks if kind == "audio" else audio_errors).setdefault(second, []).append(found)
-                latest_s = max(latest_s, _item_time(kind, found))
+                latest_s = max(latest_s, found if kind == "audio_error" else found.start_s)
             # A second is complete once both clocks have passed its end (then it is not the last one).
             while (known is None or next_second < known) and _passed(
                 frames, chunks.get(next_second, []), audio, next_second + 1
@@ -428,12 +428,6 @@ def _collect_audio(source: str, index: int) -> tuple[list[_DecodedAudio], list[f
             if from_start or landed_s is None or landed_s <= index - AUDIO_PREROLL_S + 1e-6:
                 return chunks, errors, more
         back_s = max(1.0, back_s * 2)
-
-
-def _item_time(kind: str, item: Any) -> float:
-    if kind == "audio_error":
-        return item
-    return item.start_s if kind == "audio" else item.pts_s
 
 
 # --- internals -------------------------------------------------------------------------------
