@@ -18,13 +18,15 @@ from lambdas.shared.transport import (
 def test_a_frame_round_trips_bit_exactly_and_smaller_than_raw() -> None:
     # Given a 360p luma plane with smooth content and the decoder's flags
     rows = np.linspace(0, 255, 360, dtype=np.float32)[:, None] + np.zeros((1, 640), np.float32)
-    frame = VideoFrame(pts_s=3.04, luma=rows.astype(np.uint8), key_frame=False, corrupt=True, decode_errors=2)
+    frame = VideoFrame(3.04, rows.astype(np.uint8), key_frame=False, corrupt=True, decode_errors=2, dropped_after=7)
     # When it is written and read back
     data = frame_to_bytes(frame)
     back = frame_from_bytes(data)
     # Then every pixel and flag survives (no lossy artifacts), and it is compressed
     assert np.array_equal(back.luma, frame.luma)
-    assert (back.pts_s, back.key_frame, back.corrupt, back.decode_errors) == (3.04, False, True, 2)
+    assert (back.pts_s, back.key_frame, back.corrupt, back.decode_errors, back.dropped_after) == (
+        3.04, False, True, 2, 7
+    )
     assert len(data) < frame.luma.nbytes / 4
 
 

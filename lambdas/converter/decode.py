@@ -22,12 +22,13 @@ IDR, so both ways reset the decoder at every IDR (`_drain_and_reset`), as a seek
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -295,10 +296,16 @@ def iter_seconds(
         next_second = 0
         streams = [video, audio] if audio else [video]
         seconds_of_audio = _SecondsOfAudio(audio, origin) if audio else None
+        dropped_s: list[float] = []  # when pictures the decoder dropped were due, from this second on
         for kind, item in _decode(container, streams, origin, seconds_of_audio):
             if kind == "video":
                 frames.append(item)
                 latest_s = max(latest_s, item.pts_s)
+            elif kind == "dropped":
+                # The picture they follow is still here: its second needs a later picture to be complete.
+                if frames and frames[-1].pts_s == item.after_s:
+                    frames[-1] = _with_dropped(frames[-1], item)
+                dropped_s += item.times_s
             else:
                 second, found = item
                 if second >= next_second:  # a second already given out (audio starting late) takes none
@@ -310,14 +317,16 @@ def iter_seconds(
             ):
                 is_last = known is not None and next_second >= known - 1
                 yield _assemble(next_second, info, frames, chunks.pop(next_second, []),
-                                audio_errors.pop(next_second, []), is_last)
+                                audio_errors.pop(next_second, []), is_last, dropped_s)
                 frames = [f for f in frames if f.pts_s >= next_second + 1 - 1e-6]
+                dropped_s = [t for t in dropped_s if t >= next_second + 1 - 1e-6]
                 next_second += 1
         final = known - 1 if known is not None else max(next_second, math.floor(latest_s))
         while next_second <= final:
             yield _assemble(next_second, info, frames, chunks.pop(next_second, []),
-                            audio_errors.pop(next_second, []), next_second == final)
+                            audio_errors.pop(next_second, []), next_second == final, dropped_s)
             frames = [f for f in frames if f.pts_s >= next_second + 1 - 1e-6]
+            dropped_s = [t for t in dropped_s if t >= next_second + 1 - 1e-6]
             next_second += 1
 
 
@@ -335,7 +344,7 @@ def read_second(
     if restart is not None and index > 0:
         log.warning("second %d of %s: video decoded from %.2f s, not the keyframe before it (%s)", index,
                     source, restart, info.restart_reason)
-    frames, more = _collect_video(source, index, info, threads)
+    frames, more, dropped_s = _collect_video(source, index, info, threads)
     chunks: list[_DecodedAudio] = []
     audio_errors: list[float] = []
     if info.sample_rate is not None:
@@ -347,17 +356,17 @@ def read_second(
         # No duration: the last second is the one with nothing decoded after it, as the sequential pass
         # finds it by reading to the end. Nothing starting in it and nothing after: past the end.
         is_last = not more
-        starts = [c.start_s for c in chunks] + audio_errors + [f.pts_s for _, f in frames]
+        starts = [c.start_s for c in chunks] + audio_errors + [f.pts_s for f in frames]
         if is_last and not any(t >= index - 1e-6 for t in starts):
             raise PastTheEndError(f"second {index} is past the end of the stream")
-    return _assemble(index, info, [item for _, item in frames], chunks, audio_errors, is_last)
+    return _assemble(index, info, frames, chunks, audio_errors, is_last, dropped_s)
 
 
 def _collect_video(
     source: str, index: int, info: StreamInfo, threads: int
-) -> tuple[list[tuple[str, VideoFrame]], bool]:
-    """The pictures of second `index`, after a seek that lands early enough, and whether the video holds
-    anything after the second.
+) -> tuple[list[VideoFrame], bool, list[float]]:
+    """The pictures of second `index`, after a seek that lands early enough, whether the video holds
+    anything after the second, and when pictures the decoder dropped were due.
 
     Containers without a precise index (MPEG-TS) may seek past the target; then seek again further back
     until decoding starts at a keyframe at or before the second (so that the pictures are the same as
@@ -375,10 +384,17 @@ def _collect_video(
             origin = _origin_s(container)
             if not from_start:  # from the very start, decode as the sequential path does: no seek
                 _seek(container, stream, origin + start_by - back_s)
-            items: list[tuple[str, VideoFrame]] = []
+            items: list[VideoFrame] = []
+            dropped_s: list[float] = []
             started_at: float | None = None
             more = False
             for item_kind, item in _decode(container, [stream], origin):
+                if item_kind == "dropped":
+                    if started_at is not None or from_start:  # as the sequential pass sees them
+                        if items and items[-1].pts_s == item.after_s:
+                            items[-1] = _with_dropped(items[-1], item)
+                        dropped_s += item.times_s
+                    continue
                 at_s = item.pts_s
                 if started_at is None and not from_start:
                     if not item.key_frame:
@@ -390,12 +406,12 @@ def _collect_video(
                     more = True
                     break
                 if at_s >= index - 1e-6:
-                    items.append((item_kind, item))
+                    items.append(item)
             # From the start, pictures are taken as the sequential pass takes them (those before a
             # stream's first keyframe too). After a seek that landed past the last keyframe (nothing
             # decoded) or after the second's start, seek further back.
             if from_start or (started_at is not None and started_at <= start_by + 1e-6):
-                return items, more
+                return items, more, dropped_s
         back_s = max(1.0, back_s * 2)
 
 
@@ -556,6 +572,59 @@ def _seek(container: av.container.InputContainer, stream: av.stream.Stream, at_s
         container.seek(0, stream=stream)
 
 
+@dataclass(frozen=True)
+class _Dropped:
+    """Pictures the decoder dropped (see `_DroppedPictures`), all after the picture at `after_s`."""
+
+    after_s: float
+    times_s: list[float]  # when each was due
+
+
+class _DroppedPictures:
+    """Pictures whose packets the decoder took without an error but never gave out.
+
+    Pictures come out in presentation order, so once one comes out, every packet taken earlier with an
+    earlier timestamp whose picture has not come out was dropped. Packets before the first picture that
+    comes out are not judged: after a seek (or at a stream's start) a decoder rightly drops the leading
+    pictures of an open GOP, whose references lie before it. Nor is a stream whose pictures come out
+    without timestamps.
+    """
+
+    def __init__(self, time_base: Any, origin: float) -> None:
+        self.time_base, self.origin = time_base, origin
+        self.pending: list[int] = []  # timestamps of packets taken whose pictures have not come out
+        self.first: int | None = None
+        self.judged = time_base is not None
+
+    def taken(self, pts: int | None) -> None:
+        if pts is not None and self.judged:
+            bisect.insort(self.pending, pts)
+
+    def given_out(self, pts: int | None) -> list[float]:
+        """A picture came out: the times of the pictures it shows were dropped before it."""
+        if not self.judged:
+            return []
+        if pts is None:
+            self.judged, self.pending = False, []
+            return []
+        if self.first is None:
+            self.first = pts
+            self.pending = [p for p in self.pending if p >= pts]
+        before = bisect.bisect_left(self.pending, pts)
+        lost, self.pending = self.pending[:before], self.pending[before:]
+        if self.pending and self.pending[0] == pts:
+            self.pending.pop(0)
+        return self._seconds(lost)
+
+    def at_end(self) -> list[float]:
+        """After the decoder was flushed: what never came out was dropped."""
+        lost, self.pending = (self.pending if self.judged and self.first is not None else []), []
+        return self._seconds(lost)
+
+    def _seconds(self, pts: list[int]) -> list[float]:
+        return [round(float(p * self.time_base) - self.origin, 6) for p in pts]
+
+
 def _decode(
     container: av.container.InputContainer,
     streams: list[av.stream.Stream],
@@ -563,10 +632,13 @@ def _decode(
     audio: _SecondsOfAudio | None = None,
 ):
     """Yield ("video", VideoFrame), ("audio", (second, _DecodedAudio)) or ("audio_error", (second, time_s))
-    in demux order; the audio through `audio`'s decoders, one per second."""
+    in demux order; the audio through `audio`'s decoders, one per second; and ("dropped", _Dropped) just
+    before the picture that shows that pictures before it were dropped (see `_DroppedPictures`)."""
     video_errors = 0
     video_packets = 0
     last_video_s: float | None = None
+    video = next((stream for stream in streams if stream.type == "video"), None)
+    dropped = _DroppedPictures(video.time_base if video is not None else None, origin)
     for packet in container.demux(streams):
         stream = packet.stream
         if stream.type != "video":
@@ -584,11 +656,19 @@ def _decode(
         except av.error.FFmpegError:
             video_errors += 1
             continue
+        if packet.size:
+            dropped.taken(packet.pts)
         for frame in decoded:
+            lost = dropped.given_out(frame.pts)
+            if lost and last_video_s is not None:
+                yield "dropped", _Dropped(last_video_s, lost)
             item = _video_frame(frame, origin, last_video_s, stream, video_errors)
             video_errors = 0
             last_video_s = item.pts_s
             yield "video", item
+    lost = dropped.at_end()
+    if lost and last_video_s is not None:
+        yield "dropped", _Dropped(last_video_s, lost)
     if audio is not None:
         for kind, second, item in audio.finish():
             yield kind, (second, item)
@@ -643,6 +723,10 @@ def _video_frame(
     )
 
 
+def _with_dropped(frame: VideoFrame, dropped: _Dropped) -> VideoFrame:
+    return replace(frame, dropped_after=frame.dropped_after + len(dropped.times_s))
+
+
 def _luma(frame: av.VideoFrame) -> np.ndarray:
     name = frame.format.name
     if (name.startswith(("yuv", "yuvj", "nv")) or name == "gray") and not name.endswith(("le", "be")):
@@ -684,13 +768,16 @@ def _assemble(
     chunks: list[_DecodedAudio],
     audio_errors: list[float],
     is_last: bool,
+    dropped_s: list[float],
 ) -> StreamSecond:
     in_second = [f for f in frames if index - 1e-6 <= f.pts_s < index + 1 - 1e-6]
     in_second.sort(key=lambda f: f.pts_s)
     heard = any(c.end_s > index and c.start_s < index + 1 for c in chunks)
+    # Pictures the decoder dropped were there: damage (reported by block corruption), not missing data.
+    dropped = any(index - 1e-6 <= t < index + 1 - 1e-6 for t in dropped_s)
     # Without a duration, every second up to the last one read must hold something.
     expected = info.duration_s is None or min(1.0, info.duration_s - index) >= MIN_EXPECTED_S
-    if not in_second and not heard and expected:
+    if not in_second and not heard and not dropped and expected:
         # Nothing at all decodes where the header (or what follows) promises content: the data is missing
         # (a truncated upload whose index survived). Analysing on would report a healthy stream.
         promise = (f"the stream should last {info.duration_s:.2f} s" if info.duration_s is not None

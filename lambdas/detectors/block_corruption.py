@@ -437,6 +437,7 @@ def detect(
                     else bool(state.get("still"))
                 )
         defects += _step(state, frame, concealed, seams[index].fractions, config, after_still)
+        _pictures_dropped_after(state, frame)
         state["last_s"] = frame.pts_s
     if frames:
         state["run_s"] = _run_start(frames, len(frames) - 1, unexplained, run_s, config)
@@ -588,7 +589,8 @@ def _step(
     after_still: bool = False,
 ) -> list[dict[str, Any]]:
     # The frame interval, learnt only where no picture went missing (a lost packet leaves a double gap).
-    if state["last_s"] is not None and frame.pts_s > state["last_s"] and not frame.decode_errors:
+    missing = frame.decode_errors or state.get("dropped")
+    if state["last_s"] is not None and frame.pts_s > state["last_s"] and not missing:
         state["frame_s"] = round(min(frame.pts_s - state["last_s"], 1.0), 6)
     excess = _excess(state, fractions, config)
     decoder_hit = frame.corrupt or frame.decode_errors > 0
@@ -604,14 +606,8 @@ def _step(
         defects.append(_report(event, frame.pts_s))
         event = state["event"] = None
     if event is None and (decoder_hit or concealment_hit):
-        event = state["event"] = {
-            "start_s": _start_s(state, frame, concealment_hit and not decoder_hit, config),
-            "frames": 0,
-            "evidence": [],
-            "peak": 0.0,
-            "clean_s": None,  # first frame of the current run that looks clean
-            "clean_frames": 0,
-        }
+        start_s = _start_s(state, frame, concealment_hit and not decoder_hit, config)
+        event = state["event"] = _new_event(start_s)
     if event is None:
         _learn(state, fractions, config)
         return defects
@@ -641,6 +637,30 @@ def _step(
         defects.append(_report(event, event["clean_s"]))
         state["event"] = None
     return defects
+
+
+def _new_event(start_s: float) -> dict[str, Any]:
+    return {
+        "start_s": start_s,
+        "frames": 0,
+        "evidence": [],
+        "peak": 0.0,
+        "clean_s": None,  # first frame of the current run that looks clean
+        "clean_frames": 0,
+    }
+
+
+def _pictures_dropped_after(state: dict[str, Any], frame: VideoFrame) -> None:
+    """The decoder dropped the pictures after this one (FFmpeg's HEVC decoder does so silently, up to
+    the next keyframe, for every picture that refers to a damaged one): damage from the first of them."""
+    state["dropped"] = frame.dropped_after > 0
+    if not frame.dropped_after:
+        return
+    if state["event"] is None:
+        state["event"] = _new_event(round(frame.pts_s + state["frame_s"], 6))
+    if "dropped_pictures" not in state["event"]["evidence"]:
+        state["event"]["evidence"].append("dropped_pictures")
+    state["event"]["clean_s"], state["event"]["clean_frames"] = None, 0
 
 
 def _start_s(
@@ -680,7 +700,8 @@ def _report(event: dict[str, Any], end_s: float) -> dict[str, Any]:
     # Confidence rests on the decoder: it never flagged a clean stream in our measurements, while
     # concealed pixels (hence "seams" and peak_score) vary from run to run under frame threading; an
     # event seen through concealment alone keeps the base 0.8.
-    confidence = 0.8 + 0.1 * sum(name in evidence for name in ("decoder_flag", "decode_error"))
+    decoder = ("decoder_flag", "decode_error", "dropped_pictures")
+    confidence = min(1.0, 0.8 + 0.1 * sum(name in evidence for name in decoder))
     return make_defect(
         "block_corruption",
         event["start_s"],

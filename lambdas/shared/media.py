@@ -23,6 +23,10 @@ class VideoFrame:
     key_frame: bool
     corrupt: bool  # FFmpeg's AV_FRAME_FLAG_CORRUPT (needs frame threading for H.264, see converter)
     decode_errors: int = 0  # packets that failed to decode since the previous frame
+    # Pictures after this one whose packets the decoder took without error but never gave out: FFmpeg's
+    # HEVC decoder silently drops every picture that refers to a damaged one, up to the next keyframe.
+    # Counted on the picture before them, which the random access to their second decodes too.
+    dropped_after: int = 0
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ def frame_to_bytes(frame: VideoFrame) -> bytes:
         "key_frame": frame.key_frame,
         "corrupt": frame.corrupt,
         "decode_errors": frame.decode_errors,
+        "dropped_after": frame.dropped_after,
     }
     return _pack(meta, frame.luma)
 
@@ -46,6 +47,7 @@ def frame_from_bytes(data: bytes) -> VideoFrame:
         key_frame=meta["key_frame"],
         corrupt=meta["corrupt"],
         decode_errors=meta["decode_errors"],
+        dropped_after=meta["dropped_after"],
     )
 
 
