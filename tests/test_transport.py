@@ -18,7 +18,8 @@ from lambdas.shared.transport import (
 def test_a_frame_round_trips_bit_exactly_and_smaller_than_raw() -> None:
     # Given a 360p luma plane with smooth content and the decoder's flags
     rows = np.linspace(0, 255, 360, dtype=np.float32)[:, None] + np.zeros((1, 640), np.float32)
-    frame = VideoFrame(3.04, rows.astype(np.uint8), key_frame=False, corrupt=True, decode_errors=2, dropped_after=7)
+    luma = rows.astype(np.uint8)
+    frame = VideoFrame(3.04, luma, key_frame=False, corrupt=True, decode_errors=2, dropped_after=7)
     # When it is written and read back
     data = frame_to_bytes(frame)
     back = frame_from_bytes(data)
