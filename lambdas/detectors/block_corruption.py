@@ -1,8 +1,10 @@
 """Block corruption: damaged bits in coded video, concealed by the decoder until the next keyframe.
 
 The decoder is the only witness that never lies about *whether* a picture was damaged: FFmpeg flags
-the frames it had to conceal (`VideoFrame.corrupt`, H.264 with frame threading, MPEG-4 Part 2) or
-fails whole packets (`VideoFrame.decode_errors`, e.g. VP9). So decoder evidence opens an event. The
+the frames it had to conceal (`VideoFrame.corrupt`, H.264 with frame threading, MPEG-4 Part 2),
+fails whole packets (`VideoFrame.decode_errors`, e.g. VP9), or takes packets and never gives out their
+pictures (`VideoFrame.dropped_after`: HEVC drops every picture that refers to a damaged one, up to the
+next keyframe, without an error). So decoder evidence opens an event. The
 damage then lives on in every picture predicted from a damaged one, unflagged, until a keyframe that
 decodes cleanly resets the references: that keyframe ends the event.
 
