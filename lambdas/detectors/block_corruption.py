@@ -122,10 +122,10 @@ class BlockCorruptionConfig:
     conceal_still_level: float = 0.5
     # The second comparison, with the picture two back, on gated pictures under `conceal_fraction`: a hit
     # where at least this fraction of blocks follow no motion and gained steps since the picture two back.
-    # On the clean streams of seeds 0-9 gated pictures reach 0.032; the VP9 damage it finds, 0.077-0.096.
+    # Clean concealment cases of seeds 0-9: gated pictures reach 0.032; the damage in the others 0.077-0.109.
     conceal_fraction_two_back: float = 0.075
     # ... only where at most this fraction of blocks follow no motion: a partial flash starting (seed 3's
-    # 360p HEVC events stream) moves 0.35 of the blocks and reaches 0.082; the damage found so 0.11-0.20.
+    # 360p HEVC events stream) moves 0.35 of the blocks and reaches 0.082; the damage found so 0.13-0.20.
     conceal_two_back_max_moving: float = 0.25
 
 
