@@ -228,14 +228,14 @@ def _segment_seams(
     # Row by row (columns gathered within each row): a column at a time is cache-hostile.
     if transposed:
         samples = np.stack([luma[0 : layout.length : config.step][:, layout.lines] for luma in lumas])
-        lines = samples.astype(np.int16).reshape(n, -1, half, 4, boundaries)  # segments, samples, lines
-        steps = np.abs(lines[:, :, :, 1:] - lines[:, :, :, :-1])
+        lines = samples.reshape(n, -1, half, 4, boundaries)  # segments, samples, lines
+        steps = _abs_steps(lines[:, :, :, 1:], lines[:, :, :, :-1])
         # einsum: numpy's sums over short axes are several times slower (int16 holds 32 * 255).
         sums32 = np.einsum("fnksb->fbsn", steps)
     else:
         samples = np.stack([luma[layout.lines, 0 : layout.length : config.step] for luma in lumas])
-        lines = samples.astype(np.int16).reshape(n, 4, boundaries, -1, half)  # lines, segments, samples
-        steps = np.abs(lines[:, 1:] - lines[:, :-1])
+        lines = samples.reshape(n, 4, boundaries, -1, half)  # lines, segments, samples
+        steps = _abs_steps(lines[:, 1:], lines[:, :-1])
         sums32 = np.einsum("fsbnk->fbsn", steps)
     sums64 = np.einsum("fbsnk->fbsn", sums32.reshape(n, boundaries, 3, -1, 2))
     means = np.concatenate([sums32, sums64], axis=3).astype(np.float32) / layout.counts
@@ -243,6 +243,14 @@ def _segment_seams(
     seams = (across + 1.0 > config.seam_ratio * (beside + 1.0)) & (across - beside > config.seam_min_step)
     halves = layout.block_index.shape[1]
     return seams[:, :, halves:], seams[:, :, :halves]
+
+
+def _abs_steps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| of two uint8 arrays, as int16: taken in uint8 (max - min cannot wrap), a quarter of the
+    memory traffic of subtracting in int16, which made this six times slower."""
+    steps = np.maximum(a, b)
+    steps -= np.minimum(a, b)
+    return steps.astype(np.int16)
 
 
 def _conceal_factor(width: int, config: BlockCorruptionConfig) -> int:
