@@ -23,12 +23,13 @@ def block_means(luma: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     if height < rows or width < cols:  # tiny pictures: compare them whole
         return luma.astype(np.float16)
     step = max(1, min(height // rows, width // cols) // SAMPLES_PER_BLOCK_SIDE)
-    sampled = luma[::step, ::step]
-    bh, bw = sampled.shape[0] // rows, sampled.shape[1] // cols
+    # Samples per block side: those of every `step`-th row and column that fill whole blocks.
+    bh, bw = -(-height // step) // rows, -(-width // step) // cols
+    # Whole rows first, then every step-th sample of them in cache: cheaper than one strided 2-D read.
+    sampled = np.ascontiguousarray(luma[: bh * rows * step : step])[:, : bw * cols * step : step]
     # Sums of integers in float32 are exact (a block holds at most a few hundred samples) in any order;
-    # einsum on a contiguous copy costs half of numpy's strided sum over two short axes.
-    blocks = np.ascontiguousarray(sampled[: bh * rows, : bw * cols]).astype(np.float32)
-    sums = np.einsum("akbl->ab", blocks.reshape(rows, bh, cols, bw))
+    # einsum costs half of numpy's strided sum over two short axes.
+    sums = np.einsum("akbl->ab", sampled.astype(np.float32).reshape(rows, bh, cols, bw))
     return (sums / (bh * bw)).astype(np.float16)
 
 
