@@ -25,11 +25,11 @@ def block_means(luma: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     step = max(1, min(height // rows, width // cols) // SAMPLES_PER_BLOCK_SIDE)
     # Samples per block side: those of every `step`-th row and column that fill whole blocks.
     bh, bw = -(-height // step) // rows, -(-width // step) // cols
-    # Whole rows first, then every step-th sample of them in cache: cheaper than one strided 2-D read.
-    sampled = np.ascontiguousarray(luma[: bh * rows * step : step])[:, : bw * cols * step : step]
-    # Sums of integers in float32 are exact (a block holds at most a few hundred samples) in any order;
-    # einsum costs half of numpy's strided sum over two short axes.
-    sums = np.einsum("akbl->ab", sampled.astype(np.float32).reshape(rows, bh, cols, bw))
+    blocks = luma[: bh * rows * step : step, : bw * cols * step : step].reshape(rows, bh, cols, bw)
+    # Sums of integers in float32 are exact (a block holds at most a few hundred samples) in any order.
+    # einsum reads the strided view in place: ~25% cheaper than numpy's sum over two short axes, and no
+    # copy of the picture (copies of a few hundred kB per picture grew the heap by ~50 MiB at 720p).
+    sums = np.einsum("akbl->ab", blocks, dtype=np.float32, casting="unsafe")
     return (sums / (bh * bw)).astype(np.float16)
 
 
