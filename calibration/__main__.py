@@ -35,11 +35,16 @@ def from_bench(report: dict[str, Any], command: str) -> dict[str, Any]:
             },
             "x_realtime": {r["resolution"]: r["monolith"]["x_realtime"] for r in rows},
             "peak_rss_mib_per_stream": {r["resolution"]: r["peak_rss_mib_per_stream"] for r in rows},
+            # CPU of the full analysis over decoding alone, taken within each run; the median reported.
+            "full_vs_decode_cpu": {r["resolution"]: r["full_vs_decode_cpu"] for r in rows},
+            "full_vs_decode_cpu_runs": {r["resolution"]: r["full_vs_decode_cpu_runs"] for r in rows},
         },
         "lambda_path": {
             "cpu_s_per_stream_second": {
                 r["resolution"]: r["lambda_path"]["cpu_s_per_stream_s"] for r in rows
             },
+            "vs_monolith_cpu": {r["resolution"]: r["lambda_path_vs_monolith_cpu"] for r in rows},
+            "vs_monolith_cpu_runs": {r["resolution"]: r["lambda_path_vs_monolith_cpu_runs"] for r in rows},
         },
         "profiles": {"by_resolution": {r["resolution"]: r["profile"] for r in rows}},
     }

@@ -86,7 +86,9 @@ def test_a_small_bench_becomes_a_calibration_the_cost_model_reads(
     assert "360p" in format_bench(report)
     # When written as a calibration file, Then the cost model prices a 360p scenario from it
     path = tmp_path / "calibration.json"
-    path.write_text(json.dumps(from_bench(report, "test")))
+    calibration = from_bench(report, "test")
+    assert calibration["monolith"]["full_vs_decode_cpu_runs"]["360p"] == ratios
+    path.write_text(json.dumps(calibration))
     code = cli.main(
         [
             "compare",
