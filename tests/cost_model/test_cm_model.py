@@ -414,12 +414,12 @@ def test_tasks_reserve_90_percent_of_an_instances_memory() -> None:
 
 def test_cost_model_packs_tasks_as_the_after_stack_places_them() -> None:
     # Given the stack's default task (4 streams at 720p from the committed calibration of 2026-12-03:
-    # 0.08693 CPU-s per stream-second x 4 x 1.5 x 1,024 = 534.1 -> 535 CPU units; 256 MiB + 133.4 MiB x 4
-    # x 1.5 = 1,056.4 -> 1,152 MiB in 128 MiB steps) on a c6i.2xlarge: 8,192 // 535 = 15 by CPU,
-    # 14,745 // 1,152 = 12 by memory -> 12, memory-bound. The cost model prices the fleet the stack would
-    # place: the same 12 and the same bound (120 streams = 30 tasks = 3 instances).
+    # 0.11628 CPU-s per stream-second x 4 x 1.5 x 1,024 = 714.4 -> 715 CPU units; 256 MiB + 134.9 MiB x 4
+    # x 1.5 = 1,065.4 -> 1,152 MiB in 128 MiB steps) on a c6i.2xlarge: 8,192 // 715 = 11 by CPU,
+    # 14,745 // 1,152 = 12 by memory -> 11, CPU-bound. The cost model prices the fleet the stack would
+    # place: the same 11 and the same bound (120 streams = 30 tasks = 3 instances).
     config = AfterConfig()
     task = config.task_size
-    assert (task.cpu_units, task.memory_mib) == (535, 1152)
-    assert (config.tasks_per_instance, config.memory_bound) == (12, True)
-    assert pack(120, task, config.concurrency, config.instance_type) == (30, 12, 3, "memory")
+    assert (task.cpu_units, task.memory_mib) == (715, 1152)
+    assert (config.tasks_per_instance, config.memory_bound) == (11, False)
+    assert pack(120, task, config.concurrency, config.instance_type) == (30, 11, 3, "CPU")
