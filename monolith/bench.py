@@ -16,6 +16,7 @@ A stream's peak memory is measured in a fresh process per resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -220,13 +221,7 @@ def object_sizes(name: str) -> dict[str, Any]:
             luma = frame.luma
             if luma.shape != (height, width):
                 luma = _scaled(luma, width, height)
-            frame_sizes.append(
-                len(
-                    frame_to_bytes(
-                        type(frame)(frame.pts_s, luma, frame.key_frame, frame.corrupt, frame.decode_errors)
-                    )
-                )
-            )
+            frame_sizes.append(len(frame_to_bytes(dataclasses.replace(frame, luma=luma))))
         if second.audio is not None:
             audio_sizes.append(len(audio_to_bytes(second.audio)))
     return {

@@ -303,8 +303,7 @@ def iter_seconds(
                 latest_s = max(latest_s, item.pts_s)
             elif kind == "dropped":
                 # The picture they follow is still here: its second needs a later picture to be complete.
-                if frames and frames[-1].pts_s == item.after_s:
-                    frames[-1] = _with_dropped(frames[-1], item)
+                _count_dropped(frames, item)
                 dropped_s += item.times_s
             else:
                 second, found = item
@@ -391,8 +390,7 @@ def _collect_video(
             for item_kind, item in _decode(container, [stream], origin):
                 if item_kind == "dropped":
                     if started_at is not None or from_start:  # as the sequential pass sees them
-                        if items and items[-1].pts_s == item.after_s:
-                            items[-1] = _with_dropped(items[-1], item)
+                        _count_dropped(items, item)
                         dropped_s += item.times_s
                     continue
                 at_s = item.pts_s
@@ -723,8 +721,11 @@ def _video_frame(
     )
 
 
-def _with_dropped(frame: VideoFrame, dropped: _Dropped) -> VideoFrame:
-    return replace(frame, dropped_after=frame.dropped_after + len(dropped.times_s))
+def _count_dropped(frames: list[VideoFrame], dropped: _Dropped) -> None:
+    """Count the dropped pictures on the one they follow, if it is the last of `frames` (one picture of an
+    earlier second, which random access does not keep, is not)."""
+    if frames and frames[-1].pts_s == dropped.after_s:
+        frames[-1] = replace(frames[-1], dropped_after=frames[-1].dropped_after + len(dropped.times_s))
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:
