@@ -126,7 +126,54 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=_positive(float), default=None, metavar="S", help="use only the first S s"
     )
     _add_defect_options(i)
+    _add_publish_parser(sub)
     return parser
+
+
+def _segment_seconds(text: str) -> tuple[int, float]:
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        index, seconds = int(parts[0]), float(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad {text!r}, expected SEGMENT:SECONDS like 3:10") from None
+    if index < 0 or seconds < 0:
+        raise argparse.ArgumentTypeError(f"bad {text!r}: SEGMENT and SECONDS must be >= 0")
+    return index, seconds
+
+
+def _speed(text: str) -> float:
+    return float("inf") if text == "max" else _positive(float)(text)
+
+
+def _add_publish_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("publish", help="publish a stream into S3 as live HLS (MPEG-TS segments + playlist)")
+    p.add_argument("source", help="a media file (H.264/HEVC/MPEG-2/MPEG-4 video; its .truth.json, if any, "
+                                  "is the ground truth of the live stream too)")
+    p.add_argument("--bucket", required=True, help="the bucket the stream is written to")
+    p.add_argument("--stream-id", required=True, help="names the stream: PREFIX/STREAM_ID/index.m3u8")
+    p.add_argument("--prefix", default="live", help="key prefix of every live stream (default: live)")
+    p.add_argument("--segment-seconds", type=_positive(float), default=2.0, metavar="S",
+                   help="segments are cut on the first keyframe at least S s after the last cut (default 2)")
+    p.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                   help="pace: X times real time (default 1); 'max': as fast as S3 takes it")
+    p.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
+                   help="S3 endpoint (LocalStack); default: $AWS_ENDPOINT_URL, else AWS")
+    p.add_argument("--die-after", type=_positive(int), metavar="N",
+                   help="fault: stop after N segments without EXT-X-ENDLIST (a publisher that died)")
+    p.add_argument("--stall", type=_segment_seconds, action="append", default=[], metavar="SEGMENT:S",
+                   help="fault: write nothing for S seconds before SEGMENT")
+    p.add_argument("--late", type=_segment_seconds, action="append", default=[], metavar="SEGMENT:S",
+                   help="fault: list SEGMENT on time but PUT its object S seconds later")
+    p.add_argument("--missing", type=int, action="append", default=[], metavar="SEGMENT",
+                   help="fault: list SEGMENT in the playlist but never write it (readers get 404)")
+    p.add_argument("--damage", type=int, action="append", default=[], metavar="SEGMENT",
+                   help="fault: flip bytes inside SEGMENT's TS payloads")
+    p.add_argument("--seed", type=int, default=0, help="where the damaged bytes fall")
+    p.add_argument("--report", metavar="FILE", help="write what was published and when (JSON)")
+    p.add_argument("--published", metavar="FILE",
+                   help="write the stream as published (its segments concatenated) for `monolith analyze`")
 
 
 def _summary(out: str, t: GroundTruth) -> str:
@@ -139,9 +186,49 @@ def _summary(out: str, t: GroundTruth) -> str:
     )
 
 
+def _publish(args: argparse.Namespace) -> int:
+    import json
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .publish import PublishError, PublishFaults, publish, write_published
+
+    s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
+    faults = PublishFaults(die_after=args.die_after, stall_s=dict(args.stall), late_s=dict(args.late),
+                           missing=frozenset(args.missing), damaged=frozenset(args.damage), seed=args.seed)
+
+    def shown(segment) -> None:
+        state = "missing" if segment.index in faults.missing else (
+            "late" if segment.landed_at is None else ("damaged" if segment.damaged else "landed"))
+        print(f"segment {segment.index:5d}  {segment.start_s:8.2f} s +{segment.duration_s:.2f} s  {state}",
+              flush=True)
+
+    try:
+        report = publish(args.source, s3=s3, bucket=args.bucket, stream_id=args.stream_id, prefix=args.prefix,
+                         segment_seconds=args.segment_seconds, speed=args.speed, faults=faults,
+                         on_segment=shown)
+        if args.published:
+            write_published(report, s3, args.published)
+    except PublishError as e:
+        print(f"sample_streams: error: {e}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as e:
+        print(f"sample_streams: error: s3://{args.bucket}: {e}", file=sys.stderr)
+        return 1
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.to_dict(), indent=2))
+    end = "EXT-X-ENDLIST written" if report.ended else "stopped without EXT-X-ENDLIST"
+    print(f"published s3://{report.bucket}/{report.playlist_key}: {len(report.segments)} segments, "
+          f"{report.duration_s:.2f} s in {report.finished_at - report.started_at:.1f} s; {end}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "publish":
+        return _publish(args)
     defects: list[DefectSpec] = [*args.freeze, *args.corrupt, *args.av_offset]
     try:
         live_suffix = Path(args.out).suffix.lower() in (".webm", ".mkv")
