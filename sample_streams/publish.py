@@ -15,6 +15,7 @@ reaches the decoder as transport errors do).
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import time
@@ -129,27 +130,44 @@ def cut_segments(source: str | Path, segment_seconds: float) -> list[Segment]:
         origin = container.start_time / av.time_base if container.start_time is not None else 0.0
         kept = [s for s in (video, audio) if s is not None]
         cuts: list[tuple[float, list[av.Packet]]] = []
+        sound: list[tuple[float, av.Packet]] = []
         last_end = 0.0
         try:
             for packet in container.demux(kept):
                 if packet.dts is None:  # the demuxer's end-of-stream flush packets
                     continue
                 at = float(packet.pts * packet.time_base) - origin if packet.pts is not None else None
-                if packet.stream is video and at is not None:
+                if packet.stream is not video:
+                    sound.append((at if at is not None else math.inf, packet))
+                    continue
+                if at is not None:
                     step = float(packet.duration * packet.time_base) if packet.duration else 0.0
                     last_end = max(last_end, at + step)
                     if packet.is_keyframe and (not cuts or at - cuts[-1][0] >= segment_seconds - 1e-6):
                         cuts.append((max(at, 0.0), []))
-                if cuts:  # anything before the first keyframe cannot be decoded: a packager drops it too
+                if cuts:  # pictures before the first keyframe cannot be decoded: a packager drops them too
                     cuts[-1][1].append(packet)
         except av.error.FFmpegError as error:
             raise PublishError(f"{source}: cannot be read to its end ({_reason(error)})") from None
         if not cuts:
             raise PublishError(f"{source}: no video keyframe to start a segment on")
-        ends = [start for start, _ in cuts[1:]] + [max(last_end, cuts[-1][0])]
+        # Sound goes into the segment of its time, not of where the file interleaved it: a segment then
+        # holds all the sound of its span, so a reader that has the segments up to second n+1 has all of
+        # second n (a packager writes each segment from the media of its span).
+        # Sound before the first picture (an encoder's priming packet) is dropped with the pictures before
+        # the first keyframe: a TS has no edit list to hide it, and it would move the stream's origin.
+        starts = [start for start, _ in cuts]
+        for at, packet in sound:
+            if at >= starts[0] - 1e-6:
+                cuts[bisect.bisect_right(starts, at) - 1][1].append(packet)
+        ends = [*starts[1:], max(last_end, cuts[-1][0])]
         return [Segment(index=i, start_s=start, duration_s=max(end - start, 0.0),
-                        data=_mux_ts(kept, packets))
+                        data=_mux_ts(kept, sorted(packets, key=_dts_s)))
                 for i, ((start, packets), end) in enumerate(zip(cuts, ends, strict=True))]
+
+
+def _dts_s(packet: av.Packet) -> float:
+    return float(packet.dts * packet.time_base)
 
 
 def _mux_ts(streams: list[av.stream.Stream], packets: list[av.Packet]) -> bytes:

@@ -287,7 +287,7 @@ def iter_seconds(
         video = _video_stream(container, source)
         _configure(video, threads, info)
         audio = container.streams.audio[0] if container.streams.audio else None
-        origin = _origin_s(container)
+        origin = _origin_s(container, info)
         frames: list[VideoFrame] = []
         # Each second's sound and failed audio packets, from that second's own decoder.
         chunks: dict[int, list[_DecodedAudio]] = {}
@@ -347,7 +347,7 @@ def read_second(
     chunks: list[_DecodedAudio] = []
     audio_errors: list[float] = []
     if info.sample_rate is not None:
-        chunks, audio_errors, more_sound = _collect_audio(source, index)
+        chunks, audio_errors, more_sound = _collect_audio(source, index, info)
         more = more or more_sound
     if known is not None:
         is_last = index >= known - 1
@@ -380,7 +380,7 @@ def _collect_video(
         with _open(source) as container:
             stream = _video_stream(container, source)
             _configure(stream, threads, info)
-            origin = _origin_s(container)
+            origin = _origin_s(container, info)
             if not from_start:  # from the very start, decode as the sequential path does: no seek
                 _seek(container, stream, origin + start_by - back_s)
             items: list[VideoFrame] = []
@@ -413,7 +413,9 @@ def _collect_video(
         back_s = max(1.0, back_s * 2)
 
 
-def _collect_audio(source: str, index: int) -> tuple[list[_DecodedAudio], list[float], bool]:
+def _collect_audio(
+    source: str, index: int, info: StreamInfo | None = None
+) -> tuple[list[_DecodedAudio], list[float], bool]:
     """Second `index`'s sound and failed audio packets as the sequential pass decodes them (a decoder of its
     own from the first packet at or after `AUDIO_PREROLL_S` before the second), and whether the audio goes
     on after it. A seek must land at or before that packet: containers without a precise index (MPEG-TS)
@@ -423,7 +425,7 @@ def _collect_audio(source: str, index: int) -> tuple[list[_DecodedAudio], list[f
         from_start = index - back_s <= 0
         with _open(source) as container:
             stream = container.streams.audio[0]
-            origin = _origin_s(container)
+            origin = _origin_s(container, info)
             if not from_start:
                 _seek(container, stream, origin + index - back_s)
             audio = _SecondsOfAudio(stream, origin, only=index)
@@ -479,8 +481,11 @@ def _configure(video: av.video.stream.VideoStream, threads: int, info: StreamInf
         video.codec_context.options = dict(info.decoder_options)
 
 
-def _origin_s(container: av.container.InputContainer) -> float:
-    # Times are reported from the start of the stream: the earliest start of any of its streams.
+def _origin_s(container: av.container.InputContainer, info: StreamInfo | None = None) -> float:
+    # Times are reported from the start of the stream: the earliest start of any of its streams, unless
+    # the file is a window of a longer stream whose origin the info carries.
+    if info is not None and info.origin_s is not None:
+        return info.origin_s
     return container.start_time / av.time_base if container.start_time is not None else 0.0
 
 

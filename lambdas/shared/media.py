@@ -84,6 +84,10 @@ class StreamInfo:
     # from the stream's start. `restart_reason` says why there are any.
     restart_points: list[float] = field(default_factory=list)
     restart_reason: str | None = None
+    # Where stream time 0 is on the container's clock, when the file decoded is not the stream's start: a
+    # live stream is read a few segments at a time, and every window of it keeps the first segment's
+    # origin. None: the container's own start.
+    origin_s: float | None = None
 
     def decode_from(self, index: int) -> float | None:
         """The restart point random access to second `index` must decode from (None: any keyframe)."""
