@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from lambdas.converter.live_source import LiveSegmentCache
 from lambdas.converter.service import ConvertRequest, StreamCache, convert
 from lambdas.detectors.handlers import analyze_second
 from monolith.pipeline import select_detectors, sort_defects
@@ -64,21 +65,31 @@ def analyze_lambda_path(path: str | Path, *, detectors: list[str] | None = None)
     """The defects the workflow would record for the stream at `path`, sorted as the monolith sorts them.
     Raises what the converter raises for a stream it refuses (StreamUnreadable, InvalidRequest)."""
     path = Path(path)
-    names = list(select_detectors(detectors))
     s3 = LocalS3()
     key = f"streams/{path.name}"
     s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=path.read_bytes())
+    return lambda_path_defects(s3, SOURCE_BUCKET, key, detectors=detectors)
+
+
+def lambda_path_defects(
+    s3: Any, bucket: str, key: str, *, detectors: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The workflow's loop on the stream at s3://bucket/key (a file, or a live stream's playlist that has
+    ended) through `s3` (LocalS3, or a boto3 client)."""
+    names = list(select_detectors(detectors))
     found: list[dict[str, Any]] = []
     states: list[dict[str, Any]] = []  # the Evaluate state's `states`: every detector's carried state
     with tempfile.TemporaryDirectory(prefix="lambda-path-") as cache_dir:
         cache = StreamCache(Path(cache_dir))
+        live = LiveSegmentCache(Path(cache_dir) / "live")
         second = 0
         while True:
             request = ConvertRequest.from_event({
-                "bucket": SOURCE_BUCKET, "key": key, "stream_id": STREAM_ID, "second": second,
+                "bucket": bucket, "key": key, "stream_id": STREAM_ID, "second": second,
                 "execution": EXECUTION, "started_at": STARTED_AT,
             })
-            converted = _through_json(convert(request, s3=s3, temp_bucket=FRAMES_BUCKET, cache=cache))
+            converted = _through_json(convert(request, s3=s3, temp_bucket=FRAMES_BUCKET, cache=cache,
+                                              live=live))
             event = {"frames": converted["frames"], "audio": converted["audio"], "second": second,
                      "is_last": converted["is_last"], "states": states}
             branches = [

@@ -481,6 +481,12 @@ def _configure(video: av.video.stream.VideoStream, threads: int, info: StreamInf
         video.codec_context.options = dict(info.decoder_options)
 
 
+def stream_origin_s(path: str | Path) -> float:
+    """Where the stream's time 0 is on its container's clock (what a window of it must keep)."""
+    with _open(str(path)) as container:
+        return _origin_s(container)
+
+
 def _origin_s(container: av.container.InputContainer, info: StreamInfo | None = None) -> float:
     # Times are reported from the start of the stream: the earliest start of any of its streams, unless
     # the file is a window of a longer stream whose origin the info carries.

@@ -9,19 +9,22 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.converter.live_source import LiveSegmentCache, SecondNotPublishedYet
 from lambdas.converter.service import ConvertRequest, StreamCache, StreamUnreadable, convert
 from lambdas.shared.faults import inject_faults
 from lambdas.shared.keys import InvalidRequest
 from lambdas.shared.observability import MetricUnit, bind_invocation, logger, metrics, tracer
 from lambdas.shared.request_counting import RequestCounter, counting_client
 
-__all__ = ["StreamUnreadable", "handler"]
+__all__ = ["SecondNotPublishedYet", "StreamUnreadable", "handler"]
 
 COUNTER = RequestCounter()
 S3 = counting_client(COUNTER, "s3")
 # The sandbox's temporary folder (/tmp on AWS; TMPDIR where several environments share a host, as with
 # LocalStack's process executor: a fixed /tmp/streams there lets one environment delete another's stream).
-CACHE = StreamCache(Path(os.environ.get("STREAM_CACHE_DIR") or Path(tempfile.gettempdir(), "streams")))
+CACHE_DIR = Path(os.environ.get("STREAM_CACHE_DIR") or Path(tempfile.gettempdir(), "streams"))
+CACHE = StreamCache(CACHE_DIR)
+LIVE = LiveSegmentCache(CACHE_DIR / "live")
 # The buckets requests may name (the stack sets them; unset, e.g. in a local run, any bucket is accepted
 # and IAM alone decides).
 _SOURCES = os.environ.get("SOURCE_BUCKETS")
@@ -51,7 +54,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             cache=CACHE,
             frames_per_second=int(os.environ.get("FRAMES_PER_SECOND", "0")),
             memory_mb=memory_limits(),
+            live=LIVE,
         )
+    except SecondNotPublishedYet as error:
+        # Not a failure: the workflow's Retry on this error name is its wait at the live edge. The message
+        # carries this invocation's S3 requests, which the bill counts from the execution history.
+        metrics.add_metric(name="LiveEdgeWaits", unit=MetricUnit.Count, value=1)
+        raise SecondNotPublishedYet(f"{error} [s3 {COUNTER.counts('s3')}]") from None
     except (StreamUnreadable, InvalidRequest) as error:
         # The workflow ends the stream on these; the metric lets an alarm count streams it gave up on.
         metrics.add_metric(name="StreamsRejected", unit=MetricUnit.Count, value=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.converter.decode import PastTheEndError, UnreadableStreamError, probe, read_second
+from lambdas.converter.live_source import LiveSegmentCache, LiveStreamUnreadable
 from lambdas.shared.frame_store import put_second, second_prefix
 from lambdas.shared.keys import InvalidRequest, check_key, check_segment, shown
+from lambdas.shared.live import is_playlist
 from lambdas.shared.media import StreamInfo
 from lambdas.shared.results import result_key
 
@@ -145,12 +147,28 @@ def check_fits(info: StreamInfo, source: str, memory_mb: dict[str, int]) -> None
 
 def convert(
     request: ConvertRequest, *, s3: Any, temp_bucket: str, cache: StreamCache, frames_per_second: int = 0,
-    memory_mb: dict[str, int] | None = None,
+    memory_mb: dict[str, int] | None = None, live: LiveSegmentCache | None = None,
 ) -> dict[str, Any]:
     """Decode second `request.second` and PUT its frames and audio; return keys and small metadata.
-    `memory_mb`: the memory sizes of the functions that hold a whole second (none: not checked)."""
-    path, info = cache.fetch(s3, request.bucket, request.key)
+    `memory_mb`: the memory sizes of the functions that hold a whole second (none: not checked).
+    A key naming a playlist (`.m3u8`) is a live stream, read a few segments at a time through `live`;
+    a second not published yet raises SecondNotPublishedYet (the workflow waits and retries)."""
     source = f"s3://{request.bucket}/{request.key}"
+    live_edge: dict[str, Any] | None = None
+    if is_playlist(request.key):
+        if live is None:
+            raise InvalidRequest(f"{source}: a live stream needs a segment cache")
+        try:
+            window = live.window(s3, request.bucket, request.key, request.second)
+        except LiveStreamUnreadable as error:
+            raise StreamUnreadable(str(error)) from None
+        path, info = window.path, window.info
+        is_last = window.playlist.is_last(request.second)
+        live_edge = {"edge_s": round(window.playlist.edge_s, 3), "ended": window.playlist.ended,
+                     "segments_fetched": window.fetched}
+    else:
+        path, info = cache.fetch(s3, request.bucket, request.key)
+        is_last = None
     check_fits(info, source, memory_mb or {})
     # Without a duration in the header (a live recording) the end is found by reading: `is_last`.
     if info.seconds is not None and request.second >= info.seconds:
@@ -163,17 +181,22 @@ def convert(
         raise StreamUnreadable(f"{source}: {reason}") from None
     except PastTheEndError as error:  # a second after the last, which a live stream's reading found
         raise InvalidRequest(f"{source}: {error}") from None
+    if is_last is not None:  # live: the playlist knows the end, the window does not
+        second = replace(second, is_last=is_last)
     prefix = second_prefix(request.stream_id, request.execution, request.second)
     frame_keys, audio_key = put_second(s3, temp_bucket, prefix, second, frames_per_second)
-    return {
+    result = {
         "frames": frame_keys,
         "audio": audio_key,
         "is_last": second.is_last,
         "frame_count": len(second.frames),
-        "seconds": info.seconds,
+        "seconds": None if live_edge is not None and not live_edge["ended"] else info.seconds,
         "info": {**info.to_dict(), "source": source},
         "result_key": result_key(request.started_at, request.stream_id, request.second),
     }
+    if live_edge is not None:
+        result["live"] = live_edge
+    return result
 
 
 def _code(error: ClientError) -> str:
