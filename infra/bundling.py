@@ -35,6 +35,7 @@ POWERTOOLS = "aws-lambda-powertools[tracer]==3.37.0"
 AV = "av==19.0.2"
 NUMPY = "numpy==2.5.5"
 BOTO3 = "boto3==1.44.8"  # pip resolves the matching botocore (boto3 pins botocore to its own minor)
+M3U8 = "m3u8==6.0.0"  # live streams' playlists (lambdas/shared/live.py)
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "*.md")
 
 
@@ -55,7 +56,7 @@ class PackageSpec:
     packages: tuple[str, ...]
 
 
-CONVERTER = PackageSpec("converter", (AV, NUMPY, POWERTOOLS, BOTO3), ("converter", "shared"))
+CONVERTER = PackageSpec("converter", (AV, NUMPY, M3U8, POWERTOOLS, BOTO3), ("converter", "shared"))
 DETECTORS = PackageSpec("detectors", (NUMPY, POWERTOOLS, BOTO3), ("detectors", "shared"))
 CORRECTIVE_ACTION = PackageSpec("corrective_action", (POWERTOOLS, BOTO3), ("corrective_action", "shared"))
 

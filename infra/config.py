@@ -57,8 +57,8 @@ class MonitorConfig:
     detector_memory_mb: int = 1024
     frames_per_second: int = 0  # frames shipped per stream-second; 0 = every frame (the original)
     detectors: tuple[str, ...] = DETECTORS
-    # Stream-seconds per execution before it continues as new; at most max_seconds_per_execution() (90 with
-    # the three detectors), checked at synth.
+    # Stream-seconds per execution before it continues as new; at most max_seconds_per_execution() (68 with
+    # the three detectors: a live stream may wait up to 30 times per second), checked at synth.
     seconds_per_execution: int = 60
     source_bucket_names: tuple[str, ...] = ()  # existing buckets to read streams from; empty = create one
     # KMS keys that encrypt those buckets' objects (SSE-KMS): the converter may decrypt with them.

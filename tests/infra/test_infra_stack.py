@@ -254,7 +254,7 @@ def test_localstack_target_has_no_node_helpers_and_no_glue() -> None:
     ({"architecture": "sparc"}, "architecture"),
     ({"detectors": "freeze,ghosts"}, "detectors"),
     ({"seconds_per_execution": "5000"}, "seconds_per_execution"),
-    ({"seconds_per_execution": "91"}, r"seconds_per_execution must be within 1\.\.90:"),
+    ({"seconds_per_execution": "69"}, r"seconds_per_execution must be within 1\.\.68:"),
 ])
 def test_bad_context_is_refused(context: dict[str, str], message: str) -> None:
     from aws_cdk import App

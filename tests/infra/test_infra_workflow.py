@@ -108,7 +108,13 @@ def test_transient_lambda_errors_are_retried_with_backoff_and_jitter() -> None:
         if state.get("Resource") == "arn:aws:states:::lambda:invoke":
             # Then the Lambda service's errors are retried, and so are the function's own transient
             # failures and timeouts (what fault injection raises: TransientError, Sandbox.Timedout)
-            service, function = state["Retry"]
+            retries = state["Retry"]
+            if name == "Convert":  # first, the wait at a live stream's edge: every second, no jitter
+                live_edge, *retries = retries
+                assert live_edge["ErrorEquals"] == ["SecondNotPublishedYet"]
+                assert (live_edge["IntervalSeconds"], live_edge["BackoffRate"]) == (1, 1)
+                assert live_edge.get("JitterStrategy", "NONE") == "NONE"
+            service, function = retries
             assert {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                     "Lambda.TooManyRequestsException"} <= set(service["ErrorEquals"]), name
             assert set(function["ErrorEquals"]) == {"TransientError", "Sandbox.Timedout", "States.Timeout"}
@@ -315,7 +321,7 @@ class WorstCase(FakeAws):
     def __call__(self, resource: str, params: dict[str, Any]) -> Any:
         key = (resource, params.get("FunctionName"), json.dumps(params.get("Payload", {}).get("second")),
                params.get("Message"), params.get("Key"), params.get("Name"))
-        failures = self.failures.setdefault(key, list(self.plan(resource)))
+        failures = self.failures.setdefault(key, list(self.plan(resource, params.get("FunctionName"))))
         if failures:
             raise TaskError(failures.pop(0), "injected")
         return super().__call__(resource, params)
@@ -325,9 +331,11 @@ class WorstCase(FakeAws):
         self.failures: dict[Any, list[str]] = {}
 
     @staticmethod
-    def plan(resource: str) -> list[str]:
+    def plan(resource: str, function: str | None) -> list[str]:
         if resource == "arn:aws:states:::lambda:invoke":  # 5 service errors, 4 function errors
-            return ["Lambda.ServiceException"] * 5 + ["TransientError"] * 4
+            # and the converter waits 30 times at a live stream's edge
+            waits = ["SecondNotPublishedYet"] * 30 if function == "arn:converter" else []
+            return waits + ["Lambda.ServiceException"] * 5 + ["TransientError"] * 4
         if resource == "arn:aws:states:::sns:publish":
             return ["SNS.ThrottledException"] * 4
         if resource == "arn:aws:states:::aws-sdk:s3:putObject":
@@ -346,23 +354,24 @@ class WorstCase(FakeAws):
 def test_history_bound_is_derived_from_the_definition() -> None:
     # Worked out by hand from the file (events per state: Pass/Choice 2, Task 5 + 3 per retry,
     # Parallel/Map 4, Map item 2): a worst-case second is
-    #   Convert 5 + 3 x (5 + 4) = 32, Detect 4 + 3 x 32 = 100, Evaluate 2, AnyDefects? 2,
-    #   Notify 4 + 6 x (2 + Publish 5 + 3 x 4) = 118, Record 5 + 3 x 4 = 17, Last? 2, NextSecond 2 = 275;
+    #   Convert 5 + 3 x (30 live-edge waits + 5 + 4) = 122, Detect 4 + 3 x 32 = 100, Evaluate 2,
+    #   AnyDefects? 2, Notify 4 + 6 x (2 + Publish 5 + 3 x 4) = 118, Record 5 + 3 x 4 = 17, Last? 2,
+    #   NextSecond 2 = 365;
     # before the loop ExecutionStarted 1 + NewStream? 2 + Begin 2 + Init 2 = 7; the longest way out is
     # ContinueAsNew 17 failing into NotifyFailure 17, Failed 2, AnalysisFailed 1, ExecutionFailed 1 = 38.
-    # (25,000 - 7 - 38) // 275 = 90; with the freeze detector alone a second is 135 and the bound 184.
-    assert max_seconds_per_execution() == 90
-    assert max_seconds_per_execution(("freeze",)) == 184
-    MonitorConfig(seconds_per_execution=90)
-    MonitorConfig(seconds_per_execution=184, detectors=("freeze",))
-    with pytest.raises(ValueError, match=r"1\.\.90:"):
-        MonitorConfig(seconds_per_execution=91)
-    with pytest.raises(ValueError, match=r"1\.\.184:"):
-        MonitorConfig(seconds_per_execution=185, detectors=("freeze",))
-    assert 1 <= MonitorConfig().seconds_per_execution <= 90
+    # (25,000 - 7 - 38) // 365 = 68; with the freeze detector alone a second is 225 and the bound 110.
+    assert max_seconds_per_execution() == 68
+    assert max_seconds_per_execution(("freeze",)) == 110
+    MonitorConfig(seconds_per_execution=68)
+    MonitorConfig(seconds_per_execution=110, detectors=("freeze",))
+    with pytest.raises(ValueError, match=r"1\.\.68:"):
+        MonitorConfig(seconds_per_execution=69)
+    with pytest.raises(ValueError, match=r"1\.\.110:"):
+        MonitorConfig(seconds_per_execution=111, detectors=("freeze",))
+    assert 1 <= MonitorConfig().seconds_per_execution <= 68
 
 
-@pytest.mark.parametrize("per_execution", [90, 91])
+@pytest.mark.parametrize("per_execution", [68, 69])
 def test_worst_case_execution_history_around_the_bound(per_execution: int) -> None:
     # Given every task retried to the end of its Retry blocks and three defects per detector per second
     aws = WorstCase(per_execution + 2)
@@ -372,12 +381,12 @@ def test_worst_case_execution_history_around_the_bound(per_execution: int) -> No
     # Then notifications are capped per detector and second (the record keeps all nine defects)
     assert len(aws.published) == (per_execution + 2) * NOTIFICATIONS_PER_DETECTOR * 3
     assert all(len(r["defects"]) == 9 for r in aws.records.values())
-    # And the bound the config enforces (90) is tight: 90 seconds fit in the history, 91 would not
-    # (hand count: 7 + 89 x 275 + (275 - NextSecond 2 + ContinueAsNew 17 + ContinuedAsNew 2) + 1 = 24,775)
-    if per_execution == 90:
-        assert execution.events == 24_775 <= HISTORY_LIMIT
+    # And the bound the config enforces (68) is tight: 68 seconds fit in the history, 69 would not
+    # (hand count: 7 + 67 x 365 + (365 - NextSecond 2 + ContinueAsNew 17 + ContinuedAsNew 2) + 1 = 24,845)
+    if per_execution == 68:
+        assert execution.events == 24_845 <= HISTORY_LIMIT
     else:
-        assert execution.events == 24_775 + 275 > HISTORY_LIMIT
+        assert execution.events == 24_845 + 365 > HISTORY_LIMIT
 
 
 @pytest.mark.parametrize("first_name", ["run1", "r" * 80])
