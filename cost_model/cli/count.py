@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     needs = dict(NEEDS)
     definition = drop_detector_branches(load(args.asl), DETECTOR_PLACEHOLDERS, stack.detectors)
     loop = LoopModel(definition)
+    if args.no_follow and not args.execution_arn:
+        raise InputError("--no-follow applies to --execution-arn only (a summary is one run already)")
     if args.execution_arn:
         # CDK names the functions after their construct ids (…Converter…); the detectors share a size.
         memory = {"converter": stack.converter_memory_mb, "*": stack.detector_memory_mb}

@@ -86,5 +86,9 @@ def run(args: argparse.Namespace) -> int:
     print(render_text(title, table))
     low, high = rows[0]["after_range_usd"]
     print(f"after ({opts.purchase}), from the measured CPU spread: {usd(low)} – {usd(high)} per month")
+    by_purchase = rows[0]["after_by_purchase_usd"]
+    print("after by purchase: " + ", ".join(f"{p} {usd(v)}" for p, v in by_purchase.items() if v is not None))
+    for why in r["monolith"]["purchase_notes"].values():
+        print(f"  {why}")
     print_notes(prov.notes)
     return 0
