@@ -4,7 +4,8 @@ price table: what that run cost, per stream-hour, and scaled to a scenario of co
 Only what the run did is priced. The after's compute is its measured CPU time bought as instance vCPU
 time: CPU-seconds × (1 + the task's headroom, `monolith.sizing.HEADROOM`) × the instance's on-demand
 hourly price / its vCPUs / 3,600. Lambda GB-seconds are priced at the first tier, the rate a single run
-pays.
+pays. X-Ray traces are not counted on LocalStack, so a run's bill has none (the scenario's model,
+`model.py`/`after.py`, prices them).
 """
 
 from __future__ import annotations
