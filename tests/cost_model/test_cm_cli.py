@@ -350,6 +350,22 @@ def test_us_east_1_table_has_the_facts_numbers() -> None:
     assert US_EAST_1["s3.get"].usd == pytest.approx(0.0000004)
     assert US_EAST_1["lambda.gb_s.x86_64.1"].usd == pytest.approx(0.0000166667)
     assert US_EAST_1["ec2.c6i.2xlarge"].usd == pytest.approx(0.34)
+    assert US_EAST_1["ec2.c7g.2xlarge"].usd == 0.29  # three sources agree; not 0.289
+    assert US_EAST_1["xray.trace"].usd == pytest.approx(0.000005)
+
+
+def test_the_code_cites_sources_a_user_has() -> None:
+    # Every fact file the cost model cites is in the repository; none points at notes outside it
+    package = Path(price_table.__file__).parent
+    sources = (package / "SOURCES.md").read_text()
+    for module in package.rglob("*.py"):
+        assert "aws-facts" not in module.read_text(), module
+    # And the Reserved Instance rates the code prices are the ones SOURCES.md gives with their source
+    for instance, rates in price_table.RESERVED.items():
+        row = next(line for line in sources.splitlines() if line.startswith(f"| {instance} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert [float(c) for c in cells[1:]] == [US_EAST_1[f"ec2.{instance}"].usd, *rates], instance
+    assert "yeo/ec2.shop" in sources and "73696e380ae600b175f859850a726edebd1de72f" in sources
 
 
 def test_count_accepts_a_real_demo_summary_and_every_count_matches(
