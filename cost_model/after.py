@@ -10,9 +10,9 @@ Compute: each task reserves what `monolith.sizing.task_size` gives for the measu
 scenario's resolution (its headroom included); tasks are bin-packed onto the instance type by CPU and by
 memory; the fleet is priced on demand, as Reserved Instances at AWS's published rates, or under a Compute
 Savings Plan at the user's rate (`prices.instance_rate`). The corrective action it shares with the before
-is traced (`tracing.py`). The stack's fixed lines are the network path (default: public subnets with an S3 gateway endpoint, so each instance has a public IPv4
-address and nothing goes through a NAT gateway), the instances' EBS volumes, the container logs and the
-image in ECR.
+is traced (`tracing.py`). The stack's fixed lines are the network path (default: public subnets with an
+S3 gateway endpoint, so each instance has a public IPv4 address and nothing goes through a NAT gateway),
+the instances' EBS volumes, the container logs and the image in ECR.
 """
 
 from __future__ import annotations
