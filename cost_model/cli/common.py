@@ -19,6 +19,7 @@ from cost_model.inputs import (
     read_stack_config,
 )
 from cost_model.model import Workload
+from cost_model.prices import HOURS_PER_MONTH
 from monolith.settings import ServiceSettings
 
 
@@ -26,7 +27,7 @@ def workload(
     args: argparse.Namespace,
     prov: Provenance,
     streams: int = 1,
-    hours: float = 730.0,
+    hours: float = HOURS_PER_MONTH,
     variant: str = "baseline",
 ) -> tuple[dict[str, Any], Workload, Calibration]:
     """The workflow definition, the workload the options describe, and the calibration read."""
