@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from cost_model.asl import AslError
 from cost_model.cli import compare, count, counts, price_list, what_if
+from cost_model.cli.common import AslError
 from cost_model.cli.options import EXIT_BAD_INPUT, Parser
 from cost_model.inputs import InputError
 from cost_model.prices import PurchaseUnavailable, UnknownRegion

@@ -8,7 +8,7 @@ from typing import Any
 
 from calibration import Calibration
 from cost_model.after import INSTANCES, AfterOptions
-from cost_model.asl import load
+from cost_model.asl import AslError, LoopModel, drop_detector_branches, load
 from cost_model.inputs import (
     NEEDS,
     REPO,
@@ -21,6 +21,10 @@ from cost_model.inputs import (
 from cost_model.model import Workload
 from cost_model.prices import HOURS_PER_MONTH
 from monolith.settings import ServiceSettings
+from monolith.tables import render_text, text_table
+
+# The workflow walker and the table drawer are imported here only, for every subcommand of the CLI.
+__all__ = ["AslError", "LoopModel", "drop_detector_branches", "load", "render_text", "text_table"]
 
 
 def workload(

@@ -15,12 +15,20 @@ from rich.console import RenderableType
 from cost_model import chart
 from cost_model.after import DEFAULT_INSTANCE, INSTANCES, AfterOptions, after_summary
 from cost_model.cli import options
-from cost_model.cli.common import after, by_service, quantity, unit_price, usd, workload
+from cost_model.cli.common import (
+    after,
+    by_service,
+    quantity,
+    render_text,
+    text_table,
+    unit_price,
+    usd,
+    workload,
+)
 from cost_model.inputs import Provenance
 from cost_model.lines import total
 from cost_model.model import VARIANTS, Workload, breakeven, compare, quota, serverless_lines, serverless_usage
 from cost_model.prices import PURCHASES, PriceBook, PurchaseUnavailable, instance_rate
-from monolith.tables import render_text, text_table
 
 # The serverless designs the chart and the bars put beside the after.
 SERVERLESS_SHOWN = ("baseline", "well-architected")

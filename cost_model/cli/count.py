@@ -10,13 +10,18 @@ from typing import Any
 
 from cost_model import measured as measured_counts
 from cost_model.after import check_run
-from cost_model.asl import LoopModel, drop_detector_branches, load
 from cost_model.cli import options
-from cost_model.cli.common import print_notes
+from cost_model.cli.common import (
+    LoopModel,
+    drop_detector_branches,
+    load,
+    print_notes,
+    render_text,
+    text_table,
+)
 from cost_model.inputs import NEEDS, SUMMARY_JSON, InputError, Provenance, read_stack_config
 from cost_model.measured import check, read_summary, shipped_seconds
 from infra.config import DETECTOR_PLACEHOLDERS
-from monolith.tables import render_text, text_table
 
 
 def add_parser(commands: Any) -> None:

@@ -7,10 +7,9 @@ import json
 from typing import Any
 
 from cost_model.cli import options
-from cost_model.cli.common import print_notes, workload
+from cost_model.cli.common import print_notes, render_text, text_table, workload
 from cost_model.inputs import Provenance
 from cost_model.model import serverless_usage
-from monolith.tables import render_text, text_table
 
 
 def add_parser(commands: Any) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from cost_model.after import INSTANCES
 from cost_model.cli import options
+from cost_model.cli.common import render_text, text_table
 from cost_model.prices import FREE_TIER
-from monolith.tables import render_text, text_table
 
 
 def add_parser(commands: Any) -> None:

@@ -11,10 +11,9 @@ from typing import Any
 
 from cost_model.after import INSTANCES
 from cost_model.cli import options
-from cost_model.cli.common import after, print_notes, usd, workload
+from cost_model.cli.common import after, print_notes, render_text, text_table, usd, workload
 from cost_model.inputs import Provenance
 from cost_model.model import VARIANTS, compare
-from monolith.tables import render_text, text_table
 
 
 def add_parser(commands: Any) -> None:
