@@ -8,10 +8,11 @@ Requests follow from `monolith.settings` (its docstring states the rules) and th
 
 Compute: each task reserves what `monolith.sizing.task_size` gives for the measured CPU and memory at the
 scenario's resolution (its headroom included); tasks are bin-packed onto the instance type by CPU and by
-memory; the fleet is priced on demand or under a Compute Savings Plan. The stack's fixed lines are the
-network path (default: public subnets with an S3 gateway endpoint, so each instance has a public IPv4
-address and nothing goes through a NAT gateway), the instances' EBS volumes, the container logs and the
-image in ECR.
+memory; the fleet is priced on demand, as Reserved Instances at AWS's published rates, or under a Compute
+Savings Plan at the user's rate (`prices.instance_rate`). The corrective action it shares with the before
+is traced (`tracing.py`). The stack's fixed lines are the network path (default: public subnets with an
+S3 gateway endpoint, so each instance has a public IPv4 address and nothing goes through a NAT gateway),
+the instances' EBS volumes, the container logs and the image in ECR.
 """
 
 from __future__ import annotations
@@ -22,20 +23,22 @@ from typing import Any
 
 from calibration import Calibration, CalibrationError
 from cost_model.inputs import InputError
+from cost_model.lines import Line, line, priced_line, total
 from cost_model.measured import row
 from cost_model.prices import (
     ARM64_CPU_FACTOR,
     ARM64_CPU_SOURCE,
+    HOURS_PER_MONTH,
     PURCHASES,
-    SAVINGS_PLANS,
     PriceBook,
-    line,
-    src,
+    instance_rate,
 )
+from cost_model.tracing import xray_line
 from infra.after_config import (
     AZS,
     EBS_GIB,
     INTERFACE_ENDPOINTS,
+    NETWORKS,
     AfterConfig,
     InstanceCapacity,
     instance_capacity,
@@ -43,11 +46,18 @@ from infra.after_config import (
 from monolith.settings import ServiceSettings, results_objects, visibility_extensions
 from monolith.sizing import HEADROOM, TaskSize, task_size
 
-HOURS_PER_MONTH = 730.0
 # The instance types priced (cost_model/prices.py); their vCPUs, memory and architecture, and how many tasks
 # each holds, are the after stack's (infra/after_config.py instance_capacity).
-INSTANCES = ("c6i.large", "c6i.xlarge", "c6i.2xlarge", "c6i.4xlarge",
-             "c7g.large", "c7g.xlarge", "c7g.2xlarge", "c7g.4xlarge")
+INSTANCES = (
+    "c6i.large",
+    "c6i.xlarge",
+    "c6i.2xlarge",
+    "c6i.4xlarge",
+    "c7g.large",
+    "c7g.xlarge",
+    "c7g.2xlarge",
+    "c7g.4xlarge",
+)
 DEFAULT_INSTANCE = {"x86_64": "c6i.2xlarge", "arm64": "c7g.2xlarge"}
 # Streams one task analyses at once as the after stack deploys it (the service's own default,
 # monolith.settings, is 1).
@@ -55,12 +65,6 @@ STACK_CONCURRENCY = AfterConfig.concurrency
 IMAGE_GIB = 0.5  # the service's container image (Python 3.13, PyAV, numpy, boto3), compressed (assumed)
 LOG_BYTES_PER_LINE = 300  # one JSON log line (assumed)
 API_BYTES_PER_REQUEST = 2000  # an SQS/SNS/logs request and its answer through NAT or an endpoint (assumed)
-NETWORKS = {
-    "public": "public subnets, S3 gateway endpoint (free), a public IPv4 address per instance, no NAT",
-    "nat": f"private subnets, S3 gateway endpoint, one NAT gateway per AZ ({AZS} AZs)",
-    "endpoints": f"private subnets, S3 gateway endpoint, {len(INTERFACE_ENDPOINTS)} interface endpoints x "
-    f"{AZS} AZs, no NAT",
-}
 
 
 # --- one stream: what the service does -------------------------------------------------------------
@@ -115,30 +119,16 @@ def count_stream(
     )
 
 
-def request_lines(counts: StreamCounts, book: PriceBook, *, idle_receives: int = 0) -> list[dict[str, Any]]:
-    """The after's request lines for `counts` (a run's or a month's), the shape of every cost line."""
+def request_lines(counts: StreamCounts, book: PriceBook, *, idle_receives: int = 0) -> list[Line]:
+    """The after's request lines for `counts` (a run's or a month's)."""
     lines = [
-        line("S3", "GET requests (streams)", counts.s3_get, book["s3.get"].usd, src(book, "s3.get")),
-        line("S3", "PUT requests (results)", counts.s3_put, book["s3.put"].usd, src(book, "s3.put")),
-        line(
-            "SQS",
-            "requests (receive, delete, visibility)",
-            counts.sqs,
-            book["sqs.request"].usd,
-            src(book, "sqs.request"),
-        ),
-        line("SNS", "publishes", counts.sns_publish, book["sns.publish"].usd, src(book, "sns.publish")),
+        priced_line(book, "s3.get", "S3", "GET requests (streams)", counts.s3_get),
+        priced_line(book, "s3.put", "S3", "PUT requests (results)", counts.s3_put),
+        priced_line(book, "sqs.request", "SQS", "requests (receive, delete, visibility)", counts.sqs),
+        priced_line(book, "sns.publish", "SNS", "publishes", counts.sns_publish),
     ]
     if idle_receives:
-        lines.append(
-            line(
-                "SQS",
-                "requests (idle long polls)",
-                idle_receives,
-                book["sqs.request"].usd,
-                src(book, "sqs.request"),
-            )
-        )
+        lines.append(priced_line(book, "sqs.request", "SQS", "requests (idle long polls)", idle_receives))
     return lines
 
 
@@ -310,7 +300,9 @@ class AfterOptions:
     architecture: str = "x86_64"
     instance: str | None = None
     purchase: str = "on-demand"
-    discount: float | None = None  # overrides the Savings Plan's assumed discount
+    # The user's Compute Savings Plan discounts off on demand, per term (None: not given, none assumed).
+    sp_discount_1y: float | None = None
+    sp_discount_3y: float | None = None
     network: str = "public"
 
     def __post_init__(self) -> None:
@@ -320,8 +312,13 @@ class AfterOptions:
             raise InputError(f"unknown network {self.network!r}; use {', '.join(NETWORKS)}")
         if self.architecture not in ("x86_64", "arm64"):
             raise InputError(f"architecture must be x86_64 or arm64, got {self.architecture!r}")
-        if self.discount is not None and not 0 <= self.discount < 1:
-            raise InputError(f"--sp-discount must be within [0, 1), got {self.discount:g}")
+        for term, discount in self.sp_discounts.items():
+            if discount is not None and not 0 <= discount < 1:
+                raise InputError(f"--sp-discount-{term} must be within [0, 1), got {discount:g}")
+
+    @property
+    def sp_discounts(self) -> dict[str, float | None]:
+        return {"1y": self.sp_discount_1y, "3y": self.sp_discount_3y}
 
 
 def month_counts(
@@ -363,112 +360,90 @@ def after_lines(
         instance=opts.instance,
         statistic=statistic,
     )
-    price = book[f"ec2.{fleet.instance}"]
+    # PurchaseUnavailable when no rate is sourced or given: the caller says so or leaves the option out.
+    rate, rate_source = instance_rate(book, fleet.instance, opts.purchase, opts.sp_discounts)
     instance_hours = fleet.instances * hours
-    if opts.purchase == "on-demand":
-        ec2 = line(
-            "EC2",
-            f"instance-hours ({fleet.instance}, on-demand)",
-            instance_hours,
-            price.usd,
-            src(book, f"ec2.{fleet.instance}"),
-        )
-    else:
-        discount, why = SAVINGS_PLANS[opts.purchase]
-        if opts.discount is not None:
-            discount, why = (
-                opts.discount,
-                f"{opts.purchase}: {opts.discount:.0%} off on-demand (--sp-discount)",
-            )
-        ec2 = line(
-            "EC2",
-            f"instance-hours ({fleet.instance}, {opts.purchase} Compute Savings Plan)",
-            instance_hours,
-            price.usd * (1 - discount),
-            f"{src(book, f'ec2.{fleet.instance}')} x (1 - {discount:g}); {why}",
-        )
+    ec2 = line(
+        "EC2", f"instance-hours ({fleet.instance}, {opts.purchase})", instance_hours, rate, rate_source
+    )
     counts, idle = month_counts(streams, hours, defects_per_hour, settings)
     lines = [ec2, *request_lines(counts, book, idle_receives=idle)]
     months = hours / HOURS_PER_MONTH
     lines.append(
-        line(
+        priced_line(
+            book,
+            "ebs.gp3.gb_month",
             "EBS",
             f"GB-months (gp3, {EBS_GIB} GiB per instance)",
             fleet.instances * EBS_GIB * months,
-            book["ebs.gp3.gb_month"].usd,
-            src(book, "ebs.gp3.gb_month"),
         )
     )
     lines.append(
-        line(
-            "ECR",
-            f"GB-months (image, {IMAGE_GIB:g} GB assumed)",
-            IMAGE_GIB,
-            book["ecr.gb_month"].usd,
-            src(book, "ecr.gb_month"),
-        )
+        priced_line(book, "ecr.gb_month", "ECR", f"GB-months (image, {IMAGE_GIB:g} GB assumed)", IMAGE_GIB)
     )
     # The service logs a line when it takes a job, one per results object written and one per defect.
     log_lines = counts.sqs_receive + counts.s3_put + counts.sns_publish
     log_gb = log_lines * LOG_BYTES_PER_LINE / 1e9
     lines.append(
-        line(
+        priced_line(
+            book,
+            "logs.ingest_gb",
             "CloudWatch Logs",
             "GB ingested (container logs)",
             log_gb,
-            book["logs.ingest_gb"].usd,
-            src(book, "logs.ingest_gb") + f"; {LOG_BYTES_PER_LINE} B per line assumed",
+            note=f"{LOG_BYTES_PER_LINE} B per line assumed",
         )
     )
+    # The corrective-action function (shared with the before, tracing on) is a trace root per defect;
+    # the service itself is not traced.
+    lines.append(xray_line(book, {"corrective actions": streams * defects_per_hour / 3600}, hours * 3600))
     api_gb = (counts.sqs + idle + counts.sns_publish + log_lines) * API_BYTES_PER_REQUEST / 1e9
     image_gb = fleet.instances * IMAGE_GIB  # each instance pulls the image once a month (assumed)
     if opts.network == "public":
         lines.append(
-            line(
-                "VPC",
-                "public IPv4 address-hours (one per instance)",
-                instance_hours,
-                book["vpc.ipv4.hour"].usd,
-                src(book, "vpc.ipv4.hour"),
+            priced_line(
+                book, "vpc.ipv4.hour", "VPC", "public IPv4 address-hours (one per instance)", instance_hours
             )
         )
     elif opts.network == "nat":
+        # The gateways stay up all month, whether streams run or not.
         lines.append(
-            line(
+            priced_line(
+                book,
+                "vpc.nat.hour",
                 "VPC",
                 f"NAT gateway-hours ({AZS} AZs, all month)",
-                AZS * HOURS_PER_MONTH,  # the gateways stay up whether streams run or not
-                book["vpc.nat.hour"].usd,
-                src(book, "vpc.nat.hour"),
+                AZS * HOURS_PER_MONTH,
             )
         )
         lines.append(
-            line(
+            priced_line(
+                book,
+                "vpc.nat.gb",
                 "VPC",
                 "NAT GB processed (API calls, logs, image pulls)",
                 api_gb + log_gb + image_gb,
-                book["vpc.nat.gb"].usd,
-                src(book, "vpc.nat.gb")
-                + f"; {API_BYTES_PER_REQUEST} B per request, one image pull per instance assumed",
+                note=f"{API_BYTES_PER_REQUEST} B per request, one image pull per instance assumed",
             )
         )
     else:
         lines.append(
-            line(
+            priced_line(
+                book,
+                "vpc.endpoint.hour",
                 "VPC",
                 f"interface endpoint-hours ({len(INTERFACE_ENDPOINTS)} x {AZS} AZs, all month)",
                 len(INTERFACE_ENDPOINTS) * AZS * HOURS_PER_MONTH,
-                book["vpc.endpoint.hour"].usd,
-                src(book, "vpc.endpoint.hour"),
             )
         )
         lines.append(
-            line(
+            priced_line(
+                book,
+                "vpc.endpoint.gb",
                 "VPC",
                 "interface endpoint GB processed",
                 api_gb + log_gb + image_gb,
-                book["vpc.endpoint.gb"].usd,
-                src(book, "vpc.endpoint.gb"),
+                note=f"{API_BYTES_PER_REQUEST} B per request, one image pull per instance assumed",
             )
         )
     return lines, fleet
@@ -480,14 +455,13 @@ def after_summary(
     """The after's block of `compare --json`: lines at the median CPU, the fleet, and the monthly range the
     measured spread (min..max CPU) implies."""
     lines, fleet = after_lines(streams, hours, defects_per_hour, resolution, opts, book)
-    total = sum(x["monthly_usd"] for x in lines)
     spread = {}
     for statistic in ("min", "max"):
         other, f = after_lines(streams, hours, defects_per_hour, resolution, opts, book, statistic=statistic)
-        spread[statistic] = {"instances": f.instances, "monthly_usd": sum(x["monthly_usd"] for x in other)}
+        spread[statistic] = {"instances": f.instances, "monthly_usd": total(other)}
     cpu = opts.calibration.monolith_cpu(resolution)
     return {
-        "monthly_usd": total,
+        "monthly_usd": total(lines),
         "lines": lines,
         "fleet": {
             "instance": fleet.instance,

@@ -14,10 +14,18 @@ from typing import Any
 from cost_model.after import AfterOptions, after_summary
 from cost_model.asl import LoopModel, combine_detector_branches, drop_detector_branches
 from cost_model.inputs import InputError, Profile, StackConfig
-from cost_model.prices import FREE_TIER, PURCHASES, QUOTA_SOURCE, PriceBook, line, src
+from cost_model.lines import Line, line, priced_line, tiered, total
+from cost_model.prices import (
+    FREE_TIER,
+    HOURS_PER_MONTH,
+    PURCHASES,
+    QUOTA_SOURCE,
+    PriceBook,
+    PurchaseUnavailable,
+)
+from cost_model.tracing import xray_line
 from infra.config import CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS
 
-HOURS_PER_MONTH = 730.0  # AWS's convention for a month of 24x7
 GIB = 1024**3
 # Lambda: "at 1,769 MB a function has the equivalent of one vCPU" (Lambda developer guide, memory).
 MB_PER_VCPU = 1769
@@ -28,7 +36,7 @@ S3_MB_PER_S = 100.0
 LOG_BYTES_PER_INVOCATION = 1000  # START/END/REPORT lines + one INFO line + the EMF metrics line (assumed)
 EXPRESS_MEMORY_GB = 64 / 1024  # Express bills memory in 64 MB chunks; our definition and payloads fit in one
 EXPRESS_MAX_S = 300  # Express executions last at most 5 minutes
-LAMBDA_CONCURRENCY = 1000  # default per account-region (Lambda quotas; aws-facts.md)
+LAMBDA_CONCURRENCY = 1000  # default per account-region (Lambda quotas; cost_model/SOURCES.md)
 
 VARIANTS = {
     "baseline": "as built: Standard workflow, one object per frame + audio, all frames and detectors",
@@ -65,7 +73,6 @@ class Workload:
     retry_rate: float = 0.0  # extra attempts per Task entered
     detectors: tuple[str, ...] | None = None  # overrides the variant / stack
     sample_fps: int = 5  # frames shipped per second in the "sampled" variant
-    gb_s_per_stream_s: float | None = None  # measured Lambda GB-s per stream-second (calibration)
     media: Profile | None = None  # measured per-frame costs and object sizes at `resolution`
     media_source: str = "calibration/calibration.json"
 
@@ -240,17 +247,11 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
     gb_s_model = conv * w.stack.converter_memory_mb / 1024 * conv_ms / 1000 + sum(
         dets[fn] * w.stack.detector_memory_mb / 1024 * det_ms[fn] / 1000 for fn in functions
     )
-    if w.gb_s_per_stream_s is not None and w.variant == "baseline":
-        gb_s, gb_src = w.gb_s_per_stream_s, "measured (run summary)"
-    else:
-        gb_s, gb_src = (
-            gb_s_model,
-            (
-                f"estimated: per-frame CPU measured ({w.media_source}); + {S3_LATENCY_MS:g} ms per S3 "
-                "request and "
-                f"{S3_MB_PER_S:g} MB/s (assumed); CPU share = memory / {MB_PER_VCPU} MB"
-            ),
-        )
+    gb_s, gb_src = (
+        gb_s_model,
+        f"estimated: per-frame CPU measured ({w.media_source}); + {S3_LATENCY_MS:g} ms per S3 request and "
+        f"{S3_MB_PER_S:g} MB/s (assumed); CPU share = memory / {MB_PER_VCPU} MB",
+    )
     # Lifecycle expiry rounds up to the next midnight UTC: held 1.5 days on average.
     hold_s = WELL_ARCHITECTED_HOLD_S if w.combined else (w.stack.temp_expiry_days + 0.5) * 86400
     executions = per.get("states:startExecution", 0.0) + 0.0
@@ -280,102 +281,53 @@ def _cpu_share(memory_mb: int) -> float:
 
 
 # --- lines -----------------------------------------------------------------------------------------
-def tiered(service: str, unit: str, quantity: float, book: PriceBook, family: str) -> list[dict[str, Any]]:
-    """One line per volume tier the quantity reaches (a single line when it stays in the first)."""
-    parts = []
-    for i, tier in enumerate(book.tiers(family), 1):
-        top = quantity if tier.end is None else min(quantity, tier.end)
-        if top > tier.start or i == 1:
-            parts.append((i, max(top - tier.start, 0.0), tier.price))
-    single = len(parts) == 1
-    return [
-        line(
-            service,
-            unit if single else f"{unit}, tier {i}",
-            amount,
-            price.usd,
-            f"{price.source} [{price.date}]",
-        )
-        for i, amount, price in parts
-    ]
-
-
-def serverless_lines(
-    u: Usage, w: Workload, book: PriceBook, *, free_tier: bool = False
-) -> list[dict[str, Any]]:
+def serverless_lines(u: Usage, w: Workload, book: PriceBook, *, free_tier: bool = False) -> list[Line]:
     n = w.stream_seconds
-    lines: list[dict[str, Any]] = []
+    lines: list[Line] = []
     if w.express:
-        requests = u.executions * n  # one Express execution per `seconds_per_execution` (≤ 5 min)
+        # One Express execution per `seconds_per_execution` (at most 5 minutes); a live stream's execution
+        # lasts as long as the stream-seconds it covers.
         lines.append(
-            line(
-                "Step Functions",
-                "Express requests",
-                requests,
-                book["sfn.express.request"].usd,
-                src(book, "sfn.express.request"),
-            )
+            priced_line(book, "sfn.express.request", "Step Functions", "Express requests", u.executions * n)
         )
-        gb_s = (
-            n * EXPRESS_MEMORY_GB
-        )  # a live stream's execution lasts as long as the stream-seconds it covers
-        lines += tiered("Step Functions", "Express GB-seconds", gb_s, book, "sfn.express.gb_s")
+        lines += tiered(
+            book, "sfn.express.gb_s", "Step Functions", "Express GB-seconds", n * EXPRESS_MEMORY_GB
+        )
     else:
         lines.append(
-            line(
-                "Step Functions",
-                "state transitions",
-                u.transitions * n,
-                book["sfn.transition"].usd,
-                src(book, "sfn.transition"),
-            )
+            priced_line(book, "sfn.transition", "Step Functions", "state transitions", u.transitions * n)
         )
-    lines.append(
-        line(
-            "Lambda",
-            "requests",
-            u.lambda_invocations * n,
-            book["lambda.request"].usd,
-            src(book, "lambda.request"),
-        )
-    )
-    lines += tiered(
-        "Lambda",
-        f"GB-seconds ({w.stack.architecture})",
-        u.gb_s * n,
-        book,
-        f"lambda.gb_s.{w.stack.architecture}",
-    )
-    lines.append(
-        line(
-            "S3",
-            "PUT requests",
-            (u.s3_put_frames + u.s3_put_results) * n,
-            book["s3.put"].usd,
-            src(book, "s3.put"),
-        )
-    )
-    lines.append(line("S3", "GET requests", u.s3_get * n, book["s3.get"].usd, src(book, "s3.get")))
+    lines.append(priced_line(book, "lambda.request", "Lambda", "requests", u.lambda_invocations * n))
+    arch = w.stack.architecture
+    lines += tiered(book, f"lambda.gb_s.{arch}", "Lambda", f"GB-seconds ({arch})", u.gb_s * n)
+    lines.append(priced_line(book, "s3.put", "S3", "PUT requests", (u.s3_put_frames + u.s3_put_results) * n))
+    lines.append(priced_line(book, "s3.get", "S3", "GET requests", u.s3_get * n))
     storage = u.storage_gb_held * w.streams * min(1.0, w.hours / HOURS_PER_MONTH)
-    lines += tiered("S3", "GB-months (frames bucket)", storage, book, "s3.gb_month")
+    lines += tiered(book, "s3.gb_month", "S3", "GB-months (frames bucket)", storage)
+    lines.append(priced_line(book, "sns.publish", "SNS", "publishes", u.sns_publishes * n))
     lines.append(
-        line("SNS", "publishes", u.sns_publishes * n, book["sns.publish"].usd, src(book, "sns.publish"))
-    )
-    lines.append(
-        line(
+        priced_line(
+            book,
+            "logs.ingest_gb",
             "CloudWatch Logs",
             "GB ingested (Lambda logs)",
             u.log_gb * n,
-            book["logs.ingest_gb"].usd,
-            src(book, "logs.ingest_gb") + f"; {LOG_BYTES_PER_INVOCATION} B/invocation assumed",
+            note=f"{LOG_BYTES_PER_INVOCATION} B/invocation assumed",
         )
     )
+    # Tracing is on in the state machine and every function: each execution is a trace root, and so is
+    # each corrective action (one per defect).
+    roots = {
+        "executions": u.executions * w.streams,
+        "corrective actions": w.defects_per_hour / 3600 * w.streams,
+    }
+    lines.append(xray_line(book, roots, w.hours * 3600))
     if free_tier:
         lines += _free_tier(lines, book, w)
     return lines
 
 
-def _free_tier(lines: list[dict[str, Any]], book: PriceBook, w: Workload) -> list[dict[str, Any]]:
+def _free_tier(lines: list[Line], book: PriceBook, w: Workload) -> list[Line]:
     def used(service: str, unit_prefix: str) -> float:
         return sum(
             x["quantity"] for x in lines if x["service"] == service and x["unit"].startswith(unit_prefix)
@@ -387,6 +339,7 @@ def _free_tier(lines: list[dict[str, Any]], book: PriceBook, w: Workload) -> lis
         ("Lambda", "requests", "lambda.request", "lambda.request"),
         ("Lambda", "GB-seconds", "lambda.gb_s", f"lambda.gb_s.{w.stack.architecture}.1"),
         ("SNS", "publishes", "sns.publish", "sns.publish"),
+        ("X-Ray", "traces recorded", "xray.trace", "xray.trace"),
     ]
     for service, unit, free_key, price_key in specs:
         amount = min(used(service, unit), FREE_TIER[free_key][0])
@@ -442,16 +395,9 @@ def compare(
     after's (the monolith service on ECS on EC2), the reduction, the quota."""
     u, loop = serverless_usage(definition, w)
     s_lines = serverless_lines(u, w, book, free_tier=free_tier)
-    s_total = sum(x["monthly_usd"] for x in s_lines)
+    s_total = total(s_lines)
     m = after_summary(w.streams, w.hours, w.defects_per_hour, w.resolution, after, book)
-    purchases = {
-        purchase: m["monthly_usd"]
-        if purchase == after.purchase
-        else after_summary(
-            w.streams, w.hours, w.defects_per_hour, w.resolution, replace(after, purchase=purchase), book
-        )["monthly_usd"]
-        for purchase in PURCHASES
-    }
+    purchases, unavailable = by_purchase(w, book, after)
     m_total = m["monthly_usd"]
     return {
         "scenario": {
@@ -485,10 +431,28 @@ def compare(
             "lines": m["lines"],
             "range": m["range"],
             "by_purchase": purchases,
+            "purchase_notes": unavailable,
         },
         "reduction_pct": 100.0 * (1 - m_total / s_total) if s_total > 0 else 0.0,
         "quota": quota(u, w, book),
     }
+
+
+def by_purchase(
+    w: Workload, book: PriceBook, after: AfterOptions
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """The after's monthly cost under every purchase option (None where no rate is sourced or given), and
+    for each of those the sentence that says why."""
+    costs: dict[str, float | None] = {}
+    why: dict[str, str] = {}
+    for purchase in PURCHASES:
+        try:
+            costs[purchase] = after_summary(
+                w.streams, w.hours, w.defects_per_hour, w.resolution, replace(after, purchase=purchase), book
+            )["monthly_usd"]
+        except PurchaseUnavailable as error:
+            costs[purchase], why[purchase] = None, str(error)
+    return costs, why
 
 
 def with_streams(w: Workload, streams: int) -> Workload:
@@ -506,7 +470,7 @@ def breakeven(
 
     def gap(n: int) -> float:
         wn = with_streams(w, n)
-        serverless = sum(x["monthly_usd"] for x in serverless_lines(u, wn, book))
+        serverless = total(serverless_lines(u, wn, book))
         return (
             serverless
             - after_summary(n, w.hours, w.defects_per_hour, w.resolution, after, book)["monthly_usd"]

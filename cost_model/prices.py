@@ -41,28 +41,44 @@ class Tier:
 
 GB_S_PER_GB_H = 3600.0
 AFTER_DATE = "2026-12-02"  # when the after's prices below were read
+XRAY_DATE = "2026-12-07"
 _NAT_SRC = "https://basavytix.com/blog/aws-nat-gateway-pricing (us-east-1 $0.045/h and $0.045/GB)"
 
-# Compute Savings Plans, no upfront: the discount off on-demand for the EC2 instances the after runs on.
-# Searched 2026-12-02 for the per-instance rates (aws.amazon.com/savingsplans/compute-pricing, whose table is
-# rendered by script, and secondary sources): what could be read states only "up to 66%" (3-year, all
-# upfront), e.g. https://www.usage.ai/glossary/compute-savings-plan/ and
-# https://docs.aws.amazon.com/savingsplans/latest/userguide/sp-applying.html (illustrative rates only). The
-# two no-upfront discounts below are therefore ASSUMPTIONS, flagged as such in every line that uses them;
-# check the rate for your account in Cost Explorer and pass it with --sp-discount.
-SAVINGS_PLANS: dict[str, tuple[float, str]] = {
-    "savings-1y": (
-        0.28,
-        "1-year Compute Savings Plan, no upfront: ASSUMED 28% off on-demand (not verified; "
-        "AWS publishes up to 66% for 3-year all upfront)",
-    ),
-    "savings-3y": (
-        0.50,
-        "3-year Compute Savings Plan, no upfront: ASSUMED 50% off on-demand (not verified; "
-        "AWS publishes up to 66% for 3-year all upfront)",
-    ),
+HOURS_PER_MONTH = 730.0  # AWS's convention for a month of 24x7 (the pricing pages' monthly examples)
+SOURCES = "cost_model/SOURCES.md"  # the facts below with their public sources and dates
+
+# How the after's instances are bought. Reserved Instances (No Upfront, 1 or 3 years, Standard or
+# Convertible) are priced from AWS's published rates (RESERVED); Compute Savings Plans take the user's
+# discount per term, since no c6i/c7g rate could be sourced and Reserved Instance rates are no stand-in
+# (SOURCES.md, "Compute Savings Plans").
+RESERVED_TERMS = ("ri-standard-1y", "ri-standard-3y", "ri-convertible-1y", "ri-convertible-3y")
+SAVINGS_PLAN_TERMS = {"savings-1y": "1y", "savings-3y": "3y"}  # purchase -> the term of its --sp-discount-*
+PURCHASES = ("on-demand", *RESERVED_TERMS, *SAVINGS_PLAN_TERMS)
+PURCHASE_HELP = {
+    "on-demand": "EC2 on demand",
+    "ri-standard-1y": "Standard Reserved Instance, 1 year, No Upfront (AWS's published rate)",
+    "ri-standard-3y": "Standard Reserved Instance, 3 years, No Upfront (AWS's published rate)",
+    "ri-convertible-1y": "Convertible Reserved Instance, 1 year, No Upfront (AWS's published rate)",
+    "ri-convertible-3y": "Convertible Reserved Instance, 3 years, No Upfront (AWS's published rate)",
+    "savings-1y": "Compute Savings Plan, 1 year, No Upfront, at your --sp-discount-1y",
+    "savings-3y": "Compute Savings Plan, 3 years, No Upfront, at your --sp-discount-3y",
 }
-PURCHASES = ("on-demand", *SAVINGS_PLANS)
+_RI_SRC = (
+    "AWS EC2 pricing-page data (us-east-1, Linux, shared tenancy, No Upfront; published 2025-04-04) as "
+    "copied in https://github.com/yeo/ec2.shop at 73696e380ae600b175f859850a726edebd1de72f, "
+    "data/ec2/us-east-1-reservedinstance{,-convertible}-{1y,3y}.json; " + SOURCES
+)
+RI_DATE = "2025-04-04"  # AWS's publication date of the rates
+# Dollars per instance-hour, (Standard 1y, Standard 3y, Convertible 1y, Convertible 3y).
+RESERVED: dict[str, tuple[float, float, float, float]] = {
+    "c6i.2xlarge": (0.22491, 0.14969, 0.2457, 0.16416),
+    "c7g.2xlarge": (0.1911, 0.1274, 0.2079, 0.1404),
+}
+
+
+class PurchaseUnavailable(ValueError):
+    """No rate for this purchase option: none sourced for the instance, or none given by the user."""
+
 
 # Graviton (c7g) against Intel (c6i) for this kind of work: AWS measured FFmpeg H.264 *encoding* on C7g at
 # 29% lower cost than on C6i at on-demand prices (AWS Open Source Blog, "Optimized Video Encoding with FFmpeg
@@ -70,14 +86,15 @@ PURCHASES = ("on-demand", *SAVINGS_PLANS)
 # https://aws.amazon.com/blogs/opensource/optimized-video-encoding-with-ffmpeg-on-aws-graviton-processors/,
 # read 2026-12-02). With c7g.2xlarge at $0.29/h and c6i.2xlarge at $0.34/h that is 0.71 x 0.34 / 0.29 = 0.83
 # of the c6i's CPU time for the same work. Our work is decoding plus numpy, not encoding, and could not be
-# measured on arm64 here: a sourced ratio, not a measured one.
+# measured on arm64 here: an encoding benchmark's ratio, not a measurement of ours.
 ARM64_CPU_FACTOR = round(0.71 * 0.34 / 0.29, 3)
 ARM64_CPU_SOURCE = (
-    "AWS Open Source Blog 2022-11-15, FFmpeg H.264 encoding C7g vs C6i: 29% lower cost at on-demand prices "
-    f"-> {ARM64_CPU_FACTOR} x the c6i's CPU time (encoding, not our decoding; sourced, not measured)"
+    f"from an ENCODING benchmark, not a measurement of our decoding: AWS Open Source Blog 2022-11-15, FFmpeg "
+    f"H.264 encoding on C7g 29% cheaper than on C6i at on-demand prices -> {ARM64_CPU_FACTOR} x the c6i's "
+    f"CPU time ({SOURCES})"
 )
 
-# us-east-1: the reference region; every number here is in aws-facts.md or on the cited page.
+# us-east-1: the reference region; every number here is in SOURCES.md or on the cited page.
 US_EAST_1: dict[str, Price] = {
     "sfn.transition": Price(0.025 / 1000, "state transition", f"{SFN_PAGE}; {_FACTS}"),
     "sfn.express.request": Price(1.00 / 1e6, "request", f"{SFN_PAGE}; {_FACTS}"),
@@ -195,6 +212,18 @@ US_EAST_1: dict[str, Price] = {
         "https://cloudburn.io/blog/amazon-ecr-pricing (2026-03)",
         AFTER_DATE,
     ),
+    "xray.trace": Price(
+        5.00 / 1e6,
+        "trace recorded",
+        f"https://aws.amazon.com/xray/pricing/ ($5.00 per 1M traces recorded); {SOURCES}",
+        XRAY_DATE,
+    ),
+}
+# The Reserved Instance rates, as prices of their own (`prices` lists them with their source and date).
+US_EAST_1 |= {
+    f"ec2.{instance}.{purchase}": Price(usd, "instance-hour", _RI_SRC, RI_DATE)
+    for instance, rates in RESERVED.items()
+    for purchase, usd in zip(RESERVED_TERMS, rates, strict=True)
 }
 
 # Tier boundaries in the unit of the price (GB-seconds, GB-months).
@@ -214,6 +243,7 @@ FREE_TIER: dict[str, tuple[float, str]] = {
     "lambda.request": (1e6, "https://aws.amazon.com/lambda/pricing: 1M requests/month"),
     "lambda.gb_s": (400_000, "https://aws.amazon.com/lambda/pricing: 400,000 GB-seconds/month"),
     "sns.publish": (1e6, "https://aws.amazon.com/sns/pricing: first 1M publishes/month"),
+    "xray.trace": (100_000, "https://aws.amazon.com/xray/pricing/: first 100,000 traces recorded/month"),
 }
 
 
@@ -308,22 +338,36 @@ class PriceBook:
         ]
 
 
-def line(service: str, unit: str, quantity: float, unit_price: float, source: str) -> dict[str, Any]:
-    """One cost line: the shape of every line of `compare --json`, for either architecture."""
-    return {
-        "service": service,
-        "unit": unit,
-        "quantity": quantity,
-        "unit_price_usd": unit_price,
-        "monthly_usd": quantity * unit_price,
-        "source": source,
-    }
-
-
-def src(book: PriceBook, key: str) -> str:
-    """A price's source and the date it was read, for a line's `source`."""
-    price = book[key]
-    return f"{price.source} [{price.date}]"
+def instance_rate(
+    book: PriceBook, instance: str, purchase: str, sp_discounts: dict[str, float | None]
+) -> tuple[float, str]:
+    """(dollars per instance-hour, source) of `instance` bought as `purchase`. `sp_discounts` holds the
+    user's Compute Savings Plan discount per term ("1y", "3y"; None: not given). Raises PurchaseUnavailable
+    with a sentence saying why when no rate is sourced or given."""
+    on_demand = book[f"ec2.{instance}"]
+    if purchase == "on-demand":
+        return on_demand.usd, f"{on_demand.source} [{on_demand.date}]"
+    if purchase in RESERVED_TERMS:
+        key = f"ec2.{instance}.{purchase}"
+        if key not in book:
+            raise PurchaseUnavailable(
+                f"no sourced {purchase} rate for {instance} (sourced: {', '.join(RESERVED)}; {SOURCES})"
+            )
+        price = book[key]
+        return price.usd, f"{price.source} [{price.date}]"
+    if purchase in SAVINGS_PLAN_TERMS:
+        term = SAVINGS_PLAN_TERMS[purchase]
+        discount = sp_discounts.get(term)
+        if discount is None:
+            raise PurchaseUnavailable(
+                f"{purchase}: no Compute Savings Plan rate given (--sp-discount-{term}); none is assumed, "
+                f"since no c6i/c7g rate could be sourced ({SOURCES})"
+            )
+        return on_demand.usd * (1 - discount), (
+            f"{on_demand.source} [{on_demand.date}] x (1 - {discount:g}): your {term} Compute Savings Plan "
+            f"discount (--sp-discount-{term})"
+        )
+    raise PurchaseUnavailable(f"unknown purchase option {purchase!r}; use {', '.join(PURCHASES)}")
 
 
 # --- the AWS Price List API ------------------------------------------------------------------------

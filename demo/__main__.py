@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cost_model.bills import priced
-from cost_model.prices import PriceBook
+from cost_model.prices import HOURS_PER_MONTH, PriceBook
 from demo.after import AfterRun, run_after
 from demo.deploy import REGION, ROOT, DeployError, deploy, load_launcher
 from demo.report import (
@@ -45,7 +45,7 @@ from monolith.tables import defects_table
 # A path found different defects from `monolith analyze` on the same file: a bug, not a result.
 EXIT_DISAGREEMENT = 3
 # The Prime-Video-like scenario the bills are scaled to (the cost model's `make cost`).
-SCENARIO_STREAMS, SCENARIO_HOURS = 3000, 730
+SCENARIO_STREAMS, SCENARIO_HOURS = 3000, HOURS_PER_MONTH
 
 
 def sample_stream(out: Path) -> tuple[Path, list[dict[str, Any]]]:
@@ -143,7 +143,7 @@ def print_tables(summary: dict[str, Any]) -> None:
     if "prices" in summary:
         prices = {k: v for k, v in summary["prices"].items() if k in bills}
         console.rule(f"priced (us-east-1 prices of cost_model/prices.py; scenario: {SCENARIO_STREAMS:,} "
-                     f"streams x {SCENARIO_HOURS} h)")
+                     f"streams x {SCENARIO_HOURS:g} h)")
         console.print(prices_table(prices))
         ratio = summary["prices"].get("before_to_after")
         if ratio:

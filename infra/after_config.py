@@ -24,12 +24,6 @@ if TYPE_CHECKING:
 
 # Prefix of the stream objects the service may read: the demo uploads under it (demo/run.py).
 STREAMS_PREFIX = "streams/"
-# How the tasks reach SQS, SNS, ECR, ECS and CloudWatch Logs (S3 always through a gateway endpoint); the
-# cost model prices the same three (cost_model/after.py NETWORKS):
-# - public: public subnets, a public IPv4 address per instance, no NAT (no fixed cost);
-# - nat: private subnets, one NAT gateway per AZ;
-# - endpoints: isolated subnets, interface endpoints for each AWS API the instances call, no NAT.
-NETWORKS = ("public", "nat", "endpoints")
 EBS_GIB = 30  # each instance's root volume (gp3), the size of the ECS-optimised AMI's
 AZS = 2  # availability zones the service spans (NAT gateways and interface endpoints are per AZ)
 # The interface endpoints of `endpoints` (construct id -> AWS service name): what an instance in an isolated
@@ -38,6 +32,14 @@ AZS = 2  # availability zones the service spans (NAT gateways and interface endp
 INTERFACE_ENDPOINTS = {"Ecs": "ecs", "EcsAgent": "ecs-agent", "EcsTelemetry": "ecs-telemetry",
                        "EcrApi": "ecr.api", "EcrDocker": "ecr.dkr", "Logs": "logs",
                        "Sqs": "sqs", "Sns": "sns"}
+# How the tasks reach SQS, SNS, ECR, ECS and CloudWatch Logs (S3 always through a gateway endpoint), what
+# the stack builds and the cost model prices (name -> what it is).
+NETWORKS = {
+    "public": "public subnets, S3 gateway endpoint (free), a public IPv4 address per instance, no NAT",
+    "nat": f"private subnets, S3 gateway endpoint, one NAT gateway per AZ ({AZS} AZs)",
+    "endpoints": f"isolated subnets, S3 gateway endpoint, {len(INTERFACE_ENDPOINTS)} interface endpoints x "
+    f"{AZS} AZs, no NAT",
+}
 
 # vCPUs per instance size (the same in every current EC2 family) and GiB of memory per vCPU per family
 # letter: compute-optimised c 2, general-purpose m 4, memory-optimised r 8 (EC2 instance-type pages).

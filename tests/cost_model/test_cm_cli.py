@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 
 from calibration import CALIBRATION_PATH
-from cost_model import cli
+from cost_model import cli, measured
+from cost_model import prices as price_table
 from cost_model.prices import (
     AFTER_DATE,
+    PURCHASES,
     REGIONS,
+    RI_DATE,
     TABLE_DATE,
     US_EAST_1,
+    XRAY_DATE,
     LivePricesUnavailable,
     PriceBook,
     UnknownRegion,
@@ -67,7 +71,10 @@ def test_compare_json_is_the_contract(capsys: pytest.CaptureFixture[str], tmp_pa
     # The committed calibration is what the model read, and it names the scenario's resolution
     assert r["scenario"]["resolution"] == "1080p"
     assert any("calibration.json: measured" in note for note in r["scenario"]["inputs"])
-    assert set(r["monolith"]["by_purchase"]) == {"on-demand", "savings-1y", "savings-3y"}
+    # Every purchase option is there; the Savings Plans have no rate unless one is given, and say so
+    assert set(r["monolith"]["by_purchase"]) == set(PURCHASES)
+    assert r["monolith"]["by_purchase"]["savings-1y"] is None
+    assert "--sp-discount-1y" in r["monolith"]["purchase_notes"]["savings-1y"]
 
 
 def _row(out: str, *first: str) -> list[str]:
@@ -95,7 +102,7 @@ def test_compare_table_and_html_chart(capsys: pytest.CaptureFixture[str], tmp_pa
     assert _row(out, "service") == ["service", "unit", "quantity", "unit price", "monthly"]
     text = chart.read_text()
     assert text.startswith("<!doctype html>") and "<svg" in text and "quota ceiling 149 streams" in text
-    assert "well-architected" in text and "savings-3y" in text and "$1M" in text  # log axis in dollars
+    assert "well-architected" in text and "ri-standard-3y" in text and "$1M" in text  # log axis in dollars
 
 
 def test_compare_svg_chart_and_variant(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -177,6 +184,12 @@ def test_png_without_matplotlib_is_one_clear_line(
         ["compare", "--streams", "10", "--hours", "730", "--fps", "-25"],
         ["compare", "--streams", "10", "--hours", "730", "--chart", "out.pdf"],
         ["compare", "--streams", "10", "--hours", "730", "--calibrate", "/nonexistent/summary.json"],
+        ["compare", "--streams", "10", "--hours", "730", "--purchase", "savings-1y"],
+        ["compare", "--streams", "10", "--hours", "730", "--purchase", "ri-standard-1y", "--instance",
+         "c6i.large"],
+        ["compare", "--streams", "10", "--hours", "730", "--sp-discount-3y", "1.5"],
+        ["what-if", "--streams", "10", "--hours", "730", "--variant", "express"],
+        ["what-if", "--streams", "10", "--hours", "730", "--purchase", "savings-3y"],
         ["compare", "--streams", "10", "--hours", "730", "--resolution", "4320p"],
         ["compare", "--streams", "10", "--hours", "730", "--calibration", "/nonexistent/calibration.json"],
         ["compare", "--streams", "10", "--hours", "730", "--purchase", "reserved"],
@@ -234,20 +247,6 @@ def test_count_from_a_summary_checks_transitions(capsys: pytest.CaptureFixture[s
     assert _row(out, "state transitions")[:4] == ["state transitions", "103", "99", "≠"]
 
 
-def test_compare_calibrates_gb_seconds_from_a_summary(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    summary = tmp_path / "summary.json"
-    summary.write_text(
-        json.dumps({"stream_seconds": 10, "state_transitions": 103, "lambda_gb_seconds": 30.0})
-    )
-    code, out, _ = run(
-        capsys, "compare", "--streams", "1", "--hours", "1", "--calibrate", str(summary), "--json"
-    )
-    assert code == 0
-    assert json.loads(out)["scenario"]["per_stream_second"]["lambda_gb_seconds"] == pytest.approx(3.0)
-
-
 def test_count_by_execution_arn_without_a_reachable_service(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,7 +254,7 @@ def test_count_by_execution_arn_without_a_reachable_service(
         def get_execution_history(self, **_: Any) -> dict[str, Any]:
             raise ConnectionError("no endpoint")
 
-    monkeypatch.setattr(cli, "stepfunctions_client", lambda: Broken())
+    monkeypatch.setattr(measured, "stepfunctions_client", lambda: Broken())
     code, _, err = run(capsys, "count", "--execution-arn", "arn:aws:states:us-east-1:1:execution:m:x")
     assert code == 2 and "cannot read the execution history" in err and err.count("\n") == 1
 
@@ -269,14 +268,12 @@ def test_counts_and_what_if_and_prices_print(capsys: pytest.CaptureFixture[str])
     assert code == 0 and all(
         v in out for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "well-architected")
     )
-    assert "after on-demand" in out and "after savings-3y" in out
     assert _row(out, "variant") == [
-        "variant", "serverless/month", "vs baseline", "ceiling (streams)",
-        "after on-demand", "after savings-1y", "after savings-3y", "saves (best)",
+        "variant", "serverless/month", "vs baseline", "ceiling (streams)", "after (on-demand)", "after saves",
     ]
     baseline = _row(out, "baseline")
     assert baseline[2:4] == ["+0.0%", "149"] and baseline[1].startswith("$")
-    assert "after on demand, from the measured CPU spread: $" in out
+    assert "after (on-demand), from the measured CPU spread: $" in out
     code, out, _ = run(capsys, "prices", "--region", "us-east-1")
     assert code == 0 and _row(out, "sfn.transition")[:3] == ["sfn.transition", "2.5e-05", "state transition"]
     code, out, _ = run(capsys, "prices", "--region", "sa-east-1", "--json")
@@ -288,7 +285,7 @@ def test_counts_and_what_if_and_prices_print(capsys: pytest.CaptureFixture[str])
 def test_every_price_has_a_date_and_a_source_and_regions_inherit_visibly() -> None:
     for region in REGIONS:
         for row in PriceBook(region).table():
-            assert row["date"] in (TABLE_DATE, AFTER_DATE) and row["usd"] > 0
+            assert row["date"] in (TABLE_DATE, AFTER_DATE, RI_DATE, XRAY_DATE) and row["usd"] > 0
             assert "https://" in row["source"], row  # a public source, in the repository
     book = PriceBook("sa-east-1")
     assert book["sfn.transition"].usd == pytest.approx(0.0375 / 1000)
@@ -342,7 +339,7 @@ def test_live_prices_flag_falls_back_with_a_message(
             "cannot read live prices: no AWS credentials found; using the stored table"
         )
 
-    monkeypatch.setattr(cli, "live_prices", unavailable)
+    monkeypatch.setattr(price_table, "live_prices", unavailable)
     code, out, err = run(capsys, "compare", "--streams", "10", "--hours", "10", "--live-prices")
     assert code == 0 and "cannot read live prices" in err and "BEFORE" in out
 
@@ -353,6 +350,22 @@ def test_us_east_1_table_has_the_facts_numbers() -> None:
     assert US_EAST_1["s3.get"].usd == pytest.approx(0.0000004)
     assert US_EAST_1["lambda.gb_s.x86_64.1"].usd == pytest.approx(0.0000166667)
     assert US_EAST_1["ec2.c6i.2xlarge"].usd == pytest.approx(0.34)
+    assert US_EAST_1["ec2.c7g.2xlarge"].usd == 0.29  # three sources agree; not 0.289
+    assert US_EAST_1["xray.trace"].usd == pytest.approx(0.000005)
+
+
+def test_the_code_cites_sources_a_user_has() -> None:
+    # Every fact file the cost model cites is in the repository; none points at notes outside it
+    package = Path(price_table.__file__).parent
+    sources = (package / "SOURCES.md").read_text()
+    for module in package.rglob("*.py"):
+        assert "aws-facts" not in module.read_text(), module
+    # And the Reserved Instance rates the code prices are the ones SOURCES.md gives with their source
+    for instance, rates in price_table.RESERVED.items():
+        row = next(line for line in sources.splitlines() if line.startswith(f"| {instance} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert [float(c) for c in cells[1:]] == [US_EAST_1[f"ec2.{instance}"].usd, *rates], instance
+    assert "yeo/ec2.shop" in sources and "73696e380ae600b175f859850a726edebd1de72f" in sources
 
 
 def test_count_accepts_a_real_demo_summary_and_every_count_matches(
@@ -473,6 +486,8 @@ def test_compare_breakeven_and_arm64(capsys: pytest.CaptureFixture[str]) -> None
         "arm64",
         "--purchase",
         "savings-1y",
+        "--sp-discount-1y",
+        "0.2",
         "--network",
         "endpoints",
     )
@@ -480,12 +495,16 @@ def test_compare_breakeven_and_arm64(capsys: pytest.CaptureFixture[str]) -> None
     r = json.loads(out)
     assert r["scenario"]["monolith"]["instance"] == "c7g.2xlarge"
     assert r["scenario"]["monolith"]["arm64_cpu_factor"] == pytest.approx(0.832)
+    assert "ENCODING benchmark" in r["scenario"]["monolith"]["arm64_cpu_source"]
     assert any(x["unit"].startswith("interface endpoint-hours") for x in r["monolith"]["lines"])
+    # Every purchase option with a rate: the four sourced Reserved Instances, the 1-year plan given; the
+    # 3-year plan has none
     rows = {(b["variant"], b["purchase"]): b for b in r["breakeven"]}
     assert set(rows) == {
         (v, p)
         for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "well-architected")
-        for p in ("on-demand", "savings-1y", "savings-3y")
+        for p in ("on-demand", "ri-standard-1y", "ri-standard-3y", "ri-convertible-1y", "ri-convertible-3y",
+                  "savings-1y")
     }
     assert rows[("baseline", "on-demand")]["quota_ceiling_streams"] == 149
     assert all(b["breakeven_streams"] is None or b["breakeven_streams"] >= 1 for b in rows.values())

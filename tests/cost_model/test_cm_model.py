@@ -22,7 +22,7 @@ from cost_model.after import (
 from cost_model.asl import load
 from cost_model.inputs import NEEDS, InputError, StackConfig
 from cost_model.model import Workload, breakeven, compare, serverless_lines, serverless_usage
-from cost_model.prices import PriceBook
+from cost_model.prices import PURCHASES, PriceBook, PurchaseUnavailable
 from infra.after_config import AfterConfig
 from infra.config import ASL_PATH
 from monolith.settings import ServiceSettings
@@ -50,6 +50,9 @@ CALIBRATION = Calibration(
     Path("hand.json"),
 )
 BOOK = PriceBook("us-east-1")
+# A calibration file of round numbers (not a measurement), so the task size below is worked out by hand
+# whatever `make calibrate` last measured.
+FIXED_CALIBRATION = Path(__file__).parent / "data" / "calibration-fixed.json"
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +106,25 @@ def test_one_stream_hour_of_the_before_by_hand(definition: dict[str, Any]) -> No
     storage = lines["S3|GB-months (frames bucket)"]
     assert storage["quantity"] == pytest.approx(0.4216212, rel=1e-6)
     assert storage["monthly_usd"] == pytest.approx(0.0096973, rel=1e-4)
+    # X-Ray: one execution per 300 s (1/300 a second, under the 1/s reservoir: all traced) and 1/3,600
+    # corrective actions a second: (1/300 + 1/3,600) x 3,600 s = 12 + 1 = 13 traces at $5 per million
+    xray = lines["X-Ray|traces recorded (default sampling)"]
+    assert xray["quantity"] == pytest.approx(13)
+    assert xray["monthly_usd"] == pytest.approx(0.000065)
+
+
+def test_xray_traces_past_the_reservoir_by_hand(definition: dict[str, Any]) -> None:
+    # Given 1,000 streams 24x7 (2,628,000 s): 1,000 / 300 = 3.3333 executions a second: 1 + 5% of 2.3333 =
+    # 1.116667 traced a second; 1,000 / 3,600 = 0.27778 corrective actions a second, all traced (under 1/s)
+    w = workload(streams=1000, hours=730)
+    u, _ = serverless_usage(definition, w)
+    xray = by_unit(serverless_lines(u, w, BOOK))["X-Ray|traces recorded (default sampling)"]
+    # Then (1.116667 + 0.277778) x 2,628,000 = 3,664,600 traces = $18.323
+    assert xray["quantity"] == pytest.approx(3_664_600)
+    assert xray["monthly_usd"] == pytest.approx(18.323)
+    # And --free-tier takes the first 100,000 off: -$0.50
+    free = by_unit(serverless_lines(u, w, BOOK, free_tier=True))["X-Ray|free tier: traces recorded"]
+    assert free["monthly_usd"] == pytest.approx(-0.5)
 
 
 def test_lambda_durations_of_the_before_by_hand(definition: dict[str, Any]) -> None:
@@ -273,6 +295,10 @@ def test_after_month_by_hand() -> None:
     assert lines["CloudWatch Logs|GB ingested (container logs)"]["monthly_usd"] == pytest.approx(6.67965)
     # A public IPv4 address per instance: 30,660 h x $0.005
     assert lines["VPC|public IPv4 address-hours (one per instance)"]["monthly_usd"] == pytest.approx(153.30)
+    # X-Ray: the corrective action is traced, 1,000 / 3,600 a second (all under the 1/s reservoir):
+    # 730,000 traces x $5 per million; the service itself is not
+    xray = lines["X-Ray|traces recorded (default sampling)"]
+    assert (xray["quantity"], xray["monthly_usd"]) == (pytest.approx(730_000), pytest.approx(3.65))
     for x in lines.values():
         assert set(x) == {"service", "unit", "quantity", "unit_price_usd", "monthly_usd", "source"}
 
@@ -294,20 +320,42 @@ def test_after_network_options_and_idle_polling_by_hand() -> None:
     assert idle == 131_400 and counts.sqs_receive == 10
 
 
-def test_savings_plans_and_the_monthly_range() -> None:
-    # A 3-year plan at its assumed 50% off: $0.17 an hour; --sp-discount 0.4 gives $0.204
-    plan = by_unit(after_lines(1000, 730, 1.0, "1080p", after(purchase="savings-3y"), BOOK)[0])
-    assert plan["EC2|instance-hours (c6i.2xlarge, savings-3y Compute Savings Plan)"]["monthly_usd"] == (
-        pytest.approx(5_212.20)
+def test_purchase_options_by_hand() -> None:
+    # Given the 42 c6i.2xlarge of the bin-packing example, 730 h: 30,660 instance-hours.
+    # A 3-year Standard Reserved Instance at AWS's published $0.14969 an hour: $4,589.4954
+    def ec2(**kw: Any) -> dict[str, Any]:
+        lines = after_lines(1000, 730, 1.0, "1080p", after(**kw), BOOK)[0]
+        return next(x for x in lines if x["service"] == "EC2")
+
+    ri = ec2(purchase="ri-standard-3y")
+    assert ri["unit"] == "instance-hours (c6i.2xlarge, ri-standard-3y)"
+    assert (ri["unit_price_usd"], ri["monthly_usd"]) == (0.14969, pytest.approx(4_589.4954))
+    assert "yeo/ec2.shop" in ri["source"] and "2025-04-04" in ri["source"]
+    # 1-year Convertible: $0.2457 x 30,660 = $7,533.162
+    assert ec2(purchase="ri-convertible-1y")["monthly_usd"] == pytest.approx(7_533.162)
+    # arm64: 32 c7g.2xlarge (see the bin-packing example) x 730 h x $0.1274 (3-year Standard) = $2,976.064
+    arm = ec2(purchase="ri-standard-3y", architecture="arm64")
+    assert (arm["quantity"], arm["monthly_usd"]) == (23_360, pytest.approx(2_976.064))
+    # Compute Savings Plans: the user's rate per term, so 1 and 3 years differ: 0.2 off = $0.272, 0.45 off =
+    # $0.187
+    assert ec2(purchase="savings-1y", sp_discount_1y=0.2, sp_discount_3y=0.45)["unit_price_usd"] == (
+        pytest.approx(0.272)
     )
-    mine = by_unit(after_lines(1000, 730, 1.0, "1080p", after(purchase="savings-1y", discount=0.4), BOOK)[0])
-    assert mine["EC2|instance-hours (c6i.2xlarge, savings-1y Compute Savings Plan)"]["unit_price_usd"] == (
-        pytest.approx(0.204)
+    assert ec2(purchase="savings-3y", sp_discount_1y=0.2, sp_discount_3y=0.45)["unit_price_usd"] == (
+        pytest.approx(0.187)
     )
+    # No rate given: no rate assumed
+    with pytest.raises(PurchaseUnavailable, match="no Compute Savings Plan rate given"):
+        ec2(purchase="savings-3y", sp_discount_1y=0.2)
+    # No sourced Reserved Instance rate for another size: refused, not scaled
+    with pytest.raises(PurchaseUnavailable, match=r"no sourced ri-standard-1y rate for c6i\.4xlarge"):
+        ec2(purchase="ri-standard-1y", instance="c6i.4xlarge")
     with pytest.raises(InputError):
         after(purchase="reserved")
     with pytest.raises(InputError):
         after(network="carrier-pigeon")
+    with pytest.raises(InputError, match="--sp-discount-3y"):
+        after(sp_discount_3y=1.0)
 
 
 def test_compare_prices_both_with_the_range_and_every_purchase(definition: dict[str, Any]) -> None:
@@ -316,9 +364,12 @@ def test_compare_prices_both_with_the_range_and_every_purchase(definition: dict[
     # The range follows the instances at min and max CPU: 20 and 84 (see the bin-packing example)
     assert (m["range"]["low"]["instances"], m["range"]["high"]["instances"]) == (20, 84)
     assert m["range"]["low"]["monthly_usd"] < m["monthly_usd"] < m["range"]["high"]["monthly_usd"]
-    assert set(m["by_purchase"]) == {"on-demand", "savings-1y", "savings-3y"}
-    # Savings-3y saves exactly half of the EC2 line: 42 x 730 x $0.17
-    assert m["by_purchase"]["on-demand"] - m["by_purchase"]["savings-3y"] == pytest.approx(5_212.20)
+    assert set(m["by_purchase"]) == set(PURCHASES)
+    # A 3-year Standard Reserved Instance saves 30,660 h x ($0.34 - $0.14969) = $5,834.9046
+    assert m["by_purchase"]["on-demand"] - m["by_purchase"]["ri-standard-3y"] == pytest.approx(5_834.9046)
+    # The Savings Plans have no rate given: none, and a note that says so
+    assert m["by_purchase"]["savings-1y"] is None and m["by_purchase"]["savings-3y"] is None
+    assert set(m["purchase_notes"]) == {"savings-1y", "savings-3y"}
     for side in ("serverless", "monolith"):
         for x in r[side]["lines"]:
             assert x["monthly_usd"] == pytest.approx(x["quantity"] * x["unit_price_usd"])
@@ -358,11 +409,6 @@ def test_workload_rejects_bad_input() -> None:
     ]:
         with pytest.raises(InputError, match=message):
             workload(**kw)
-
-
-def test_calibrated_gb_seconds_replace_the_estimate(definition: dict[str, Any]) -> None:
-    u, _ = serverless_usage(definition, workload(gb_s_per_stream_s=2.5))
-    assert u.gb_s == 2.5 and u.gb_s_source.startswith("measured")
 
 
 def test_check_run_counts_each_job_of_an_after_bill() -> None:
@@ -413,13 +459,14 @@ def test_tasks_reserve_90_percent_of_an_instances_memory() -> None:
 
 
 def test_cost_model_packs_tasks_as_the_after_stack_places_them() -> None:
-    # Given the stack's default task (4 streams at 720p from the committed calibration of 2026-12-03:
-    # 0.11628 CPU-s per stream-second x 4 x 1.5 x 1,024 = 714.4 -> 715 CPU units; 256 MiB + 134.9 MiB x 4
-    # x 1.5 = 1,065.4 -> 1,152 MiB in 128 MiB steps) on a c6i.2xlarge: 8,192 // 715 = 11 by CPU,
-    # 14,745 // 1,152 = 12 by memory -> 11, CPU-bound. The cost model prices the fleet the stack would
-    # place: the same 11 and the same bound (120 streams = 30 tasks = 3 instances).
-    config = AfterConfig()
+    # Given the stack's default task (4 streams at 720p) sized from a fixed calibration (0.1 CPU-s per
+    # stream-second, 150 MiB per stream): 0.1 x 4 x 1.5 = 0.6 vCPU x 1,024 = 614.4 -> 615 CPU units;
+    # 256 MiB + 150 x 4 x 1.5 = 1,156 -> 1,280 MiB in 128 MiB steps. A c6i.2xlarge: 8,192 // 615 = 13 by
+    # CPU, 90% of 16,384 = 14,745 MiB // 1,280 = 11 by memory -> 11, memory-bound. The cost model prices
+    # the fleet the stack would place: the same 11 and the same bound (120 streams = 30 tasks = 3
+    # instances).
+    config = AfterConfig(calibration_path=str(FIXED_CALIBRATION))
     task = config.task_size
-    assert (task.cpu_units, task.memory_mib) == (715, 1152)
-    assert (config.tasks_per_instance, config.memory_bound) == (11, False)
-    assert pack(120, task, config.concurrency, config.instance_type) == (30, 11, 3, "CPU")
+    assert (task.cpu_units, task.memory_mib) == (615, 1280)
+    assert (config.tasks_per_instance, config.memory_bound) == (11, True)
+    assert pack(120, task, config.concurrency, config.instance_type) == (30, 11, 3, "memory")
