@@ -59,6 +59,7 @@ class PackageSpec:
 CONVERTER = PackageSpec("converter", (AV, NUMPY, M3U8, POWERTOOLS, BOTO3), ("converter", "shared"))
 DETECTORS = PackageSpec("detectors", (NUMPY, POWERTOOLS, BOTO3), ("detectors", "shared"))
 CORRECTIVE_ACTION = PackageSpec("corrective_action", (POWERTOOLS, BOTO3), ("corrective_action", "shared"))
+LIVE_STARTER = PackageSpec("live_starter", (M3U8, POWERTOOLS, BOTO3), ("live_starter", "shared"))
 
 
 def pip_platform(architecture: str) -> str:

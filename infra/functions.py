@@ -55,7 +55,7 @@ class Functions(Construct):
         # Test-only fault injection (LocalStack): the workflow's functions get the plan and its timeout.
         plan = config.fault_plan
         faults = {FAULTS_ENV: config.fault_injection} if plan and config.fault_injection else {}
-        self.converter = self._function(
+        self.converter = self.function(
             FunctionSpec("Converter", "converter", "lambdas.converter.handler.handler", CONVERTER,
                          config.converter_memory_mb, plan.function_timeout_s if plan else 120),
             {"TEMP_BUCKET": temp_bucket.bucket_name, "FRAMES_PER_SECOND": str(config.frames_per_second),
@@ -78,7 +78,7 @@ class Functions(Construct):
 
         self.detectors: dict[str, lambda_.Function] = {}
         for name in config.detectors:
-            fn = self._function(
+            fn = self.function(
                 FunctionSpec(_camel(name), f"detector-{name}", DETECTOR_HANDLERS[name], DETECTORS,
                              config.detector_memory_mb, plan.function_timeout_s if plan else 60),
                 {"TEMP_BUCKET": temp_bucket.bucket_name, **faults},
@@ -87,7 +87,7 @@ class Functions(Construct):
             acknowledge_object_prefix(fn.role, temp_bucket, f"{FRAMES_PREFIX}*", FRAMES_REASON)
             self.detectors[name] = fn
 
-        self.corrective_action = self._function(
+        self.corrective_action = self.function(
             FunctionSpec("CorrectiveAction", "corrective-action", "lambdas.corrective_action.handler.handler",
                          CORRECTIVE_ACTION, 256, 30),
             {"RESULTS_BUCKET": results_bucket.bucket_name},
@@ -98,7 +98,7 @@ class Functions(Construct):
                                   "One object per defect event under actions/<stream>/; keys are not known "
                                   "in advance. PutObject only.")
 
-    def _function(self, spec: FunctionSpec, environment: dict[str, str], ephemeral_mb: int = 512
+    def function(self, spec: FunctionSpec, environment: dict[str, str], ephemeral_mb: int = 512
                   ) -> lambda_.Function:
         config = self._config
         log_group = stage_log_group(self, f"{spec.construct_id}Logs", config)

@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.analytics import Analytics
 from infra.config import MonitorConfig
 from infra.functions import Functions
+from infra.live_input import LiveInput
 from infra.nag import acknowledge
 from infra.notifications import Notifications
 from infra.shared import SharedResources
@@ -28,6 +29,8 @@ class StreamQualityStack(Stack):
         workflow = Workflow(self, "Workflow", config=config, converter=functions.converter,
                             detectors=functions.detectors, topic=notifications.topic,
                             results_bucket=storage.results)
+        LiveInput(self, "LiveInput", config=config, functions=functions,
+                  source_buckets=storage.source_buckets, state_machine=workflow.state_machine)
         if not config.localstack:  # Glue and Athena are not in LocalStack's free edition
             Analytics(self, "Analytics", config=config, results_bucket=storage.results)
         self._acknowledge_cdk_helpers()

@@ -23,7 +23,10 @@ class Storage(Construct):
             self.source_buckets = [s3.Bucket.from_bucket_name(self, f"Source{i}", name)
                                    for i, name in enumerate(config.source_bucket_names)]
         else:
-            self.source_buckets = [self._bucket("Source", config, logs="source/")]
+            # Every architecture follows live streams from this bucket's events on EventBridge, each with
+            # its own rule (one S3 notification configuration per bucket could serve only one of them).
+            # An imported bucket needs EventBridge notifications turned on by its owner.
+            self.source_buckets = [self._bucket("Source", config, logs="source/", events=True)]
         # Frames in transit: objects live for a day at most (lifecycle), which bounds the storage bill
         # without a delete request per frame. The rule names the frames prefix, so nothing else that
         # may ever be kept in this bucket expires with them.
@@ -37,12 +40,12 @@ class Storage(Construct):
 
     def _bucket(
         self, name: str, config: MonitorConfig, *, logs: str | None,
-        lifecycle: list[s3.LifecycleRule] | None = None,
+        lifecycle: list[s3.LifecycleRule] | None = None, events: bool = False,
     ) -> s3.Bucket:
         # Sandbox stacks clean up after themselves; autoDeleteObjects adds a Node.js custom-resource
         # Lambda, which LocalStack without Docker cannot run, so it is off there.
         sandbox = config.sandbox
-        return s3.Bucket(
+        bucket = s3.Bucket(
             self, name,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -53,3 +56,11 @@ class Storage(Construct):
             removal_policy=RemovalPolicy.DESTROY if sandbox else RemovalPolicy.RETAIN,
             auto_delete_objects=sandbox and not config.localstack,
         )
+        if events:
+            # CloudFormation's own property, not `event_bridge_enabled` (which sets it through CDK's
+            # notifications custom resource, one more Lambda for nothing).
+            cfn = bucket.node.default_child
+            assert isinstance(cfn, s3.CfnBucket)
+            cfn.add_property_override(
+                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+        return bucket

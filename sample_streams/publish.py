@@ -29,6 +29,8 @@ import av
 import m3u8
 import numpy as np
 
+from lambdas.shared.live import LIVE_PREFIX
+
 PLAYLIST_NAME = "index.m3u8"
 TS_PACKET = 188
 # What MPEG-TS carries (FFmpeg's mpegts muxer): a stream in another codec cannot be published as HLS/TS.
@@ -214,7 +216,7 @@ def playlist_text(segments: list[PublishedSegment], programme_start: datetime, *
 
 
 def publish(
-    source: str | Path, *, s3: Any, bucket: str, stream_id: str, prefix: str = "live",
+    source: str | Path, *, s3: Any, bucket: str, stream_id: str, prefix: str = LIVE_PREFIX,
     segment_seconds: float = 2.0, speed: float = 1.0, faults: PublishFaults | None = None,
     on_segment: Callable[[PublishedSegment], None] | None = None,
     sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,

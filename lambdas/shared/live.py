@@ -17,6 +17,7 @@ import m3u8
 from botocore.exceptions import ClientError
 
 PLAYLIST_SUFFIX = ".m3u8"
+LIVE_PREFIX = "live/"  # where live streams are written: live/<stream_id>/index.m3u8 and its segments
 # EXTINF durations are written with a few decimals: a second is "covered" within this tolerance.
 COVER_TOLERANCE_S = 1e-3
 
