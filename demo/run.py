@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,9 @@ class Observer:
                     body = envelope["Message"]
                 self.received.append({
                     "subject": envelope.get("Subject"),
+                    # When SNS accepted the publish: a defect's notification time, for the live lag.
+                    "published_at": datetime.fromisoformat(envelope["Timestamp"].replace("Z", "+00:00"))
+                    .timestamp() if envelope.get("Timestamp") else None,
                     "attributes": {k: v.get("Value")
                                    for k, v in envelope.get("MessageAttributes", {}).items()},
                     "message": body,
@@ -278,23 +282,32 @@ def run_stream(aws: Aws, stack: Stack, path: Path, *, stream_id: str | None = No
         )["executionArn"]
         executions = follow(aws, first, total=total, progress=progress, timeout_s=timeout_s)
         wall_s = round(time.monotonic() - started, 3)
-        last = executions[-1]
-        calls = service_calls([e for ex in executions for e in ex.events])
-        records = read_json_objects(aws, stack.results_bucket, result_keys(aws, stack, stream_id))
-        published = calls.get("sns:publish", 0)
-        ours = [n for n in observer.drain(until=lambda got: notifications_for(got, stream_id) >= published)
-                if stream_of(n) == stream_id]
-        defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
-        actions = await_actions(aws, stack.results_bucket, stream_id, defect_messages)
-        invocations = calls.get("lambda:invoke", 0)
-        reports = await_reports(aws, functions, since_ms, invocations + defect_messages)
-        frames = len(list_keys(aws, stack.frames_bucket, f"{FRAMES_PREFIX}{stream_id}/"))
+        return collect_run(aws, stack, observer, stream_id, f"s3://{stack.source_bucket}/{key}", executions,
+                           functions, since_ms, wall_s)
     finally:
         if own_observer:
             observer.close()
+
+
+def collect_run(aws: Aws, stack: Stack, observer: Observer, stream_id: str, source: str,
+                executions: list[Execution], functions: dict[str, str], since_ms: int, wall_s: float,
+                other_invocations: int = 0) -> RunResult:
+    """What a finished run left: its records, notifications, corrective actions, REPORT lines and frames.
+    `other_invocations`: Lambda invocations the workflow did not make (a live stream's starter)."""
+    last = executions[-1]
+    calls = service_calls([e for ex in executions for e in ex.events])
+    records = read_json_objects(aws, stack.results_bucket, result_keys(aws, stack, stream_id))
+    published = calls.get("sns:publish", 0)
+    ours = [n for n in observer.drain(until=lambda got: notifications_for(got, stream_id) >= published)
+            if stream_of(n) == stream_id]
+    defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
+    actions = await_actions(aws, stack.results_bucket, stream_id, defect_messages)
+    invocations = calls.get("lambda:invoke", 0)
+    reports = await_reports(aws, functions, since_ms, invocations + defect_messages + other_invocations)
+    frames = len(list_keys(aws, stack.frames_bucket, f"{FRAMES_PREFIX}{stream_id}/"))
     seconds = max((r["second"] + 1 for r in records), default=0)
     return RunResult(
-        stream_id=stream_id, source=f"s3://{stack.source_bucket}/{key}", stream_seconds=seconds,
+        stream_id=stream_id, source=source, stream_seconds=seconds,
         status=last.status, error=last.error, cause=last.cause, executions=executions, records=records,
         notifications=ours, corrective_actions=actions, frame_objects=frames, reports=reports, wall_s=wall_s)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from metering.lambda_logs import Report, function_usage
 from metering.requests import merged, s3_by_class
-from metering.stepfunctions import lambda_reported_s3, service_calls, transitions
+from metering.stepfunctions import lambda_reported_s3, live_edge_waits, service_calls, transitions
 
 CORRECTIVE_ACTION = "corrective-action"
 
@@ -112,6 +112,9 @@ def before_bill(events: list[dict[str, Any]], reports: dict[str, list[Report]], 
         state_transitions=counted["total"],
         state_transitions_detail={**counted, "executions": executions},
         lambda_invocations_by_workflow=calls.get("lambda:invoke", 0),
+        # Waits at a live stream's edge: each is a Retry of Convert (a billed transition, counted above),
+        # one converter invocation and its playlist GET (counted with the converter's requests).
+        extra={"live_edge_waits": len(live_edge_waits(events))},
     )
 
 

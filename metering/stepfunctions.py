@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +25,38 @@ def seconds_recorded(events: list[dict[str, Any]]) -> int:
     """Stream-seconds whose Record state finished: the loop's progress."""
     return sum(1 for e in events
                if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "Record")
+
+
+# The converter's error for a live stream's second not published yet: each one is a wait at the live edge
+# (a Retry of Convert); its message ends with the invocation's S3 requests as JSON.
+LIVE_EDGE_WAIT = "SecondNotPublishedYet"
+_WAIT_REQUESTS = re.compile(r"\[s3 (\{.*?\})\]")
+
+
+def live_edge_waits(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every wait at the live edge: when, and the S3 requests the converter made to find it out."""
+    waits = []
+    for event in events:
+        details = event.get("taskFailedEventDetails") or {}
+        if details.get("error") != LIVE_EDGE_WAIT:
+            continue
+        try:
+            message = json.loads(details.get("cause") or "{}").get("errorMessage", "")
+        except ValueError:
+            message = details.get("cause") or ""
+        found = _WAIT_REQUESTS.search(message)
+        waits.append({"at": event["timestamp"], "s3_requests": json.loads(found.group(1)) if found else {}})
+    return waits
+
+
+def seconds_completed(events: list[dict[str, Any]]) -> dict[int, Any]:
+    """{stream-second: when its Record state finished} (needs the history with its data)."""
+    done = {}
+    for event in events:
+        details = event.get("stateExitedEventDetails") or {}
+        if event["type"] == "TaskStateExited" and details.get("name") == "Record":
+            done[int(json.loads(details["output"])["second"])] = event["timestamp"]
+    return done
 
 
 def continued_as(events: list[dict[str, Any]]) -> str | None:
@@ -72,4 +105,6 @@ def lambda_reported_s3(events: list[dict[str, Any]]) -> dict[str, Counter[str]]:
             out.setdefault("converter", Counter()).update(payload["s3_requests"])
         for usage in payload.get("usage") or []:  # a detector
             out.setdefault(f"detector-{usage['function']}", Counter()).update(usage["s3_requests"])
+    for wait in live_edge_waits(events):  # the converter's invocations that found second n unpublished
+        out.setdefault("converter", Counter()).update(wait["s3_requests"])
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -60,7 +61,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Not a failure: the workflow's Retry on this error name is its wait at the live edge. The message
         # carries this invocation's S3 requests, which the bill counts from the execution history.
         metrics.add_metric(name="LiveEdgeWaits", unit=MetricUnit.Count, value=1)
-        raise SecondNotPublishedYet(f"{error} [s3 {COUNTER.counts('s3')}]") from None
+        raise SecondNotPublishedYet(f"{error} [s3 {json.dumps(COUNTER.counts('s3'))}]") from None
     except (StreamUnreadable, InvalidRequest) as error:
         # The workflow ends the stream on these; the metric lets an alarm count streams it gave up on.
         metrics.add_metric(name="StreamsRejected", unit=MetricUnit.Count, value=1)

@@ -1,0 +1,135 @@
+"""A live stream through the deployed before: published as HLS into the source bucket in real time (or
+faster), followed by the workflow that its first playlist started, and its lag to the live edge measured.
+
+Nothing here starts an execution: the bucket's event for the first playlist reaches the live-starter
+function through EventBridge, as on AWS. The run is found by its execution name (the stream id), followed
+to its end, collected like a file's run (`demo.run.collect_run`), and its lag computed from the
+publisher's landing times, the history's Record times and the notifications' publish times.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from demo.deploy import Stack
+from demo.run import (
+    Aws,
+    Observer,
+    ProgressFn,
+    RunError,
+    RunResult,
+    collect_run,
+    follow,
+    stack_functions,
+)
+from lambdas.live_starter.service import NAME_STREAM_CHARS
+from metering.lag import lag_report
+from metering.stepfunctions import seconds_completed
+from sample_streams.publish import PublishFaults, PublishReport, publish
+
+START_TIMEOUT_S = 60  # S3 -> EventBridge -> starter -> StartExecution, generously
+
+
+@dataclass
+class LiveRun:
+    run: RunResult
+    published: PublishReport
+    lag: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.run.summary(), "live": {"published": self.published.to_dict(), "lag": self.lag}}
+
+
+class Publisher(threading.Thread):
+    """`sample_streams publish` in the background; its report (or error) once it is done."""
+
+    def __init__(self, aws: Aws, bucket: str, path: Path, stream_id: str, *, segment_seconds: float,
+                 speed: float, faults: PublishFaults | None) -> None:
+        super().__init__(name=f"publish-{stream_id}", daemon=True)
+        self.kwargs = {"s3": aws.s3, "bucket": bucket, "stream_id": stream_id,
+                       "segment_seconds": segment_seconds, "speed": speed, "faults": faults}
+        self.path = path
+        self.report: PublishReport | None = None
+        self.error: BaseException | None = None
+        self.listed = 0  # segments listed so far: the live edge, for progress displays
+        self.edge_s = 0.0
+
+    def run(self) -> None:
+        def seen(segment: Any) -> None:
+            self.listed += 1
+            self.edge_s = segment.start_s + segment.duration_s
+
+        try:
+            self.report = publish(self.path, on_segment=seen, **self.kwargs)
+        except BaseException as error:  # reported by finish()
+            self.error = error
+
+    def finish(self, timeout_s: float) -> PublishReport:
+        self.join(timeout_s)
+        if self.error is not None:
+            raise RunError(f"publishing failed: {self.error}") from self.error
+        if self.report is None:
+            raise RunError(f"publishing did not finish within {timeout_s:.0f} s")
+        return self.report
+
+
+def live_stream_id(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)[:30] + "-" + uuid.uuid4().hex[:6]
+
+
+def find_execution(aws: Aws, stack: Stack, stream_id: str, timeout_s: float = START_TIMEOUT_S) -> str:
+    """The execution the live starter started for the stream (named after it)."""
+    prefix = f"{stream_id[:NAME_STREAM_CHARS]}-"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pages = aws.sfn.get_paginator("list_executions").paginate(stateMachineArn=stack.state_machine_arn)
+        for page in pages:
+            for execution in page["executions"]:
+                if execution["name"].startswith(prefix):
+                    return execution["executionArn"]
+        time.sleep(0.3)
+    raise RunError(f"no execution started for live stream {stream_id} within {timeout_s:.0f} s "
+                   "(S3 -> EventBridge -> live-starter)")
+
+
+def run_live_before(
+    aws: Aws, stack: Stack, path: Path, *, stream_id: str | None = None, segment_seconds: float = 2.0,
+    speed: float = 1.0, faults: PublishFaults | None = None, progress: ProgressFn | None = None,
+    observer: Observer | None = None, timeout_s: float = 1800,
+    publisher: Publisher | None = None,
+) -> LiveRun:
+    """Publish `path` live (unless `publisher` already does) and follow it through the before."""
+    path = Path(path)
+    stream_id = stream_id or (publisher.kwargs["stream_id"] if publisher else live_stream_id(path))
+    own_observer = observer is None
+    observer = observer or Observer(aws, stack.topic_arn)
+    functions = stack_functions(aws, stack.name)
+    since_ms = int(time.time() * 1000)
+    started = time.monotonic()
+    if publisher is None:
+        publisher = Publisher(aws, stack.source_bucket, path, stream_id, segment_seconds=segment_seconds,
+                              speed=speed, faults=faults)
+        publisher.start()
+    try:
+        first = find_execution(aws, stack, stream_id)
+        executions = follow(aws, first, total=None, progress=progress, timeout_s=timeout_s)
+        published = publisher.finish(timeout_s)
+        wall_s = round(time.monotonic() - started, 3)
+        # The starter ran once per playlist write: its REPORT lines belong to this run too.
+        source = f"s3://{stack.source_bucket}/{published.playlist_key}"
+        run = collect_run(aws, stack, observer, stream_id, source, executions, functions, since_ms, wall_s,
+                          other_invocations=len(published.segments))
+    finally:
+        if own_observer:
+            observer.close()
+    completed = {second: at.timestamp() for ex in executions
+                 for second, at in seconds_completed(ex.events).items()}
+    notified = [(int(n["message"]["second"]), n["published_at"]) for n in run.notifications
+                if n["attributes"].get("kind") == "defect" and n.get("published_at") is not None]
+    return LiveRun(run=run, published=published, lag=lag_report(completed, notified, published.landed_at))
