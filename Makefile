@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test test-load lint demo demo-monolith bench calibrate bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node FORCE
+.PHONY: venv test test-load lint demo demo-live demo-monolith bench calibrate bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node FORCE
 
 FORCE:
 
@@ -42,6 +42,11 @@ test-load: venv localstack-venv node
 # found, the notifications, corrective actions and the bill of materials. STREAM=path runs your file.
 demo: venv localstack-venv node
 	$(PY) -m demo $(if $(STREAM),--stream $(STREAM))
+
+# The sample published as live HLS into S3 in real time (SPEED=4: four times faster) and followed as it is
+# written: the bill, the lag to the live edge, the same-defects check.
+demo-live: venv localstack-venv node
+	$(PY) -m demo --live --speed $(or $(SPEED),1) $(if $(STREAM),--stream $(STREAM))
 
 # The same analysis in one process, no LocalStack.
 demo-monolith: venv

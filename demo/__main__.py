@@ -154,6 +154,57 @@ def print_tables(summary: dict[str, Any]) -> None:
                       "task's headroom (cost_model/bills.py).")
 
 
+def live_demo(aws: Aws, stack: Any, path: Path, *, out: Path, speed: float, timings: dict[str, float],
+              truth: list[dict[str, Any]] | None, as_json: bool) -> int:
+    """The stream published live, followed as it is written; the bill, the lag, and the same-defects check
+    against `monolith analyze` on the stream as published."""
+    from demo.live import Publisher, lag_table, live_stream_id, run_live_before, work_per_second
+    from monolith.pipeline import analyze
+    from sample_streams.publish import write_published
+
+    stream_id = live_stream_id(path)
+    publisher = Publisher(aws, stack.source_bucket, path, stream_id, segment_seconds=2.0, speed=speed,
+                          faults=None)
+    with progress() as bars:
+        edge = bars.add_task("live edge (published)", total=None)
+        before = bars.add_task("before: workflow", total=None)
+
+        def tracked(done: int, total: int | None) -> None:
+            bars.update(edge, completed=int(publisher.edge_s))
+            landed = publisher.report.landed_at(done - 1) if publisher.report and done else None
+            lag = f" (lag {time.time() - landed:.1f} s)" if landed else ""
+            bars.update(before, completed=done, total=total, description=f"before: workflow{lag}")
+
+        publisher.start()
+        live = run_live_before(aws, stack, path, publisher=publisher, progress=tracked)
+    timings["before"] = live.run.wall_s
+    published = write_published(live.published, aws.s3, out / "published.ts")
+    monolith = analyze(published)["defects"] if live.run.status == "SUCCEEDED" else None
+    summary = summary_json(live.run, timings=timings, truth=truth, monolith=monolith, stream_path=path)
+    summary["live"] = {"published": live.published.to_dict(), "published_file": str(published),
+                       "lag": {"before": live.lag}, "work_per_stream_second": {
+                           "before": work_per_second(summary["before"])}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_tables(summary)
+        console.rule("lag to the live edge (segment landed in S3 → analysis recorded / defect notified)")
+        console.print(lag_table({"before": live.lag}))
+        work = summary["live"]["work_per_stream_second"]["before"]
+        console.print(f"  before per stream-second: {work['wall_s']:.2f} s of wall time on LocalStack, of "
+                      f"which {work['critical_path_busy_s']:.2f} s in the functions on the critical path "
+                      f"(converter, then the slowest detector)")
+        print(f"\nwrote {out / 'summary.json'}")
+    code, problem = outcome(live.run.status, live.run.defects, monolith)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+    if live.run.status != "SUCCEEDED":
+        print(f"error: the before's run {live.run.status}: {live.run.error}: {_cause(live.run.cause)}",
+              file=sys.stderr)
+    return code
+
+
 def _cause(cause: str | None) -> str | None:
     """A failed execution's cause for a person: the Lambda error's message, not its stack trace."""
     try:
@@ -176,7 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-monolith", action="store_true", help="skip the monolith comparison")
     parser.add_argument("--no-after", action="store_true", help="run the before only")
     parser.add_argument("--tasks", type=int, default=1, help="local tasks of the after's service (default 1)")
+    parser.add_argument("--live", action="store_true",
+                        help="publish the stream as live HLS into S3 and follow it as it is written")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="with --live: publish at this many times real time (default 1)")
     args = parser.parse_args(argv)
+    if args.speed <= 0:
+        print(f"error: --speed must be > 0, got {args.speed}", file=sys.stderr)
+        return 2
     if args.stream and not args.stream.is_file():
         print(f"error: {args.stream}: no such file", file=sys.stderr)
         return 2
@@ -218,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
             log("generating a 20 s 640x360 sample stream with a freeze, block damage and an A/V offset …")
             path, truth = sample_stream(out)
         aws = Aws(server.url)
+        if args.live:
+            return live_demo(aws, stack, path, out=out, speed=args.speed, timings=timings, truth=truth,
+                             as_json=args.json)
         observer = Observer(aws, stack.topic_arn)
         try:
             with progress() as bars:

@@ -133,3 +133,37 @@ def run_live_before(
     notified = [(int(n["message"]["second"]), n["published_at"]) for n in run.notifications
                 if n["attributes"].get("kind") == "defect" and n.get("published_at") is not None]
     return LiveRun(run=run, published=published, lag=lag_report(completed, notified, published.landed_at))
+
+
+# --- the live demo ------------------------------------------------------------------------------
+def lag_table(lags: dict[str, dict[str, Any]]) -> Any:
+    """p50/p95/max lag per architecture, for stream-seconds and defect notifications."""
+    from monolith.tables import text_table
+
+    columns = ["architecture", "what", "count", "p50 s", "p95 s", "max s", "slope s/s", "keeps up"]
+    table = text_table(*columns, right=tuple(columns[2:7]))
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    for name, lag in lags.items():
+        for what in ("seconds", "defects"):
+            row = lag[what]
+            keeps = {True: "yes", False: "NO (lag grows)", None: "-"}[row["keeps_up"]]
+            table.add_row(name, "stream-second" if what == "seconds" else "defect notice", str(row["count"]),
+                          *(cell(row[k]) for k in ("p50_s", "p95_s", "max_s", "slope_s_per_s")), keeps)
+    return table
+
+
+def work_per_second(bill: dict[str, Any]) -> dict[str, float | None]:
+    """What the before's functions spent per stream-second on the loop's critical path (the converter,
+    then the slowest detector, which run in parallel): the lag's work, as against LocalStack's wall time."""
+    functions = bill["lambda_functions"]
+    per = max(1, bill["stream_seconds"])
+    converter = functions.get("converter", {})
+    detectors = [f for role, f in functions.items() if role.startswith("detector-")]
+    busy = (converter.get("duration_s") or 0) + max((d["duration_s"] for d in detectors), default=0)
+    cpu_parts = [converter.get("cpu_s")] + [d["cpu_s"] for d in detectors]
+    cpu = None if any(c is None for c in cpu_parts) else sum(c or 0 for c in cpu_parts)
+    return {"critical_path_busy_s": round(busy / per, 3), "cpu_s": round(cpu / per, 3) if cpu else None,
+            "wall_s": round(bill["wall_s"] / per, 3)}
