@@ -420,3 +420,17 @@ def combine_detector_branches(
                 merged = True
         state["Branches"] = kept
     return copy
+
+
+# The converter's error for a live stream's second not published yet (lambdas/converter/live_source.py).
+LIVE_EDGE_ERROR = "SecondNotPublishedYet"
+
+
+def live_edge_wait(definition: dict[str, Any]) -> tuple[float, int]:
+    """(poll interval in seconds, most polls per second) of the workflow's wait at a live stream's edge:
+    the Retry on the converter's SecondNotPublishedYet."""
+    for state in _all_states(definition["States"]):
+        for retry in state.get("Retry", []):
+            if LIVE_EDGE_ERROR in retry.get("ErrorEquals", []):
+                return float(retry.get("IntervalSeconds", 1)), int(retry.get("MaxAttempts", 3))
+    raise AslError(f"the definition has no Retry on {LIVE_EDGE_ERROR}: it cannot wait at a live edge")

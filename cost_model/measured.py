@@ -43,6 +43,8 @@ class Measured:
     notes: list[str] = field(default_factory=list)
     after: dict[str, Any] | None = None  # the after's run of the same stream (demo summary "after")
     stream_path: str | None = None  # the local file that run analysed, when the summary names it
+    live_edge_waits: int = 0  # a live run's Convert retries at the live edge
+    live_segments: int | None = None  # a live run's segments (playlist writes); None: a file
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +119,15 @@ def read_summary(path: Path) -> Measured:
             f"{path}: after must be an object {{stream_seconds, s3_requests, sqs_requests, ...}}"
         )
     measured.after = after
+    live = data.get("live")
+    if live is not None:
+        segments = (live.get("published") or {}).get("segments") if isinstance(live, dict) else None
+        if not isinstance(segments, list):
+            raise InputError(f"{path}: live.published.segments must be the published segments")
+        measured.live_segments = len(segments)
+        measured.live_edge_waits = _count(data.get("live_edge_waits", 0), "live_edge_waits", path)
+        # Every wait is a retry of Convert: the retries the run measured.
+        measured.retries = max(measured.retries, measured.live_edge_waits)
     stream_path = data.get("stream_path")
     if stream_path is not None and not isinstance(stream_path, str):
         raise InputError(f"{path}: stream_path must be a file path")
@@ -264,13 +275,21 @@ def check(
         rows.append(row("executions", executions, m.executions, ""))
     workflow_lambdas = tally.calls_matching("lambda:invoke")
     actions = m.corrective_actions if m.corrective_actions is not None else m.notifications
+    live = m.live_segments is not None
+    starts = m.live_segments or 0  # the live starter: one invocation and one playlist GET per write
+    if live:
+        rows.append({"quantity": "waits at the live edge", "analytic": None, "measured": m.live_edge_waits,
+                     "equal": None, "note": "timing: how often the workflow reached the edge before the next "
+                     "segment (each a Convert retry, counted in transitions, invocations and GETs above and "
+                     "below); the model's rate is the share of each second its loop spends waiting"})
     if m.lambda_invocations is not None:
         rows.append(
             row(
                 "Lambda invocations",
-                workflow_lambdas + actions,
+                workflow_lambdas + actions + starts,
                 m.lambda_invocations,
-                f"{workflow_lambdas} workflow + {actions} corrective-action (one per notification)",
+                f"{workflow_lambdas} workflow (waits included) + {actions} corrective-action (one per "
+                "notification)" + (f" + {starts} live starter (one per playlist write)" if live else ""),
             )
         )
     records = tally.calls.get("aws-sdk:s3:putObject", 0)
@@ -300,17 +319,20 @@ def check(
             )
             for f, a in per_second
         )
-        # One stream download per converter environment: one for a stream run second after second.
-        predicted = reads + seconds + 1
-        rows.append(
-            row(
-                "S3 GET/HEAD",
-                predicted,
-                m.s3_requests["get"] + m.s3_requests.get("head", 0),
-                f"{reads} detector reads ({basis}) + {seconds} converter HEADs + 1 stream download "
-                "(one converter environment)",
-            )
-        )
+        if live:
+            # A playlist GET per converter invocation (each wait too), each segment read once (one
+            # converter environment), the starter's playlist GET per write.
+            predicted = reads + seconds + m.live_edge_waits + starts + starts
+            note = (f"{reads} detector reads ({basis}) + {seconds} converter playlist GETs + "
+                    f"{m.live_edge_waits} at waits + {starts} segments (one converter environment) + "
+                    f"{starts} starter playlist GETs")
+        else:
+            # One stream download per converter environment: one for a stream run second after second.
+            predicted = reads + seconds + 1
+            note = (f"{reads} detector reads ({basis}) + {seconds} converter HEADs + 1 stream download "
+                    "(one converter environment)")
+        rows.append(row("S3 GET/HEAD", predicted, m.s3_requests["get"] + m.s3_requests.get("head", 0),
+                        note))
     return rows
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cost_model.after import AfterOptions, after_summary
-from cost_model.asl import LoopModel, combine_detector_branches, drop_detector_branches
+from cost_model.asl import LoopModel, combine_detector_branches, drop_detector_branches, live_edge_wait
 from cost_model.inputs import InputError, Profile, StackConfig
 from cost_model.lines import Line, line, priced_line, tiered, total
 from cost_model.prices import (
@@ -75,6 +75,10 @@ class Workload:
     sample_fps: int = 5  # frames shipped per second in the "sampled" variant
     media: Profile | None = None  # measured per-frame costs and object sizes at `resolution`
     media_source: str = "calibration/calibration.json"
+    # Live streams (HLS segments arriving in S3) by default: the workflow waits at the live edge, the
+    # converter reads each segment once, a starter Lambda runs per playlist write. False: finished files.
+    live: bool = True
+    segment_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         if self.streams < 1:
@@ -153,10 +157,13 @@ class Usage:
     bytes_shipped: float
     storage_gb_held: float  # GiB held in the frames bucket per running stream (steady state)
     log_gb: float
+    live_edge_waits: float = 0.0  # Convert retries at the live edge (each one a converter invocation)
+    starter_invocations: float = 0.0  # the live starter, once per playlist write
 
     @property
     def lambda_invocations(self) -> float:
-        return self.converter_invocations + sum(self.detector_invocations.values())
+        return (self.converter_invocations + self.live_edge_waits + self.starter_invocations
+                + sum(self.detector_invocations.values()))
 
     @property
     def lambda_concurrency(self) -> float:
@@ -188,6 +195,8 @@ class Usage:
             "temp_storage_gib_held": self.storage_gb_held,
             "log_gb": self.log_gb,
             "lambda_concurrency": self.lambda_concurrency,
+            "live_edge_waits": self.live_edge_waits,
+            "starter_invocations": self.starter_invocations,
         }
 
 
@@ -252,17 +261,22 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
         f"estimated: per-frame CPU measured ({w.media_source}); + {S3_LATENCY_MS:g} ms per S3 request and "
         f"{S3_MB_PER_S:g} MB/s (assumed); CPU share = memory / {MB_PER_VCPU} MB",
     )
+    live = live_usage(definition, w, conv_ms, det_ms) if w.live else {}
+    waits, starts = live.get("waits", 0.0), live.get("starts", 0.0)
+    gb_s += live.get("gb_s", 0.0)
     # Lifecycle expiry rounds up to the next midnight UTC: held 1.5 days on average.
     hold_s = WELL_ARCHITECTED_HOLD_S if w.combined else (w.stack.temp_expiry_days + 0.5) * 86400
     executions = per.get("states:startExecution", 0.0) + 0.0
     usage = Usage(
-        transitions=per["transitions"],
-        retries=per.get("retries", 0.0),
+        transitions=per["transitions"] + waits,
+        retries=per.get("retries", 0.0) + waits,
         converter_invocations=conv,
         detector_invocations=dets,
         s3_put_frames=conv * puts,
         s3_put_results=per.get("aws-sdk:s3:putObject", 0.0),
-        s3_get=conv * 1 + sum(dets[fn] * gets[fn] for fn in functions),
+        # One HeadObject (a file) or playlist GET (a live stream) per converter invocation, waits included;
+        # live: one GET per segment by the converter and one playlist GET per starter invocation.
+        s3_get=conv * 1 + waits + live.get("gets", 0.0) + sum(dets[fn] * gets[fn] for fn in functions),
         sns_publishes=per.get("sns:publish", 0.0),
         executions=executions,
         converter_ms=conv_ms,
@@ -271,9 +285,32 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
         gb_s_source=gb_src,
         bytes_shipped=bytes_s,
         storage_gb_held=bytes_s * hold_s / GIB,
-        log_gb=(conv + sum(dets.values())) * LOG_BYTES_PER_INVOCATION / 1e9,
+        log_gb=(conv + waits + starts + sum(dets.values())) * LOG_BYTES_PER_INVOCATION / 1e9,
+        live_edge_waits=waits,
+        starter_invocations=starts,
     )
     return usage, loop
+
+
+STARTER_MEMORY_MB = 256  # infra/live_input.py
+
+
+def live_usage(definition: dict[str, Any], w: Workload, conv_ms: float, det_ms: dict[str, float]
+               ) -> dict[str, float]:
+    """Per stream-second of a live stream that keeps up, from the wait design (the ASL's Retry on
+    SecondNotPublishedYet) and the segment length: the loop's critical path (the converter, then the
+    slowest detector) takes `work` of each second; the rest of the second it waits at the edge, one poll
+    (a retry transition, a converter invocation and its playlist GET) per poll interval. How many polls a
+    run makes depends on its timing: `count --summary` shows them measured beside this figure."""
+    poll_s, _ = live_edge_wait(definition)
+    work_s = (conv_ms + max(det_ms.values(), default=0.0)) / 1000
+    waits = max(0.0, 1.0 - work_s) / poll_s
+    segments = 1.0 / w.segment_seconds
+    # A poll: the playlist GET and a parse; a start: the playlist GET and StartExecution.
+    poll_ms = S3_LATENCY_MS
+    gb_s = (waits * w.stack.converter_memory_mb * poll_ms + segments * STARTER_MEMORY_MB * 2 * S3_LATENCY_MS
+            ) / 1024 / 1000
+    return {"waits": waits, "starts": segments, "gets": 2 * segments, "gb_s": gb_s}
 
 
 def _cpu_share(memory_mb: int) -> float:

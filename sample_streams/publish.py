@@ -94,6 +94,11 @@ class PublishReport:
     def duration_s(self) -> float:
         return sum(s.duration_s for s in self.segments)
 
+    @property
+    def seconds(self) -> int:
+        """Stream-seconds a reader of the playlist iterates over (the last may be partial)."""
+        return max(1, math.ceil(self.duration_s - 1e-3))
+
     def landed_at(self, second: int) -> float | None:
         """When stream-second `second` became readable: the landing of the last segment it overlaps."""
         times = [s.landed_at for s in self.segments
@@ -159,9 +164,15 @@ def cut_segments(source: str | Path, segment_seconds: float) -> list[Segment]:
         # Sound before the first picture (an encoder's priming packet) is dropped with the pictures before
         # the first keyframe: a TS has no edit list to hide it, and it would move the stream's origin.
         starts = [start for start, _ in cuts]
+        rate = audio.codec_context.sample_rate if audio is not None else 0
+        frame_s = (audio.codec_context.frame_size or 0) / rate if audio is not None and rate else 0.0
         for at, packet in sound:
             if at >= starts[0] - 1e-6:
                 cuts[bisect.bisect_right(starts, at) - 1][1].append(packet)
+                # The last segment lasts until its last sound ends too, as a TS reader decodes it: a whole
+                # codec frame (an MP4's edit list may have trimmed the last one; TS has no edit list).
+                step = float(packet.duration * packet.time_base) if packet.duration else 0.0
+                last_end = max(last_end, at + max(step, frame_s))
         ends = [*starts[1:], max(last_end, cuts[-1][0])]
         return [Segment(index=i, start_s=start, duration_s=max(end - start, 0.0),
                         data=_mux_ts(kept, sorted(packets, key=_dts_s)))

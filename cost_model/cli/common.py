@@ -50,6 +50,8 @@ def workload(
         needs=dict(NEEDS),
         defects_per_hour=args.defects_per_hour,
         retry_rate=args.retry_rate,
+        live=not args.files,
+        segment_seconds=args.segment_seconds,
         detectors=args.detectors,
         media=profile(calibration, args.resolution),
         media_source=calibration.describe(),

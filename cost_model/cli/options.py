@@ -116,6 +116,18 @@ def add_workload(p: argparse.ArgumentParser, *, variant: bool = True) -> None:
         help="defect events per stream-hour, each notified once (default 1)",
     )
     p.add_argument(
+        "--files",
+        action="store_true",
+        help="price finished files read once each instead of live streams (default: live HLS, the before "
+        "waiting at the live edge and reading each segment once)",
+    )
+    p.add_argument(
+        "--segment-seconds",
+        type=positive_float,
+        default=2.0,
+        help="live streams' HLS segment length: one starter invocation and one segment GET each (default 2)",
+    )
+    p.add_argument(
         "--retry-rate",
         type=non_negative,
         default=0.0,

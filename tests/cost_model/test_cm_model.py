@@ -3,6 +3,7 @@ well-architected serverless variant and the after (fleet, requests, fixed lines,
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ def workload(**kw: Any) -> Workload:
         needs=dict(NEEDS),
         defects_per_hour=1.0,
         media=PROFILE,
+        live=False,  # the worked examples price finished files; live streams have their own below
     )
     return Workload(**{**base, **kw})
 
@@ -470,3 +472,34 @@ def test_cost_model_packs_tasks_as_the_after_stack_places_them() -> None:
     assert (task.cpu_units, task.memory_mib) == (615, 1280)
     assert (config.tasks_per_instance, config.memory_bound) == (11, True)
     assert pack(120, task, config.concurrency, config.instance_type) == (30, 11, 3, "memory")
+
+
+def test_a_live_stream_of_the_before_by_hand(definition: dict[str, Any]) -> None:
+    # Given the batched variant (short functions: it keeps up with a live stream), no defects, 2 s segments
+    files, _ = serverless_usage(definition, workload(variant="batched", defects_per_hour=0))
+    live, _ = serverless_usage(definition, workload(variant="batched", defects_per_hour=0, live=True,
+                                                    segment_seconds=2.0))
+    # The critical path of a second: converter 75 ms CPU + 1 PUT 25 ms + 25.5 ms transfer + 25 ms playlist
+    # GET = 150.5 ms, then the slowest detector, freeze: 26 x 0.5 + 25 x 0.4 = 23 ms CPU at 1024/1769 of a
+    # vCPU = 39.734 ms + 1 GET 25 ms + 25.5 ms = 90.234 ms; 240.734 ms of work leaves 759.266 ms of each
+    # second to wait at the edge, polled every 1 s (the ASL's Retry): 0.759266 waits per stream-second
+    assert live.live_edge_waits == pytest.approx(0.759266, rel=1e-5)
+    # Each wait is a retry transition, a converter invocation and its playlist GET; each 2 s segment one
+    # starter invocation, its playlist GET and the converter's GET of the segment
+    assert live.transitions - files.transitions == pytest.approx(0.759266, rel=1e-5)
+    assert live.lambda_invocations - files.lambda_invocations == pytest.approx(0.759266 + 0.5, rel=1e-5)
+    assert live.s3_get - files.s3_get == pytest.approx(0.759266 + 1.0, rel=1e-5)
+    assert live.s3_put_frames + live.s3_put_results == files.s3_put_frames + files.s3_put_results
+    # GB-s: waits 0.759266 x 2 GB x 25 ms + starts 0.5 x 0.25 GB x 50 ms = 0.0379633 + 0.00625
+    assert live.gb_s - files.gb_s == pytest.approx(0.0442133, rel=1e-5)
+
+
+def test_live_is_the_default_and_its_wait_comes_from_the_definition(definition: dict[str, Any]) -> None:
+    from cost_model.asl import live_edge_wait
+
+    assert Workload(streams=1, hours=1, media=PROFILE).live
+    assert live_edge_wait(definition) == (1.0, 30)
+    without = json.loads(json.dumps(definition))
+    without["States"]["Convert"]["Retry"] = without["States"]["Convert"]["Retry"][1:]
+    with pytest.raises(ValueError, match="no Retry on SecondNotPublishedYet"):
+        serverless_usage(without, workload(variant="batched", live=True))

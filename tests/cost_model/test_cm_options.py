@@ -43,6 +43,8 @@ def _cases(tmp: dict[str, str]) -> dict[str, dict[str, list[str]]]:
         "--detectors": ["--detectors", "freeze"],
         "--defects-per-hour": ["--defects-per-hour", "10"],
         "--retry-rate": ["--retry-rate", "0.5"],
+        "--files": ["--files"],
+        "--segment-seconds": ["--segment-seconds", "6"],
         "--asl": ["--asl", tmp["asl"]],
     }
     price_options = {
