@@ -18,6 +18,7 @@ from metering.requests import merged, s3_by_class
 from metering.stepfunctions import lambda_reported_s3, live_edge_waits, service_calls, transitions
 
 CORRECTIVE_ACTION = "corrective-action"
+LIVE_STARTER = "live-starter"
 
 
 @dataclass
@@ -103,6 +104,11 @@ def before_bill(events: list[dict[str, Any]], reports: dict[str, list[Report]], 
     if corrective_action_puts:
         by_source[CORRECTIVE_ACTION] = Counter({"PutObject": corrective_action_puts})
     by_source["workflow"] = Counter({"PutObject": calls.get("aws-sdk:s3:putObject", 0)})
+    # A live stream's starter reads the playlist once per invocation (lambdas/live_starter/service.py);
+    # EventBridge invokes it, so its output comes back to no one: counted from its REPORT lines.
+    starts = len(reports.get(LIVE_STARTER, []))
+    if starts:
+        by_source[LIVE_STARTER] = Counter({"GetObject": starts})
     counted = transitions(events)
     functions = _functions(reports)
     return Bill(
