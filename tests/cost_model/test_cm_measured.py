@@ -270,3 +270,38 @@ def test_count_execution_without_following() -> None:
     )
     m = count_execution(fake, "arn:a", loop=LoopModel(SMALL_LOOP), follow=False)
     assert m.executions == 1 and m.lambda_gb_seconds is None
+
+
+def test_check_a_live_run_by_hand(tmp_path: Path) -> None:
+    # Given a 20 s live run: 10 segments (so 10 starter invocations), 3 waits at the live edge, the loop
+    # busy 0.5 s per stream-second (converter 6 s + the slowest detector 4 s over 20 s), 2 notifications
+    from cost_model.asl import load
+    from infra.config import ASL_PATH
+
+    loop = LoopModel(load(ASL_PATH))
+    m = read_summary(write(tmp_path, {
+        "stream_seconds": 20, "executions": 1, "notifications": 2, "live_edge_waits": 3,
+        # 207 as for a file (20 x 10 + 3 + 2 + 2), + 3 Convert retries
+        "state_transitions": 210,
+        # 80 workflow + 3 waits + 2 corrective actions + 10 starters
+        "lambda_invocations": 95,
+        # detector reads 20 x 76 + 20 playlist GETs + 3 at waits + 10 segments + 10 starter playlist GETs
+        "s3_requests": {"put": 20 * 26 + 20 + 2, "get": 1520 + 20 + 3 + 10 + 10},
+        "lambda_functions": {"converter": {"duration_s": 6.0}, "detector-freeze": {"duration_s": 4.0},
+                             "detector-av_sync": {"duration_s": 3.0}},
+        "live": {"published": {"segments": [{}] * 10}},
+    }))
+    rows = {r["quantity"]: r for r in check(loop, m, seconds_per_execution=300, frames_shipped=25,
+                                             needs=dict(NEEDS), detectors=("freeze", "block_corruption",
+                                                                           "av_sync"))}
+    for quantity in ("state transitions", "executions", "Lambda invocations", "S3 PUT", "S3 GET/HEAD"):
+        assert rows[quantity]["equal"], rows[quantity]
+    # The waits are timing: shown beside the model's 20 x (1 - 0.5) / 1 s = 10, never checked
+    waits = rows["waits at the live edge"]
+    assert (waits["analytic"], waits["measured"], waits["equal"]) == (10.0, 3, None)
+    # When the starters are not counted, Then the invocations differ
+    m.lambda_invocations = 85
+    assert not {r["quantity"]: r for r in check(loop, m, seconds_per_execution=300, frames_shipped=25,
+                                                needs=dict(NEEDS), detectors=("freeze", "block_corruption",
+                                                                              "av_sync"))
+                }["Lambda invocations"]["equal"]
