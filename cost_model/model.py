@@ -342,6 +342,9 @@ def serverless_lines(u: Usage, w: Workload, book: PriceBook, *, free_tier: bool 
     storage = u.storage_gb_held * w.streams * min(1.0, w.hours / HOURS_PER_MONTH)
     lines += tiered(book, "s3.gb_month", "S3", "GB-months (frames bucket)", storage)
     lines.append(priced_line(book, "sns.publish", "SNS", "publishes", u.sns_publishes * n))
+    if w.live:  # every object written to the source bucket (each segment and each playlist) is an event
+        events = 2 / w.segment_seconds * n
+        lines.append(priced_line(book, "events.s3_event", "EventBridge", "S3 object events", events))
     lines.append(
         priced_line(
             book,

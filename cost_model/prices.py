@@ -212,6 +212,15 @@ US_EAST_1: dict[str, Price] = {
         "https://cloudburn.io/blog/amazon-ecr-pricing (2026-03)",
         AFTER_DATE,
     ),
+    "events.s3_event": Price(
+        1.00 / 1e6,
+        "event",
+        "https://aws.amazon.com/eventbridge/pricing/ (S3's object events are 'AWS opt-in data events', "
+        "billed per event ingested by the bus; the page read on 2026-12-07 gave no separate rate in the "
+        "excerpt, so the custom-event rate of $1.00 per 1M is used, as the pricing guides of "
+        "blog.awsfundamentals.com and factualminds.com (2026-06) give it); " + SOURCES,
+        "2026-12-07",
+    ),
     "xray.trace": Price(
         5.00 / 1e6,
         "trace recorded",

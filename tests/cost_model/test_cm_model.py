@@ -492,6 +492,12 @@ def test_a_live_stream_of_the_before_by_hand(definition: dict[str, Any]) -> None
     assert live.s3_put_frames + live.s3_put_results == files.s3_put_frames + files.s3_put_results
     # GB-s: waits 0.759266 x 2 GB x 25 ms + starts 0.5 x 0.25 GB x 50 ms = 0.0379633 + 0.00625
     assert live.gb_s - files.gb_s == pytest.approx(0.0442133, rel=1e-5)
+    # And every segment and playlist written is an EventBridge event: 2 per 2 s, 3,600 in the hour, $0.0036
+    w = workload(variant="batched", defects_per_hour=0, live=True)
+    events = by_unit(serverless_lines(live, w, BOOK))["EventBridge|S3 object events"]
+    assert (events["quantity"], events["monthly_usd"]) == (pytest.approx(3600), pytest.approx(0.0036))
+    assert "EventBridge|S3 object events" not in by_unit(serverless_lines(files, workload(variant="batched"),
+                                                                          BOOK))
 
 
 def test_live_is_the_default_and_its_wait_comes_from_the_definition(definition: dict[str, Any]) -> None:
