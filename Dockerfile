@@ -9,8 +9,10 @@ WORKDIR /app
 COPY pyproject.toml ./
 COPY lambdas ./lambdas
 COPY monolith ./monolith
+COPY settings ./settings
+COPY text_tables ./text_tables
 COPY calibration ./calibration
 RUN pip install '.[lambda]' && useradd --system --uid 10001 monitor
 USER monitor
-# The same command the local launcher runs (monolith/settings.py SERVE_COMMAND).
+# The same command the local launcher runs (settings.SERVE_COMMAND).
 CMD ["python", "-m", "monolith", "serve"]

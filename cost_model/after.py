@@ -1,6 +1,6 @@
 """The after (`python -m monolith serve` on ECS on EC2), counted from its settings and priced line by line.
 
-Requests follow from `monolith.settings` (its docstring states the rules) and the stream itself:
+Requests follow from `settings` (its docstring states the rules) and the stream itself:
 - S3: one GET per stream; `results_objects(n, results_batch_seconds)` PUTs;
 - SQS: one ReceiveMessage and one DeleteMessage per job, `visibility_extensions(n, heartbeat_seconds)`
   ChangeMessageVisibility calls; a poller with nothing to do long-polls, one receive per `receive_wait_s`;
@@ -43,8 +43,8 @@ from infra.after_config import (
     InstanceCapacity,
     instance_capacity,
 )
-from monolith.settings import ServiceSettings, results_objects, visibility_extensions
 from monolith.sizing import HEADROOM, TaskSize, task_size
+from settings import ServiceSettings, results_objects, visibility_extensions
 
 # The instance types priced (cost_model/prices.py); their vCPUs, memory and architecture, and how many tasks
 # each holds, are the after stack's (infra/after_config.py instance_capacity).
@@ -60,7 +60,7 @@ INSTANCES = (
 )
 DEFAULT_INSTANCE = {"x86_64": "c6i.2xlarge", "arm64": "c7g.2xlarge"}
 # Streams one task analyses at once as the after stack deploys it (the service's own default,
-# monolith.settings, is 1).
+# ServiceSettings.concurrency, is 1).
 STACK_CONCURRENCY = AfterConfig.concurrency
 IMAGE_GIB = 0.5  # the service's container image (Python 3.13, PyAV, numpy, boto3), compressed (assumed)
 LOG_BYTES_PER_LINE = 300  # one JSON log line (assumed)
@@ -136,7 +136,7 @@ def settings_of(run: dict[str, Any]) -> ServiceSettings:
     """The ServiceSettings a run used (its `settings` object), defaults for what it leaves out."""
     given = run.get("settings") or {}
     if not isinstance(given, dict):
-        raise InputError("after.settings must be an object of monolith.settings.ServiceSettings fields")
+        raise InputError("after.settings must be an object of settings.ServiceSettings fields")
     known = {f.name: f for f in fields(ServiceSettings)}
     unknown = sorted(set(given) - set(known))
     if unknown:
@@ -170,7 +170,7 @@ def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
         ]
     if any(job.get("outcome", "analysed") != "analysed" for job in jobs):
         # A failed or released attempt's requests depend on where it stopped: not predicted (the service
-        # does not price failures either, see monolith.settings).
+        # does not price failures either, see settings).
         return []
     c = StreamCounts(0, 0, 0, 0, 0, 0)
     seconds_all = []

@@ -1,6 +1,6 @@
 """What the model reads from the project: the stack's configuration (cdk.json context through
 `infra.config.MonitorConfig`), what each detector reads (`lambdas.detectors.NEEDS`), the frames bucket's
-lifecycle (`infra.config.TEMP_EXPIRY_DAYS`), the after's settings (`monolith.settings`), and the measured
+lifecycle (`infra.config.TEMP_EXPIRY_DAYS`), the after's settings (`settings`), and the measured
 figures (`calibration/calibration.json`). All of them are side-effect-free modules or data files: nothing
 is parsed out of source code."""
 

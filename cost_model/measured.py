@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cost_model.asl import LoopModel
 from cost_model.inputs import InputError
 from metering.requests import S3_CLASSES
 from metering.stepfunctions import (
@@ -22,6 +21,7 @@ from metering.stepfunctions import (
     service_calls,
     transitions,
 )
+from statemachine.asl import LoopModel
 
 
 @dataclass

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cost_model.after import AfterOptions, after_summary
-from cost_model.asl import LoopModel, combine_detector_branches, drop_detector_branches, live_edge_wait
 from cost_model.inputs import InputError, Profile, StackConfig
 from cost_model.lines import Line, line, priced_line, tiered, total
 from cost_model.prices import (
@@ -24,7 +23,8 @@ from cost_model.prices import (
     PurchaseUnavailable,
 )
 from cost_model.tracing import xray_line
-from infra.config import CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS
+from statemachine import CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS
+from statemachine.asl import LoopModel, combine_detector_branches, drop_detector_branches, live_edge_wait
 
 GIB = 1024**3
 # Lambda: "at 1,769 MB a function has the equivalent of one vCPU" (Lambda developer guide, memory).

@@ -40,7 +40,7 @@ from demo.report import (
     progress,
 )
 from demo.run import Aws, Observer, RunError, RunResult, run_stream
-from monolith.tables import defects_table
+from text_tables import defects_table
 
 # A path found different defects from `monolith analyze` on the same file: a bug, not a result.
 EXIT_DISAGREEMENT = 3

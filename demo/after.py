@@ -35,7 +35,7 @@ from demo.run import (
 from metering import Bill, after_bill
 from metering.lambda_logs import Report
 from monolith.local_tasks import LocalTasks
-from monolith.settings import ServiceSettings
+from settings import ServiceSettings
 
 POLL_S = 0.5
 CORRECTIVE_ACTION = "corrective-action"

@@ -27,7 +27,7 @@ from typing import Any
 from demo.after import AfterRun, run_after
 from demo.deploy import ROOT, deploy, load_launcher
 from demo.run import Aws, RunResult, run_stream
-from monolith.tables import render_text, text_table
+from text_tables import render_text, text_table
 
 
 def lambda_path(result: RunResult) -> dict[str, float]:

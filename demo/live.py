@@ -138,7 +138,7 @@ def run_live_before(
 # --- the live demo ------------------------------------------------------------------------------
 def lag_table(lags: dict[str, dict[str, Any]]) -> Any:
     """p50/p95/max lag per architecture, for stream-seconds and defect notifications."""
-    from monolith.tables import text_table
+    from text_tables import text_table
 
     columns = ["architecture", "what", "count", "p50 s", "p95 s", "max s", "slope s/s", "keeps up"]
     table = text_table(*columns, right=tuple(columns[2:7]))

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from monolith.tables import MAIN_FIELDS, text_table
+from text_tables import MAIN_FIELDS, text_table
 
 console = Console(highlight=False, soft_wrap=False, width=140)
 

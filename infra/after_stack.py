@@ -17,7 +17,7 @@ from infra.config import MonitorConfig
 from infra.jobs import JobQueue
 from infra.service import MonitorService
 from infra.shared import SharedResources
-from monolith.settings import ServiceSettings
+from settings import ServiceSettings
 
 
 class StreamQualityAfterStack(Stack):

@@ -11,21 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra.history import history_bound
 from lambdas.shared.faults import FaultPlan
+from statemachine import ASL_PATH, DETECTOR_PLACEHOLDERS
+from statemachine.asl import drop_detector_branches
 
 if TYPE_CHECKING:  # the config (and stack_name) stay importable without starting jsii
     from constructs import Node
 
-ASL_PATH = Path(__file__).resolve().parent.parent / "statemachine" / "stream_quality.asl.json"
-DETECTORS = ("freeze", "block_corruption", "av_sync")
-# The workflow's placeholders for the Lambda ARNs: the converter's, and each detector's in its Parallel
-# branch (statemachine/stream_quality.asl.json). The stack substitutes them; the cost model counts by them.
-CONVERTER_PLACEHOLDER = "ConverterFunctionArn"
-DETECTOR_PLACEHOLDERS = {
-    "freeze": "FreezeFunctionArn",
-    "block_corruption": "BlockCorruptionFunctionArn",
-    "av_sync": "AvSyncFunctionArn",
-}
+# The detectors a stack may run: each has its branch in the workflow (statemachine.DETECTOR_PLACEHOLDERS).
+DETECTORS = tuple(DETECTOR_PLACEHOLDERS)
 # Days before the frames bucket's lifecycle rule expires a frame object (infra/storage.py applies it, the
 # cost model prices the storage it implies).
 TEMP_EXPIRY_DAYS = 1
@@ -37,9 +32,6 @@ NOTIFICATIONS_PER_DETECTOR = 2
 def max_seconds_per_execution(detectors: tuple[str, ...] = DETECTORS, path: Path = ASL_PATH) -> int:
     """The most stream-seconds one execution may analyse and stay under the 25,000-event history limit in
     the worst case (infra/history.py): every Retry at its MaxAttempts, every notification at its cap."""
-    from cost_model.asl import drop_detector_branches  # here: cost_model's other modules import this one
-    from infra.history import history_bound
-
     definition = drop_detector_branches(json.loads(path.read_text()), DETECTOR_PLACEHOLDERS, detectors)
     return history_bound(definition, map_items=NOTIFICATIONS_PER_DETECTOR * len(detectors)).max_seconds()
 

@@ -13,7 +13,7 @@ GetExecutionHistory shapes (e.g. LocalStack's AWS-recorded snapshots, tests/aws/
   plus its branches; Map: the same 4 plus MapIterationStarted/Succeeded (2) and the body per item
 - the execution: ExecutionStarted and ExecutionSucceeded|Failed (2)
 
-Side-effect free (json only, plus cost_model.asl's graph helpers), so the stack's configuration can
+Side-effect free (json only, plus statemachine.asl's graph helpers), so the stack's configuration can
 check the bound at synth.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cost_model.asl import find_loop, successors
+from statemachine.asl import find_loop, successors
 
 HISTORY_LIMIT = 25_000  # events per execution, a hard limit of Standard workflows
 EXECUTION_EVENTS = 2

@@ -15,7 +15,7 @@ from constructs import Construct
 from infra.config import MonitorConfig
 from infra.functions import removal_policy
 from infra.nag import acknowledge
-from monolith.settings import ServiceSettings
+from settings import ServiceSettings
 
 DEAD_LETTER_RETENTION = Duration.days(14)  # SQS's maximum: time for someone to look at a failed stream
 

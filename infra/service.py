@@ -32,7 +32,7 @@ from infra.functions import stage_log_group
 from infra.nag import acknowledge, acknowledge_object_prefix
 from infra.shared import SharedResources
 from lambdas.shared.results import RESULTS_PREFIX
-from monolith.settings import STOP_TIMEOUT_S, ServiceSettings
+from settings import STOP_TIMEOUT_S, ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent  # the Dockerfile's build context (.dockerignore trims it)
 CONTAINER_NAME = "monitor"

@@ -19,16 +19,11 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import (
-    ASL_PATH,
-    CONVERTER_PLACEHOLDER,
-    DETECTOR_PLACEHOLDERS,
-    NOTIFICATIONS_PER_DETECTOR,
-    MonitorConfig,
-)
+from infra.config import NOTIFICATIONS_PER_DETECTOR, MonitorConfig
 from infra.functions import stage_log_group
 from infra.nag import acknowledge, acknowledge_object_prefix
 from lambdas.shared.results import RESULTS_PREFIX
+from statemachine import ASL_PATH, CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 

@@ -36,8 +36,8 @@ from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe
 from lambdas.detectors import NEEDS, registry
 from lambdas.shared.transport import audio_from_bytes, audio_to_bytes, frame_from_bytes, frame_to_bytes
 from monolith.pipeline import analyze
-from monolith.tables import render_text, text_table
 from sample_streams import BlockCorruption, Freeze, generate_stream
+from text_tables import render_text, text_table
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from typing import Any
 
 from lambdas.converter.decode import UnreadableStreamError
 from monolith.pipeline import analyze
-from monolith.tables import defects_table, render_text, text_table
+from text_tables import defects_table, render_text, text_table
 
 EXIT_BAD_INPUT = 2
 
@@ -122,7 +122,7 @@ def _serve(*, concurrency: int | None, detectors: str | None) -> int:
     import os
 
     from monolith.pipeline import select_detectors
-    from monolith.settings import ENV_PREFIX, SERVICE_NAME, ServiceSettings
+    from settings import ENV_PREFIX, SERVICE_NAME, ServiceSettings
 
     # Before the Powertools logger is created (the stack sets it on the container; this is for local runs).
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)

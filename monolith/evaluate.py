@@ -36,10 +36,10 @@ from lambdas.shared.keys import InvalidRequest
 from lambdas.shared.media import DEFECT_TYPES
 from monolith.lambda_path import analyze_lambda_path, compare_defects
 from monolith.pipeline import analyze
-from monolith.tables import NEVER_WRAPS, render_text
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream, inject_defects
 from sample_streams.events import AudioBackground, Sound, generate_event_stream
 from sample_streams.live import write_live
+from text_tables import NEVER_WRAPS, render_text
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CLIPS = {"chaplin": REPO / "media" / "chaplin.mp4", "bigbuckbunny": REPO / "media" / "bigbuckbunny.mp4"}

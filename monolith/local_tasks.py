@@ -1,6 +1,6 @@
 """The after's tasks as local processes: what ECS runs in containers, run here against LocalStack.
 
-Each "task" is the container's command (`monolith.settings.SERVE_COMMAND`, with this venv's interpreter
+Each "task" is the container's command (`settings.SERVE_COMMAND`, with this venv's interpreter
 for "python") in the environment the stack gives the container (`ServiceSettings.environment()`) plus
 the endpoint and credentials of the AWS it talks to. `stop()` sends SIGTERM, as ECS does on scale-in;
 `kill()` sends SIGKILL, as a lost instance would. Each task's output (the service's JSON log lines) goes
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monolith.settings import SERVE_COMMAND, STOP_TIMEOUT_S, ServiceSettings
+from settings import SERVE_COMMAND, STOP_TIMEOUT_S, ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 _PR_SET_PDEATHSIG = 1

@@ -2,12 +2,12 @@
 
 Worker processes take stream jobs from the SQS queue, one job at a time each (`--concurrency N` starts
 N of them, so each job's CPU time is its process's), and analyse them with `monolith.service.Worker`.
-Settings come from the environment (`monolith.settings.ServiceSettings`, MONITOR_*), as the stack sets
+Settings come from the environment (`settings.ServiceSettings`, MONITOR_*), as the stack sets
 them on the container.
 
 Stopping: SIGTERM (or SIGINT) lets a worker finish the second it is on, then give its message back
 (visibility 0) so that another worker starts the stream at once. A worker waiting on the queue finishes
-its long poll (at most `receive_wait_s`, well inside the stop timeout, `monolith.settings.STOP_TIMEOUT_S`)
+its long poll (at most `receive_wait_s`, well inside the stop timeout, `settings.STOP_TIMEOUT_S`)
 and gives back what it brought: cutting the poll short would not stop SQS from handing a message to the
 abandoned request, and that message would stay invisible for the whole visibility timeout. SIGKILL loses
 nothing either: the message reappears after the visibility timeout and another worker analyses the stream
@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from monolith.settings import ServiceSettings
+from settings import ServiceSettings
 
 EXIT_CONFIG = 2  # bad settings or an unreachable queue: exit, do not restart
 USAGE_MESSAGES = ("job finished", "worker stopped")

@@ -6,7 +6,7 @@ with the before's validation code. It names a stream, not a file of known length
 asks `read_stream` for seconds until there are no more, so a live stream (seconds arriving as they are
 written) needs another reader, not another job model.
 
-What one job costs, as `monolith.settings` counts it: 1 S3 GET (the stream, one request streamed to a
+What one job costs, as `settings` counts it: 1 S3 GET (the stream, one request streamed to a
 temporary file), 1 results PUT per batch of `results_batch_seconds` stream-seconds, 1 SQS receive and
 1 delete, 1 visibility extension before each of stream-seconds h, 2h, … (h = `heartbeat_seconds`), and
 1 SNS publish per defect, sent as soon as the detector closes it.
@@ -36,7 +36,7 @@ from lambdas.shared.observability import MetricUnit, logger, metrics
 from lambdas.shared.request_counting import RequestCounter, Requests
 from lambdas.shared.results import make_record, result_key
 from monolith.pipeline import run_detectors, select_detectors
-from monolith.settings import ServiceSettings
+from settings import ServiceSettings
 
 JOB_FIELDS = ("bucket", "key", "stream_id")
 FAILURE_SUBJECT = "Stream cannot be analysed"  # the before's NotifyFailure / NotifyRejected subject

@@ -62,7 +62,7 @@ def test_summary_has_a_before_and_an_after_with_the_same_keys_and_both_bills_pri
     from demo.after import AfterRun
     from demo.run import Execution, RunResult
     from metering.lambda_logs import Report
-    from monolith.settings import ServiceSettings
+    from settings import ServiceSettings
 
     record = {"stream_id": "s", "source": "s3://b/k", "second": 9, "defects": [FREEZE]}
     action = {"key": "actions/s/freeze-0000003000.json", "action": "restart encoder", "defect": FREEZE}

@@ -1,4 +1,4 @@
-"""The plain-text tables of the reports (monolith.tables): rich's layout, the reports' numbers."""
+"""The plain-text tables of the reports (text_tables): rich's layout, the reports' numbers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from demo.bench import table
 from monolith.cli import format_report
-from monolith.tables import render_text, text_table
+from text_tables import render_text, text_table
 
 
 def _cells(line: str) -> list[str]:

@@ -39,7 +39,7 @@ from monolith.service import (
     rejected_notification,
     results_part,
 )
-from monolith.settings import ServiceSettings, results_objects, visibility_extensions
+from settings import ServiceSettings, results_objects, visibility_extensions
 
 SOURCE, RESULTS = "streams-bucket", "results-bucket"
 DURATION_S = 5

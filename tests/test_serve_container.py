@@ -1,5 +1,5 @@
 """The container and the local tasks run the same command: the Dockerfile's ENTRYPOINT + CMD is
-`monolith.settings.SERVE_COMMAND`, which the local launcher runs with the venv's interpreter."""
+`settings.SERVE_COMMAND`, which the local launcher runs with the venv's interpreter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from monolith.local_tasks import task_command
-from monolith.settings import SERVE_COMMAND
+from settings import SERVE_COMMAND
 
 DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from monolith.local_tasks import LocalTasks
-from monolith.settings import ServiceSettings
+from settings import ServiceSettings
 
 
 def test_a_local_task_keeps_polling_an_unreachable_queue_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

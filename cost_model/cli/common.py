@@ -8,7 +8,6 @@ from typing import Any
 
 from calibration import Calibration
 from cost_model.after import INSTANCES, AfterOptions
-from cost_model.asl import AslError, LoopModel, drop_detector_branches, load
 from cost_model.inputs import (
     NEEDS,
     REPO,
@@ -20,8 +19,9 @@ from cost_model.inputs import (
 )
 from cost_model.model import Workload
 from cost_model.prices import HOURS_PER_MONTH
-from monolith.settings import ServiceSettings
-from monolith.tables import render_text, text_table
+from settings import ServiceSettings
+from statemachine.asl import AslError, LoopModel, drop_detector_branches, load
+from text_tables import render_text, text_table
 
 # The workflow walker and the table drawer are imported here only, for every subcommand of the CLI.
 __all__ = ["AslError", "LoopModel", "drop_detector_branches", "load", "render_text", "text_table"]
@@ -69,7 +69,7 @@ def after(args: argparse.Namespace, calibration: Calibration, prov: Provenance) 
     if deployed.instance.architecture != args.architecture or stack_instance not in INSTANCES:
         stack_instance = None  # the default instance of that architecture (cost_model/after.py)
     prov.add(
-        f"after: monolith.settings (results every {settings.results_batch_seconds} s, heartbeat every "
+        f"after: settings.ServiceSettings (results every {settings.results_batch_seconds} s, heartbeat every "
         f"{settings.heartbeat_seconds} s, {settings.concurrency} stream(s) per task), monolith.sizing "
         "task size"
     )

@@ -21,7 +21,7 @@ from cost_model.cli.common import (
 )
 from cost_model.inputs import NEEDS, SUMMARY_JSON, InputError, Provenance, read_stack_config
 from cost_model.measured import check, read_summary, shipped_seconds
-from infra.config import DETECTOR_PLACEHOLDERS
+from statemachine import DETECTOR_PLACEHOLDERS
 
 
 def add_parser(commands: Any) -> None:

@@ -15,7 +15,7 @@ from cost_model.after import INSTANCES
 from cost_model.model import VARIANTS
 from cost_model.prices import PURCHASE_HELP, PURCHASES, REGIONS, PriceBook
 from infra.after_config import NETWORKS
-from infra.config import ASL_PATH, DETECTOR_PLACEHOLDERS
+from statemachine import ASL_PATH, DETECTOR_PLACEHOLDERS
 
 EXIT_BAD_INPUT = 2
 # The resolutions `make calibrate` measures (monolith/bench.py SIZES): the rows a calibration file has.

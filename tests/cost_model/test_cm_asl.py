@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from cm_helpers import SMALL_LOOP, task
 
-from cost_model.asl import AslError, LoopModel, Tally, drop_detector_branches, find_loop, load, walk
-from infra.config import ASL_PATH, DETECTOR_PLACEHOLDERS
+from statemachine import ASL_PATH, DETECTOR_PLACEHOLDERS
+from statemachine.asl import AslError, LoopModel, Tally, drop_detector_branches, find_loop, load, walk
 
 
 def always(target: str):  # a Choice decider that always takes `target`

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from cm_helpers import SMALL_LOOP
 
-from cost_model.asl import LoopModel
 from cost_model.inputs import NEEDS, InputError
 from cost_model.measured import check, count_execution, history, read_summary
+from statemachine.asl import LoopModel
 
 
 def write(tmp_path: Path, data: Any, name: str = "summary.json") -> Path:
@@ -63,8 +63,8 @@ def test_read_summary_missing_file(tmp_path: Path) -> None:
 
 def test_check_real_definition_against_a_consistent_summary(tmp_path: Path) -> None:
     # Given the project's workflow and a 20 s run with 2 notifications on 2 seconds, one execution
-    from cost_model.asl import load
-    from infra.config import ASL_PATH
+    from statemachine import ASL_PATH
+    from statemachine.asl import load
 
     loop = LoopModel(load(ASL_PATH))
     # By hand: 20 x 10 + fresh prefix 3 + done tail 0 + 2 Notify + 2 Publish = 207
@@ -275,8 +275,8 @@ def test_count_execution_without_following() -> None:
 def test_check_a_live_run_by_hand(tmp_path: Path) -> None:
     # Given a 20 s live run: 10 segments (so 10 starter invocations), 3 waits at the live edge, the loop
     # busy 0.5 s per stream-second (converter 6 s + the slowest detector 4 s over 20 s), 2 notifications
-    from cost_model.asl import load
-    from infra.config import ASL_PATH
+    from statemachine import ASL_PATH
+    from statemachine.asl import load
 
     loop = LoopModel(load(ASL_PATH))
     m = read_summary(write(tmp_path, {

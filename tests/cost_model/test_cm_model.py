@@ -20,14 +20,14 @@ from cost_model.after import (
     pack,
     size_fleet,
 )
-from cost_model.asl import load
 from cost_model.inputs import NEEDS, InputError, StackConfig
 from cost_model.model import Workload, breakeven, compare, serverless_lines, serverless_usage
 from cost_model.prices import PURCHASES, PriceBook, PurchaseUnavailable
 from infra.after_config import AfterConfig
-from infra.config import ASL_PATH
-from monolith.settings import ServiceSettings
 from monolith.sizing import TaskSize
+from settings import ServiceSettings
+from statemachine import ASL_PATH
+from statemachine.asl import load
 
 # 2048/1024 MB, every frame, 3 detectors, 1-day expiry; 300 s per execution, the worked examples' choice
 # (the stack's default is 60, bounded by the history limit)
@@ -501,7 +501,7 @@ def test_a_live_stream_of_the_before_by_hand(definition: dict[str, Any]) -> None
 
 
 def test_live_is_the_default_and_its_wait_comes_from_the_definition(definition: dict[str, Any]) -> None:
-    from cost_model.asl import live_edge_wait
+    from statemachine.asl import live_edge_wait
 
     assert Workload(streams=1, hours=1, media=PROFILE).live
     assert live_edge_wait(definition) == (1.0, 30)

@@ -16,7 +16,7 @@ from cost_model import cli, measured
 from cost_model import prices as price_table
 from cost_model.cli.options import RESOLUTIONS
 from cost_model.prices import Price
-from infra.config import ASL_PATH
+from statemachine import ASL_PATH
 
 MEDIA = Path(__file__).resolve().parents[2] / "media"
 SCENARIO = ["--streams", "100", "--hours", "730"]

@@ -26,7 +26,7 @@ from lambdas.corrective_action.service import action_for
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX, action_key, query_defects
 from monolith.local_tasks import LocalTasks
 from monolith.pipeline import analyze
-from monolith.settings import ServiceSettings
+from settings import ServiceSettings
 
 pytestmark = pytest.mark.slow
 FPS = 25

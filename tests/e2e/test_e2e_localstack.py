@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from cost_model.asl import LoopModel
 from demo.deploy import Stack, deploy
 from demo.run import Aws, RunResult, download_prefix, run_stream
 from infra.config import DETECTORS
@@ -23,6 +22,7 @@ from infra.workflow import load_definition
 from lambdas.corrective_action.service import action_for
 from lambdas.shared.results import RESULTS_PREFIX, action_key, query_defects
 from monolith.pipeline import analyze
+from statemachine.asl import LoopModel
 
 pytestmark = pytest.mark.slow
 SECONDS_PER_EXECUTION = 3

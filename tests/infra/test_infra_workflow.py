@@ -15,14 +15,14 @@ from asl_sim import Execution, ExecutionFailed, TaskError, aws_sdk_blob
 from infra_helpers import Synth
 
 from infra.config import (
-    DETECTOR_PLACEHOLDERS,
     DETECTORS,
     NOTIFICATIONS_PER_DETECTOR,
     MonitorConfig,
     max_seconds_per_execution,
 )
 from infra.history import HISTORY_LIMIT
-from infra.workflow import ASL_PATH, load_definition, placeholders
+from infra.workflow import load_definition, placeholders
+from statemachine import ASL_PATH, DETECTOR_PLACEHOLDERS
 
 SUBSTITUTIONS = {
     "ConverterFunctionArn": "arn:converter",

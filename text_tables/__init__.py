@@ -1,5 +1,6 @@
 """Tables drawn with rich, and rendered as plain text: one style and one way to print for every command's
 report (`monolith analyze` and `bench`, `python -m cost_model`, the demo and its bench, the evaluation).
+On the ground floor, so every command imports it from below; it imports rich and nothing of the project.
 
 Plain text because the reports are piped, logged and pasted into the README: no colour, no markup read
 from cell text (a "[min–max]" cell is text), and a console wide enough that no cell ever wraps.

@@ -1,5 +1,6 @@
-"""The after's service settings: one side-effect-free module that the service (`monolith serve`), the
-after stack (queue, task definition, environment) and the cost model all import.
+"""The after's service settings: one side-effect-free module on the ground floor that the service
+(`monolith serve`), the after stack (queue, task definition, environment) and the cost model all import.
+It imports the standard library only, so the service's image carries it and nothing above it.
 
 The service is a queue consumer: a job is the before's StartExecution input (`bucket`, `key`,
 `stream_id`). Counts that the cost model prices follow from these settings and the stream's length:
