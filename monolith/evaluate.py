@@ -1,8 +1,7 @@
 """`python -m monolith evaluate`: precision and recall of the detectors on streams with known defects.
 
-The set is drawn from a seed: seed 0 is the development set the thresholds were tuned on; any other
-seed places other defects at other times in other streams, a set the detectors have never seen. Each
-case mixes resolutions, codecs and containers, and includes real clips with injected defects.
+The cases come from `monolith.evaluation_cases` (a set drawn from a seed; seed 0 is the development set
+the thresholds were tuned on); this module runs each one and scores what was found against its truth.
 
 Reported: a row per case (its codec as the decoder names it, found/true and false alarms per defect
 type), FFmpeg's result beside ours where FFmpeg has a detector (freezedetect for freezes, run through
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,26 +32,15 @@ from lambdas.converter.decode import UnreadableStreamError
 from lambdas.converter.service import StreamUnreadable
 from lambdas.shared.keys import InvalidRequest
 from lambdas.shared.media import DEFECT_TYPES
+from monolith.evaluation_cases import Case, build_cases, select_cases
 from monolith.lambda_path import analyze_lambda_path, compare_defects
 from monolith.pipeline import analyze
-from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream, inject_defects
-from sample_streams.events import AudioBackground, Sound, generate_event_stream
-from sample_streams.live import write_live
 from text_tables import NEVER_WRAPS, render_text
 
-REPO = Path(__file__).resolve().parents[1]
-REAL_CLIPS = {"chaplin": REPO / "media" / "chaplin.mp4", "bigbuckbunny": REPO / "media" / "bigbuckbunny.mp4"}
 # How far a found boundary (start, end) may be from the true one and still count as the same event.
 # An A/V shift can only be seen at the next audio-visual event after it, and a shift that drops audio
 # can swallow that event's beep: with events every 1 s its start is known to within 1.5 s.
 TOLERANCE_S = {"freeze": (0.5, 0.5), "block_corruption": (0.5, 1.0), "av_sync": (1.5, 1.0)}
-
-
-@dataclass
-class Case:
-    name: str
-    make: Callable[[Path], dict[str, Any]]  # writes the stream, returns its ground truth as a dict
-    suffix: str = ".mp4"
 
 
 @dataclass
@@ -72,299 +59,6 @@ class Score:
     def recall(self) -> float:
         real = self.true_positives + self.false_negatives
         return self.true_positives / real if real else 1.0
-
-
-def build_cases(seed: int, *, quick: bool = False) -> list[Case]:
-    """A varied set of streams, its defects placed at random times drawn from `seed`."""
-    rng = random.Random(seed)
-
-    def at(lo: float, hi: float) -> float:
-        return round(rng.uniform(lo, hi), 2)
-
-    def freeze_at(lo: float, hi: float) -> float:
-        # Synthetic flashes last 2 frames from x.52 s: a freeze starting there would hold a flat white
-        # picture, which the freeze detector deliberately keeps apart from frozen content.
-        while True:
-            start = at(lo, hi)
-            if not 0.46 <= start % 1.0 <= 0.62:
-                return start
-
-    def offset() -> float:
-        return float(rng.choice([-1, 1]) * rng.randrange(120, 420, 10))
-
-    # Content seeds are drawn when a case is built, not when it is made: a case's stream is then the same
-    # whether it is made alone (`--only`) or after others.
-    def synthetic(duration: float, size: tuple[int, int], codec: str, defects: tuple) -> Callable:
-        content_seed = rng.randrange(1 << 30)
-
-        def make(path: Path) -> dict[str, Any]:
-            truth = generate_stream(
-                path,
-                duration_s=duration,
-                width=size[0],
-                height=size[1],
-                video_codec=codec,
-                defects=defects,
-                seed=content_seed,
-            )
-            return truth.to_dict()
-
-        return make
-
-    def real(clip: str, defects: tuple) -> Callable:
-        content_seed = rng.randrange(1 << 30)
-
-        def make(path: Path) -> dict[str, Any]:
-            return inject_defects(REAL_CLIPS[clip], path, defects, seed=content_seed).to_dict()
-
-        return make
-
-    def live(make: Callable) -> Callable:
-        def remux(path: Path) -> dict[str, Any]:
-            seekable = path.with_name(f"seekable-{path.name}")
-            truth = make(seekable)
-            write_live(seekable, path)
-            return truth
-
-        return remux
-
-    cases = [
-        Case(
-            "synthetic 360p h264 mp4",
-            synthetic(
-                16,
-                (640, 360),
-                "h264",
-                (
-                    Freeze(freeze_at(1.5, 3.5), at(2.0, 3.5)),
-                    BlockCorruption(at(6.2, 7.8)),
-                    AvOffset(at(10.5, 12.5), offset()),
-                ),
-            ),
-        ),
-        Case(
-            "synthetic 720p h264 ts",
-            synthetic(
-                12,
-                (1280, 720),
-                "h264",
-                (
-                    Freeze(freeze_at(1.5, 3.0), at(2.2, 3.0), noise=2.0),
-                    BlockCorruption(at(6.2, 7.5)),
-                    AvOffset(at(8.5, 9.5), offset()),
-                ),
-            ),
-            ".ts",
-        ),
-        Case(
-            "real chaplin 360p, injected",
-            real(
-                "chaplin",
-                (
-                    Freeze(freeze_at(1.0, 2.5), at(2.0, 3.0)),
-                    BlockCorruption(at(6.2, 7.4)),
-                ),
-            ),
-        ),
-        Case("clean real bigbuckbunny 720p", lambda path: _copy_clean(REAL_CLIPS["bigbuckbunny"], path)),
-    ]
-    if quick:
-        return cases
-    return [
-        *cases,
-        Case(
-            "synthetic 480p mpeg4 mp4",
-            synthetic(
-                12,
-                (854, 480),
-                "mpeg4",
-                (
-                    Freeze(freeze_at(1.5, 3.0), at(2.0, 3.0)),
-                    BlockCorruption(at(6.2, 7.5)),
-                    AvOffset(at(8.5, 9.5), offset()),
-                ),
-            ),
-        ),
-        Case(
-            "synthetic 360p vp9 webm",
-            synthetic(
-                10,
-                (640, 360),
-                "vp9",
-                (
-                    Freeze(freeze_at(1.5, 3.0), at(2.0, 3.0), noise=1.0),
-                    AvOffset(at(6.5, 7.5), offset()),
-                ),
-            ),
-            ".webm",
-        ),
-        Case("synthetic 360p clean mp4", synthetic(10, (640, 360), "h264", ())),
-        Case(
-            "real bigbuckbunny 720p, injected",
-            real(
-                "bigbuckbunny",
-                (
-                    Freeze(freeze_at(0.6, 1.2), 2.0),
-                    BlockCorruption(at(4.1, 4.4)),
-                ),
-            ),
-        ),
-        Case("clean real chaplin 360p", lambda path: _copy_clean(REAL_CLIPS["chaplin"], path)),
-        # Last, so that the draws of the cases above stay what they were for every seed.
-        Case(
-            "synthetic 360p vp9 webm written live (no duration, no cues)",
-            live(
-                synthetic(
-                    10,
-                    (640, 360),
-                    "vp9",
-                    (
-                        Freeze(freeze_at(1.5, 3.0), at(2.0, 3.0)),
-                        AvOffset(at(6.5, 7.5), offset()),
-                    ),
-                )
-            ),
-            ".webm",
-        ),
-        *_relative_cases(rng),
-        # Event content unlike the generator's above (sample_streams/events.py): a flash or a sudden
-        # appearance of part of the picture at irregular times over a background that keeps moving, with
-        # a tone burst of any pitch or a clap; offsets from mid-stream, both signs.
-        *_event_cases(rng),
-        # Damage that decoders conceal without a flag (issue 12), one case per codec, and a clean heavily
-        # compressed stream per codec. Truths also name the codec. They draw from
-        # a generator of their own, so every case above keeps its draws.
-        *concealed_damage_cases(seed),
-    ]
-
-
-def _event_cases(rng: random.Random) -> list[Case]:
-    """Partial flashes over moving backgrounds as H.264 MP4, VP9/Opus WebM and HEVC MP4, and one clean case.
-
-    Offsets start 3.5-6.5 s into the 12 s stream, so that at least two events follow them.
-    """
-
-    def events(
-        codec: str, background: AudioBackground, sounds: tuple[Sound, ...], defects: tuple
-    ) -> Callable:
-        seed = rng.randrange(1 << 30)
-
-        def make(path: Path) -> dict[str, Any]:
-            truth = generate_event_stream(
-                path,
-                duration_s=12,
-                video_codec=codec,
-                audio_background=background,
-                sounds=sounds,
-                defects=defects,
-                seed=seed,
-            )
-            return truth.to_dict()
-
-        return make
-
-    def offset(sign: int) -> tuple[AvOffset]:
-        return (AvOffset(round(rng.uniform(3.5, 6.5), 2), float(sign * rng.randrange(100, 410, 10))),)
-
-    sign = rng.choice([-1, 1])
-    return [
-        Case(
-            "events 360p h264 mp4 (partial flashes, tone bursts + claps)",
-            events("h264", "noise", ("tone", "clap"), offset(sign)),
-        ),
-        Case(
-            "events 360p vp9/opus webm (partial flashes, tone bursts + claps over a chord)",
-            events("vp9", "chord", ("tone", "clap"), offset(-sign)),
-            ".webm",
-        ),
-        Case(
-            "events 360p hevc mp4 (partial flashes, claps)",
-            events("hevc", "noise", ("clap",), offset(rng.choice([-1, 1]))),
-        ),
-        Case(
-            "events 360p h264 mp4 clean (partial flashes, tone bursts over a chord)",
-            events("h264", "chord", ("tone",), ()),
-        ),
-    ]
-
-
-def _relative_cases(rng: random.Random) -> list[Case]:
-    """Real clips (speech and cuts, film with its score, animation with music) with the audio content
-    shifted by 300-400 ms mid-stream, and clean: the A/V relative method's cases. Drawn last, from the
-    same generator, so that the cases above keep their draws."""
-    clips = {
-        "grid speech a": REPO / "media" / "grid-speech-a.mp4",
-        "grid speech b": REPO / "media" / "grid-speech-b.mp4",
-        "chaplin": REPO / "media" / "chaplin.mp4",
-        "bbb 12 s": REPO / "media" / "bbb-vp8-11s.webm",
-    }
-
-    def shifted(src: Path, start_s: float, offset_ms: float, seed: int) -> Callable:
-        def make(path: Path) -> dict[str, Any]:
-            return inject_defects(src, path, (AvOffset(start_s, offset_ms),), seed=seed).to_dict()
-
-        return make
-
-    cases = []
-    for name, src in clips.items():
-        start_s = round(
-            rng.uniform(5.0, 6.5) if "bbb" in name or "grid" in name else rng.uniform(4.0, 5.0), 2
-        )
-        offset_ms = float(rng.choice([-1, 1]) * rng.randrange(300, 410, 10))
-        seed = rng.randrange(1 << 30)
-        cases.append(
-            Case(f"real {name}, audio content shifted mid-stream", shifted(src, start_s, offset_ms, seed))
-        )
-    cases += [
-        Case(f"clean real {name}", lambda path, src=src: _copy_clean(src, path), src.suffix)
-        for name, src in clips.items()
-        if name != "chaplin"  # already a clean case above
-    ]
-    return cases
-
-
-def concealed_damage_cases(seed: int) -> list[Case]:
-    """VP8, VP9 and HEVC damage, then clean streams of all five codecs at a starved bitrate."""
-    rng = random.Random(seed * 1_000_003 + 12)
-    suffix = {"h264": ".mp4", "mpeg4": ".mp4", "vp8": ".webm", "vp9": ".webm", "hevc": ".mp4"}
-    # x264 at CRF 48; the others at 100 kbit/s (MPEG-4 cannot go that low: it stays near 300).
-    starved = {"h264": {"crf": "48"}} | {codec: {"b": "100k"} for codec in ("mpeg4", "vp8", "vp9", "hevc")}
-    cases = []
-    for codec in ("vp8", "vp9", "hevc"):
-        damage = (BlockCorruption(round(rng.uniform(2.2, 5.4), 2)),)
-        make = _synthetic_with_codec(codec, damage, {}, rng.randrange(1 << 30))
-        cases.append(Case(f"synthetic 360p {codec} {suffix[codec][1:]}, damage", make, suffix[codec]))
-    for codec, options in starved.items():
-        make = _synthetic_with_codec(codec, (), options, rng.randrange(1 << 30))
-        name = f"synthetic 360p {codec} {suffix[codec][1:]}, clean, heavily compressed"
-        cases.append(Case(name, make, suffix[codec]))
-    return cases
-
-
-def _synthetic_with_codec(
-    codec: str, defects: tuple, options: dict[str, str], stream_seed: int
-) -> Callable[[Path], dict[str, Any]]:
-    """8 s of 360p synthetic content; the truth names the codec (`codec`) for recall per codec."""
-
-    def make(path: Path) -> dict[str, Any]:
-        truth = generate_stream(
-            path,
-            duration_s=8,
-            width=640,
-            height=360,
-            video_codec=codec,
-            defects=defects,
-            seed=stream_seed,
-            encoder_options=options,
-        )
-        return {**truth.to_dict(), "codec": codec}
-
-    return make
-
-
-def _copy_clean(src: Path, dst: Path) -> dict[str, Any]:
-    dst.write_bytes(src.read_bytes())
-    return {"source": str(src), "defects": []}
 
 
 def evaluate(
@@ -401,17 +95,6 @@ def evaluate(
         ],
         "cases": rows,
     }
-
-
-def select_cases(cases: list[Case], only: str | None) -> list[Case]:
-    """The cases whose name holds `only` (case-insensitive); all of them when it is None."""
-    if only is None:
-        return cases
-    chosen = [case for case in cases if only.lower() in case.name.lower()]
-    if not chosen:
-        names = "\n  ".join(case.name for case in cases)
-        raise ValueError(f"no case's name holds {only!r}; the cases are:\n  {names}")
-    return chosen
 
 
 def run_case(

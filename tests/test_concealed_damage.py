@@ -22,7 +22,7 @@ from lambdas.converter.decode import iter_seconds, probe, read_second
 from lambdas.detectors import block_corruption
 from lambdas.detectors.block_corruption import concealment_features, concealment_score
 from lambdas.shared.media import StreamSecond, VideoFrame
-from monolith.evaluate import concealed_damage_cases
+from monolith.evaluation_cases import concealed_damage_cases
 from sample_streams import BlockCorruption, generate_stream, inject_defects
 
 REPO = Path(__file__).resolve().parents[1]

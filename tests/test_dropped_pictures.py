@@ -13,7 +13,7 @@ from detector_runs import run_detector
 
 from lambdas.converter.decode import _DroppedPictures, iter_seconds, probe, read_second
 from lambdas.detectors import block_corruption
-from monolith.evaluate import concealed_damage_cases
+from monolith.evaluation_cases import concealed_damage_cases
 
 
 def test_pictures_that_never_come_out_are_dropped_once_a_later_one_does() -> None:

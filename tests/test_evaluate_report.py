@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from monolith import cli
+from monolith import cli, evaluation_cases
 from monolith import evaluate as evaluation
 from monolith.evaluate import (
     Score,
@@ -258,9 +258,9 @@ def test_only_keeps_the_cases_whose_name_holds_the_text_with_their_draws(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given the seed-1 set, of which 5 case names hold "vp9"
-    every_case = evaluation.build_cases(1)
+    every_case = evaluation_cases.build_cases(1)
     # When only "VP9" is asked for
-    chosen = evaluation.select_cases(every_case, "VP9")
+    chosen = evaluation_cases.select_cases(every_case, "VP9")
     # Then those five come, in order, as the same objects the whole set draws (same seeds, same defects)
     assert [c.name for c in chosen] == [
         "synthetic 360p vp9 webm",
@@ -277,13 +277,13 @@ def test_only_keeps_the_cases_whose_name_holds_the_text_with_their_draws(
 
 def test_a_case_makes_the_same_stream_alone_as_after_the_others(tmp_path: Path) -> None:
     # Given the quick seed-1 set made in order, and the same set built again
-    in_order = evaluation.build_cases(1, quick=True)
+    in_order = evaluation_cases.build_cases(1, quick=True)
     in_order[0].make(tmp_path / "first.mp4")
     after_others = tmp_path / "after.mp4"
     in_order[2].make(after_others)  # real chaplin, injected: its content seed decides the damaged bytes
     # When its third case is made on its own, as `--only` does
     alone = tmp_path / "alone.mp4"
-    evaluation.build_cases(1, quick=True)[2].make(alone)
+    evaluation_cases.build_cases(1, quick=True)[2].make(alone)
     # Then the two files are the same bytes (the content seed was drawn at make time before: it differed)
     assert alone.read_bytes() == after_others.read_bytes()
 
