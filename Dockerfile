@@ -11,7 +11,6 @@ COPY lambdas ./lambdas
 COPY monolith ./monolith
 COPY settings ./settings
 COPY text_tables ./text_tables
-COPY calibration ./calibration
 RUN pip install '.[lambda]' && useradd --system --uid 10001 monitor
 USER monitor
 # The same command the local launcher runs (settings.SERVE_COMMAND).

@@ -1,4 +1,9 @@
-"""`python -m monolith …`: analyse streams in one process, evaluate the detectors, benchmark them."""
+"""`python -m monolith …`: analyse streams in one process, evaluate the detectors, benchmark them.
+
+`analyze` and `serve` run wherever the package is installed, the service's container image included.
+`evaluate`, `bench` and `demo` are development commands: they generate their streams with sample_streams
+(and read media/), which the image does not carry (.dockerignore), so they run from a checkout.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from monolith.pipeline import analyze
 from text_tables import defects_table, render_text, text_table
 
 EXIT_BAD_INPUT = 2
+# The commands that need a checkout of the repository (see the module's docstring).
+DEV_COMMANDS = ("evaluate", "bench", "demo")
+DEV_NOTE = " (development: run from a checkout)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bench_cmd = commands.add_parser(
         "bench", help="CPU per stream-second at 360p, 720p, 1080p: median and spread of repeated runs"
+        + DEV_NOTE
     )
     bench_cmd.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this file")
     bench_cmd.add_argument("--duration", type=_positive_int, default=10, help="stream length in seconds")
@@ -36,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--sizes", default="360p,720p,1080p", help="comma-separated resolutions")
 
     evaluate_cmd = commands.add_parser(
-        "evaluate", help="precision/recall on generated streams with known defects"
+        "evaluate", help="precision/recall on generated streams with known defects" + DEV_NOTE
     )
     evaluate_cmd.add_argument("--seed", type=int, default=0, help="0 = development set; others = unseen sets")
     evaluate_cmd.add_argument("--quick", action="store_true", help="a smaller set (4 streams)")
@@ -59,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
                            "default $MONITOR_DETECTORS or all")
 
     demo_cmd = commands.add_parser(
-        "demo", help="generate a stream with defects and analyse it in one process"
+        "demo", help="generate a stream with defects and analyse it in one process" + DEV_NOTE
     )
     demo_cmd.add_argument("--out", type=Path, default=Path("demo-output"), help="where the stream is written")
 
     args = parser.parse_args(argv)
+    if args.command in DEV_COMMANDS and (missing := _missing_dev_tools(args.command)):
+        print(f"error: {missing}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.command == "analyze":
         return _analyze(args.paths, as_json=args.json, workers=args.workers)
     if args.command == "evaluate":
@@ -89,6 +101,20 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _missing_dev_tools(command: str) -> str | None:
+    """Why `command` cannot run here (no sample_streams: e.g. inside the service's image), or None."""
+    try:
+        import sample_streams  # noqa: F401  (only asked whether it is there)
+    except ModuleNotFoundError as error:
+        if error.name != "sample_streams":
+            raise
+        return (f"`monolith {command}` is a development command: it generates its test streams with "
+                "sample_streams, which this installation does not carry (the service's container image "
+                "holds only what `monolith analyze` and `serve` need); run it from a checkout of the "
+                "repository (make evaluate, make bench, make demo-monolith)")
+    return None
 
 
 def analyze_one(path: str) -> dict[str, Any]:
