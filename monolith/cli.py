@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.converter.decode import UnreadableStreamError
-from monolith.pipeline import analyze
+from monolith.pipeline import analyze, select_detectors
+from settings import ENV_PREFIX, SERVICE_NAME, ServiceSettings
 from text_tables import defects_table, render_text, text_table
 
 EXIT_BAD_INPUT = 2
@@ -146,9 +147,6 @@ def _analyze(paths: list[str], *, as_json: bool, workers: int) -> int:
 def _serve(*, concurrency: int | None, detectors: str | None) -> int:
     import dataclasses
     import os
-
-    from monolith.pipeline import select_detectors
-    from settings import ENV_PREFIX, SERVICE_NAME, ServiceSettings
 
     # Before the Powertools logger is created (the stack sets it on the container; this is for local runs).
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monolith.serve import read_usage
 from settings import SERVE_COMMAND, STOP_TIMEOUT_S, ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,8 +105,6 @@ class LocalTasks:
         task.process.wait()
 
     def usage(self) -> list[dict[str, Any]]:
-        from monolith.serve import read_usage
-
         return [u for task in self.tasks for u in read_usage(task.lines())]
 
     def __enter__(self) -> LocalTasks:
