@@ -69,6 +69,12 @@ def test_every_installed_package_stands_on_a_floor() -> None:
     assert sorted(name for name in FLOORS if "." not in name and name != "app") == packages
 
 
+def test_every_name_on_a_floor_is_a_module_of_the_project() -> None:
+    # Given the floors, Then each name is a module or package that exists (a moved one is taken off)
+    known = modules(REPO, first_party_packages()) | {"app": REPO / "app.py"}
+    assert [name for name in FLOORS if name not in known] == []
+
+
 def test_imports_point_down() -> None:
     # Given every module of the project and the CDK app, When their imports are read
     upward = upward_imports(REPO, FLOORS, first_party_packages(), scripts=("app",))
