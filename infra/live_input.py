@@ -43,7 +43,8 @@ class LiveInput(Construct):
         allow(self.starter, ["s3:GetObject"], [b.arn_for_objects(playlists) for b in source_buckets])
         for bucket in source_buckets:
             acknowledge_object_prefix(self.starter.role, bucket, playlists,
-                                      "Reads live playlists (live/<stream>/index.m3u8) to name executions.")
+                                      "Reads live playlists (live/<stream>/index.m3u8) to name each "
+                                      "stream's execution.")
         self.rule = events.Rule(self, "PlaylistWritten", event_pattern=playlist_created(source_buckets),
                                 description="A live playlist was written: start its stream's execution")
         self.rule.add_target(targets.LambdaFunction(self.starter, retry_attempts=4))

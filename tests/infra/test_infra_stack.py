@@ -126,13 +126,13 @@ def covers(rules: list[dict[str, Any]], key: str) -> bool:
 def test_functions_run_python313_with_tracing_and_their_own_log_groups(synthesized: Synth) -> None:
     functions = {k: r for k, r in resources(synthesized.template, "AWS::Lambda::Function").items()
                  if r["Properties"].get("Runtime", "").startswith("python")}
-    # Given converter, three detectors and the corrective action
-    assert len(functions) == 5
+    # Given converter, three detectors, the corrective action and the live starter
+    assert len(functions) == 6
     handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
     assert handlers == sorted([
         "lambdas.converter.handler.handler", "lambdas.corrective_action.handler.handler",
         "lambdas.detectors.handlers.av_sync_handler", "lambdas.detectors.handlers.block_corruption_handler",
-        "lambdas.detectors.handlers.freeze_handler"])
+        "lambdas.detectors.handlers.freeze_handler", "lambdas.live_starter.handler.handler"])
     for fn in functions.values():
         props = fn["Properties"]
         assert props["Runtime"] == "python3.13"
@@ -244,9 +244,9 @@ def test_localstack_target_has_no_node_helpers_and_no_glue() -> None:
     # Then no Node.js Lambda (autoDeleteObjects provider) and no Glue/Athena resources exist
     assert "Custom::S3AutoDeleteObjects" not in json.dumps(t)
     assert not resources(t, "AWS::Glue::Table")
-    # And only the enabled detectors are deployed, on arm64
+    # And only the enabled detectors are deployed (+ converter, corrective action, live starter), on arm64
     functions = resources(t, "AWS::Lambda::Function").values()
-    assert len(functions) == 4
+    assert len(functions) == 5
     assert all(f["Properties"]["Architectures"] == ["arm64"] for f in functions)
 
 
@@ -286,7 +286,8 @@ def test_no_wildcard_resource_where_a_narrower_one_exists(synthesized: Synth) ->
                 assert all(a.startswith("s3:") for a in actions), (key, actions, text)
                 (bucket,) = resource["Fn::Join"][1][:1]
                 assert t["Resources"][bucket["Fn::GetAtt"][0]]["Type"] == "AWS::S3::Bucket", key
-                assert resource["Fn::Join"][1][1] in ("/*", "/frames/*", "/results/*", "/actions/*"), key
+                assert resource["Fn::Join"][1][1] in ("/*", "/frames/*", "/results/*", "/actions/*",
+                                                      "/live/*.m3u8"), key
             else:
                 # And everything else names one resource: a function, the topic, the machine, a log group
                 assert "Fn::GetAtt" in text or "Ref" in text, (key, text)
@@ -339,7 +340,7 @@ def test_fault_injection_is_absent_from_production_and_refused_outside_localstac
     functions = [f for f in resources(synthesized.template, "AWS::Lambda::Function").values()
                  if f["Properties"].get("Runtime", "").startswith("python")]
     assert "FAULT_INJECTION" not in json.dumps(synthesized.template)
-    assert sorted(f["Properties"]["Timeout"] for f in functions) == [30, 60, 60, 60, 120]
+    assert sorted(f["Properties"]["Timeout"] for f in functions) == [30, 30, 60, 60, 60, 120]
     # Then asking for it without LocalStack is refused
     from aws_cdk import App
 
@@ -350,7 +351,7 @@ def test_fault_injection_is_absent_from_production_and_refused_outside_localstac
     t = synth({"localstack": "true", "fault_injection": spec}).template
     for fn in resources(t, "AWS::Lambda::Function").values():
         props = fn["Properties"]
-        workflow_step = "corrective_action" not in props["Handler"]
+        workflow_step = not any(name in props["Handler"] for name in ("corrective_action", "live_starter"))
         assert (props["Environment"]["Variables"].get("FAULT_INJECTION") == spec) == workflow_step
         assert (props["Timeout"] == 15) == workflow_step
 
