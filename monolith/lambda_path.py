@@ -80,8 +80,8 @@ def lambda_path_defects(
     found: list[dict[str, Any]] = []
     states: list[dict[str, Any]] = []  # the Evaluate state's `states`: every detector's carried state
     with tempfile.TemporaryDirectory(prefix="lambda-path-") as cache_dir:
-        cache = StreamCache(Path(cache_dir))
-        live = LiveSegmentCache(Path(cache_dir) / "live")
+        live = LiveSegmentCache(Path(cache_dir, "live"))
+        cache = StreamCache(Path(cache_dir, "files"))
         second = 0
         while True:
             request = ConvertRequest.from_event({

@@ -25,7 +25,8 @@ S3 = counting_client(COUNTER, "s3")
 # LocalStack's process executor: a fixed /tmp/streams there lets one environment delete another's stream).
 CACHE_DIR = Path(os.environ.get("STREAM_CACHE_DIR") or Path(tempfile.gettempdir(), "streams"))
 CACHE = StreamCache(CACHE_DIR)
-LIVE = LiveSegmentCache(CACHE_DIR / "live")
+# Beside the file cache, not in it: a file download empties the file cache's folder.
+LIVE = LiveSegmentCache(CACHE_DIR.with_name(f"{CACHE_DIR.name}-live"))
 # The buckets requests may name (the stack sets them; unset, e.g. in a local run, any bucket is accepted
 # and IAM alone decides).
 _SOURCES = os.environ.get("SOURCE_BUCKETS")
