@@ -60,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_cmd.add_argument("--only", metavar="TEXT",
                               help="only the cases whose name holds TEXT, e.g. vp9 or events (same draws)")
 
+    corpus_cmd = commands.add_parser(
+        "evaluate-corpus", help="block-damage recall on the damage corpus's held-out sources, FFmpeg beside")
+    corpus_cmd.add_argument("--seed", type=int, default=0, help="the corpus's seed (where damage falls)")
+    corpus_cmd.add_argument("--split", choices=("held-out", "tune"), default="held-out",
+                            help="which sources to report on (default: the held-out ones)")
+    corpus_cmd.add_argument("--corpus", type=Path, metavar="DIR",
+                            help="the corpus folder (default: $CORPUS_DIR or ~/.cache/…/corpus, /seed<N>)")
+    corpus_cmd.add_argument("--json", type=Path, metavar="OUT", help="also write the full results here")
+    corpus_cmd.add_argument("--no-lambda-path", action="store_true", help="skip the Lambda path (faster)")
+    corpus_cmd.add_argument("--no-media", action="store_true", help="skip the clips of media/")
+    corpus_cmd.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+
     serve_cmd = commands.add_parser(
         "serve", help="the after as a service: analyse stream jobs from SQS (settings: MONITOR_* variables)"
     )
@@ -83,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return _evaluate(args.seed, quick=args.quick, out=args.json, lambda_path=not args.no_lambda_path,
                          markdown=args.markdown, only=args.only,
                          combine=args.combine)
+    if args.command == "evaluate-corpus":
+        return _evaluate_corpus(args)
     if args.command == "serve":
         return _serve(concurrency=args.concurrency, detectors=args.detectors)
     if args.command == "demo":
@@ -213,6 +227,27 @@ def _evaluate(
     # The Lambda path must give exactly the monolith's defects: a difference fails the command.
     check = result["lambda_path"]
     return 1 if check is not None and check["equal"] < check["cases"] else 0
+
+
+def _evaluate_corpus(args: argparse.Namespace) -> int:
+    import av.error
+
+    from monolith.corpus_evaluate import evaluate_corpus, format_corpus_evaluation
+
+    try:
+        result = evaluate_corpus(args.seed, split=args.split, lambda_path=not args.no_lambda_path,
+                                 media=not args.no_media, corpus=args.corpus, log=_log)
+    except (OSError, ValueError, av.error.FFmpegError) as error:
+        print(f"error: the corpus could not be built or read: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_corpus_evaluation(result, markdown=args.markdown))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    # As `evaluate`: the Lambda path must give exactly the monolith's defects.
+    check = result["summary"]["lambda_path"]
+    return 1 if check is not None and check["equal"] < check["checked"] else 0
 
 
 def _load_result(path: Path) -> dict[str, Any]:

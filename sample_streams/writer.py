@@ -15,10 +15,10 @@ from .defects import AvOffset, BlockCorruption
 
 # Container extension -> (allowed video codecs, audio encoder for it).
 CONTAINERS: dict[str, tuple[tuple[str, ...], str]] = {
-    ".mp4": (("h264", "mpeg4", "hevc"), "aac"),
-    ".ts": (("h264", "mpeg4", "hevc"), "aac"),
-    ".mkv": (("h264", "mpeg4", "vp8", "vp9", "hevc"), "aac"),
-    ".webm": (("vp8", "vp9"), "libopus"),
+    ".mp4": (("h264", "mpeg4", "hevc", "av1"), "aac"),
+    ".ts": (("h264", "mpeg4", "hevc", "mpeg2"), "aac"),
+    ".mkv": (("h264", "mpeg4", "vp8", "vp9", "hevc", "av1", "mpeg2"), "aac"),
+    ".webm": (("vp8", "vp9", "av1"), "libopus"),
 }
 VIDEO_ENCODERS = {
     "h264": "libx264",
@@ -26,6 +26,8 @@ VIDEO_ENCODERS = {
     "vp8": "libvpx",
     "vp9": "libvpx-vp9",
     "hevc": "libx265",
+    "mpeg2": "mpeg2video",
+    "av1": "libsvtav1",
 }
 OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
 
@@ -163,10 +165,17 @@ class StreamWriter:
                 ":frame-threads=1:pools=none:log-level=error"
             )
             opts |= {"preset": "ultrafast", "x265-params": params}
-        if video_encoder == "mpeg4":
+        if video_encoder == "libsvtav1":
+            # SVT-AV1 reads its own keyframe interval and scene-cut switch, not FFmpeg's generic ones;
+            # preset 12 is its fastest, enough for small test streams; one thread (lp=1): the same bytes
+            # on every run.
+            opts |= {"preset": "12", "svtav1-params": f"keyint={gop_frames}:scd=0:lp=1"}
+        if video_encoder in ("mpeg4", "mpeg2video"):
             # The native MPEG encoders treat sc_threshold 0 as "default"; only a huge value stops
             # them from inserting I-frames at every flash (and restarting the GOP there).
             opts["sc_threshold"] = "1000000000"
+            if video_encoder == "mpeg2video":
+                vs.bit_rate = int(width * height * float(fps) * 0.12)
         else:
             # Non-x264 encoders default to a starved bitrate; ~0.12 bit/pixel looks decent.
             vs.bit_rate = int(width * height * float(fps) * 0.12)
