@@ -317,7 +317,13 @@ def build_stream(plan: dict[str, Any], pictures: list[np.ndarray], out: Path) ->
     return {**plan, "clean": clean.name, "damaged": damaged.name, "damage_sites": done, "events": events}
 
 
-def build_corpus(out: Path, seed: int = 0, *, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def build_corpus(
+    out: Path,
+    seed: int = 0,
+    *,
+    sources: tuple[CorpusSource, ...] = SOURCES,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     """Build (or reuse from `out`) every source's streams; write and return the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints ~20 lines per encode below error level
@@ -325,14 +331,14 @@ def build_corpus(out: Path, seed: int = 0, *, log: Callable[[str], None] = lambd
     old = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     streams: list[dict[str, Any]] = []
     keys: dict[str, str] = {}
-    for number, source in enumerate(SOURCES, 1):
+    for number, source in enumerate(sources, 1):
         key = source_key(source, seed)
         keys[source.name] = key
         cached = [s for s in old.get("streams", []) if s["source"] == source.name]
         if old.get("keys", {}).get(source.name) == key and cached and all(
                 (out / s["clean"]).exists() and (out / s["damaged"]).exists() for s in cached):
             streams += cached
-            log(f"[{number}/{len(SOURCES)}] {source.name}: cached")
+            log(f"[{number}/{len(sources)}] {source.name}: cached")
             continue
         started = time.perf_counter()
         if source.path is None:
@@ -341,7 +347,7 @@ def build_corpus(out: Path, seed: int = 0, *, log: Callable[[str], None] = lambd
             pictures = source_pictures(REPO / source.path, source.start_s)
         for plan in streams_of(source, seed):
             streams.append(build_stream(plan, pictures, out))
-        log(f"[{number}/{len(SOURCES)}] {source.name}: {len(CODECS) * len(BIT_RATES_BPP)} streams in "
+        log(f"[{number}/{len(sources)}] {source.name}: {len(CODECS) * len(BIT_RATES_BPP)} streams in "
             f"{time.perf_counter() - started:.0f} s")
     manifest = {
         "builder_version": BUILDER_VERSION,
@@ -350,7 +356,7 @@ def build_corpus(out: Path, seed: int = 0, *, log: Callable[[str], None] = lambd
                  "min_event_pictures": MIN_EVENT_PICTURES, "fps": FPS, "duration_s": DURATION_S,
                  "gop_frames": GOP_FRAMES},
         "sources": [{"name": s.name, "kind": s.kind, "path": s.path, "start_s": s.start_s,
-                     "held_out": s.held_out} for s in SOURCES],
+                     "held_out": s.held_out} for s in sources],
         "keys": keys,
         "streams": streams,
     }
