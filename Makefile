@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test test-load lint demo demo-live demo-monolith bench calibrate bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node FORCE
+.PHONY: venv test test-load lint demo demo-live demo-monolith bench calibrate bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node corpus evaluate-corpus FORCE
 
 FORCE:
 
@@ -54,11 +54,27 @@ demo-monolith: venv
 
 # Found/true per case and per defect type, FFmpeg's detectors beside ours, block-damage recall per codec,
 # and the Lambda path (in one process) checked against the monolith on every case: a difference fails.
+# Then the held-out table of the damage corpus (`evaluate-corpus` below).
 # SEED=n draws a set nobody tuned on (0, the default, is the development set); the JSON goes to
 # eval-output/. EVALUATE_ARGS="--no-lambda-path" skips the Lambda-path check, "--markdown" prints Markdown.
 evaluate: venv
 	$(PY) -m monolith evaluate --seed $(or $(SEED),0) --json eval-output/evaluate-seed$(or $(SEED),0).json \
 		$(EVALUATE_ARGS)
+	@$(MAKE) --no-print-directory evaluate-corpus
+
+# The damage corpus (issue 22): public clips of six kinds and the generator, each in H.264, HEVC, VP8, VP9,
+# AV1, MPEG-2 and MPEG-4 at two bit rates, damaged as transport and storage do, labelled by decoding damaged
+# vs clean (about one CPU-minute). Cached outside git: $(CORPUS_DIR)/seed<N>, default
+# ~/.cache/stream-quality-monitor/corpus; CORPUS_SEED=n draws other damage.
+corpus: venv
+	$(PY) -m sample_streams.corpus build --seed $(or $(CORPUS_SEED),0)
+
+# Block-damage recall per codec, content kind and damage on the corpus's held-out sources only, precision,
+# onset, false alarms on the clean twins and on every clip of media/, FFmpeg's decoder flags beside ours,
+# the Lambda path checked against the monolith on every stream (builds the corpus first if needed).
+evaluate-corpus: venv
+	$(PY) -m monolith evaluate-corpus --seed $(or $(CORPUS_SEED),0) \
+		--json eval-output/corpus-heldout-seed$(or $(CORPUS_SEED),0).json $(CORPUS_EVALUATE_ARGS)
 
 # The saved seeds as one report, a row per case summed over them (run `make evaluate SEED=n` for each first).
 evaluate-combined: venv
