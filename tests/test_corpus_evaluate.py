@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from monolith.corpus_evaluate import detect, format_corpus_evaluation, match_events, summarise
+from monolith.corpus_evaluate import (
+    at_damage,
+    damage_windows,
+    detect,
+    format_corpus_evaluation,
+    match_events,
+    summarise,
+)
 from sample_streams import corpus
 from sample_streams.damage import PacketDamage, Site
 
@@ -36,6 +43,14 @@ def test_detections_are_matched_to_events_with_their_onset() -> None:
     assert score["alarm_intervals"] == [[3.45, 3.49], [5.0, 6.0]]
 
 
+def test_alarms_at_damaged_places_are_told_apart() -> None:
+    # Keyframes every 2 s: damage at 1.2 s can show until 2.0 s; a damaged keyframe at 2.0 s until 4.0 s
+    windows = damage_windows([{"pts_s": 1.2}, {"pts_s": 2.0}, {"pts_s": None}], 2.0)
+    assert windows == [(0.7, 2.0), (1.5, 4.0)]
+    assert at_damage([[0.8, 1.0], [4.0, 5.0], [0.0, 0.7]], windows) == 1
+    assert at_damage([[3.9, 4.2]], windows) == 1
+
+
 def test_a_clean_stream_counts_every_detection_as_an_alarm() -> None:
     assert match_events([], [(0.0, 1.0)])["false_alarms"] == 1
     assert match_events([], [])["false_alarms"] == 0
@@ -51,14 +66,17 @@ def _row(codec: str, kind: str, damage: str, ours: dict, theirs: dict, clean_ala
             "ffmpeg_flags": {"damaged": theirs, "clean": {**clean, "detections": 0, "false_alarms": 0}}}
 
 
-def _score(true: int, found: int, onsets: list[float], detections: int, alarms: int) -> dict:
+def _score(
+    true: int, found: int, onsets: list[float], detections: int, alarms: int, at_damage: int = 0
+) -> dict:
     return {"true": true, "found": found, "onset_errors_s": onsets, "detections": detections,
-            "false_alarms": alarms, "alarm_intervals": []}
+            "false_alarms": alarms, "alarm_intervals": [], "alarms_at_damage": at_damage}
 
 
 def test_summary_by_codec_and_kind_and_overall() -> None:
     rows = [
-        _row("h264", "animation", "lost_packet", _score(2, 2, [0.0, -0.3], 3, 1), _score(2, 1, [0.1], 1, 0)),
+        _row("h264", "animation", "lost_packet", _score(2, 2, [0.0, -0.3], 4, 2, at_damage=1),
+             _score(2, 1, [0.1], 1, 0)),
         _row("vp9", "animation", "flipped_bytes", _score(1, 0, [], 0, 0), _score(1, 0, [], 0, 0),
              clean_alarms=1),
         _row("vp9", "talking head", "lost_packet", _score(3, 3, [0.1, 0.2, 0.25], 3, 0),
@@ -71,9 +89,10 @@ def test_summary_by_codec_and_kind_and_overall() -> None:
     # 5 of 6 events; onsets 0.0, 0.3, 0.1, 0.2, 0.25: three within 0.2 s
     assert (ours["events"], ours["found"], ours["recall"]) == (6, 5, 0.833)
     assert ours["onset_within_0_2_s"] == 3
-    # detections 3 + 0 + 3 on damaged streams and 1 on a clean one; alarms 1 + 1
-    assert ours["precision"] == round(5 / 7, 3)
-    assert ours["false_alarms_damaged"] == 1
+    # detections 4 + 0 + 3 on damaged streams and 1 on a clean one; alarms 2 (one at invisible damage) + 1
+    assert ours["precision"] == round(5 / 8, 3)
+    assert ours["precision_invisible_right"] == round(6 / 8, 3)
+    assert (ours["alarms_at_invisible_damage"], ours["false_alarms_damaged"]) == (1, 1)
     assert (ours["false_alarms_clean"], ours["clean_streams_with_alarms"]) == (1, 1)
     assert (ours["false_alarms_media"], ours["media_clips_with_alarms"]) == (2, 1)
     assert summary["by_codec"]["vp9"] == {"events": 4, "ours": 3, "ffmpeg_flags": 0, "ours_recall": 0.75,
