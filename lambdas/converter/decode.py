@@ -655,6 +655,11 @@ def _decode(
                 for kind, second, item in audio.feed(packet):
                     yield kind, (second, item)
             continue
+        if packet.is_keyframe:
+            # Packets that failed before a keyframe are not counted on the pictures from it: random
+            # access starts decoding at that keyframe and never sees them (damaged VP9 and AV1 ended one
+            # event at the keyframe on the Lambda path and carried it on in the monolith).
+            video_errors = 0
         try:
             if video_packets and _is_h264_idr(packet, stream.codec_context):
                 decoded = _drain_and_reset(stream.codec_context)
