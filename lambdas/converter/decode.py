@@ -644,6 +644,7 @@ def _decode(
     in demux order; the audio through `audio`'s decoders, one per second; and ("dropped", _Dropped) just
     before the picture that shows that pictures before it were dropped (see `_DroppedPictures`)."""
     video_errors = 0
+    failed_s: list[float] = []  # when the pictures of the packets behind `video_errors` were due
     video_packets = 0
     last_video_s: float | None = None
     video = next((stream for stream in streams if stream.type == "video"), None)
@@ -655,11 +656,14 @@ def _decode(
                 for kind, second, item in audio.feed(packet):
                     yield kind, (second, item)
             continue
-        if packet.is_keyframe:
-            # Packets that failed before a keyframe are not counted on the pictures from it: random
-            # access starts decoding at that keyframe and never sees them (damaged VP9 and AV1 ended one
-            # event at the keyframe on the Lambda path and carried it on in the monolith).
-            video_errors = 0
+        if packet.is_keyframe and video_errors:
+            # Packets that failed since the last picture are not counted on the keyframe: random access
+            # starts decoding at it and never sees them (damaged VP9 and AV1 ended an event at the
+            # keyframe on the Lambda path and carried it on in the monolith). Their pictures never came
+            # out: they count as dropped after the last picture, which both ways decode.
+            if last_video_s is not None:
+                yield "dropped", _Dropped(last_video_s, failed_s)
+            video_errors, failed_s = 0, []
         try:
             if video_packets and _is_h264_idr(packet, stream.codec_context):
                 decoded = _drain_and_reset(stream.codec_context)
@@ -669,6 +673,8 @@ def _decode(
             video_packets += 1
         except av.error.FFmpegError:
             video_errors += 1
+            if packet.pts is not None:
+                failed_s.append(round(float(packet.pts * packet.time_base) - origin, 6))
             continue
         if packet.size:
             dropped.taken(packet.pts)
@@ -677,7 +683,7 @@ def _decode(
             if lost and last_video_s is not None:
                 yield "dropped", _Dropped(last_video_s, lost)
             item = _video_frame(frame, origin, last_video_s, stream, video_errors)
-            video_errors = 0
+            video_errors, failed_s = 0, []
             last_video_s = item.pts_s
             yield "video", item
     lost = dropped.at_end()

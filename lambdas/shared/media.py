@@ -25,7 +25,9 @@ class VideoFrame:
     decode_errors: int = 0  # packets that failed to decode since the previous frame
     # Pictures after this one whose packets the decoder took without error but never gave out: FFmpeg's
     # HEVC decoder silently drops every picture that refers to a damaged one, up to the next keyframe.
-    # Counted on the picture before them, which the random access to their second decodes too.
+    # Also those whose packets failed to decode right before a keyframe (not counted on the keyframe,
+    # where random access would not see them). Counted on the picture before them, which the random
+    # access to their second decodes too.
     dropped_after: int = 0
 
 
