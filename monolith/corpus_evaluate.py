@@ -35,8 +35,8 @@ from lambdas.shared.keys import InvalidRequest
 from monolith.evaluate import FFMPEG_THREAD_TYPE, TOLERANCE_S, ffmpeg_decode, flag_events
 from monolith.lambda_path import analyze_lambda_path, compare_defects
 from monolith.pipeline import analyze
-from monolith.tables import NEVER_WRAPS, render_text
 from sample_streams.corpus import build_corpus, corpus_dir
+from text_tables import NEVER_WRAPS, render_text
 
 REPO = Path(__file__).resolve().parents[1]
 START_TOLERANCE_S = TOLERANCE_S["block_corruption"][0]
