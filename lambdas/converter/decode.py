@@ -673,8 +673,8 @@ def _decode(
             video_packets += 1
         except av.error.FFmpegError:
             video_errors += 1
-            if packet.pts is not None:
-                failed_s.append(round(float(packet.pts * packet.time_base) - origin, 6))
+            due_s = float(packet.pts * packet.time_base) - origin if packet.pts is not None else last_video_s
+            failed_s.append(round(due_s or 0.0, 6))
             continue
         if packet.size:
             dropped.taken(packet.pts)
