@@ -14,9 +14,9 @@ streams; lost TS packets only for the codecs MPEG-TS carries (written as .ts, th
 Labels, never typed by hand: both streams decoded alike (frame threads, one thread: the concealment the
 converter sees); at each clean picture's time the damaged stream shows its latest picture at or before
 it. A picture is damaged where at least `DAMAGED_SHARE` of its luma samples differ by more than
-`DIFF_LEVELS`; damaged pictures less than `MERGE_GAP` clean pictures apart are one event. An event of
-fewer than `MIN_EVENT_PICTURES` pictures is optional: finding it or not is right. Damage that changes
-nothing visible is no event.
+`DIFF_LEVELS`; damaged pictures at most `MERGE_GAP` pictures apart (4 clean ones between) are one event.
+An event of fewer than `MIN_EVENT_PICTURES` pictures is optional: finding it or not is right. Damage that
+changes nothing visible is no event.
 
 Everything goes to a cache folder outside git (default ~/.cache/stream-quality-monitor/corpus/seed<N>)
 with `manifest.json`; a stream is rebuilt only when its source file, the seed or `BUILDER_VERSION` changed.
@@ -246,8 +246,8 @@ def damaged_shares(clean: Pictures, damaged: Pictures) -> list[float]:
 
 
 def label_events(times: list[float], shares: list[float], frame_s: float) -> list[dict[str, Any]]:
-    """Damaged pictures (share >= DAMAGED_SHARE) as events: runs merged across gaps of fewer than
-    MERGE_GAP clean pictures; [first picture's time, last picture's time + one frame)."""
+    """Damaged pictures (share >= DAMAGED_SHARE) as events: two damaged pictures at most MERGE_GAP
+    pictures apart are in one event; [first picture's time, last picture's time + one frame)."""
     events: list[dict[str, Any]] = []
     last = -MERGE_GAP - 1
     for index, share in enumerate(shares):
