@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml $(call stamp_current,$(VENV)/.installed)
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv lint localstack-venv node
+test: venv lint localstack-venv checkov-venv node
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not load"
 
 # 20 streams started together on LocalStack; prints the wall time.
@@ -124,8 +124,22 @@ synth-localstack: venv node
 
 # cfn-lint on both synthesized templates: fails on errors, prints warnings (make test runs the same check
 # in tests/infra/test_infra_after_templates.py).
-lint-templates: synth-offline
+lint-templates: synth-offline checkov-venv
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet \
+		$(patsubst %,-f %,$(wildcard cdk.out/*.template.json))
+
+# checkov in a venv of its own (make test runs it on every template: tests/infra/test_infra_checkov.py):
+# checkov 3.3 pins boto3 1.35, which the dev venv's boto3 (the Lambdas' pin) excludes.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := checkov==3.3.30
+.PHONY: checkov-venv
+checkov-venv: $(CHECKOV_VENV)/.installed
+$(CHECKOV_VENV)/.installed: $(shell test "$$(cat $(CHECKOV_VENV)/.installed 2>/dev/null)" = "$(PYTHON313_ID) $(CHECKOV)" || echo FORCE)
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required" >&2; exit 1; }
+	@$(call venv_for_python313,$(CHECKOV_VENV))
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet '$(CHECKOV)'
+	@echo "$(PYTHON313_ID) $(CHECKOV)" > $@
 
 # --- LocalStack ---
 # LocalStack 4.14.0 in host mode (no Docker) in a venv of its own, with our `process` Lambda executor

@@ -16,6 +16,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.bundling import CONVERTER, CORRECTIVE_ACTION, DETECTORS, PackageSpec, lambda_code
+from infra.checkov import FUNCTION_SKIPS, LOG_GROUP_SKIP, skip_check
 from infra.config import MonitorConfig
 from infra.nag import acknowledge, acknowledge_object_prefix
 from lambdas.shared.faults import ENV as FAULTS_ENV
@@ -25,6 +26,8 @@ from lambdas.shared.results import ACTIONS_PREFIX
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 FRAMES_REASON = ("Frame and audio objects are created per stream-second under frames/<stream>/<execution>/; "
                  "the key prefix is the narrowest scope, and the action is a single one.")
+SYNCHRONOUS_REASON = ("Step Functions invokes this function synchronously and handles its errors (Retry, "
+                      "Catch); a dead-letter queue only ever receives asynchronous invocations.")
 NAMESPACE = "StreamQualityMonitor"
 # Each detector function's handler, as the Lambda runtime imports it.
 DETECTOR_HANDLERS = {
@@ -66,6 +69,7 @@ class Functions(Construct):
             # /tmp holds one downloaded stream per warm environment.
             ephemeral_mb=2048,
         )
+        skip_check(self.converter, "CKV_AWS_116", SYNCHRONOUS_REASON)
         # Explicit actions, no s3:GetObject*-style wildcards: HeadObject is authorised by s3:GetObject.
         allow(self.converter, ["s3:GetObject"], [b.arn_for_objects("*") for b in source_buckets])
         allow(self.converter, ["s3:PutObject"], [temp_bucket.arn_for_objects(f"{FRAMES_PREFIX}*")])
@@ -85,6 +89,7 @@ class Functions(Construct):
             )
             allow(fn, ["s3:GetObject"], [temp_bucket.arn_for_objects(f"{FRAMES_PREFIX}*")])
             acknowledge_object_prefix(fn.role, temp_bucket, f"{FRAMES_PREFIX}*", FRAMES_REASON)
+            skip_check(fn, "CKV_AWS_116", SYNCHRONOUS_REASON)
             self.detectors[name] = fn
 
         self.corrective_action = self.function(
@@ -92,6 +97,7 @@ class Functions(Construct):
                          CORRECTIVE_ACTION, 256, 30),
             {"RESULTS_BUCKET": results_bucket.bucket_name},
         )
+        # Its failure path (SNS invokes it asynchronously) is the topic's side: infra/notifications.py.
         actions = f"{ACTIONS_PREFIX}*"
         allow(self.corrective_action, ["s3:PutObject"], [results_bucket.arn_for_objects(actions)])
         acknowledge_object_prefix(self.corrective_action.role, results_bucket, actions,
@@ -131,6 +137,8 @@ class Functions(Construct):
                    "monolith and tests run on 3.13; python3.13 is supported until 2029-06-30.")
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
             "X-Ray PutTraceSegments/PutTelemetryRecords do not support resource-level permissions.")
+        for check_id, reason in FUNCTION_SKIPS.items():
+            skip_check(fn, check_id, reason)
         return fn
 
     def _code(self, package: PackageSpec) -> lambda_.Code:
@@ -160,8 +168,10 @@ def removal_policy(config: MonitorConfig) -> RemovalPolicy:
 
 def stage_log_group(scope: Construct, construct_id: str, config: MonitorConfig) -> logs.LogGroup:
     """A log group with the stage's retention and removal policy."""
-    return logs.LogGroup(scope, construct_id, retention=retention(config.log_retention_days),
-                         removal_policy=removal_policy(config))
+    log_group = logs.LogGroup(scope, construct_id, retention=retention(config.log_retention_days),
+                              removal_policy=removal_policy(config))
+    skip_check(log_group, *LOG_GROUP_SKIP)
+    return log_group
 
 
 def retention(days: int) -> logs.RetentionDays:

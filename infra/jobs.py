@@ -12,6 +12,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.checkov import SQS_MANAGED_SSE_SKIP, skip_check
 from infra.config import MonitorConfig
 from infra.functions import removal_policy
 from infra.nag import acknowledge
@@ -35,6 +36,7 @@ class JobQueue(Construct):
         acknowledge(self.dead_letters, "AwsSolutions-SQS3",
                     "This is the dead-letter queue of the job queue; a queue behind it would only move "
                     "the same failed jobs once more.")
+        skip_check(self.dead_letters, *SQS_MANAGED_SSE_SKIP)
         self.queue = sqs.Queue(
             self, "Jobs",
             visibility_timeout=Duration.seconds(settings.visibility_timeout_s),
@@ -45,3 +47,4 @@ class JobQueue(Construct):
                                                   max_receive_count=settings.max_receives),
             removal_policy=removal,
         )
+        skip_check(self.queue, *SQS_MANAGED_SSE_SKIP)

@@ -27,6 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.after_config import AZS, EBS_GIB, INTERFACE_ENDPOINTS, STREAMS_PREFIX, AfterConfig
+from infra.checkov import skip_check
 from infra.config import MonitorConfig
 from infra.functions import stage_log_group
 from infra.nag import acknowledge, acknowledge_object_prefix
@@ -176,6 +177,15 @@ class MonitorService(Construct):
         acknowledge(cluster, "AwsSolutions-ECS4",
                     "Container Insights is billed per metric per task; the service publishes its own "
                     "metrics with Powertools and CPU/memory come from the service's standard metrics.")
+        skip_check(cluster, "CKV_AWS_65",
+                   "Container Insights is billed per metric per task; the service publishes its own metrics "
+                   "with Powertools and CPU/memory come from the service's standard metrics.")
+        default_policy = role.node.try_find_child("DefaultPolicy")
+        assert default_policy is not None, "the capacity provider adds the ECS agent's statements to the role"
+        skip_check(default_policy, "CKV_AWS_111",
+                   "The write actions on * are the ECS agent's log writes (logs:CreateLogStream, "
+                   "PutLogEvents) as aws-cdk-lib adds them for EC2 capacity; the task's own writes are "
+                   "scoped to the results prefix and the topic.")
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
                     "The ECS agent's statements added by aws-cdk-lib: DiscoverPollEndpoint, "
                     "ecr:GetAuthorizationToken and the agent's own log writes accept no narrower resource; "

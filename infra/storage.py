@@ -6,6 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.checkov import skip_check
 from infra.config import TEMP_EXPIRY_DAYS, MonitorConfig
 from infra.nag import acknowledge
 from lambdas.shared.frame_store import FRAMES_PREFIX
@@ -17,6 +18,10 @@ class Storage(Construct):
         self.access_logs = self._bucket("AccessLogs", config, logs=None)
         acknowledge(self.access_logs, "AwsSolutions-S1",
                     "This is the server access log bucket; logging it would recurse.")
+        skip_check(self.access_logs, "CKV_AWS_18", "This is the server access log bucket; logging it would "
+                   "recurse.")
+        skip_check(self.access_logs, "CKV_AWS_21", "Access log lines are written once and never changed; "
+                   "versions would only add copies to pay for.")
         # Streams: either buckets that already hold them (the stack reads, never writes them) or one of ours.
         self.source_buckets: list[s3.IBucket]
         if config.source_bucket_names:
@@ -27,6 +32,9 @@ class Storage(Construct):
             # its own rule (one S3 notification configuration per bucket could serve only one of them).
             # An imported bucket needs EventBridge notifications turned on by its owner.
             self.source_buckets = [self._bucket("Source", config, logs="source/", events=True)]
+            skip_check(self.source_buckets[0], "CKV_AWS_21",
+                       "Streams and live segments are written once and read; a live playlist is rewritten "
+                       "after every segment, and versions would keep each rewrite and each stream twice.")
         # Frames in transit: objects live for a day at most (lifecycle), which bounds the storage bill
         # without a delete request per frame. The rule names the frames prefix, so nothing else that
         # may ever be kept in this bucket expires with them.
@@ -36,7 +44,15 @@ class Storage(Construct):
         acknowledge(self.temp, "AwsSolutions-S1",
             "Transient frames bucket: one access-log line per frame PUT/GET would cost as much as the "
                    "requests themselves; the Lambdas report their S3 request counts instead.")
+        skip_check(self.temp, "CKV_AWS_18",
+                   "Transient frames bucket: one access-log line per frame PUT/GET would cost as much as "
+                   "the requests themselves; the Lambdas report their S3 request counts instead.")
+        skip_check(self.temp, "CKV_AWS_21",
+                   "Frames live for a day and are written once; versions would keep every frame twice.")
         self.results = self._bucket("Results", config, logs="results/")
+        skip_check(self.results, "CKV_AWS_21",
+                   "Results and action records are derived data, each written once under a key of its own "
+                   "(a rerun of the stream recreates them); production stages retain the bucket.")
 
     def _bucket(
         self, name: str, config: MonitorConfig, *, logs: str | None,

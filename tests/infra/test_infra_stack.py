@@ -205,13 +205,50 @@ def test_workflow_role_invokes_only_its_functions_and_publishes_only_to_the_topi
 
 def test_topic_is_encrypted_and_the_corrective_action_gets_only_defects(synthesized: Synth) -> None:
     t = synthesized.template
-    (topic,) = resources(t, "AWS::SNS::Topic").values()
+    topic = t["Resources"][logical_id(t, "AWS::SNS::Topic", "Defects")]
     assert topic["Properties"]["KmsMasterKeyId"]
     (subscription,) = resources(t, "AWS::SNS::Subscription").values()
     assert subscription["Properties"]["Protocol"] == "lambda"
     assert subscription["Properties"]["FilterPolicy"] == {"kind": ["defect"]}
-    topic_policy = next(iter(resources(t, "AWS::SNS::TopicPolicy").values()))
-    assert "aws:SecureTransport" in json.dumps(topic_policy)
+    topic_policies = resources(t, "AWS::SNS::TopicPolicy").values()
+    assert len(topic_policies) == 2 and all("aws:SecureTransport" in json.dumps(p) for p in topic_policies)
+
+
+def test_a_failed_corrective_action_goes_to_a_queue_that_raises_an_alarm(synthesized: Synth) -> None:
+    t = synthesized.template
+    failures = logical_id(t, "AWS::SQS::Queue", "CorrectiveActionFailures")
+    queue = t["Resources"][failures]["Properties"]
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600 and queue["SqsManagedSseEnabled"] is True
+    # Given SNS cannot deliver to the function: the subscription's redrive policy sends it to the queue
+    (subscription,) = resources(t, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [failures, "Arn"]}}
+    # Given the function fails after Lambda's 2 retries: its on-failure destination is the same queue
+    function = logical_id(t, "AWS::Lambda::Function", "CorrectiveAction")
+    (invoke_config,) = resources(t, "AWS::Lambda::EventInvokeConfig").values()
+    props = invoke_config["Properties"]
+    assert props["FunctionName"] == {"Ref": function} and props["MaximumRetryAttempts"] == 2
+    assert props["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [failures, "Arn"]}}}
+    # And the function may send there, and SNS may, for this topic only
+    sends = [s for key, s in statements(t) if "CorrectiveAction" in key and "sqs:SendMessage" in as_list(
+        s["Action"])]
+    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [failures, "Arn"]}]
+    (queue_policy,) = [p["Properties"]["PolicyDocument"]
+                       for p in resources(t, "AWS::SQS::QueuePolicy").values()
+                       if p["Properties"]["Queues"] == [{"Ref": failures}]]
+    (from_sns,) = [s for s in queue_policy["Statement"]
+                   if s.get("Principal") == {"Service": "sns.amazonaws.com"}]
+    assert from_sns["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": logical_id(
+        t, "AWS::SNS::Topic", "Defects")}}}
+    # And one message in the queue raises an alarm that notifies the alarms topic
+    (alarm,) = resources(t, "AWS::CloudWatch::Alarm").values()
+    a = alarm["Properties"]
+    assert (a["Namespace"], a["MetricName"], a["Dimensions"]) == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+        [{"Name": "QueueName", "Value": {"Fn::GetAtt": [failures, "QueueName"]}}])
+    assert (a["ComparisonOperator"], a["Threshold"], a["EvaluationPeriods"], a["TreatMissingData"]) == (
+        "GreaterThanOrEqualToThreshold", 1, 1, "notBreaching")
+    assert a["AlarmActions"] == [{"Ref": logical_id(t, "AWS::SNS::Topic", "Alarms")}]
 
 
 def test_state_machine_is_standard_traced_and_fully_substituted(synthesized: Synth) -> None:
