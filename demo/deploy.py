@@ -70,6 +70,8 @@ class Stack:
     synth_s: float = 0.0
     bootstrap_s: float = 0.0
     after: AfterStack | None = None
+    # Where a corrective action that failed after Lambda's retries (or SNS could not deliver) ends up.
+    corrective_action_failures_url: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -181,6 +183,7 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
         results_bucket=outputs["ResultsBucket"],
         frames_bucket=outputs["FramesBucket"],
         topic_arn=outputs["TopicArn"],
+        corrective_action_failures_url=outputs["CorrectiveActionFailuresQueueUrl"],
         deploy_s=round(time.monotonic() - started, 2),
         synth_s=round(synth_s, 2),
         bootstrap_s=round(bootstrap_s, 2),

@@ -39,7 +39,7 @@ from demo.run import (
 )
 from lambdas.shared.faults import FaultPlan
 from lambdas.shared.frame_store import FRAMES_PREFIX
-from lambdas.shared.results import RESULTS_PREFIX
+from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 from monolith.pipeline import analyze
 
 pytestmark = pytest.mark.slow
@@ -384,6 +384,61 @@ def test_no_temporary_object_outlives_the_frames_expiry(
 
 
 # --- load ----------------------------------------------------------------------------------------
+
+
+# --- a corrective action that keeps failing ----------------------------------------------------------
+
+
+def _publish_defect(aws: Aws, stack: Stack, stream_id: str, start_s: float) -> str:
+    """A defect message as the workflow's Notify state publishes it (the same attributes)."""
+    message = {"stream_id": stream_id, "source": "test", "second": 1, "execution_id": "published-by-test",
+               "defect": {"type": "freeze", "start_s": start_s, "end_s": start_s + 1.0}}
+    return str(aws.sns.publish(TopicArn=stack.topic_arn, Message=json.dumps(message), MessageAttributes={
+        "kind": {"DataType": "String", "StringValue": "defect"},
+        "defect_type": {"DataType": "String", "StringValue": "freeze"},
+        "stream_id": {"DataType": "String", "StringValue": stream_id}})["MessageId"])
+
+
+def test_a_corrective_action_that_keeps_failing_ends_in_the_failures_queue(aws: Aws, stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:6]
+    # Given a defect message the corrective action refuses on every attempt (a stream id that cannot be a
+    # key segment), and a good one published beside it
+    poison_id = _publish_defect(aws, stack, f"bad/../{tag}", 1.0)
+    good_stream = f"action-ok-{tag}"
+    _publish_defect(aws, stack, good_stream, 2.0)
+    # When Lambda has tried it three times (the first attempt and its 2 asynchronous retries)
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while not records and time.monotonic() < deadline:
+        for message in aws.sqs.receive_message(QueueUrl=stack.corrective_action_failures_url,
+                                               MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            records.append(json.loads(message["Body"]))
+            aws.sqs.delete_message(QueueUrl=stack.corrective_action_failures_url,
+                                   ReceiptHandle=message["ReceiptHandle"])
+    # Then its on-failure record is in the failures queue: the SNS event, the error, the attempts; and it
+    # is the only record there (no good corrective action of this module failed)
+    assert len(records) == 1, records
+    (record,) = records
+    (sns_record,) = record["requestPayload"]["Records"]
+    assert sns_record["Sns"]["MessageId"] == poison_id
+    assert json.loads(sns_record["Sns"]["Message"])["stream_id"] == f"bad/../{tag}"
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert f":function:{stack.name}-FunctionsCorrectiveActio" in record["requestContext"]["functionArn"]
+    assert record["responsePayload"]["errorType"] == "InvalidRequest"
+    assert "stream_id must match" in record["responsePayload"]["errorMessage"]
+    # And the good message beside it was acted on as usual (the queue is not a catch-all)
+    good_prefix = f"{ACTIONS_PREFIX}{good_stream}/"
+    while True:
+        listed = aws.s3.list_objects_v2(Bucket=stack.results_bucket, Prefix=good_prefix)
+        keys = [o["Key"] for o in listed.get("Contents", [])]
+        if keys or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert keys == [f"{good_prefix}freeze-0000002000.json"]
+    report("corrective_action_failure", {"attempts": record["requestContext"]["approximateInvokeCount"],
+                                         "condition": record["requestContext"]["condition"],
+                                         "error": record["responsePayload"]["errorType"]})
 
 
 @pytest.mark.load
