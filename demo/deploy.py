@@ -72,6 +72,7 @@ class Stack:
     after: AfterStack | None = None
     # Where a corrective action that failed after Lambda's retries (or SNS could not deliver) ends up.
     corrective_action_failures_url: str = ""
+    alarms_topic_arn: str = ""  # the alarm on that queue notifies this topic
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -184,6 +185,7 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
         frames_bucket=outputs["FramesBucket"],
         topic_arn=outputs["TopicArn"],
         corrective_action_failures_url=outputs["CorrectiveActionFailuresQueueUrl"],
+        alarms_topic_arn=outputs["AlarmsTopicArn"],
         deploy_s=round(time.monotonic() - started, 2),
         synth_s=round(synth_s, 2),
         bootstrap_s=round(bootstrap_s, 2),

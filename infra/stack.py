@@ -56,6 +56,7 @@ class StreamQualityStack(Stack):
         CfnOutput(self, "FramesBucket", value=storage.temp.bucket_name)
         CfnOutput(self, "TopicArn", value=notifications.topic.topic_arn)
         CfnOutput(self, "CorrectiveActionFailuresQueueUrl", value=notifications.failures.queue_url)
+        CfnOutput(self, "AlarmsTopicArn", value=notifications.alarms.topic_arn)
 
     def _acknowledge_cdk_helpers(self) -> None:
         # autoDeleteObjects (sandbox stages on AWS) adds CDK's own Node.js provider function.

@@ -90,6 +90,8 @@ def server_env(port: int, data_dir: Path, keepalive_ms: int = 30_000, exit_with_
         # Asynchronous invocations (SNS -> corrective action) are retried 1 s and 2 s after a failure instead
         # of AWS's ~1 and ~2 min: the same two retries, so a failing action reaches its queue in seconds.
         "LAMBDA_RETRY_BASE_DELAY": "1",
+        # SQS queue depths reach CloudWatch every 5 s instead of 60 s, so an alarm on one sees it sooner.
+        "SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL": "5",
         "DISABLE_EVENTS": "1",  # else shutdown waits ≈15 s on an analytics host and leaves timers behind
         "DNS_ADDRESS": "0",
         "SKIP_SSL_CERT_DOWNLOAD": "1",

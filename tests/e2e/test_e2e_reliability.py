@@ -399,24 +399,35 @@ def _publish_defect(aws: Aws, stack: Stack, stream_id: str, start_s: float) -> s
         "stream_id": {"DataType": "String", "StringValue": stream_id}})["MessageId"])
 
 
-def test_a_corrective_action_that_keeps_failing_ends_in_the_failures_queue(aws: Aws, stack: Stack) -> None:
+def test_a_corrective_action_that_keeps_failing_ends_in_the_failures_queue_and_raises_the_alarm(
+        aws: Aws, stack: Stack) -> None:
     tag = uuid.uuid4().hex[:6]
-    # Given a defect message the corrective action refuses on every attempt (a stream id that cannot be a
-    # key segment), and a good one published beside it
-    poison_id = _publish_defect(aws, stack, f"bad/../{tag}", 1.0)
-    good_stream = f"action-ok-{tag}"
-    _publish_defect(aws, stack, good_stream, 2.0)
-    # When Lambda has tried it three times (the first attempt and its 2 asynchronous retries)
-    records: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 60
-    while not records and time.monotonic() < deadline:
-        for message in aws.sqs.receive_message(QueueUrl=stack.corrective_action_failures_url,
-                                               MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-            records.append(json.loads(message["Body"]))
-            aws.sqs.delete_message(QueueUrl=stack.corrective_action_failures_url,
-                                   ReceiptHandle=message["ReceiptHandle"])
-    # Then its on-failure record is in the failures queue: the SNS event, the error, the attempts; and it
-    # is the only record there (no good corrective action of this module failed)
+    alarms = Observer(aws, stack.alarms_topic_arn)  # what an operator subscribed to the alarms would get
+    try:
+        # Given a defect message the corrective action refuses on every attempt (a stream id that cannot
+        # be a key segment), and a good one published beside it
+        poison_id = _publish_defect(aws, stack, f"bad/../{tag}", 1.0)
+        good_stream = f"action-ok-{tag}"
+        _publish_defect(aws, stack, good_stream, 2.0)
+        # When Lambda has tried it three times (the first attempt and its 2 asynchronous retries), the
+        # alarm on the failures queue fires (LocalStack reports queue depths every 5 s, alarms each minute)
+        started = time.monotonic()
+        notified = alarms.drain(until=lambda got: any(n["message"].get("NewStateValue") == "ALARM"
+                                                      for n in got if isinstance(n["message"], dict)),
+                                timeout_s=180)
+        alarm_s = round(time.monotonic() - started, 1)
+    finally:
+        alarms.close()
+    # Then the alarms topic said so, naming the queue's depth
+    (alarm,) = [n["message"] for n in notified if n["message"].get("NewStateValue") == "ALARM"]
+    assert alarm["Trigger"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Trigger"]["Dimensions"] == [
+        {"name": "QueueName", "value": stack.corrective_action_failures_url.rsplit("/", 1)[1]}]
+    # And the failures queue holds its on-failure record: the SNS event, the error, the attempts; it is the
+    # only record there (no good corrective action of this module failed)
+    records = [json.loads(m["Body"]) for m in aws.sqs.receive_message(
+        QueueUrl=stack.corrective_action_failures_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+        VisibilityTimeout=0).get("Messages", [])]
     assert len(records) == 1, records
     (record,) = records
     (sns_record,) = record["requestPayload"]["Records"]
@@ -429,16 +440,12 @@ def test_a_corrective_action_that_keeps_failing_ends_in_the_failures_queue(aws: 
     assert "stream_id must match" in record["responsePayload"]["errorMessage"]
     # And the good message beside it was acted on as usual (the queue is not a catch-all)
     good_prefix = f"{ACTIONS_PREFIX}{good_stream}/"
-    while True:
-        listed = aws.s3.list_objects_v2(Bucket=stack.results_bucket, Prefix=good_prefix)
-        keys = [o["Key"] for o in listed.get("Contents", [])]
-        if keys or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert keys == [f"{good_prefix}freeze-0000002000.json"]
+    listed = aws.s3.list_objects_v2(Bucket=stack.results_bucket, Prefix=good_prefix)
+    assert [o["Key"] for o in listed.get("Contents", [])] == [f"{good_prefix}freeze-0000002000.json"]
     report("corrective_action_failure", {"attempts": record["requestContext"]["approximateInvokeCount"],
                                          "condition": record["requestContext"]["condition"],
-                                         "error": record["responsePayload"]["errorType"]})
+                                         "error": record["responsePayload"]["errorType"],
+                                         "alarm_after_s": alarm_s})
 
 
 @pytest.mark.load
