@@ -70,8 +70,9 @@ class Stack:
     synth_s: float = 0.0
     bootstrap_s: float = 0.0
     after: AfterStack | None = None
-    # Where a corrective action that failed after Lambda's retries (or SNS could not deliver) ends up.
-    corrective_action_failures_url: str = ""
+    # Where an asynchronous invocation (corrective action, live starter) that failed after Lambda's
+    # retries, or could not be delivered, ends up.
+    failed_invocations_url: str = ""
     alarms_topic_arn: str = ""  # the alarm on that queue notifies this topic
 
     def to_dict(self) -> dict[str, object]:
@@ -184,7 +185,7 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
         results_bucket=outputs["ResultsBucket"],
         frames_bucket=outputs["FramesBucket"],
         topic_arn=outputs["TopicArn"],
-        corrective_action_failures_url=outputs["CorrectiveActionFailuresQueueUrl"],
+        failed_invocations_url=outputs["FailedInvocationsQueueUrl"],
         alarms_topic_arn=outputs["AlarmsTopicArn"],
         deploy_s=round(time.monotonic() - started, 2),
         synth_s=round(synth_s, 2),

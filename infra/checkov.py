@@ -24,6 +24,10 @@ LOG_GROUP_SKIP = ("CKV_AWS_158", "Log events hold stream ids, timings and errors
                   "Logs encrypts them at rest with its service key, and a customer key would add a key and "
                   "its requests to the bill for no protection the stack needs.")
 
+# A tool false positive: the check only looks for a KMS key and misses SQS-managed encryption.
+SQS_MANAGED_SSE_SKIP = ("CKV_AWS_27", "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled), "
+                        "which this check does not recognise: it only looks for a KMS key.")
+
 
 def skip_check(scope: IConstruct, check_id: str, reason: str) -> None:
     """Suppress `check_id` on scope's CloudFormation resource (scope itself, or its default child)."""
@@ -35,6 +39,3 @@ def skip_check(scope: IConstruct, check_id: str, reason: str) -> None:
     metadata = resource.get_metadata("checkov") or {}
     skips = [s for s in metadata.get("skip", []) if s["id"] != check_id]
     resource.add_metadata("checkov", {**metadata, "skip": [*skips, {"id": check_id, "comment": reason}]})
-# A tool false positive: the check only looks for a KMS key and misses SQS-managed encryption.
-SQS_MANAGED_SSE_SKIP = ("CKV_AWS_27", "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled), "
-                        "which this check does not recognise: it only looks for a KMS key.")

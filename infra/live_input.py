@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra.bundling import LIVE_STARTER
 from infra.config import MonitorConfig
+from infra.failures import FailedInvocations
 from infra.functions import Functions, FunctionSpec, allow
 from infra.nag import acknowledge_object_prefix
 from lambdas.shared.live import LIVE_PREFIX, PLAYLIST_SUFFIX
@@ -31,7 +32,7 @@ def playlist_created(source_buckets: list[s3.IBucket]) -> events.EventPattern:
 class LiveInput(Construct):
     def __init__(
         self, scope: Construct, construct_id: str, *, config: MonitorConfig, functions: Functions,
-        source_buckets: list[s3.IBucket], state_machine: sfn.IStateMachine,
+        source_buckets: list[s3.IBucket], state_machine: sfn.IStateMachine, failures: FailedInvocations,
     ) -> None:
         super().__init__(scope, construct_id)
         self.starter = functions.function(
@@ -47,4 +48,8 @@ class LiveInput(Construct):
                                       "stream's execution.")
         self.rule = events.Rule(self, "PlaylistWritten", event_pattern=playlist_created(source_buckets),
                                 description="A live playlist was written: start its stream's execution")
-        self.rule.add_target(targets.LambdaFunction(self.starter, retry_attempts=4))
+        # EventBridge invokes the starter asynchronously: what it cannot deliver, and what the starter
+        # still fails after Lambda's retries (a stream that would never start), go to the failures queue.
+        self.rule.add_target(targets.LambdaFunction(self.starter, retry_attempts=4,
+                                                    dead_letter_queue=failures.queue))
+        failures.catch_failures_of(self.starter)

@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.analytics import Analytics
 from infra.checkov import skip_check
 from infra.config import MonitorConfig
+from infra.failures import FailedInvocations
 from infra.functions import Functions
 from infra.live_input import LiveInput
 from infra.nag import acknowledge
@@ -35,13 +36,15 @@ class StreamQualityStack(Stack):
         storage = Storage(self, "Storage", config=config)
         functions = Functions(self, "Functions", config=config, source_buckets=storage.source_buckets,
                               temp_bucket=storage.temp, results_bucket=storage.results)
+        failures = FailedInvocations(self, "FailedInvocations", config=config)
         notifications = Notifications(self, "Notifications", config=config,
-                                      corrective_action=functions.corrective_action)
+                                      corrective_action=functions.corrective_action, failures=failures)
         workflow = Workflow(self, "Workflow", config=config, converter=functions.converter,
                             detectors=functions.detectors, topic=notifications.topic,
                             results_bucket=storage.results)
         LiveInput(self, "LiveInput", config=config, functions=functions,
-                  source_buckets=storage.source_buckets, state_machine=workflow.state_machine)
+                  source_buckets=storage.source_buckets, state_machine=workflow.state_machine,
+                  failures=failures)
         if not config.localstack:  # Glue and Athena are not in LocalStack's free edition
             Analytics(self, "Analytics", config=config, results_bucket=storage.results)
         self._acknowledge_cdk_helpers()
@@ -55,8 +58,8 @@ class StreamQualityStack(Stack):
         CfnOutput(self, "ResultsBucket", value=storage.results.bucket_name)
         CfnOutput(self, "FramesBucket", value=storage.temp.bucket_name)
         CfnOutput(self, "TopicArn", value=notifications.topic.topic_arn)
-        CfnOutput(self, "CorrectiveActionFailuresQueueUrl", value=notifications.failures.queue_url)
-        CfnOutput(self, "AlarmsTopicArn", value=notifications.alarms.topic_arn)
+        CfnOutput(self, "FailedInvocationsQueueUrl", value=failures.queue.queue_url)
+        CfnOutput(self, "AlarmsTopicArn", value=failures.alarms.topic_arn)
 
     def _acknowledge_cdk_helpers(self) -> None:
         # autoDeleteObjects (sandbox stages on AWS) adds CDK's own Node.js provider function.

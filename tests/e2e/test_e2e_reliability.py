@@ -422,11 +422,11 @@ def test_a_corrective_action_that_keeps_failing_ends_in_the_failures_queue_and_r
     (alarm,) = [n["message"] for n in notified if n["message"].get("NewStateValue") == "ALARM"]
     assert alarm["Trigger"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarm["Trigger"]["Dimensions"] == [
-        {"name": "QueueName", "value": stack.corrective_action_failures_url.rsplit("/", 1)[1]}]
+        {"name": "QueueName", "value": stack.failed_invocations_url.rsplit("/", 1)[1]}]
     # And the failures queue holds its on-failure record: the SNS event, the error, the attempts; it is the
-    # only record there (no good corrective action of this module failed)
+    # only record there (no other asynchronous invocation of this module failed)
     records = [json.loads(m["Body"]) for m in aws.sqs.receive_message(
-        QueueUrl=stack.corrective_action_failures_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+        QueueUrl=stack.failed_invocations_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
         VisibilityTimeout=0).get("Messages", [])]
     assert len(records) == 1, records
     (record,) = records

@@ -438,7 +438,7 @@ def test_after_reuses_the_befores_resources_and_the_before_knows_nothing_of_the_
     # The before's own outputs are unchanged; only CDK's export outputs are added
     named = {k for k, o in default.before["Outputs"].items() if "Export" not in o}
     assert named == {"StateMachineArn", "SourceBucket", "ResultsBucket", "FramesBucket", "TopicArn",
-                     "CorrectiveActionFailuresQueueUrl", "AlarmsTopicArn"}
+                     "FailedInvocationsQueueUrl", "AlarmsTopicArn"}
 
 
 def test_after_outputs_name_its_queues_and_the_shared_resources(default: Synthesized) -> None:

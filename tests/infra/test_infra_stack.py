@@ -214,32 +214,40 @@ def test_topic_is_encrypted_and_the_corrective_action_gets_only_defects(synthesi
     assert len(topic_policies) == 2 and all("aws:SecureTransport" in json.dumps(p) for p in topic_policies)
 
 
-def test_a_failed_corrective_action_goes_to_a_queue_that_raises_an_alarm(synthesized: Synth) -> None:
+def test_failed_asynchronous_invocations_go_to_a_queue_that_raises_an_alarm(synthesized: Synth) -> None:
     t = synthesized.template
-    failures = logical_id(t, "AWS::SQS::Queue", "CorrectiveActionFailures")
+    failures = logical_id(t, "AWS::SQS::Queue", "FailedInvocations")
+    failures_arn = {"Fn::GetAtt": [failures, "Arn"]}
     queue = t["Resources"][failures]["Properties"]
     assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600 and queue["SqsManagedSseEnabled"] is True
-    # Given SNS cannot deliver to the function: the subscription's redrive policy sends it to the queue
+    # Given SNS cannot deliver to the corrective action, or EventBridge to the live starter: the
+    # subscription's redrive policy and the rule target's dead-letter queue send the event to the queue
     (subscription,) = resources(t, "AWS::SNS::Subscription").values()
-    assert subscription["Properties"]["RedrivePolicy"] == {
-        "deadLetterTargetArn": {"Fn::GetAtt": [failures, "Arn"]}}
-    # Given the function fails after Lambda's 2 retries: its on-failure destination is the same queue
-    function = logical_id(t, "AWS::Lambda::Function", "CorrectiveAction")
-    (invoke_config,) = resources(t, "AWS::Lambda::EventInvokeConfig").values()
-    props = invoke_config["Properties"]
-    assert props["FunctionName"] == {"Ref": function} and props["MaximumRetryAttempts"] == 2
-    assert props["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [failures, "Arn"]}}}
-    # And the function may send there, and SNS may, for this topic only
-    sends = [s for key, s in statements(t) if "CorrectiveAction" in key and "sqs:SendMessage" in as_list(
-        s["Action"])]
-    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [failures, "Arn"]}]
+    assert subscription["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": failures_arn}
+    (rule,) = resources(t, "AWS::Events::Rule").values()
+    (target,) = rule["Properties"]["Targets"]
+    assert target["DeadLetterConfig"] == {"Arn": failures_arn}
+    # Given either function fails after Lambda's 2 retries: its on-failure destination is the same queue
+    configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+               for c in resources(t, "AWS::Lambda::EventInvokeConfig").values()}
+    asynchronous = {logical_id(t, "AWS::Lambda::Function", "CorrectiveAction"),
+                    logical_id(t, "AWS::Lambda::Function", "LiveStarter")}
+    assert set(configs) == asynchronous
+    for props in configs.values():
+        assert props["MaximumRetryAttempts"] == 2
+        assert props["DestinationConfig"] == {"OnFailure": {"Destination": failures_arn}}
+    # And each function may send there, and SNS and EventBridge may, for this topic and rule only
+    for part in ("CorrectiveAction", "LiveStarter"):
+        sends = [s for key, s in statements(t) if part in key and "sqs:SendMessage" in as_list(s["Action"])]
+        assert [s["Resource"] for s in sends] == [failures_arn], part
     (queue_policy,) = [p["Properties"]["PolicyDocument"]
                        for p in resources(t, "AWS::SQS::QueuePolicy").values()
                        if p["Properties"]["Queues"] == [{"Ref": failures}]]
-    (from_sns,) = [s for s in queue_policy["Statement"]
-                   if s.get("Principal") == {"Service": "sns.amazonaws.com"}]
-    assert from_sns["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": logical_id(
-        t, "AWS::SNS::Topic", "Defects")}}}
+    sources = {s["Principal"]["Service"]: s["Condition"]["ArnEquals"]["aws:SourceArn"]
+               for s in queue_policy["Statement"] if s["Effect"] == "Allow"}
+    assert sources == {"sns.amazonaws.com": {"Ref": logical_id(t, "AWS::SNS::Topic", "Defects")},
+                       "events.amazonaws.com": {"Fn::GetAtt": [next(iter(resources(t, "AWS::Events::Rule"))),
+                                                               "Arn"]}}
     # And one message in the queue raises an alarm that notifies the alarms topic
     (alarm,) = resources(t, "AWS::CloudWatch::Alarm").values()
     a = alarm["Properties"]
