@@ -122,8 +122,8 @@ synth-offline: venv node
 synth-localstack: venv node
 	scripts/cdk synth -q -c localstack=true
 
-# cfn-lint on both synthesized templates: fails on errors, prints warnings (make test runs the same check
-# in tests/infra/test_infra_after_templates.py).
+# cfn-lint on both synthesized templates: fails on errors, prints warnings; then checkov: fails on any
+# failed check (make test runs both: tests/infra/test_infra_after_templates.py, test_infra_checkov.py).
 lint-templates: synth-offline checkov-venv
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet \
