@@ -127,7 +127,7 @@ synth-localstack: venv node
 lint-templates: synth-offline checkov-venv
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet \
-		$(patsubst %,-f %,$(wildcard cdk.out/*.template.json))
+		$$(printf -- '-f %s ' cdk.out/*.template.json)
 
 # checkov in a venv of its own (make test runs it on every template: tests/infra/test_infra_checkov.py):
 # checkov 3.3 pins boto3 1.35, which the dev venv's boto3 (the Lambdas' pin) excludes.
