@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from demo.run import (
 )
 from lambdas.live_starter.service import NAME_STREAM_CHARS
 from metering.lag import lag_report
-from metering.stepfunctions import seconds_completed
+from metering.stepfunctions import continued_as, history, live_edge_waits, seconds_completed
 from sample_streams.publish import PublishFaults, PublishReport, publish
 
 START_TIMEOUT_S = 60  # S3 -> EventBridge -> starter -> StartExecution, generously
@@ -50,10 +51,12 @@ class Publisher(threading.Thread):
     """`sample_streams publish` in the background; its report (or error) once it is done."""
 
     def __init__(self, aws: Aws, bucket: str, path: Path, stream_id: str, *, segment_seconds: float,
-                 speed: float, faults: PublishFaults | None) -> None:
+                 speed: float, faults: PublishFaults | None,
+                 before_segment: Callable[[int], None] | None = None) -> None:
         super().__init__(name=f"publish-{stream_id}", daemon=True)
         self.kwargs = {"s3": aws.s3, "bucket": bucket, "stream_id": stream_id,
-                       "segment_seconds": segment_seconds, "speed": speed, "faults": faults}
+                       "segment_seconds": segment_seconds, "speed": speed, "faults": faults,
+                       "before_segment": before_segment}
         self.path = path
         self.report: PublishReport | None = None
         self.error: BaseException | None = None
@@ -77,6 +80,21 @@ class Publisher(threading.Thread):
         if self.report is None:
             raise RunError(f"publishing did not finish within {timeout_s:.0f} s")
         return self.report
+
+
+def await_live_edge_wait(aws: Aws, stack: Stack, stream_id: str, timeout_s: float = 300) -> None:
+    """Block until the stream's workflow has waited at the live edge once (a stall that lasts until the
+    workflow has caught up, whatever the machine's speed)."""
+    arn = find_execution(aws, stack, stream_id, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        arns = [arn]
+        while (following := continued_as(history(aws.sfn, arns[-1], data=False))) is not None:
+            arns.append(following)
+        if any(live_edge_waits(history(aws.sfn, a, data=False)) for a in arns):
+            return
+        time.sleep(0.5)
+    raise RunError(f"live stream {stream_id}: the workflow did not reach the live edge in {timeout_s:.0f} s")
 
 
 def live_stream_id(path: Path) -> str:

@@ -230,10 +230,12 @@ def publish(
     source: str | Path, *, s3: Any, bucket: str, stream_id: str, prefix: str = LIVE_PREFIX,
     segment_seconds: float = 2.0, speed: float = 1.0, faults: PublishFaults | None = None,
     on_segment: Callable[[PublishedSegment], None] | None = None,
+    before_segment: Callable[[int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
 ) -> PublishReport:
     """Publish `source` as the live stream `stream_id` under s3://bucket/prefix/stream_id/, paced at
-    `speed` times real time (float('inf'): as fast as S3 takes it)."""
+    `speed` times real time (float('inf'): as fast as S3 takes it). `before_segment(k)` runs before
+    segment k is written (a stall that lasts until something has happened, for tests)."""
     if speed <= 0:
         raise PublishError(f"speed must be > 0, got {speed}")
     faults = faults or PublishFaults()
@@ -247,6 +249,10 @@ def publish(
     count = len(segments) if faults.die_after is None else min(faults.die_after, len(segments))
     stall = 0.0
     for segment in segments[:count]:
+        if before_segment is not None:
+            held = clock()
+            before_segment(segment.index)
+            stall += clock() - held  # the pace resumes from where it was held
         stall += faults.stall_s.get(segment.index, 0.0)
         # A packager writes a segment once its last picture has been produced.
         due = started + stall + (segment.start_s + segment.duration_s) / speed

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from demo.deploy import Stack, deploy
-from demo.live import LiveRun, Publisher, live_stream_id, run_live_before
+from demo.live import LiveRun, Publisher, await_live_edge_wait, live_stream_id, run_live_before
 from demo.run import Aws
 from monolith.pipeline import analyze
 from sample_streams.publish import PublishFaults, write_published
@@ -49,13 +49,23 @@ def _published_defects(aws: Aws, live: LiveRun, tmp_path: Path) -> list[dict[str
 @pytest.fixture(scope="module")
 def two_at_once(aws: Aws, stack: Stack, stream: Path) -> dict[str, LiveRun]:
     """A clean live stream and one with a packager's recoverable faults, followed at the same time."""
-    # The stall (25 s of wall time before segment 1) outlasts the workflow's way to second 2 on LocalStack,
-    # however slow, and stays under its 30 waits of at least 1 s each.
-    faulty = PublishFaults(stall_s={1: 25.0}, late_s={1: 3.0}, damaged=frozenset({3}), seed=2)
+    # The faulty one holds segment 2 back until its workflow has waited at the live edge (a stall that
+    # outlasts the workflow's way to second 4 however slow the machine), lists segment 1 on time but
+    # lands it 3 s later, and damages segment 3.
+    faulty = PublishFaults(late_s={1: 3.0}, damaged=frozenset({3}), seed=2)
     runs: dict[str, LiveRun] = {}
-    publishers = {name: Publisher(aws, stack.source_bucket, stream, live_stream_id(stream),
-                                  segment_seconds=2.0, speed=SPEED, faults=faults)
-                  for name, faults in (("clean", None), ("faulty", faulty))}
+    ids = {"clean": live_stream_id(stream), "faulty": live_stream_id(stream)}
+
+    def stall_until_waited(index: int) -> None:
+        if index == 2:
+            await_live_edge_wait(aws, stack, ids["faulty"])
+
+    publishers = {
+        "clean": Publisher(aws, stack.source_bucket, stream, ids["clean"], segment_seconds=2.0, speed=SPEED,
+                           faults=None),
+        "faulty": Publisher(aws, stack.source_bucket, stream, ids["faulty"], segment_seconds=2.0, speed=SPEED,
+                            faults=faulty, before_segment=stall_until_waited),
+    }
 
     def follow(name: str) -> None:
         runs[name] = run_live_before(aws, stack, stream, publisher=publishers[name], timeout_s=400)
@@ -90,7 +100,7 @@ def test_live_defects_equal_the_monolith_on_the_published_stream(
 def test_the_faulty_stream_waited_and_every_wait_is_billed(two_at_once: dict[str, LiveRun]) -> None:
     faulty = two_at_once["faulty"]
     bill = faulty.run.bill()
-    # Then the workflow waited at the live edge (the stall) and each wait is a Convert retry: a billed
+    # Then the workflow waited at the live edge (the held segment) and each wait is a Convert retry: a billed
     # transition, one converter invocation and at least its playlist GET
     waits = bill["live_edge_waits"]
     assert waits >= 1
