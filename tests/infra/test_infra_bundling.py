@@ -9,9 +9,11 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
+from locked_versions import installed_versions, locked_versions
 
 from infra.bundling import (
     CONVERTER,
@@ -30,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # versions"); the ones here are those our process executor gives functions on LocalStack (LocalStack's
 # venv: boto3/botocore 1.42.54), a pair other than the packages' own.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+# The markers of the Lambda runtime the packages are built for (x86_64, CPython 3.13 on Linux).
+LAMBDA_X86_64 = {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
+                 "implementation_name": "cpython", "platform_python_implementation": "CPython",
+                 "python_version": "3.13"}
 
 
 def top_level(package: Path) -> set[str]:
@@ -93,8 +99,13 @@ def test_package_builds_for_x86_64_under_the_size_limit(
     package = tmp_path / "package"
     found = imports_from_package(package, runtime_packages(tmp_path), modules)
     assert found["boto3"].startswith(str(package)) and found["botocore"].startswith(str(package)), found
-    assert found["boto3_version"] == "1.44.8", found
-    assert found["botocore_version"].startswith("1.44."), found
+    locked = locked_versions(LAMBDA_X86_64)
+    assert (found["boto3_version"], found["botocore_version"]) == (locked["boto3"], locked["botocore"]), found
+    # And every distribution pip put in the package is at the version of requirements.lock, the one the
+    # dev venv and the after's image install
+    bundled = installed_versions(list(distributions(path=[str(package)])))
+    assert {"av", "numpy", "boto3"} & set(bundled) and "aws-lambda-powertools" in bundled, bundled
+    assert bundled == {name: locked.get(name, "not in the lock") for name in bundled}
 
 
 BROKEN = PackageSpec("broken", ("this is not a requirement!",), ("shared",))
