@@ -9,8 +9,8 @@ image instead (`LocalPipBundling.try_bundle` returns False); without Docker the 
 The versions are requirements.lock's (`make lock`), the ones the dev venv and the after's image install:
 the functions name their packages, the lock is the constraint, and `--require-hashes` checks every wheel
 against the lock's hashes and refuses any package the lock does not pin. The Docker fallback gets the
-lock's pins without their hashes in its command (the whole lock would not fit in one argument), so a
-changed pin also changes the asset hash and rebuilds the package.
+lock's pins without their hashes in its command (with its hashes the lock nears Linux's 128 KiB limit on
+one argument), so a changed pin also changes the asset hash and rebuilds the package.
 
 Every package bundles boto3 with the botocore it requires: Powertools' tracer brings botocore (through
 aws-xray-sdk), and a bundled botocore beside the runtime's boto3 would pair versions that were never
@@ -150,6 +150,23 @@ class LocalPipBundling:
         return True
 
 
+# Where CDK's Docker bundling mounts the source and the output, and where the command writes the pins.
+DOCKER_INPUT, DOCKER_OUTPUT, DOCKER_CONSTRAINTS = "/asset-input", "/asset-output", "/tmp/constraints.txt"
+
+
+def docker_command(spec: PackageSpec, architecture: str) -> str:
+    """The bash command that builds the package in the SAM build image: the lock's pins (a here-document)
+    as the constraint of the same pip install, then the code."""
+    lambdas = f"{DOCKER_OUTPUT}/lambdas"
+    copy = " && ".join(f"cp -r {DOCKER_INPUT}/{p} {lambdas}/" for p in spec.packages)
+    pip = ""
+    if spec.requirements:
+        install = pip_command(spec, architecture, DOCKER_OUTPUT, DOCKER_CONSTRAINTS, require_hashes=False)
+        pins = "\n".join(locked_pins())
+        pip = f"cat > {DOCKER_CONSTRAINTS} <<'LOCK'\n{pins}\nLOCK\n{shlex.join(install)} && "
+    return f"{pip}mkdir -p {lambdas} && cp {DOCKER_INPUT}/__init__.py {lambdas}/ && {copy}"
+
+
 def lambda_code(spec: PackageSpec, architecture: str, *, bundle: bool = True) -> lambda_.Code:
     """The function's code asset, from `lambdas/`. The requirements and the lock's pins are in the Docker
     command, so they are part of the asset hash: a changed pin rebuilds the package, an unchanged one
@@ -157,22 +174,12 @@ def lambda_code(spec: PackageSpec, architecture: str, *, bundle: bool = True) ->
     deployable)."""
     if not bundle:
         spec = replace(spec, requirements=())
-    copy = " && ".join(f"cp -r /asset-input/{p} /asset-output/lambdas/" for p in spec.packages)
-    pip = ""
-    if spec.requirements:
-        constraints = "/tmp/constraints.txt"
-        install = pip_command(spec, architecture, "/asset-output", constraints, require_hashes=False)
-        pins = "\n".join(locked_pins())
-        pip = f"cat > {constraints} <<'LOCK'\n{pins}\nLOCK\n{shlex.join(install)} && "
-    docker_command = (
-        f"{pip}mkdir -p /asset-output/lambdas && cp /asset-input/__init__.py /asset-output/lambdas/ && {copy}"
-    )
     return lambda_.Code.from_asset(
         str(LAMBDAS),
         exclude=["**/__pycache__", "**/*.pyc"],
         bundling=BundlingOptions(
             image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{PYTHON_VERSION}"),
-            command=["bash", "-c", docker_command],
+            command=["bash", "-c", docker_command(spec, architecture)],
             local=LocalPipBundling(spec, architecture),
         ),
     )

@@ -19,11 +19,16 @@ from infra.bundling import (
     CONVERTER,
     CORRECTIVE_ACTION,
     DETECTORS,
+    DOCKER_CONSTRAINTS,
+    DOCKER_INPUT,
+    DOCKER_OUTPUT,
+    LAMBDAS,
     MAX_UNZIPPED_BYTES,
     BundlingError,
     LocalPipBundling,
     PackageSpec,
     build_package,
+    docker_command,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,3 +142,19 @@ def test_a_failed_local_build_with_docker_hands_over_to_cdks_docker_bundling(
     # Then it declines, so that CDK runs the Docker command, into an empty output folder
     assert handled is False
     assert list(out.iterdir()) == []
+
+
+def test_the_docker_fallback_command_installs_the_locked_versions(tmp_path: Path) -> None:
+    # Given the command CDK runs in the SAM build image, with its mounts and scratch file moved into
+    # tmp_path and the pip of this venv (the image's own pip is not at hand without Docker)
+    output, scratch = tmp_path / "asset-output", tmp_path / "constraints.txt"
+    command = (docker_command(CORRECTIVE_ACTION, "x86_64").replace(DOCKER_INPUT, str(LAMBDAS))
+               .replace(DOCKER_OUTPUT, str(output)).replace(DOCKER_CONSTRAINTS, str(scratch)))
+    # When bash runs it
+    subprocess.run(["bash", "-c", command], check=True,
+                   env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    # Then the package holds the function's code and the lock's versions of its dependencies
+    assert {"corrective_action", "shared"} <= top_level(output / "lambdas")
+    bundled = installed_versions(list(distributions(path=[str(output)])))
+    assert {"aws-lambda-powertools", "boto3", "botocore"} <= set(bundled), bundled
+    assert bundled == {name: locked_versions(LAMBDA_X86_64).get(name, "not in the lock") for name in bundled}
