@@ -89,10 +89,10 @@ def pip_command(spec: PackageSpec, architecture: str, target: str, constraints: 
     ]
 
 
-def locked_pins(lock: Path = LOCK) -> list[str]:
-    """The lock's requirements without their hashes and comments: `numpy==2.5.5`, `colorama==0.4.6 ;
-    sys_platform == 'win32'`."""
-    text = lock.read_text().replace("\\\n", " ")  # one line per requirement
+def locked_pins(lock: Path | None = None) -> list[str]:
+    """The requirements of `lock` (default: the project's) without their hashes and comments:
+    `numpy==2.5.5`, `colorama==0.4.6 ; sys_platform == 'win32'`."""
+    text = (lock or LOCK).read_text().replace("\\\n", " ")  # one line per requirement
     lines = (re.sub(r"\s--hash=\S+", "", line.split("#", 1)[0]).strip() for line in text.splitlines())
     return [line for line in lines if line]
 

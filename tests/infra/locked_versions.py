@@ -8,10 +8,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from infra.bundling import LOCK, locked_pins
+from infra.bundling import locked_pins
 
 
-def locked_versions(environment: dict[str, str] | None = None, lock: Path = LOCK) -> dict[str, str]:
+def locked_versions(environment: dict[str, str] | None = None, lock: Path | None = None) -> dict[str, str]:
     """The pinned version of every locked distribution whose marker holds in `environment` (default: this
     interpreter's), by canonical name."""
     versions: dict[str, str] = {}

@@ -17,12 +17,15 @@ import tomllib
 from importlib.metadata import distributions, version
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_lambda as lambda_
 from locked_versions import installed_versions, locked_versions
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from infra.bundling import locked_pins
+import infra.bundling
+from infra.bundling import CORRECTIVE_ACTION, LOCK, lambda_code, locked_pins
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -129,3 +132,29 @@ def test_the_lock_reader_drops_hashes_and_comments_and_keeps_markers(tmp_path: P
     assert locked_pins(lock) == ["av==19.0.2", "colorama==0.4.6 ; sys_platform == 'win32'"]
     assert locked_versions({"sys_platform": "linux"}, lock) == {"av": "19.0.2"}
     assert locked_versions({"sys_platform": "win32"}, lock) == {"av": "19.0.2", "colorama": "0.4.6"}
+
+
+def staged_key(monkeypatch: pytest.MonkeyPatch, lock: Path) -> str:
+    """The S3 key (= asset hash) of the corrective action's package with `lock` as the project's lock;
+    bundling skipped, as the hash is computed before the package is built."""
+    monkeypatch.setattr(infra.bundling, "LOCK", lock)
+    stack = cdk.Stack(cdk.App(context={"aws:cdk:bundling-stacks": []}), "Stack")
+    code = lambda_code(CORRECTIVE_ACTION, "x86_64")
+    lambda_.Function(stack, "Function", runtime=lambda_.Runtime.PYTHON_3_13, handler="h.h", code=code)
+    location = code.bind(stack).s3_location
+    assert location is not None
+    return location.object_key
+
+
+def test_a_changed_pin_gives_the_lambda_package_a_new_asset_hash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the lock, and a copy of it in which boto3 has another version
+    boto3 = locked_versions()["boto3"]
+    other = tmp_path / "requirements.lock"
+    other.write_text(LOCK.read_text().replace(f"\nboto3=={boto3} ", "\nboto3==1.0.0 "))
+    assert locked_versions(lock=other)["boto3"] == "1.0.0"
+    # When the function's code asset is staged with each
+    # Then the hashes differ (`cdk synth` rebuilds the package instead of reusing the one in cdk.out), and
+    # the same lock gives the same hash
+    keys = [staged_key(monkeypatch, lock) for lock in (LOCK, other, LOCK)]
+    assert keys[0] != keys[1] and keys[0] == keys[2], keys
