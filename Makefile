@@ -11,6 +11,9 @@ venv_for_python313 = test "$$($(1)/bin/python -c 'import sys; print(sys.version.
 	2>/dev/null)" = "$(PYTHON313_ID)" || $(PYTHON313) -m venv --clear $(1)
 VENV := .venv
 PY := $(VENV)/bin/python
+# Every install takes its versions from this file (`make lock` writes it).
+LOCK := requirements.lock
+PROJECT := prime-video-monitor-before
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -21,12 +24,24 @@ FORCE:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(call stamp_current,$(VENV)/.installed)
+# The project (editable, no dependencies), then every extra's dependencies at the versions of the lock, each
+# wheel checked against its hashes: pip refuses a dependency the lock does not pin (run `make lock`).
+$(VENV)/.installed: pyproject.toml $(LOCK) $(call stamp_current,$(VENV)/.installed)
 	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required" >&2; exit 1; }
 	@$(call venv_for_python313,$(VENV))
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,cdk,lambda]'
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --require-hashes --constraint $(LOCK) '$(PROJECT)[dev,cdk,lambda]' \
+		|| { echo "error: $(LOCK) does not pin what pyproject.toml asks for: run make lock" >&2; exit 1; }
 	@echo "$(PYTHON313_ID)" > $@
+
+# One set of versions for the dev venv, the Lambda packages (infra/bundling.py) and the after's image
+# (Dockerfile): pyproject.toml's ranges resolved for every platform, with hashes. Keeps the locked versions
+# that still fit; LOCK_ARGS=--upgrade (or --upgrade-package boto3) moves them. Commit the file.
+.PHONY: lock
+lock: venv
+	$(VENV)/bin/uv pip compile --quiet pyproject.toml --all-extras --universal --python-version 3.13 \
+		--generate-hashes --custom-compile-command 'make lock' --output-file $(LOCK) $(LOCK_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,12 @@ manylinux_2_28 rather than manylinux2014: the older tag makes pip fall back to o
 numpy 2.2). If the local build fails and Docker is installed, CDK runs the same commands in the SAM build
 image instead (`LocalPipBundling.try_bundle` returns False); without Docker the synth fails with pip's error.
 
+The versions are requirements.lock's (`make lock`), the ones the dev venv and the after's image install:
+the functions name their packages, the lock is the constraint, and `--require-hashes` checks every wheel
+against the lock's hashes and refuses any package the lock does not pin. The Docker fallback gets the
+lock's pins without their hashes in its command (with its hashes the lock nears Linux's 128 KiB limit on
+one argument), so a changed pin also changes the asset hash and rebuilds the package.
+
 Every package bundles boto3 with the botocore it requires: Powertools' tracer brings botocore (through
 aws-xray-sdk), and a bundled botocore beside the runtime's boto3 would pair versions that were never
 released together (the runtime's SDK changes with the runtime version and Region, see "Runtime-included
@@ -15,6 +21,7 @@ SDK versions" in docs.aws.amazon.com/lambda/latest/dg/lambda-python.html).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -30,12 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "lambdas"
 PYTHON_VERSION = "3.13"
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024  # Lambda's limit for a function's code and layers, unzipped
-# Versions the monolith is tested with (pyproject.toml); the Lambda path must decode and detect alike.
-POWERTOOLS = "aws-lambda-powertools[tracer]==3.37.0"
-AV = "av==19.0.2"
-NUMPY = "numpy==2.5.5"
-BOTO3 = "boto3==1.44.8"  # pip resolves the matching botocore (boto3 pins botocore to its own minor)
-M3U8 = "m3u8==6.0.0"  # live streams' playlists (lambdas/shared/live.py)
+# Every version comes from the lock, so the Lambda path decodes and detects with what the monolith runs.
+LOCK = ROOT / "requirements.lock"
+POWERTOOLS = "aws-lambda-powertools[tracer]"
+AV = "av"
+NUMPY = "numpy"
+BOTO3 = "boto3"  # with the botocore it requires (boto3 pins botocore to its own minor); both are locked
+M3U8 = "m3u8"  # live streams' playlists (lambdas/shared/live.py)
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "*.md")
 
 
@@ -66,7 +74,8 @@ def pip_platform(architecture: str) -> str:
     return f"manylinux_2_28_{'aarch64' if architecture == 'arm64' else 'x86_64'}"
 
 
-def pip_command(spec: PackageSpec, architecture: str, target: str) -> list[str]:
+def pip_command(spec: PackageSpec, architecture: str, target: str, constraints: str,
+                *, require_hashes: bool = True) -> list[str]:
     return [
         "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
         "--target", target,
@@ -74,8 +83,18 @@ def pip_command(spec: PackageSpec, architecture: str, target: str) -> list[str]:
         "--implementation", "cp",
         "--python-version", PYTHON_VERSION,
         "--only-binary=:all:",
+        *(["--require-hashes"] if require_hashes else []),
+        "--constraint", constraints,
         *spec.requirements,
     ]
+
+
+def locked_pins(lock: Path | None = None) -> list[str]:
+    """The requirements of `lock` (default: the project's) without their hashes and comments:
+    `numpy==2.5.5`, `colorama==0.4.6 ; sys_platform == 'win32'`."""
+    text = (lock or LOCK).read_text().replace("\\\n", " ")  # one line per requirement
+    lines = (re.sub(r"\s--hash=\S+", "", line.split("#", 1)[0]).strip() for line in text.splitlines())
+    return [line for line in lines if line]
 
 
 def copy_code(spec: PackageSpec, output_dir: Path) -> None:
@@ -95,7 +114,7 @@ def build_package(spec: PackageSpec, architecture: str, output_dir: Path) -> int
     """Build the function's package into `output_dir`; return its unzipped size (raises if too large)."""
     env = {**os.environ, "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(_cache_dir()))}
     if spec.requirements:
-        command = [sys.executable, "-m", *pip_command(spec, architecture, str(output_dir))]
+        command = [sys.executable, "-m", *pip_command(spec, architecture, str(output_dir), str(LOCK))]
         subprocess.run(command, check=True, env=env)
     copy_code(spec, output_dir)
     size = tree_size(output_dir)
@@ -131,23 +150,36 @@ class LocalPipBundling:
         return True
 
 
+# Where CDK's Docker bundling mounts the source and the output, and where the command writes the pins.
+DOCKER_INPUT, DOCKER_OUTPUT, DOCKER_CONSTRAINTS = "/asset-input", "/asset-output", "/tmp/constraints.txt"
+
+
+def docker_command(spec: PackageSpec, architecture: str) -> str:
+    """The bash command that builds the package in the SAM build image: the lock's pins (a here-document)
+    as the constraint of the same pip install, then the code."""
+    lambdas = f"{DOCKER_OUTPUT}/lambdas"
+    copy = " && ".join(f"cp -r {DOCKER_INPUT}/{p} {lambdas}/" for p in spec.packages)
+    pip = ""
+    if spec.requirements:
+        install = pip_command(spec, architecture, DOCKER_OUTPUT, DOCKER_CONSTRAINTS, require_hashes=False)
+        pins = "\n".join(locked_pins())
+        pip = f"cat > {DOCKER_CONSTRAINTS} <<'LOCK'\n{pins}\nLOCK\n{shlex.join(install)} && "
+    return f"{pip}mkdir -p {lambdas} && cp {DOCKER_INPUT}/__init__.py {lambdas}/ && {copy}"
+
+
 def lambda_code(spec: PackageSpec, architecture: str, *, bundle: bool = True) -> lambda_.Code:
-    """The function's code asset, from `lambdas/`. The requirements are in the Docker command, so they
-    are part of the asset hash: a changed pin rebuilds the package, an unchanged one reuses the copy
-    staged in cdk.out. `bundle=False` copies the code only (offline synth; not deployable)."""
+    """The function's code asset, from `lambdas/`. The requirements and the lock's pins are in the Docker
+    command, so they are part of the asset hash: a changed pin rebuilds the package, an unchanged one
+    reuses the copy staged in cdk.out. `bundle=False` copies the code only (offline synth; not
+    deployable)."""
     if not bundle:
         spec = replace(spec, requirements=())
-    copy = " && ".join(f"cp -r /asset-input/{p} /asset-output/lambdas/" for p in spec.packages)
-    pip = f"{shlex.join(pip_command(spec, architecture, '/asset-output'))} && " if spec.requirements else ""
-    docker_command = (
-        f"{pip}mkdir -p /asset-output/lambdas && cp /asset-input/__init__.py /asset-output/lambdas/ && {copy}"
-    )
     return lambda_.Code.from_asset(
         str(LAMBDAS),
         exclude=["**/__pycache__", "**/*.pyc"],
         bundling=BundlingOptions(
             image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{PYTHON_VERSION}"),
-            command=["bash", "-c", docker_command],
+            command=["bash", "-c", docker_command(spec, architecture)],
             local=LocalPipBundling(spec, architecture),
         ),
     )

@@ -491,7 +491,8 @@ def test_docker_context_is_only_what_the_service_needs(default: Synthesized) -> 
     assert image["source"]["platform"] == "linux/amd64"
     staged = default.outdir / image["source"]["directory"]
     assert {p.name for p in staged.iterdir()} == {
-        "Dockerfile", ".dockerignore", "pyproject.toml", "lambdas", "monolith", "settings", "text_tables"}
+        "Dockerfile", ".dockerignore", "pyproject.toml", "requirements.lock", "lambdas", "monolith",
+        "settings", "text_tables"}
     assert not list(staged.rglob("__pycache__")) and not list(staged.rglob("*.pyc"))
     assert (staged / "settings" / "__init__.py").exists()
 

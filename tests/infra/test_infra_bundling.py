@@ -9,19 +9,27 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
+from locked_versions import installed_versions, locked_versions
 
 from infra.bundling import (
     CONVERTER,
     CORRECTIVE_ACTION,
     DETECTORS,
+    DOCKER_CONSTRAINTS,
+    DOCKER_INPUT,
+    DOCKER_OUTPUT,
+    LAMBDAS,
+    LIVE_STARTER,
     MAX_UNZIPPED_BYTES,
     BundlingError,
     LocalPipBundling,
     PackageSpec,
     build_package,
+    docker_command,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +38,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # versions"); the ones here are those our process executor gives functions on LocalStack (LocalStack's
 # venv: boto3/botocore 1.42.54), a pair other than the packages' own.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+# The markers of the Lambda runtime the packages are built for (x86_64, CPython 3.13 on Linux).
+LAMBDA_X86_64 = {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
+                 "implementation_name": "cpython", "platform_python_implementation": "CPython",
+                 "python_version": "3.13"}
 
 
 def top_level(package: Path) -> set[str]:
@@ -76,6 +88,8 @@ def imports_from_package(package: Path, runtime: Path, modules: list[str]) -> di
      ["lambdas.detectors.handlers", "lambdas.detectors.freeze", "numpy"]),
     (CORRECTIVE_ACTION, {"aws_lambda_powertools", "lambdas"}, {"converter", "detectors"},
      ["lambdas.corrective_action.handler"]),
+    (LIVE_STARTER, {"m3u8", "aws_lambda_powertools", "lambdas"},
+     {"converter", "detectors", "corrective_action"}, ["lambdas.live_starter.handler", "m3u8"]),
 ], ids=lambda v: v.name if isinstance(v, PackageSpec) else "")
 def test_package_builds_for_x86_64_under_the_size_limit(
     tmp_path: Path, spec: PackageSpec, expected: set[str], absent: set[str], modules: list[str]
@@ -93,8 +107,13 @@ def test_package_builds_for_x86_64_under_the_size_limit(
     package = tmp_path / "package"
     found = imports_from_package(package, runtime_packages(tmp_path), modules)
     assert found["boto3"].startswith(str(package)) and found["botocore"].startswith(str(package)), found
-    assert found["boto3_version"] == "1.44.8", found
-    assert found["botocore_version"].startswith("1.44."), found
+    locked = locked_versions(LAMBDA_X86_64)
+    assert (found["boto3_version"], found["botocore_version"]) == (locked["boto3"], locked["botocore"]), found
+    # And every distribution pip put in the package is at the version of requirements.lock, the one the
+    # dev venv and the after's image install
+    bundled = installed_versions(list(distributions(path=[str(package)])))
+    assert {"boto3", "botocore", "aws-lambda-powertools"} <= set(bundled), bundled
+    assert bundled == {name: locked.get(name, "not in the lock") for name in bundled}
 
 
 BROKEN = PackageSpec("broken", ("this is not a requirement!",), ("shared",))
@@ -126,3 +145,19 @@ def test_a_failed_local_build_with_docker_hands_over_to_cdks_docker_bundling(
     # Then it declines, so that CDK runs the Docker command, into an empty output folder
     assert handled is False
     assert list(out.iterdir()) == []
+
+
+def test_the_docker_fallback_command_installs_the_locked_versions(tmp_path: Path) -> None:
+    # Given the command CDK runs in the SAM build image, with its mounts and scratch file moved into
+    # tmp_path and the pip of this venv (the image's own pip is not at hand without Docker)
+    output, scratch = tmp_path / "asset-output", tmp_path / "constraints.txt"
+    command = (docker_command(CORRECTIVE_ACTION, "x86_64").replace(DOCKER_INPUT, str(LAMBDAS))
+               .replace(DOCKER_OUTPUT, str(output)).replace(DOCKER_CONSTRAINTS, str(scratch)))
+    # When bash runs it
+    subprocess.run(["bash", "-c", command], check=True,
+                   env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    # Then the package holds the function's code and the lock's versions of its dependencies
+    assert {"corrective_action", "shared"} <= top_level(output / "lambdas")
+    bundled = installed_versions(list(distributions(path=[str(output)])))
+    assert {"aws-lambda-powertools", "boto3", "botocore"} <= set(bundled), bundled
+    assert bundled == {name: locked_versions(LAMBDA_X86_64).get(name, "not in the lock") for name in bundled}
