@@ -6,13 +6,15 @@ must reproduce: the same converter code and the same detector functions, called 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe
-from lambdas.detectors import registry
+from lambdas.detectors.pipeline import run_detectors, select_detectors, sort_defects
 from lambdas.shared.media import StreamSecond
+
+__all__ = ["analyze", "content_end_s", "run_detectors", "select_detectors", "sort_defects"]
 
 ProgressFn = Callable[[int, int | None], None]  # (seconds done, total or None when the header has none)
 
@@ -50,28 +52,3 @@ def content_end_s(second: StreamSecond, fps: float) -> float:
     return max(ends, default=0.0)
 
 
-def select_detectors(names: Iterable[str] | None = None) -> dict[str, Callable]:
-    """The named detectors in the registry's order (all of them for None); unknown names raise ValueError."""
-    known = registry()
-    if names is None:
-        return known
-    wanted = set(names)
-    unknown = sorted(wanted - known.keys())
-    if unknown:
-        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    return {name: fn for name, fn in known.items() if name in wanted}
-
-
-def run_detectors(
-    second: StreamSecond, detectors: dict[str, Callable], states: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """Run each detector on one second, updating `states` in place; return the defects they closed."""
-    found: list[dict[str, Any]] = []
-    for name, detect in detectors.items():
-        defects, states[name] = detect(second, states[name])
-        found += defects
-    return found
-
-
-def sort_defects(defects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(defects, key=lambda d: (d["start_s"], d["type"], d["end_s"]))

@@ -101,14 +101,15 @@ class _SecondsOfAudio:
     start does not: AAC fills noise-like bands with pseudo-random noise (PNS) from a generator that
     random access restarts (measured: samples up to 0.17 apart, A/V offsets 0.4-0.6 ms apart between the
     Lambda path and the monolith). At most two decoders run at once (1.5x the audio decoding).
-    `only` decodes one second (random access); otherwise every second from 0.
+    `only` decodes one second (random access); otherwise every second from `first` (0: the stream's start).
     """
 
-    def __init__(self, stream: av.stream.Stream, origin: float, only: int | None = None) -> None:
+    def __init__(self, stream: av.stream.Stream, origin: float, only: int | None = None, first: int = 0
+                 ) -> None:
         self.template = stream.codec_context
         self.origin = origin
         self.only = only
-        self.next_second = 0 if only is None else only
+        self.next_second = first if only is None else only
         self.open: dict[int, tuple[av.codec.context.CodecContext, list[float | None]]] = {}
         self.first_packet_s: float | None = None
         self.last_s: float | None = None
@@ -284,49 +285,125 @@ def iter_seconds(
     info = info or probe(source)
     known = info.seconds
     with _open(source) as container:
+        last = known - 1 if known is not None else None
+        yield from _seconds(container, info, _origin_s(container, info), threads=threads, first=0,
+                            video_from_s=None, last=last, stop=None, to_end=known is None)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of a live stream one decode covers: a file holding consecutive segments of it, the first
+    of which starts on a keyframe at or before `video_from_s` (the live path decodes one per segment).
+
+    The seconds it gives out are those of `monolith analyze` on the whole published stream, given the
+    stream's origin and decoder options (`StreamInfo.decoder_options`) learnt from its first segment:
+    video decoding starts at a keyframe (the sequential pass resets its decoder at every IDR), and each
+    second's sound comes from a decoder started `AUDIO_PREROLL_S` before it (`_SecondsOfAudio`), which the
+    window must hold."""
+
+    origin_s: float  # the stream's first timestamp (absolute): times are counted from it
+    first_second: int  # the first second to give out
+    video_from_s: float  # the keyframe video decoding starts at (stream seconds)
+    # Stop once every second before this one has been given out (None: read the whole window).
+    stop_second: int | None = None
+    # The stream's last second, when the window reaches the stream's end (then it is given out, partial,
+    # with is_last); None: a second is given out only once the window holds what follows it.
+    last_second: int | None = None
+
+
+def iter_window_seconds(
+    path: str | Path, info: StreamInfo, window: Window, *, threads: int = DEFAULT_THREADS
+) -> Iterator[StreamSecond]:
+    """The complete seconds a window of a live stream holds, from `window.first_second` on, in order."""
+    source = str(path)
+    with _open(source) as container:
+        yield from _seconds(container, info, window.origin_s, threads=threads, first=window.first_second,
+                            video_from_s=window.video_from_s, last=window.last_second,
+                            stop=window.stop_second, to_end=False)
+
+
+def keyframe_times(path: str | Path, origin_s: float) -> list[float]:
+    """When each video keyframe of a file starts, in stream seconds from `origin_s`, by demuxing only."""
+    source = str(path)
+    times: list[float] = []
+    with _open(source) as container:
         video = _video_stream(container, source)
-        _configure(video, threads, info)
-        audio = container.streams.audio[0] if container.streams.audio else None
-        origin = _origin_s(container, info)
-        frames: list[VideoFrame] = []
-        # Each second's sound and failed audio packets, from that second's own decoder.
-        chunks: dict[int, list[_DecodedAudio]] = {}
-        audio_errors: dict[int, list[float]] = {}
-        latest_s = 0.0
-        next_second = 0
-        streams = [video, audio] if audio else [video]
-        seconds_of_audio = _SecondsOfAudio(audio, origin) if audio else None
-        dropped_s: list[float] = []  # when pictures the decoder dropped were due, from this second on
-        for kind, item in _decode(container, streams, origin, seconds_of_audio):
-            if kind == "video":
-                frames.append(item)
-                latest_s = max(latest_s, item.pts_s)
-            elif kind == "dropped":
-                # The picture they follow is still here: its second needs a later picture to be complete.
-                _count_dropped(frames, item)
-                dropped_s += item.times_s
-            else:
-                second, found = item
-                if second >= next_second:  # a second already given out (audio starting late) takes none
-                    (chunks if kind == "audio" else audio_errors).setdefault(second, []).append(found)
-                latest_s = max(latest_s, found if kind == "audio_error" else found.start_s)
-            # A second is complete once both clocks have passed its end (then it is not the last one).
-            while (known is None or next_second < known) and _passed(
-                frames, chunks.get(next_second, []), audio, next_second + 1
-            ):
-                is_last = known is not None and next_second >= known - 1
-                yield _assemble(next_second, info, frames, chunks.pop(next_second, []),
-                                audio_errors.pop(next_second, []), is_last, dropped_s)
-                frames = [f for f in frames if f.pts_s >= next_second + 1 - 1e-6]
-                dropped_s = [t for t in dropped_s if t >= next_second + 1 - 1e-6]
-                next_second += 1
-        final = known - 1 if known is not None else max(next_second, math.floor(latest_s))
-        while next_second <= final:
+        try:
+            for packet in container.demux(video):
+                if packet.size and packet.is_keyframe and packet.pts is not None:
+                    times.append(round(float(packet.pts * packet.time_base) - origin_s, 6))
+        except av.error.FFmpegError:
+            pass  # a damaged tail: the keyframes before it stand
+    return times
+
+
+def container_span(path: str | Path) -> tuple[float, float | None]:
+    """(first timestamp, end) of a file in absolute seconds, as libavformat gives them (for MPEG-TS the
+    end is estimated from the timestamps at the file's end, as `probe` finds a stream's duration)."""
+    source = str(path)
+    with _open(source) as container:
+        start = _origin_s(container)
+        duration = container.duration / av.time_base if container.duration else None
+        return start, (start + duration if duration is not None else None)
+
+
+def _seconds(
+    container: av.container.InputContainer, info: StreamInfo, origin: float, *, threads: int, first: int,
+    video_from_s: float | None, last: int | None, stop: int | None, to_end: bool,
+) -> Iterator[StreamSecond]:
+    """Seconds `first`, `first + 1`, … as they complete; `last` (when known) is the stream's last second.
+    At the end of the data the seconds not yet complete are given out up to `last`, or, with `to_end`, up
+    to the last one holding anything; otherwise they are left for a later decode."""
+    source = info.source
+    video = _video_stream(container, source)
+    _configure(video, threads, info)
+    audio = container.streams.audio[0] if container.streams.audio else None
+    frames: list[VideoFrame] = []
+    # Each second's sound and failed audio packets, from that second's own decoder.
+    chunks: dict[int, list[_DecodedAudio]] = {}
+    audio_errors: dict[int, list[float]] = {}
+    latest_s = 0.0
+    next_second = first
+    streams = [video, audio] if audio else [video]
+    seconds_of_audio = _SecondsOfAudio(audio, origin, first=first) if audio else None
+    dropped_s: list[float] = []  # when pictures the decoder dropped were due, from this second on
+    for kind, item in _decode(container, streams, origin, seconds_of_audio, video_from_s):
+        if kind == "video":
+            frames.append(item)
+            latest_s = max(latest_s, item.pts_s)
+        elif kind == "dropped":
+            # The picture they follow is still here: its second needs a later picture to be complete.
+            _count_dropped(frames, item)
+            dropped_s += item.times_s
+        else:
+            second, found = item
+            if second >= next_second:  # a second already given out (audio starting late) takes none
+                (chunks if kind == "audio" else audio_errors).setdefault(second, []).append(found)
+            latest_s = max(latest_s, found if kind == "audio_error" else found.start_s)
+        # A second is complete once both clocks have passed its end (then it is not the last one).
+        while (last is None or next_second <= last) and _passed(
+            frames, chunks.get(next_second, []), audio, next_second + 1
+        ):
+            is_last = last is not None and next_second >= last
             yield _assemble(next_second, info, frames, chunks.pop(next_second, []),
-                            audio_errors.pop(next_second, []), next_second == final, dropped_s)
+                            audio_errors.pop(next_second, []), is_last, dropped_s)
             frames = [f for f in frames if f.pts_s >= next_second + 1 - 1e-6]
             dropped_s = [t for t in dropped_s if t >= next_second + 1 - 1e-6]
             next_second += 1
+        if stop is not None and next_second >= stop:
+            return
+    if last is not None:
+        final = last
+    elif to_end:
+        final = max(next_second, math.floor(latest_s))
+    else:
+        return
+    while next_second <= final:
+        yield _assemble(next_second, info, frames, chunks.pop(next_second, []),
+                        audio_errors.pop(next_second, []), next_second == final, dropped_s)
+        frames = [f for f in frames if f.pts_s >= next_second + 1 - 1e-6]
+        dropped_s = [t for t in dropped_s if t >= next_second + 1 - 1e-6]
+        next_second += 1
 
 
 def read_second(
@@ -639,10 +716,12 @@ def _decode(
     streams: list[av.stream.Stream],
     origin: float,
     audio: _SecondsOfAudio | None = None,
+    video_from_s: float | None = None,
 ):
     """Yield ("video", VideoFrame), ("audio", (second, _DecodedAudio)) or ("audio_error", (second, time_s))
     in demux order; the audio through `audio`'s decoders, one per second; and ("dropped", _Dropped) just
-    before the picture that shows that pictures before it were dropped (see `_DroppedPictures`)."""
+    before the picture that shows that pictures before it were dropped (see `_DroppedPictures`).
+    With `video_from_s`, video packets before the first keyframe at or after that time are not decoded."""
     video_errors = 0
     failed_s: list[float] = []  # when the pictures of the packets behind `video_errors` were due
     video_packets = 0
@@ -656,6 +735,11 @@ def _decode(
                 for kind, second, item in audio.feed(packet):
                     yield kind, (second, item)
             continue
+        if video_from_s is not None:
+            if not (packet.is_keyframe and packet.pts is not None
+                    and float(packet.pts * packet.time_base) - origin >= video_from_s - 1e-6):
+                continue
+            video_from_s = None  # from this keyframe on, every packet
         if packet.is_keyframe and video_errors:
             # Packets that failed since the last picture are not counted on the keyframe: random access
             # starts decoding at it and never sees them (damaged VP9 and AV1 ended an event at the

@@ -1,0 +1,271 @@
+"""The event-driven serverless design's one function: a live stream's segment in, its seconds analysed in
+memory, defects out at once, the stream's detector state kept between segments in DynamoDB.
+
+A message names one segment that landed (`live/<stream_id>/segment-NNNNN.ts`, an S3 notification). Order
+per stream is enforced against the stream's state, not by the queue: the state item holds the next
+segment the stream expects, and is written conditionally on it, so a redelivered segment is acknowledged
+without analysis and one that arrives before its predecessor is retried later (`NotYet`); neither is
+analysed twice nor skipped.
+
+What one segment M costs:
+- S3: one GET of the playlist (which segments exist, where each starts, whether M is the last), one GET
+  of each segment of the window (M and the one or two before it that hold the second in hand and the
+  half-second of audio its decoder starts with), one PUT of the seconds' results;
+- DynamoDB: one strongly consistent GetItem and one conditional PutItem of the state item;
+- SNS: one publish per defect, as soon as the detectors close it.
+
+Decoding. The seconds given out are those of `monolith analyze` on the published stream (the segments
+concatenated): a window starts on a keyframe (the sequential pass resets its decoder at every IDR), each
+second's sound comes from a decoder of its own started `AUDIO_PREROLL_S` before it, and the stream's
+origin and decoder options, learnt from segment 0, are carried in the state. The window for segment M
+gives out every second that starts before M (those need M's first pictures and sound to be complete),
+so the content of segment M is analysed when M+1 lands (one segment of lag); the part of M up to the end
+of a second that straddles M's start is decoded twice (less than a second of video per segment, none
+when segments start on whole seconds). The last segment (EXT-X-ENDLIST) is analysed to the stream's end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas.converter.decode import (
+    AUDIO_PREROLL_S,
+    UnreadableStreamError,
+    Window,
+    container_span,
+    iter_window_seconds,
+    keyframe_times,
+    probe,
+)
+from lambdas.detectors.pipeline import run_detectors, select_detectors
+from lambdas.shared.keys import InvalidRequest, check_segment, shown
+from lambdas.shared.live import COVER_TOLERANCE_S, LivePlaylist, read_playlist, read_segment, stream_id_of
+from lambdas.shared.results import make_record, result_key
+
+SEGMENT_NAME = re.compile(r"segment-(\d{1,9})\.ts$")
+# The media playlist beside the segments (`sample_streams publish` and the stack's settings name it).
+PLAYLIST_NAME = "index.m3u8"
+# Audio packets of a segment's first moments may sit in the segment before it (MPEG-TS interleaves by
+# decode time): the window reaches this much further back than the audio decoders need.
+AUDIO_SLACK_S = 0.5
+FAILURE_SUBJECT = "Stream cannot be analysed"  # the before's and the after's subject
+
+
+class NotYet(Exception):
+    """The segment cannot be analysed yet (its predecessor is not, or the playlist does not list it):
+    the message is retried later."""
+
+
+@dataclass
+class StreamState:
+    """What the stream's item in the state table holds between segments (small, bounded: the detectors'
+    states are bounded by construction, the rest is fixed-size)."""
+
+    stream_id: str
+    next_segment: int = 0
+    next_second: int = 0
+    origin_s: float | None = None  # the stream's first timestamp (absolute), from segment 0
+    decoder_options: dict[str, str] = field(default_factory=dict)
+    detectors: dict[str, Any] = field(default_factory=dict)
+    started_at: str = ""  # ISO time segment 0 was analysed: the results' date partition
+    ended: bool = False
+
+    def body(self) -> str:
+        return json.dumps({"next_second": self.next_second, "origin_s": self.origin_s,
+                           "decoder_options": self.decoder_options, "detectors": self.detectors,
+                           "started_at": self.started_at, "ended": self.ended}, separators=(",", ":"))
+
+    @classmethod
+    def from_body(cls, stream_id: str, next_segment: int, body: str) -> StreamState:
+        data = json.loads(body)
+        return cls(stream_id=stream_id, next_segment=next_segment, next_second=int(data["next_second"]),
+                   origin_s=data["origin_s"], decoder_options=dict(data["decoder_options"]),
+                   detectors=dict(data["detectors"]), started_at=str(data["started_at"]),
+                   ended=bool(data["ended"]))
+
+
+class StateTable:
+    """The streams' states in DynamoDB: one item per stream (key `stream_id`), the segment number as a
+    number attribute (the condition), the rest as one JSON string."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client, self.table = client, table
+
+    def get(self, stream_id: str) -> StreamState:
+        item = self.client.get_item(TableName=self.table, Key={"stream_id": {"S": stream_id}},
+                                    ConsistentRead=True).get("Item")
+        if item is None:
+            return StreamState(stream_id)
+        return StreamState.from_body(stream_id, int(item["next_segment"]["N"]), item["state"]["S"])
+
+    def advance(self, state: StreamState, from_segment: int) -> bool:
+        """Write `state` if the stored stream still expects `from_segment` (or has no item and expects 0);
+        False if another delivery got there first."""
+        condition = "attribute_not_exists(stream_id)" if from_segment == 0 else "next_segment = :expected"
+        values = {} if from_segment == 0 else {":expected": {"N": str(from_segment)}}
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={"stream_id": {"S": state.stream_id}, "next_segment": {"N": str(state.next_segment)},
+                      "state": {"S": state.body()}},
+                ConditionExpression=condition, **({"ExpressionAttributeValues": values} if values else {}))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """A segment named by a notification."""
+
+    bucket: str
+    key: str
+    stream_id: str
+    index: int
+
+    @property
+    def source(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def playlist_key(self) -> str:
+        return posixpath.join(posixpath.dirname(self.key), PLAYLIST_NAME)
+
+    @classmethod
+    def parse(cls, bucket: str, key: str) -> SegmentRef:
+        match = SEGMENT_NAME.search(posixpath.basename(key))
+        if match is None:
+            raise InvalidRequest(f"{shown(key)} is not a live segment (<stream_id>/segment-NNNNN.ts)")
+        return cls(bucket=bucket, key=key, stream_id=check_segment("stream_id", stream_id_of(key)),
+                   index=int(match.group(1)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "analysed" or "duplicate"
+    seconds: list[int]
+    defects: list[dict[str, Any]]
+    results_key: str | None = None
+    recorded: bool = True  # False: a concurrent delivery of the same segment wrote the state first
+
+
+@dataclass
+class Analyser:
+    """What a segment's analysis needs: clients, where results and defects go, which detectors."""
+
+    s3: Any
+    state: StateTable
+    publish: Callable[[dict[str, Any]], None]  # one SNS Publish request's arguments (without TopicArn)
+    results_bucket: str
+    workdir: Path
+    detectors: tuple[str, ...] = ("freeze", "block_corruption", "av_sync")
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def analyse(self, ref: SegmentRef) -> Outcome:
+        state = self.state.get(ref.stream_id)
+        if state.ended or state.next_segment > ref.index:
+            return Outcome("duplicate", [], [])
+        if state.next_segment < ref.index:
+            raise NotYet(f"{ref.stream_id}: segment {ref.index} waits for segment {state.next_segment}")
+        playlist = read_playlist(self.s3, ref.bucket, ref.playlist_key)
+        if ref.index >= len(playlist.segments):
+            raise NotYet(f"{ref.stream_id}: segment {ref.index} is not listed in {ref.playlist_key} yet")
+        seconds, defects, new_state, key = self._window(ref, playlist, state)
+        recorded = self.state.advance(new_state, ref.index)
+        return Outcome("analysed", seconds, defects, key, recorded)
+
+    def _window(self, ref: SegmentRef, playlist: LivePlaylist, state: StreamState
+                ) -> tuple[list[int], list[dict[str, Any]], StreamState, str | None]:
+        segment = playlist.segments[ref.index]
+        is_end = playlist.ended and ref.index == len(playlist.segments) - 1
+        first = ref.index
+        if state.origin_s is not None:
+            back = playlist.covering(state.next_second - AUDIO_PREROLL_S - AUDIO_SLACK_S,
+                                     segment.start_s + COVER_TOLERANCE_S)
+            first = min([s.index for s in back], default=ref.index)
+        window_path = self.workdir / "window.ts"
+        own_path = self.workdir / "segment.ts"
+        with window_path.open("wb") as window:
+            for part in playlist.segments[first:ref.index + 1]:
+                data = read_segment(self.s3, ref.bucket, part)  # SegmentAbsent: retried, then the DLQ
+                window.write(data)
+                if part.index == ref.index:
+                    own_path.write_bytes(data)
+        info = probe(own_path)  # the segment itself must decode (a poison segment stops here)
+        if state.origin_s is None:
+            state = replace(state, origin_s=container_span(window_path)[0],
+                            decoder_options=dict(info.decoder_options), started_at=self.now().isoformat())
+        origin = float(state.origin_s or 0.0)
+        info = replace(info, source=ref.source, decoder_options=state.decoder_options, restart_points=[],
+                       restart_reason=None, duration_s=None)
+        last_second = None
+        if is_end:
+            end = container_span(window_path)[1]
+            duration = (end - origin) if end is not None else segment.end_s
+            info = replace(info, duration_s=duration)
+            last_second = max(1, math.ceil(duration - 1e-6)) - 1
+        keyframes = keyframe_times(window_path, origin)
+        if not keyframes:
+            raise UnreadableStreamError(ref.source, "the segment holds no video keyframe")
+        before = [k for k in keyframes if k <= state.next_second + 1e-6]
+        window = Window(origin_s=origin, first_second=state.next_second,
+                        video_from_s=max(before) if before else keyframes[0],
+                        stop_second=None if is_end else math.ceil(segment.start_s - COVER_TOLERANCE_S),
+                        last_second=last_second)
+        chosen = select_detectors(self.detectors)
+        detector_states = {name: state.detectors.get(name) for name in chosen}
+        records: list[dict[str, Any]] = []
+        found: list[dict[str, Any]] = []
+        for second in iter_window_seconds(window_path, info, window):
+            defects = run_detectors(second, chosen, detector_states)
+            for defect in defects:  # at once: a corrective action need not wait for the segment's end
+                self.publish(defect_notification(ref, second.index, defect))
+            found += defects
+            records.append(make_record(ref.stream_id, ref.source, second.index, defects, {}))
+        key = None
+        if records:
+            key = result_key(state.started_at, ref.stream_id, records[0]["second"])
+            body = "".join(json.dumps(r) + "\n" for r in records)
+            self.s3.put_object(Bucket=self.results_bucket, Key=key, Body=body.encode(),
+                               ContentType="application/json")
+        next_second = records[-1]["second"] + 1 if records else state.next_second
+        new_state = replace(state, next_segment=ref.index + 1, next_second=next_second,
+                            detectors=detector_states, ended=is_end)
+        return [r["second"] for r in records], found, new_state, key
+
+
+def defect_notification(ref: SegmentRef, second: int, defect: dict[str, Any]) -> dict[str, Any]:
+    """The before's Notify message (what the corrective action reads); the segment stands for the
+    execution."""
+    message = {"stream_id": ref.stream_id, "source": ref.source, "second": second,
+               "execution_id": f"{ref.stream_id}/segment-{ref.index:05d}", "defect": defect}
+    return {
+        "Message": json.dumps(message, separators=(",", ":")),
+        "MessageAttributes": {"kind": _text("defect"), "defect_type": _text(str(defect["type"])),
+                              "stream_id": _text(ref.stream_id)},
+    }
+
+
+def failure_notification(ref: SegmentRef | None, cause: str) -> dict[str, Any]:
+    """The before's NotifyFailure message, to people: which segment of which stream, and why."""
+    what = f"Stream {ref.stream_id} ({ref.source}) cannot be analysed at segment {ref.index}: " if ref else ""
+    attributes = {"kind": _text("stream_unreadable"), "error": _text("SegmentUnreadable")}
+    if ref is not None:
+        attributes["stream_id"] = _text(ref.stream_id)
+    return {"Subject": FAILURE_SUBJECT, "Message": f"{what}{cause}", "MessageAttributes": attributes}
+
+
+def _text(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
