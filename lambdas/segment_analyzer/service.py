@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -49,7 +50,14 @@ from lambdas.converter.decode import (
 )
 from lambdas.detectors.pipeline import run_detectors, select_detectors
 from lambdas.shared.keys import InvalidRequest, check_segment, shown
-from lambdas.shared.live import COVER_TOLERANCE_S, LivePlaylist, read_playlist, read_segment, stream_id_of
+from lambdas.shared.live import (
+    COVER_TOLERANCE_S,
+    LivePlaylist,
+    PlaylistUnreadable,
+    read_playlist,
+    read_segment,
+    stream_id_of,
+)
 from lambdas.shared.results import make_record, result_key
 
 SEGMENT_NAME = re.compile(r"segment-(\d{1,9})\.ts$")
@@ -186,6 +194,25 @@ class Analyser:
         recorded = self.state.advance(new_state, ref.index)
         return Outcome("analysed", seconds, defects, key, recorded)
 
+    def give_up(self, ref: SegmentRef, cause: str) -> None:
+        """The segment will not be analysed: say so, and let the stream go on after it (its detectors
+        start afresh after the gap). Only if the stream still waits for it."""
+        self.publish(failure_notification(ref, cause))
+        state = self.state.get(ref.stream_id)
+        if state.next_segment != ref.index or state.ended:
+            return
+        try:
+            playlist = read_playlist(self.s3, ref.bucket, ref.playlist_key)
+        except PlaylistUnreadable:
+            playlist = None
+        listed = playlist is not None and ref.index < len(playlist.segments)
+        end_s = playlist.segments[ref.index].end_s if playlist and listed else float(state.next_second)
+        skipped = replace(state, next_segment=ref.index + 1, detectors={},
+                          next_second=max(state.next_second, math.ceil(end_s - COVER_TOLERANCE_S)),
+                          ended=bool(playlist and listed and playlist.ended
+                                     and ref.index == len(playlist.segments) - 1))
+        self.state.advance(skipped, ref.index)
+
     def _window(self, ref: SegmentRef, playlist: LivePlaylist, state: StreamState
                 ) -> tuple[list[int], list[dict[str, Any]], StreamState, str | None]:
         segment = playlist.segments[ref.index]
@@ -269,3 +296,108 @@ def failure_notification(ref: SegmentRef | None, cause: str) -> dict[str, Any]:
 
 def _text(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
+
+
+# --- the batch: SQS messages holding S3 notifications ------------------------------------------------
+# Failures that another attempt cannot change: the segment is dead-lettered at once (and notified).
+PERMANENT = (UnreadableStreamError, InvalidRequest, PlaylistUnreadable)
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    receipt_handle: str
+    receive_count: int
+    body: str
+    segments: tuple[SegmentRef, ...]  # empty: nothing to analyse (S3's test event)
+
+
+def parse_message(record: dict[str, Any]) -> Message:
+    """An SQS record of the Lambda event: the S3 notification in its body (keys URL-encoded)."""
+    body = record.get("body", "")
+    refs: list[SegmentRef] = []
+    try:
+        event = json.loads(body)
+    except ValueError:
+        raise InvalidRequest(f"message {record.get('messageId')} is not an S3 notification") from None
+    for entry in event.get("Records", []) if isinstance(event, dict) else []:
+        s3 = entry.get("s3", {})
+        refs.append(SegmentRef.parse(s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
+    return Message(message_id=record["messageId"], receipt_handle=record.get("receiptHandle", ""),
+                   receive_count=int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)),
+                   body=body, segments=tuple(refs))
+
+
+@dataclass
+class Queues:
+    """The SQS side of failures: a retry later (visibility), or the dead-letter queue now."""
+
+    sqs: Any
+    queue_url: str
+    dead_letter_url: str
+    max_receives: int
+    retry_base_s: int = 2
+    retry_cap_s: int = 60
+
+    def retry_later(self, message: Message) -> None:
+        # Exponential backoff by receive count: a predecessor late by a minute (S3 notifications can
+        # be) is waited for within the receives the queue allows.
+        delay = min(self.retry_cap_s, self.retry_base_s * 2 ** (message.receive_count - 1))
+        if message.receipt_handle and self.queue_url:
+            self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle,
+                                               VisibilityTimeout=delay)
+
+    def dead_letter(self, message: Message) -> None:
+        self.sqs.send_message(QueueUrl=self.dead_letter_url, MessageBody=message.body)
+
+
+def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Queues,
+                  log: Callable[[str, dict[str, Any]], None]) -> dict[str, Any]:
+    """Analyse the batch's segments in (stream, segment) order; the partial batch response names the
+    messages to retry. A stream whose segment failed has its later segments retried too."""
+    failures: list[str] = []
+    parsed: list[tuple[Message, SegmentRef | None]] = []
+    for record in records:
+        try:
+            message = parse_message(record)
+        except InvalidRequest as error:
+            log("message refused", {"reason": str(error), "message_id": record.get("messageId")})
+            bad = Message(record.get("messageId", ""), record.get("receiptHandle", ""), 1,
+                          record.get("body", ""), ())
+            analyser.publish(failure_notification(None, str(error)))
+            queues.dead_letter(bad)
+            continue
+        parsed += [(message, ref) for ref in message.segments] or [(message, None)]
+    parsed.sort(key=lambda item: (item[1].stream_id, item[1].index) if item[1] else ("", -1))
+    blocked: set[str] = set()
+    for message, ref in parsed:
+        if ref is None or message.message_id in failures:
+            continue
+        if ref.stream_id in blocked:
+            failures.append(message.message_id)
+            queues.retry_later(message)
+            continue
+        try:
+            outcome = analyser.analyse(ref)
+            log(f"segment {outcome.status}", {"stream_id": ref.stream_id, "segment": ref.index,
+                                              "seconds": outcome.seconds, "defects": len(outcome.defects),
+                                              "recorded": outcome.recorded})
+        except PERMANENT as error:
+            # Another attempt would fail alike: notify, let the stream go on past it, dead-letter it now.
+            log("segment cannot be analysed", {"stream_id": ref.stream_id, "segment": ref.index,
+                                               "reason": str(error)})
+            analyser.give_up(ref, str(error))
+            queues.dead_letter(message)
+        except Exception as error:  # NotYet, a segment not in S3 yet, a throttled call: try again later
+            log("segment retried later", {"stream_id": ref.stream_id, "segment": ref.index,
+                                          "reason": f"{type(error).__name__}: {error}",
+                                          "receive_count": message.receive_count})
+            blocked.add(ref.stream_id)
+            failures.append(message.message_id)
+            if message.receive_count >= queues.max_receives:
+                # The last receive the queue allows: SQS moves the message to the dead-letter queue on
+                # the next one; the stream goes on past the segment, as after a poison segment.
+                analyser.give_up(ref, f"not analysed after {message.receive_count} attempts ({error})")
+            else:
+                queues.retry_later(message)
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in dict.fromkeys(failures)]}

@@ -1,0 +1,51 @@
+"""Segment analyser Lambda: SQS messages holding S3 notifications of live segments, each segment's
+seconds decoded and analysed in memory (service.py), a partial batch response naming the ones to retry."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.segment_analyzer.service import Analyser, Queues, StateTable, process_batch
+from lambdas.shared.observability import logger, metrics, tracer
+from lambdas.shared.request_counting import RequestCounter, counting_client
+
+COUNTER = RequestCounter()
+S3 = counting_client(COUNTER, "s3")
+SNS = counting_client(COUNTER, "sns")
+SQS = counting_client(COUNTER, "sqs")
+DYNAMODB = counting_client(COUNTER, "dynamodb")
+TOPIC_ARN = os.environ.get("TOPIC_ARN", "")
+# The sandbox's temporary folder (TMPDIR where several environments share a host, as with LocalStack's
+# process executor).
+WORKDIR = Path(tempfile.mkdtemp(prefix="segments-"))
+ANALYSER = Analyser(
+    s3=S3,
+    state=StateTable(DYNAMODB, os.environ.get("STATE_TABLE", "")),
+    publish=lambda message: SNS.publish(TopicArn=TOPIC_ARN, **message),
+    results_bucket=os.environ.get("RESULTS_BUCKET", ""),
+    workdir=WORKDIR,
+    detectors=tuple(filter(None, os.environ.get("DETECTORS", "freeze,block_corruption,av_sync").split(","))),
+)
+QUEUES = Queues(sqs=SQS, queue_url=os.environ.get("QUEUE_URL", ""),
+                dead_letter_url=os.environ.get("DEAD_LETTER_URL", ""),
+                max_receives=int(os.environ.get("MAX_RECEIVES", "8")),
+                retry_base_s=int(os.environ.get("RETRY_BASE_S", "2")))
+
+
+def _log(message: str, extra: dict[str, Any]) -> None:
+    logger.info(message, extra=extra)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    COUNTER.reset()
+    response = process_batch(event.get("Records", []), ANALYSER, QUEUES, _log)
+    logger.info("requests", extra={"requests": COUNTER.snapshot()})  # metering reads these
+    return response

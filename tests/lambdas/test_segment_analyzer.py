@@ -1,0 +1,180 @@
+"""The segment analyser (the event-driven serverless design's function) on moto S3, DynamoDB and SQS: a
+stream published as live segments is analysed segment by segment to the defects `monolith analyze` finds
+on the published stream; order, redelivery and poison segments are handled against the stream's state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.segment_analyzer.service import Analyser, Queues, SegmentRef, StateTable, process_batch
+from lambdas.shared.results import RESULTS_PREFIX
+from monolith.pipeline import analyze, sort_defects
+from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
+from sample_streams.publish import PublishReport, publish, write_published
+
+BUCKET = "live-bucket"
+RESULTS = "results-bucket"
+TABLE = "stream-state"
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A keyframe every 1.6 s and segments of >= 2 s: segments start at 0, 3.2, 6.4, 9.6 s, so seconds 3, 6
+    # and 9 straddle two segments; a freeze, block damage and an audio lag of 200 ms from 7 s.
+    path = tmp_path_factory.mktemp("segments") / "source.mp4"
+    generate_stream(path, duration_s=12, width=320, height=180, gop_s=1.6, seed=3,
+                    defects=(Freeze(1.3, 2.5), BlockCorruption(5.2), AvOffset(7.0, 200.0)))
+    return path
+
+
+class World:
+    """moto's S3, DynamoDB and SQS with the stack's resources, and what the function published."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.s3 = boto3.client("s3")
+        for bucket in (BUCKET, RESULTS):
+            self.s3.create_bucket(Bucket=bucket)
+        self.dynamodb = boto3.client("dynamodb")
+        self.dynamodb.create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "stream_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "stream_id", "AttributeType": "S"}])
+        self.sqs = boto3.client("sqs")
+        self.queue_url = self.sqs.create_queue(QueueName="segments")["QueueUrl"]
+        self.dlq_url = self.sqs.create_queue(QueueName="segments-dlq")["QueueUrl"]
+        self.published: list[dict[str, Any]] = []
+        self.log: list[tuple[str, dict[str, Any]]] = []
+        self.analyser = Analyser(s3=self.s3, state=StateTable(self.dynamodb, TABLE),
+                                 publish=self.published.append, results_bucket=RESULTS, workdir=workdir)
+        self.queues = Queues(sqs=self.sqs, queue_url=self.queue_url, dead_letter_url=self.dlq_url,
+                             max_receives=3)
+
+    def deliver(self, keys: list[str], receive_count: int = 1) -> list[str]:
+        """One batch of S3 notifications, one message per key; the message ids to retry."""
+        records = [{"messageId": f"m-{key}-{receive_count}", "receiptHandle": "",
+                    "attributes": {"ApproximateReceiveCount": str(receive_count)},
+                    "body": json.dumps({"Records": [{"s3": {"bucket": {"name": BUCKET},
+                                                            "object": {"key": key}}}]})} for key in keys]
+        response = process_batch(records, self.analyser, self.queues, lambda m, e: self.log.append((m, e)))
+        return [f["itemIdentifier"] for f in response["batchItemFailures"]]
+
+    def defects(self) -> list[dict[str, Any]]:
+        return sort_defects([json.loads(m["Message"])["defect"] for m in self.published
+                             if m["MessageAttributes"]["kind"]["StringValue"] == "defect"])
+
+    def records(self) -> list[dict[str, Any]]:
+        keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket=RESULTS, Prefix=RESULTS_PREFIX)["Contents"]]
+        lines = [line for key in keys
+                 for line in self.s3.get_object(Bucket=RESULTS, Key=key)["Body"].read().decode().splitlines()]
+        return [json.loads(line) for line in lines]
+
+    def state_body(self, stream_id: str) -> str:
+        item = self.dynamodb.get_item(TableName=TABLE, Key={"stream_id": {"S": stream_id}})["Item"]
+        return item["state"]["S"]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with mock_aws():
+        yield World(tmp_path)
+
+
+def published(world: World, stream: Path, stream_id: str, **kwargs: Any) -> PublishReport:
+    return publish(stream, s3=world.s3, bucket=BUCKET, stream_id=stream_id, segment_seconds=2.0,
+                   speed=float("inf"), **kwargs)
+
+
+def test_segments_in_order_give_the_monoliths_defects(world: World, stream: Path, tmp_path: Path) -> None:
+    # Given a stream published as four segments, three of whose boundaries fall inside a second
+    report = published(world, stream, "cam1")
+    assert [s.start_s for s in report.segments] == pytest.approx([0.0, 3.2, 6.4, 9.6])
+    reference = analyze(write_published(report, world.s3, tmp_path / "published.ts"))
+    # When each segment's notification arrives in order
+    for segment in report.segments:
+        assert world.deliver([segment.key]) == []
+    # Then the defects notified are those of `monolith analyze` on the published stream, each once
+    assert world.defects() == reference["defects"]
+    assert {d["type"] for d in reference["defects"]} == {"freeze", "block_corruption", "av_sync"}
+    # and every second has exactly one results record, in the before's shape
+    seconds = sorted(r["second"] for r in world.records())
+    assert seconds == list(range(len(seconds))) and len(seconds) >= 12
+    assert set(world.records()[0]) == {"stream_id", "source", "second", "defects", "s3_requests"}
+    # Segment 0 only learns the stream's origin; segment k analyses the seconds that start before it.
+    analysed = [e["seconds"] for m, e in world.log if m == "segment analysed"]
+    assert analysed[:3] == [[], [0, 1, 2, 3], [4, 5, 6]]
+
+
+def test_out_of_order_and_redelivered_segments_are_analysed_once(world: World, stream: Path) -> None:
+    report = published(world, stream, "cam2")
+    keys = [s.key for s in report.segments]
+    assert world.deliver([keys[0]]) == []
+    # Segment 2 arrives before segment 1: it is retried (the message stays on the queue)
+    assert world.deliver([keys[2]]) == [f"m-{keys[2]}-1"]
+    # Then 1, 1 again (S3 delivers at least once), then 2 again, and 2 and 3 in one batch in reverse order
+    assert world.deliver([keys[1]]) == []
+    assert world.deliver([keys[1]]) == []
+    assert world.deliver([keys[3], keys[2]], receive_count=2) == []
+    statuses = [(e["segment"], m) for m, e in world.log if m.startswith("segment ")]
+    assert statuses == [(0, "segment analysed"), (2, "segment retried later"), (1, "segment analysed"),
+                        (1, "segment duplicate"), (2, "segment analysed"), (3, "segment analysed")]
+    seconds = [r["second"] for r in world.records()]
+    assert sorted(seconds) == list(range(len(seconds)))  # each second recorded once
+    assert len(world.defects()) == len({(d["type"], d["start_s"]) for d in world.defects()})
+
+
+def test_a_concurrent_delivery_records_the_segment_once(world: World, stream: Path) -> None:
+    report = published(world, stream, "cam3")
+    ref = SegmentRef.parse(BUCKET, report.segments[0].key)
+    state = world.analyser.state
+    before = state.get("cam3")
+    # Two deliveries of segment 0 read the same state; the first write wins, the second is refused.
+    assert state.advance(type(before)("cam3", next_segment=1), ref.index)
+    assert not state.advance(type(before)("cam3", next_segment=1), ref.index)
+
+
+def test_a_poison_segment_is_dead_lettered_notified_and_skipped(world: World, stream: Path) -> None:
+    report = published(world, stream, "cam4")
+    keys = [s.key for s in report.segments]
+    world.s3.put_object(Bucket=BUCKET, Key=keys[1], Body=b"\x47" + b"not a transport stream" * 40)
+    assert world.deliver(keys[:2]) == []
+    dead = world.sqs.receive_message(QueueUrl=world.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in dead] == [keys[1]]
+    failures = [m for m in world.published if m["MessageAttributes"]["kind"]["StringValue"] != "defect"]
+    assert len(failures) == 1 and failures[0]["Subject"] == "Stream cannot be analysed"
+    assert "cam4" in failures[0]["Message"] and "segment 1" in failures[0]["Message"]
+    # The stream goes on after the gap (segment 1 ends at 6.4 s): from second 7, when segment 3 lands.
+    assert world.deliver(keys[2:]) == []
+    assert [e["seconds"] for m, e in world.log if m == "segment analysed"][-2:] == [[], [7, 8, 9, 10, 11, 12]]
+
+
+def test_a_segment_waiting_too_long_is_given_up_on_its_last_receive(world: World, stream: Path) -> None:
+    report = published(world, stream, "cam5")
+    key = report.segments[1].key  # segment 0 never arrives
+    assert world.deliver([key], receive_count=3) == [f"m-{key}-3"]  # max_receives: SQS dead-letters it next
+    failures = [m for m in world.published if m["MessageAttributes"]["kind"]["StringValue"] != "defect"]
+    assert len(failures) == 1 and "not analysed after 3 attempts" in failures[0]["Message"]
+
+
+def test_the_state_item_stays_small_on_a_long_stream(world: World, tmp_path: Path) -> None:
+    # 40 s of segments of 1 s: the state after each segment is measured.
+    long_stream = tmp_path / "long.mp4"
+    generate_stream(long_stream, duration_s=40, width=160, height=90, gop_s=1.0, seed=5,
+                    defects=(Freeze(3.0, 2.0), Freeze(20.0, 2.0), BlockCorruption(30.0)))
+    report = publish(long_stream, s3=world.s3, bucket=BUCKET, stream_id="long", segment_seconds=1.0,
+                     speed=float("inf"))
+    sizes = []
+    for segment in report.segments:
+        assert world.deliver([segment.key]) == []
+        sizes.append(len(world.state_body("long").encode()))
+    # Bounded: the detectors keep fixed-size thumbnails and capped lists (A/V sync's is most of it), so
+    # the item stops growing once those lists are full; far under DynamoDB's 400 KB item limit.
+    print("state sizes", sizes)
+    assert max(sizes) < 16 * 1024
+    assert max(sizes[-10:]) - min(sizes[-10:]) < 1024
