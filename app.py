@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""CDK app: the serverless "before" stream-quality monitor and the "after" (the monolith as a service on
-ECS) beside it, both checked by cdk-nag's AWS Solutions rules.
+"""CDK app: the serverless "before" stream-quality monitor, the "after" (the monolith as a service on
+ECS) and the event-driven serverless design beside them, all checked by cdk-nag's AWS Solutions rules.
 
 Configuration comes from CDK context (cdk.json, `-c key=value`): see infra/config.py (both stacks) and
 infra/after_config.py (the after's `after_*` keys).
@@ -18,7 +18,9 @@ from cdk_nag import AwsSolutionsChecks
 from infra.after_config import AfterConfig, after_stack_name
 from infra.after_stack import StreamQualityAfterStack
 from infra.config import MonitorConfig
+from infra.serverless_stack import StreamQualityServerlessStack, serverless_stack_name
 from infra.stack import StreamQualityStack
+from lambdas.segment_analyzer.settings import SegmentSettings
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Stacks:
     app: cdk.App
     before: StreamQualityStack
     after: StreamQualityAfterStack
+    serverless: StreamQualityServerlessStack
 
 
 def build_stacks(context: dict | None = None) -> Stacks:
@@ -50,10 +53,20 @@ def build_stacks(context: dict | None = None) -> Stacks:
         env=env,
         description="Stream-quality monitor, 'after' architecture (one process per stream set on ECS)",
     )
+    # The critics' design (segments -> queue -> one Lambda decoding and detecting in memory) reuses the
+    # before's resources likewise.
+    serverless = StreamQualityServerlessStack(
+        app, serverless_stack_name(config.stage),
+        config=config,
+        settings=SegmentSettings(detectors=config.detectors),
+        shared=before.shared,
+        env=env,
+        description="Stream-quality monitor, event-driven serverless design (one Lambda per live segment)",
+    )
     # cdk-nag v3: findings go to cdk.out/policy-validation-report.json and fail the synth;
     # acknowledgements (each with a reason) sit next to the constructs they concern.
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return Stacks(app, before, after)
+    return Stacks(app, before, after, serverless)
 
 
 def build_app(context: dict | None = None) -> tuple[cdk.App, StreamQualityStack]:

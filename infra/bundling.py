@@ -66,6 +66,9 @@ class PackageSpec:
 
 CONVERTER = PackageSpec("converter", (AV, NUMPY, M3U8, POWERTOOLS, BOTO3), ("converter", "shared"))
 DETECTORS = PackageSpec("detectors", (NUMPY, POWERTOOLS, BOTO3), ("detectors", "shared"))
+# The event-driven design's one function: the converter's decoder and the detectors in one package.
+SEGMENT_ANALYZER = PackageSpec("segment_analyzer", (AV, NUMPY, M3U8, POWERTOOLS, BOTO3),
+                               ("segment_analyzer", "converter", "detectors", "shared"))
 CORRECTIVE_ACTION = PackageSpec("corrective_action", (POWERTOOLS, BOTO3), ("corrective_action", "shared"))
 LIVE_STARTER = PackageSpec("live_starter", (M3U8, POWERTOOLS, BOTO3), ("live_starter", "shared"))
 

@@ -106,37 +106,7 @@ class Functions(Construct):
 
     def function(self, spec: FunctionSpec, environment: dict[str, str], ephemeral_mb: int = 512
                   ) -> lambda_.Function:
-        config = self._config
-        log_group = stage_log_group(self, f"{spec.construct_id}Logs", config)
-        role = iam.Role(self, f"{spec.construct_id}Role",
-                        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=f"{spec.service}: runs one step of the stream-quality workflow")
-        log_group.grant_write(role)
-        fn = lambda_.Function(
-            self, spec.construct_id,
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64 if config.architecture == "arm64"
-            else lambda_.Architecture.X86_64,
-            handler=spec.handler,
-            code=self._code(spec.package),
-            memory_size=spec.memory_mb,
-            timeout=Duration.seconds(spec.timeout_s),
-            ephemeral_storage_size=None if ephemeral_mb == 512 else _mib(ephemeral_mb),
-            role=role,
-            log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": spec.service,
-                "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
-        )
-        acknowledge(fn, "AwsSolutions-L1",
-            "python3.13 on purpose: the bundled wheels (av, numpy) are built for cp313, and the "
-                   "monolith and tests run on 3.13; python3.13 is supported until 2029-06-30.")
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray PutTraceSegments/PutTelemetryRecords do not support resource-level permissions.")
+        fn = lambda_function(self, self._config, spec, self._code(spec.package), environment, ephemeral_mb)
         for check_id, reason in FUNCTION_SKIPS.items():
             skip_check(fn, check_id, reason)
         return fn
@@ -147,6 +117,45 @@ class Functions(Construct):
             self._codes[package.name] = lambda_code(package, self._config.architecture,
                                                     bundle=self._config.bundle)
         return self._codes[package.name]
+
+
+def lambda_function(scope: Construct, config: MonitorConfig, spec: FunctionSpec, code: lambda_.Code,
+                    environment: dict[str, str], ephemeral_mb: int = 512, role_description: str | None = None
+                    ) -> lambda_.Function:
+    """A function with its own role (nothing but its log group and X-Ray until callers allow more), its
+    own log group with the stage's retention, active tracing and Powertools' settings."""
+    log_group = stage_log_group(scope, f"{spec.construct_id}Logs", config)
+    role = iam.Role(scope, f"{spec.construct_id}Role",
+                    assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                    description=role_description
+                    or f"{spec.service}: runs one step of the stream-quality workflow")
+    log_group.grant_write(role)
+    fn = lambda_.Function(
+        scope, spec.construct_id,
+        runtime=RUNTIME,
+        architecture=lambda_.Architecture.ARM_64 if config.architecture == "arm64"
+        else lambda_.Architecture.X86_64,
+        handler=spec.handler,
+        code=code,
+        memory_size=spec.memory_mb,
+        timeout=Duration.seconds(spec.timeout_s),
+        ephemeral_storage_size=None if ephemeral_mb == 512 else _mib(ephemeral_mb),
+        role=role,
+        log_group=log_group,
+        tracing=lambda_.Tracing.ACTIVE,
+        environment={
+            **environment,
+            "POWERTOOLS_SERVICE_NAME": spec.service,
+            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        },
+    )
+    acknowledge(fn, "AwsSolutions-L1",
+        "python3.13 on purpose: the bundled wheels (av, numpy) are built for cp313, and the "
+               "monolith and tests run on 3.13; python3.13 is supported until 2029-06-30.")
+    acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray PutTraceSegments/PutTelemetryRecords do not support resource-level permissions.")
+    return fn
 
 
 def _camel(name: str) -> str:

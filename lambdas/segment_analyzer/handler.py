@@ -34,7 +34,8 @@ ANALYSER = Analyser(
 QUEUES = Queues(sqs=SQS, queue_url=os.environ.get("QUEUE_URL", ""),
                 dead_letter_url=os.environ.get("DEAD_LETTER_URL", ""),
                 max_receives=int(os.environ.get("MAX_RECEIVES", "8")),
-                retry_base_s=int(os.environ.get("RETRY_BASE_S", "2")))
+                retry_base_s=int(os.environ.get("RETRY_BASE_S", "2")),
+                retry_cap_s=int(os.environ.get("RETRY_CAP_S", "60")))
 
 
 def _log(message: str, extra: dict[str, Any]) -> None:

@@ -313,16 +313,26 @@ class Message:
 
 
 def parse_message(record: dict[str, Any]) -> Message:
-    """An SQS record of the Lambda event: the S3 notification in its body (keys URL-encoded)."""
+    """An SQS record of the Lambda event: S3's notification of the segment in its body, as EventBridge
+    delivers it (`detail`) or as S3 sends it to a queue (`Records`, keys URL-encoded); S3's test event
+    names no segment."""
     body = record.get("body", "")
     refs: list[SegmentRef] = []
     try:
         event = json.loads(body)
     except ValueError:
         raise InvalidRequest(f"message {record.get('messageId')} is not an S3 notification") from None
-    for entry in event.get("Records", []) if isinstance(event, dict) else []:
-        s3 = entry.get("s3", {})
-        refs.append(SegmentRef.parse(s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
+    if not isinstance(event, dict):
+        raise InvalidRequest(f"message {record.get('messageId')} is not an S3 notification")
+    try:
+        if "detail" in event:  # S3's "Object Created" event through EventBridge (the stack's route)
+            detail = event["detail"]
+            refs.append(SegmentRef.parse(detail["bucket"]["name"], detail["object"]["key"]))
+        for entry in event.get("Records", []):  # an S3 event notification (S3 -> SQS directly)
+            s3 = entry["s3"]
+            refs.append(SegmentRef.parse(s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
+    except (KeyError, TypeError):
+        raise InvalidRequest(f"message {record.get('messageId')} does not name a bucket and key") from None
     return Message(message_id=record["messageId"], receipt_handle=record.get("receiptHandle", ""),
                    receive_count=int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)),
                    body=body, segments=tuple(refs))

@@ -12,8 +12,9 @@ from infra_helpers import synth  # noqa: F401  (sets the jsii environment variab
 
 from infra.after_config import after_stack_name
 from infra.config import stack_name
+from infra.serverless_stack import serverless_stack_name
 
-STACKS = (stack_name("dev"), after_stack_name("dev"))
+STACKS = (stack_name("dev"), after_stack_name("dev"), serverless_stack_name("dev"))
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,123 @@
+"""The event-driven serverless design's capabilities: the route a landed segment takes to the function
+(EventBridge rule -> SQS queue with a dead-letter queue), the streams' state (DynamoDB), and the segment
+analyser function with its event source.
+
+Why this route. S3 cannot notify an SQS FIFO queue, and EventBridge sets one static message group per
+target, so no AWS route gives per-stream order without a router of our own: order is enforced by the
+function against the stream's state (a conditional write on the segment number), which also makes
+at-least-once delivery harmless. EventBridge rather than a direct S3 -> SQS notification: the before
+owns the bucket, and a notification configuration pointing at this stack's queue would make the before
+depend on the third stack (or need CDK's notifications custom resource, a Lambda of its own); with
+EventBridge enabled on the bucket (a native property) any stack may subscribe by rule.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.bundling import SEGMENT_ANALYZER, lambda_code
+from infra.config import MonitorConfig
+from infra.functions import FunctionSpec, allow, lambda_function, removal_policy
+from infra.nag import acknowledge, acknowledge_object_prefix
+from infra.shared import SharedResources
+from lambdas.segment_analyzer.settings import SEGMENT_PATTERN, SegmentSettings
+from lambdas.shared.results import RESULTS_PREFIX
+
+DEAD_LETTER_RETENTION = Duration.days(14)  # SQS's maximum: time for someone to look at a failed segment
+
+
+class SegmentRoute(Construct):
+    """Every segment that lands in a source bucket, as one message on a queue."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: MonitorConfig,
+                 settings: SegmentSettings, shared: SharedResources) -> None:
+        super().__init__(scope, construct_id)
+        removal = removal_policy(config)
+        self.dead_letters = sqs.Queue(
+            self, "DeadLetters", retention_period=DEAD_LETTER_RETENTION,
+            encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, removal_policy=removal)
+        acknowledge(self.dead_letters, "AwsSolutions-SQS3",
+                    "This is the dead-letter queue of the segment queue; a queue behind it would only move "
+                    "the same failed segments once more.")
+        self.queue = sqs.Queue(
+            self, "Segments",
+            visibility_timeout=Duration.seconds(settings.visibility_timeout_s),
+            encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters,
+                                                  max_receive_count=settings.max_receives),
+            removal_policy=removal)
+        self.rule = events.Rule(
+            self, "SegmentLanded",
+            description="A live segment landed in a source bucket: analyse it",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"], detail_type=["Object Created"],
+                detail={"bucket": {"name": [b.bucket_name for b in shared.source_buckets]},
+                        "object": {"key": [{"wildcard": SEGMENT_PATTERN}]}}),
+            targets=[targets.SqsQueue(self.queue)])
+
+
+class StreamStates(Construct):
+    """One small item per live stream: the next segment it expects and its detectors' state."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: MonitorConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self, "Table",
+            partition_key=dynamodb.Attribute(name="stream_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=not config.sandbox),
+            removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN)
+        if config.sandbox:
+            acknowledge(self.table, "AwsSolutions-DDB3",
+                        "Sandbox stages hold only live-analysis progress that a replay of the stream "
+                        "rebuilds; prod has point-in-time recovery.")
+
+
+class SegmentAnalyzer(Construct):
+    """The function: each segment read once, decoded and analysed in memory, defects to the topic."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: MonitorConfig,
+                 settings: SegmentSettings, shared: SharedResources, route: SegmentRoute,
+                 states: StreamStates) -> None:
+        super().__init__(scope, construct_id)
+        spec = FunctionSpec("Function", "segment-analyzer", "lambdas.segment_analyzer.handler.handler",
+                            SEGMENT_ANALYZER, settings.memory_mb, settings.timeout_s)
+        code = lambda_code(SEGMENT_ANALYZER, config.architecture, bundle=config.bundle)
+        self.function = lambda_function(
+            self, config, spec, code,
+            {**settings.environment(), "STATE_TABLE": states.table.table_name,
+             "TOPIC_ARN": shared.topic.topic_arn, "RESULTS_BUCKET": shared.results_bucket.bucket_name,
+             "QUEUE_URL": route.queue.queue_url, "DEAD_LETTER_URL": route.dead_letters.queue_url},
+            role_description="segment-analyzer: analyses each live segment of a stream in memory")
+        self.function.node.default_child.add_property_override(  # type: ignore[union-attr]
+            "ReservedConcurrentExecutions", settings.reserved_concurrency)
+        fn = self.function
+        allow(fn, ["s3:GetObject"], [b.arn_for_objects(SEGMENT_READS) for b in shared.source_buckets])
+        for bucket in shared.source_buckets:
+            acknowledge_object_prefix(fn.role, bucket, SEGMENT_READS,
+                                      "Live streams are folders of segments and a playlist under live/; the "
+                                      "stream ids are not known in advance. Read-only (GetObject).")
+        results = f"{RESULTS_PREFIX}*"
+        allow(fn, ["s3:PutObject"], [shared.results_bucket.arn_for_objects(results)])
+        acknowledge_object_prefix(fn.role, shared.results_bucket, results,
+                                  "One results object per analysed segment under results/date=/stream=/; "
+                                  "keys are not known in advance. PutObject only.")
+        allow(fn, ["dynamodb:GetItem", "dynamodb:PutItem"], [states.table.table_arn])
+        shared.topic.grant_publish(fn)
+        route.dead_letters.grant_send_messages(fn)
+        fn.add_event_source(sources.SqsEventSource(
+            route.queue, batch_size=settings.batch_size, report_batch_item_failures=True))
+        # grant_send_messages on an SQS-managed-encrypted queue adds no KMS statement; the event source
+        # adds ReceiveMessage/DeleteMessage/ChangeMessageVisibility on the queue alone.
+
+
+# The function reads segments and playlists of live streams only.
+SEGMENT_READS = "live/*"
