@@ -1,8 +1,10 @@
 """Deploy the unchanged CDK app to a LocalStack endpoint with the pinned `cdklocal`, and read its outputs.
 
-Both stacks are deployed: the before (`StreamQuality-<stage>`) and the after (`StreamQuality-after-<stage>`),
-which on LocalStack is its job queue and dead-letter queue only (no ECS in the free edition: the service
-runs as local processes against them) and reuses the before's buckets and topic.
+The three stacks are deployed: the before (`StreamQuality-<stage>`), the after
+(`StreamQuality-after-<stage>`), which on LocalStack is its job queue and dead-letter queue only (no ECS
+in the free edition: the service runs as local processes against them) and reuses the before's buckets
+and topic, and the event-driven serverless design (`StreamQuality-serverless-<stage>`), which reuses
+them too.
 
 The app is synthesised (`-c localstack=true`: no Glue/Athena, no Node.js helper Lambdas, no ECS) while the
 CDK toolkit stack is bootstrapped — both take ~10 s and neither needs the other —, then the cloud assembly
@@ -30,6 +32,7 @@ from typing import Any
 
 from infra.after_config import after_stack_name
 from infra.config import stack_name
+from infra.serverless_stack import serverless_stack_name
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSEMBLY = ROOT / "cdk.out" / "localstack"
@@ -56,6 +59,20 @@ class AfterStack:
 
 
 @dataclass(frozen=True)
+class ServerlessStack:
+    """What the deployed event-driven serverless stack exposes (its CfnOutputs)."""
+
+    name: str
+    segment_queue_url: str
+    dead_letter_queue_url: str
+    state_bucket: str
+    function_name: str
+    source_bucket: str
+    results_bucket: str
+    topic_arn: str
+
+
+@dataclass(frozen=True)
 class Stack:
     """What the deployed before stack exposes (its CfnOutputs), the after beside it, and what the
     deployment of both took."""
@@ -74,6 +91,7 @@ class Stack:
     # retries, or could not be delivered, ends up.
     failed_invocations_url: str = ""
     alarms_topic_arn: str = ""  # the alarm on that queue notifies this topic
+    serverless: ServerlessStack | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -135,6 +153,7 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
     ctx = {"localstack": "true", "stage": stage, **(context or {})}
     ctx_args = [arg for key, value in ctx.items() for arg in ("-c", f"{key}={value}")]
     name, after_name = stack_name(ctx["stage"]), after_stack_name(ctx["stage"])
+    serverless_name = serverless_stack_name(ctx["stage"])
     started = time.monotonic()
     with _assembly_lock():
         bootstrap = subprocess.Popen(
@@ -161,6 +180,7 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
                 "deploy",
                 name,
                 after_name,
+                serverless_name,
                 "--app",
                 str(ASSEMBLY),
                 "--require-approval",
@@ -177,7 +197,7 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
         deployed = json.loads(outputs_file.read_text())
     finally:
         outputs_file.unlink(missing_ok=True)
-    outputs, after = deployed[name], deployed[after_name]
+    outputs, after, serverless = deployed[name], deployed[after_name], deployed[serverless_name]
     return Stack(
         name=name,
         state_machine_arn=outputs["StateMachineArn"],
@@ -197,6 +217,16 @@ def deploy(endpoint_url: str, *, context: dict[str, str] | None = None, stage: s
             source_bucket=after["SourceBucket"],
             results_bucket=after["ResultsBucket"],
             topic_arn=after["TopicArn"],
+        ),
+        serverless=ServerlessStack(
+            name=serverless_name,
+            segment_queue_url=serverless["SegmentQueueUrl"],
+            dead_letter_queue_url=serverless["DeadLetterQueueUrl"],
+            state_bucket=serverless["StateBucket"],
+            function_name=serverless["FunctionName"],
+            source_bucket=serverless["SourceBucket"],
+            results_bucket=serverless["ResultsBucket"],
+            topic_arn=serverless["TopicArn"],
         ),
     )
 

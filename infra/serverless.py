@@ -1,5 +1,5 @@
 """The event-driven serverless design's capabilities: the route a landed segment takes to the function
-(EventBridge rule -> SQS queue with a dead-letter queue), the streams' state (DynamoDB), and the segment
+(EventBridge rule -> SQS queue with a dead-letter queue), the streams' state (S3), and the segment
 analyser function with its event source.
 
 Why this route. S3 cannot notify an SQS FIFO queue, and EventBridge sets one static message group per
@@ -14,10 +14,10 @@ EventBridge enabled on the bucket (a native property) any stack may subscribe by
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -26,6 +26,7 @@ from infra.config import MonitorConfig
 from infra.functions import FunctionSpec, allow, lambda_function, removal_policy
 from infra.nag import acknowledge, acknowledge_object_prefix
 from infra.shared import SharedResources
+from lambdas.segment_analyzer.service import STATE_PREFIX
 from lambdas.segment_analyzer.settings import SEGMENT_PATTERN, SegmentSettings
 from lambdas.shared.results import RESULTS_PREFIX
 
@@ -63,22 +64,21 @@ class SegmentRoute(Construct):
 
 
 class StreamStates(Construct):
-    """One small item per live stream: the next segment it expects and its detectors' state."""
+    """One small object per live stream: the next segment it expects and its detectors' state, written
+    conditionally (lambdas/segment_analyzer/service.py StateStore says why S3 and not DynamoDB)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: MonitorConfig) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
-            self, "Table",
-            partition_key=dynamodb.Attribute(name="stream_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=not config.sandbox),
-            removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN)
-        if config.sandbox:
-            acknowledge(self.table, "AwsSolutions-DDB3",
-                        "Sandbox stages hold only live-analysis progress that a replay of the stream "
-                        "rebuilds; prod has point-in-time recovery.")
+        self.bucket = s3.Bucket(
+            self, "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN,
+            auto_delete_objects=config.sandbox and not config.localstack)
+        acknowledge(self.bucket, "AwsSolutions-S1",
+                    "State bucket: one GET and one PUT per segment of every stream; an access-log line per "
+                    "request would cost as much as the requests, and the function logs each segment.")
 
 
 class SegmentAnalyzer(Construct):
@@ -93,7 +93,7 @@ class SegmentAnalyzer(Construct):
         code = lambda_code(SEGMENT_ANALYZER, config.architecture, bundle=config.bundle)
         self.function = lambda_function(
             self, config, spec, code,
-            {**settings.environment(), "STATE_TABLE": states.table.table_name,
+            {**settings.environment(), "STATE_BUCKET": states.bucket.bucket_name,
              "TOPIC_ARN": shared.topic.topic_arn, "RESULTS_BUCKET": shared.results_bucket.bucket_name,
              "QUEUE_URL": route.queue.queue_url, "DEAD_LETTER_URL": route.dead_letters.queue_url},
             role_description="segment-analyzer: analyses each live segment of a stream in memory")
@@ -110,7 +110,10 @@ class SegmentAnalyzer(Construct):
         acknowledge_object_prefix(fn.role, shared.results_bucket, results,
                                   "One results object per analysed segment under results/date=/stream=/; "
                                   "keys are not known in advance. PutObject only.")
-        allow(fn, ["dynamodb:GetItem", "dynamodb:PutItem"], [states.table.table_arn])
+        allow(fn, ["s3:GetObject", "s3:PutObject"], [states.bucket.arn_for_objects(f"{STATE_PREFIX}*")])
+        acknowledge_object_prefix(fn.role, states.bucket, f"{STATE_PREFIX}*",
+                                  "One state object per live stream, state/<stream_id>.json; the stream ids "
+                                  "are not known in advance.")
         shared.topic.grant_publish(fn)
         route.dead_letters.grant_send_messages(fn)
         fn.add_event_source(sources.SqsEventSource(

@@ -36,7 +36,7 @@ class StreamQualityServerlessStack(Stack):
 
         CfnOutput(self, "SegmentQueueUrl", value=route.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=route.dead_letters.queue_url)
-        CfnOutput(self, "StateTable", value=states.table.table_name)
+        CfnOutput(self, "StateBucket", value=states.bucket.bucket_name)
         CfnOutput(self, "FunctionName", value=analyzer.function.function_name)
         CfnOutput(self, "SourceBucket", value=shared.source_buckets[0].bucket_name)
         CfnOutput(self, "ResultsBucket", value=shared.results_bucket.bucket_name)

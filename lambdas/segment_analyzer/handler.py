@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.segment_analyzer.service import Analyser, Queues, StateTable, process_batch
+from lambdas.segment_analyzer.service import Analyser, Queues, StateStore, process_batch
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.request_counting import RequestCounter, counting_client
 
@@ -18,14 +18,13 @@ COUNTER = RequestCounter()
 S3 = counting_client(COUNTER, "s3")
 SNS = counting_client(COUNTER, "sns")
 SQS = counting_client(COUNTER, "sqs")
-DYNAMODB = counting_client(COUNTER, "dynamodb")
 TOPIC_ARN = os.environ.get("TOPIC_ARN", "")
 # The sandbox's temporary folder (TMPDIR where several environments share a host, as with LocalStack's
 # process executor).
 WORKDIR = Path(tempfile.mkdtemp(prefix="segments-"))
 ANALYSER = Analyser(
     s3=S3,
-    state=StateTable(DYNAMODB, os.environ.get("STATE_TABLE", "")),
+    state=StateStore(S3, os.environ.get("STATE_BUCKET", "")),
     publish=lambda message: SNS.publish(TopicArn=TOPIC_ARN, **message),
     results_bucket=os.environ.get("RESULTS_BUCKET", ""),
     workdir=WORKDIR,

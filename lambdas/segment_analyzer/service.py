@@ -1,5 +1,5 @@
 """The event-driven serverless design's one function: a live stream's segment in, its seconds analysed in
-memory, defects out at once, the stream's detector state kept between segments in DynamoDB.
+memory, defects out at once, the stream's detector state kept between segments (a conditional write).
 
 A message names one segment that landed (`live/<stream_id>/segment-NNNNN.ts`, an S3 notification). Order
 per stream is enforced against the stream's state, not by the queue: the state item holds the next
@@ -11,7 +11,7 @@ What one segment M costs:
 - S3: one GET of the playlist (which segments exist, where each starts, whether M is the last), one GET
   of each segment of the window (M and the one or two before it that hold the second in hand and the
   half-second of audio its decoder starts with), one PUT of the seconds' results;
-- DynamoDB: one strongly consistent GetItem and one conditional PutItem of the state item;
+- S3 again for the stream's state: one GET and one conditional PUT (`StateStore`);
 - SNS: one publish per defect, as soon as the detectors close it.
 
 Decoding. The seconds given out are those of `monolith analyze` on the published stream (the segments
@@ -67,6 +67,7 @@ PLAYLIST_NAME = "index.m3u8"
 # decode time): the window reaches this much further back than the audio decoders need.
 AUDIO_SLACK_S = 0.5
 FAILURE_SUBJECT = "Stream cannot be analysed"  # the before's and the after's subject
+STATE_PREFIX = "state/"  # the streams' states in the state bucket
 
 
 class NotYet(Exception):
@@ -76,7 +77,7 @@ class NotYet(Exception):
 
 @dataclass
 class StreamState:
-    """What the stream's item in the state table holds between segments (small, bounded: the detectors'
+    """What the stream's state object holds between segments (small, bounded: the detectors'
     states are bounded by construction, the rest is fixed-size)."""
 
     stream_id: str
@@ -102,33 +103,45 @@ class StreamState:
                    ended=bool(data["ended"]))
 
 
-class StateTable:
-    """The streams' states in DynamoDB: one item per stream (key `stream_id`), the segment number as a
-    number attribute (the condition), the rest as one JSON string."""
+class StateStore:
+    """The streams' states in S3, one small JSON object per stream (`state/<stream_id>.json`), written
+    with S3's conditional writes: If-None-Match for a stream's first state, If-Match on the ETag read
+    otherwise. A write succeeds only if nobody wrote the state since it was read: the segment number in
+    it is the one this delivery analysed, so a concurrent delivery of the same segment records it once.
+    S3 rather than DynamoDB: the same guarantee (S3 reads are strongly consistent), cheaper for a
+    ~9 KB item (a PUT is $5 per million, a DynamoDB write of 9 KB is 9 write units, $5.63 per million;
+    a GET $0.40 against 3 strongly consistent read units, $0.375), and DynamoDB does not run on
+    LocalStack's free edition without Docker (it needs the DynamoDB Local jar, downloaded at start)."""
 
-    def __init__(self, client: Any, table: str) -> None:
-        self.client, self.table = client, table
+    def __init__(self, s3: Any, bucket: str, prefix: str = STATE_PREFIX) -> None:
+        self.s3, self.bucket, self.prefix = s3, bucket, prefix
 
-    def get(self, stream_id: str) -> StreamState:
-        item = self.client.get_item(TableName=self.table, Key={"stream_id": {"S": stream_id}},
-                                    ConsistentRead=True).get("Item")
-        if item is None:
-            return StreamState(stream_id)
-        return StreamState.from_body(stream_id, int(item["next_segment"]["N"]), item["state"]["S"])
+    def key(self, stream_id: str) -> str:
+        return f"{self.prefix}{stream_id}.json"
 
-    def advance(self, state: StreamState, from_segment: int) -> bool:
-        """Write `state` if the stored stream still expects `from_segment` (or has no item and expects 0);
-        False if another delivery got there first."""
-        condition = "attribute_not_exists(stream_id)" if from_segment == 0 else "next_segment = :expected"
-        values = {} if from_segment == 0 else {":expected": {"N": str(from_segment)}}
+    def get(self, stream_id: str) -> tuple[StreamState, str | None]:
+        """The stream's state and the ETag to write it back against (None: it has none yet)."""
         try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={"stream_id": {"S": state.stream_id}, "next_segment": {"N": str(state.next_segment)},
-                      "state": {"S": state.body()}},
-                ConditionExpression=condition, **({"ExpressionAttributeValues": values} if values else {}))
+            found = self.s3.get_object(Bucket=self.bucket, Key=self.key(stream_id))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return StreamState(stream_id), None
+            raise
+        data = json.loads(found["Body"].read())
+        return StreamState.from_body(stream_id, int(data["next_segment"]), json.dumps(data)), found["ETag"]
+
+    def advance(self, state: StreamState, etag: str | None) -> bool:
+        """Write `state` if the stored one is still the one read (ETag `etag`, or none); False if another
+        delivery wrote it first."""
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        body = json.dumps({"next_segment": state.next_segment, **json.loads(state.body())},
+                          separators=(",", ":"))
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=self.key(state.stream_id), Body=body.encode(),
+                               ContentType="application/json", **condition)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412",
+                                                                "ConditionalRequestConflict", "409"):
                 return False
             raise
         return True
@@ -174,7 +187,7 @@ class Analyser:
     """What a segment's analysis needs: clients, where results and defects go, which detectors."""
 
     s3: Any
-    state: StateTable
+    state: StateStore
     publish: Callable[[dict[str, Any]], None]  # one SNS Publish request's arguments (without TopicArn)
     results_bucket: str
     workdir: Path
@@ -182,7 +195,7 @@ class Analyser:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def analyse(self, ref: SegmentRef) -> Outcome:
-        state = self.state.get(ref.stream_id)
+        state, etag = self.state.get(ref.stream_id)
         if state.ended or state.next_segment > ref.index:
             return Outcome("duplicate", [], [])
         if state.next_segment < ref.index:
@@ -191,14 +204,14 @@ class Analyser:
         if ref.index >= len(playlist.segments):
             raise NotYet(f"{ref.stream_id}: segment {ref.index} is not listed in {ref.playlist_key} yet")
         seconds, defects, new_state, key = self._window(ref, playlist, state)
-        recorded = self.state.advance(new_state, ref.index)
+        recorded = self.state.advance(new_state, etag)
         return Outcome("analysed", seconds, defects, key, recorded)
 
     def give_up(self, ref: SegmentRef, cause: str) -> None:
         """The segment will not be analysed: say so, and let the stream go on after it (its detectors
         start afresh after the gap). Only if the stream still waits for it."""
         self.publish(failure_notification(ref, cause))
-        state = self.state.get(ref.stream_id)
+        state, etag = self.state.get(ref.stream_id)
         if state.next_segment != ref.index or state.ended:
             return
         try:
@@ -211,7 +224,7 @@ class Analyser:
                           next_second=max(state.next_second, math.ceil(end_s - COVER_TOLERANCE_S)),
                           ended=bool(playlist and listed and playlist.ended
                                      and ref.index == len(playlist.segments) - 1))
-        self.state.advance(skipped, ref.index)
+        self.state.advance(skipped, etag)
 
     def _window(self, ref: SegmentRef, playlist: LivePlaylist, state: StreamState
                 ) -> tuple[list[int], list[dict[str, Any]], StreamState, str | None]:

@@ -86,15 +86,18 @@ def test_the_function_gets_batches_with_partial_failures_and_its_settings(defaul
     assert (props["MemorySize"], props["Timeout"], props["ReservedConcurrentExecutions"]) == (1769, 60, 20)
     env = props["Environment"]["Variables"]
     assert env["DETECTORS"] == "freeze,block_corruption,av_sync" and env["MAX_RECEIVES"] == "8"
-    assert {"STATE_TABLE", "TOPIC_ARN", "RESULTS_BUCKET", "QUEUE_URL", "DEAD_LETTER_URL"} <= env.keys()
+    assert {"STATE_BUCKET", "TOPIC_ARN", "RESULTS_BUCKET", "QUEUE_URL", "DEAD_LETTER_URL"} <= env.keys()
     assert "Fn::ImportValue" in env["TOPIC_ARN"] and "Fn::ImportValue" in env["RESULTS_BUCKET"]
 
 
-def test_the_state_table_is_keyed_by_stream_and_billed_per_request(default: Synthesized) -> None:
-    (table,) = default.of_type("AWS::DynamoDB::Table").values()
-    props = table["Properties"]
-    assert props["KeySchema"] == [{"AttributeName": "stream_id", "KeyType": "HASH"}]
-    assert props["BillingMode"] == "PAY_PER_REQUEST"
+def test_the_state_bucket_is_private_encrypted_and_ssl_only(default: Synthesized) -> None:
+    (bucket,) = default.of_type("AWS::S3::Bucket").values()
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (policy,) = default.of_type("AWS::S3::BucketPolicy").values()
+    assert "aws:SecureTransport" in json.dumps(policy)
 
 
 def test_the_function_may_do_only_what_it_does(default: Synthesized) -> None:
@@ -103,12 +106,15 @@ def test_the_function_may_do_only_what_it_does(default: Synthesized) -> None:
     actions = sorted({a for s in policy["Properties"]["PolicyDocument"]["Statement"]
                       for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])})
     assert actions == sorted([
-        "dynamodb:GetItem", "dynamodb:PutItem", "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject",
+        "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject",
         "s3:PutObject", "sns:Publish", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
         "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:SendMessage",
         "xray:PutTelemetryRecords", "xray:PutTraceSegments"])
-    reads = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == "s3:GetObject"]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    reads = [s for s in statements if s["Action"] == "s3:GetObject"]
     assert json.dumps(reads).count("/live/*") == 1  # segments and playlists only
+    (state,) = [s for s in statements if s["Action"] == ["s3:GetObject", "s3:PutObject"]]
+    assert json.dumps(state["Resource"]).endswith('/state/*"]]}')
 
 
 @pytest.mark.parametrize("variant", ["default", "localstack"])

@@ -1,4 +1,4 @@
-"""The segment analyser (the event-driven serverless design's function) on moto S3, DynamoDB and SQS: a
+"""The segment analyser (the event-driven serverless design's function) on moto S3 and SQS: a
 stream published as live segments is analysed segment by segment to the defects `monolith analyze` finds
 on the published stream; order, redelivery and poison segments are handled against the stream's state."""
 
@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.segment_analyzer.service import Analyser, Queues, SegmentRef, StateTable, process_batch
+from lambdas.segment_analyzer.service import Analyser, Queues, SegmentRef, StateStore, process_batch
 from lambdas.shared.results import RESULTS_PREFIX
 from monolith.pipeline import analyze, sort_defects
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
@@ -21,7 +21,7 @@ from sample_streams.publish import PublishReport, publish, write_published
 
 BUCKET = "live-bucket"
 RESULTS = "results-bucket"
-TABLE = "stream-state"
+STATE = "state-bucket"
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +35,18 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class World:
-    """moto's S3, DynamoDB and SQS with the stack's resources, and what the function published."""
+    """moto's S3 and SQS with the stack's resources, and what the function published."""
 
     def __init__(self, workdir: Path) -> None:
         self.s3 = boto3.client("s3")
-        for bucket in (BUCKET, RESULTS):
+        for bucket in (BUCKET, RESULTS, STATE):
             self.s3.create_bucket(Bucket=bucket)
-        self.dynamodb = boto3.client("dynamodb")
-        self.dynamodb.create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "stream_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "stream_id", "AttributeType": "S"}])
         self.sqs = boto3.client("sqs")
         self.queue_url = self.sqs.create_queue(QueueName="segments")["QueueUrl"]
         self.dlq_url = self.sqs.create_queue(QueueName="segments-dlq")["QueueUrl"]
         self.published: list[dict[str, Any]] = []
         self.log: list[tuple[str, dict[str, Any]]] = []
-        self.analyser = Analyser(s3=self.s3, state=StateTable(self.dynamodb, TABLE),
+        self.analyser = Analyser(s3=self.s3, state=StateStore(self.s3, STATE),
                                  publish=self.published.append, results_bucket=RESULTS, workdir=workdir)
         self.queues = Queues(sqs=self.sqs, queue_url=self.queue_url, dead_letter_url=self.dlq_url,
                              max_receives=3)
@@ -76,8 +71,7 @@ class World:
         return [json.loads(line) for line in lines]
 
     def state_body(self, stream_id: str) -> str:
-        item = self.dynamodb.get_item(TableName=TABLE, Key={"stream_id": {"S": stream_id}})["Item"]
-        return item["state"]["S"]
+        return self.s3.get_object(Bucket=STATE, Key=f"state/{stream_id}.json")["Body"].read().decode()
 
 
 @pytest.fixture
@@ -132,11 +126,18 @@ def test_out_of_order_and_redelivered_segments_are_analysed_once(world: World, s
 def test_a_concurrent_delivery_records_the_segment_once(world: World, stream: Path) -> None:
     report = published(world, stream, "cam3")
     ref = SegmentRef.parse(BUCKET, report.segments[0].key)
-    state = world.analyser.state
-    before = state.get("cam3")
-    # Two deliveries of segment 0 read the same state; the first write wins, the second is refused.
-    assert state.advance(type(before)("cam3", next_segment=1), ref.index)
-    assert not state.advance(type(before)("cam3", next_segment=1), ref.index)
+    store = world.analyser.state
+    first, etag = store.get("cam3")
+    second, same_etag = store.get("cam3")
+    assert etag is None and same_etag is None and first.next_segment == ref.index == 0
+    # Two deliveries of segment 0 read the same (absent) state; the first write wins, the second is refused.
+    assert store.advance(type(first)("cam3", next_segment=1), etag)
+    assert not store.advance(type(second)("cam3", next_segment=1), same_etag)
+    # And so on later: a write against the ETag read succeeds once.
+    now, tag = store.get("cam3")
+    assert now.next_segment == 1
+    assert store.advance(type(now)("cam3", next_segment=2), tag)
+    assert not store.advance(type(now)("cam3", next_segment=2), tag)
 
 
 def test_a_poison_segment_is_dead_lettered_notified_and_skipped(world: World, stream: Path) -> None:
