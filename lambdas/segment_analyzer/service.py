@@ -210,9 +210,9 @@ class Analyser:
     def give_up(self, ref: SegmentRef, cause: str) -> None:
         """The segment will not be analysed: say so, and let the stream go on after it (its detectors
         start afresh after the gap). Only if the stream still waits for it."""
-        self.publish(failure_notification(ref, cause))
         state, etag = self.state.get(ref.stream_id)
         if state.next_segment != ref.index or state.ended:
+            self.publish(failure_notification(ref, cause))
             return
         try:
             playlist = read_playlist(self.s3, ref.bucket, ref.playlist_key)
@@ -220,8 +220,13 @@ class Analyser:
             playlist = None
         listed = playlist is not None and ref.index < len(playlist.segments)
         end_s = playlist.segments[ref.index].end_s if playlist and listed else float(state.next_second)
-        skipped = replace(state, next_segment=ref.index + 1, detectors={},
-                          next_second=max(state.next_second, math.ceil(end_s - COVER_TOLERANCE_S)),
+        resume = max(state.next_second, math.ceil(end_s - COVER_TOLERANCE_S))
+        # The seconds still waiting for this segment (those starting before it, one segment of lag) are
+        # lost with it.
+        lost = resume > state.next_second
+        gap = f"; seconds {state.next_second} to {resume - 1} are not analysed" if lost else ""
+        self.publish(failure_notification(ref, cause + gap))
+        skipped = replace(state, next_segment=ref.index + 1, detectors={}, next_second=resume,
                           ended=bool(playlist and listed and playlist.ended
                                      and ref.index == len(playlist.segments) - 1))
         self.state.advance(skipped, etag)

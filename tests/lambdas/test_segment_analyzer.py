@@ -150,6 +150,8 @@ def test_a_poison_segment_is_dead_lettered_notified_and_skipped(world: World, st
     failures = [m for m in world.published if m["MessageAttributes"]["kind"]["StringValue"] != "defect"]
     assert len(failures) == 1 and failures[0]["Subject"] == "Stream cannot be analysed"
     assert "cam4" in failures[0]["Message"] and "segment 1" in failures[0]["Message"]
+    # Segment 0's seconds wait for segment 1's first pictures: they are lost with it, up to its end (6.4 s)
+    assert "seconds 0 to 6 are not analysed" in failures[0]["Message"]
     # The stream goes on after the gap (segment 1 ends at 6.4 s): from second 7, when segment 3 lands.
     assert world.deliver(keys[2:]) == []
     assert [e["seconds"] for m, e in world.log if m == "segment analysed"][-2:] == [[], [7, 8, 9, 10, 11, 12]]
