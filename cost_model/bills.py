@@ -43,6 +43,9 @@ def bill_lines(
         lines.append(priced_line(book, "sqs.request", "SQS", "requests", sqs))
     if bill.get("sns_publishes"):
         lines.append(priced_line(book, "sns.publish", "SNS", "publishes", bill["sns_publishes"]))
+    if bill.get("eventbridge_events"):  # the event-driven design's route (metering.bill.serverless_bill)
+        lines.append(priced_line(book, "events.s3_event", "EventBridge", "S3 object events",
+                                 bill["eventbridge_events"]))
     if bill.get("lambda_invocations"):
         lines.append(priced_line(book, "lambda.request", "Lambda", "requests", bill["lambda_invocations"]))
         lines.append(

@@ -156,3 +156,59 @@ def after_bill(usages: list[dict[str, Any]], *, wall_s: float, idle: list[dict[s
                                      "wall_s")} for u in usages],
         extra={"service_cpu_s": jobs_cpu},
     )
+
+
+SEGMENT_ANALYZER = "segment-analyzer"
+
+
+def cpu_priced_gb_seconds(cpu_s: float, memory_mb: int) -> float:
+    """The GB-seconds AWS would bill for `cpu_s` of single-threaded CPU work at `memory_mb`: Lambda gives a
+    function a CPU share proportional to its memory, a full vCPU at 1,769 MB (Lambda developer guide,
+    "Configuring Lambda function memory"), so the work lasts cpu_s / share seconds, each billed at
+    memory_mb / 1024 GB. LocalStack's process executor gives every function a whole core whatever its
+    memory, so its wall time would bill less than AWS would (and a busy host's contention more)."""
+    from lambdas.segment_analyzer.settings import FULL_VCPU_MB
+
+    share = min(1.0, memory_mb / FULL_VCPU_MB)
+    return cpu_s / share * memory_mb / 1024
+
+
+def serverless_bill(reports: dict[str, list[Report]], requests: list[dict[str, dict[str, int]]], *,
+                    stream_seconds: int, wall_s: float, segments: int, objects_written: int,
+                    corrective_action_puts: int = 0) -> Bill:
+    """The event-driven design's bill: the segment analyser's REPORT lines and the requests it logged
+    per invocation ("requests" lines), the corrective action's REPORT lines and records.
+
+    What the function does not see is counted from what the run did: every object written to the source
+    bucket (segments and playlist rewrites) is an S3 event ingested by EventBridge, priced as an opt-in
+    data event; each segment event is one SQS SendMessage (the rule's target); each analyser invocation
+    is one ReceiveMessage that returned its batch and one DeleteMessageBatch (the event source's, billed
+    to the queue's owner). The event source's empty long polls are a fixed cost per queue, not per
+    stream, and are not in a run's bill. The analyser's GB-seconds are priced from its CPU time
+    (`cpu_priced_gb_seconds`); the REPORT lines' GB-seconds stay beside them as `gb_seconds_local`."""
+    functions = _functions(reports)
+    analyzer = functions.get(SEGMENT_ANALYZER)
+    if analyzer is not None and analyzer["cpu_s"] is not None and analyzer["memory_mb"]:
+        analyzer["gb_seconds_local"] = analyzer["gb_seconds"]
+        analyzer["gb_seconds"] = round(cpu_priced_gb_seconds(analyzer["cpu_s"], analyzer["memory_mb"]), 4)
+    by_service: dict[str, list[dict[str, int]]] = {"s3": [], "sqs": [], "sns": []}
+    for logged in requests:
+        for service, counts in logged.items():
+            by_service.setdefault(service, []).append(counts)
+    s3_sources: dict[str, Counter[str]] = {SEGMENT_ANALYZER: Counter(merged(by_service["s3"]))}
+    if corrective_action_puts:
+        s3_sources[CORRECTIVE_ACTION] = Counter({"PutObject": corrective_action_puts})
+    invocations = len(reports.get(SEGMENT_ANALYZER, []))
+    sqs = Counter(merged(by_service["sqs"]))
+    sqs.update({"SendMessage": segments, "ReceiveMessage": invocations, "DeleteMessageBatch": invocations})
+    return Bill(
+        architecture="serverless",
+        stream_seconds=stream_seconds,
+        wall_s=wall_s,
+        s3_requests=s3_by_class(s3_sources),
+        sns_publishes=sum(c.get("Publish", 0) for c in by_service["sns"]),
+        lambda_functions=functions,
+        cpu_s=_total_cpu(functions),
+        sqs_requests=dict(sorted(sqs.items())),
+        extra={"eventbridge_events": objects_written, "segments": segments},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -46,8 +47,8 @@ def parse_reports(messages: Iterable[str]) -> list[Report]:
     return list(reports.values())
 
 
-def lambda_reports(logs: Any, function_name: str, since_ms: int) -> list[Report]:
-    """A function's REPORT lines since a time, from CloudWatch Logs (`logs`: a client)."""
+def log_messages(logs: Any, function_name: str, since_ms: int) -> list[str]:
+    """A function's log messages since a time, from CloudWatch Logs (`logs`: a client)."""
     messages: list[str] = []
     kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{function_name}", "startTime": since_ms}
     try:
@@ -59,7 +60,25 @@ def lambda_reports(logs: Any, function_name: str, since_ms: int) -> list[Report]
             kwargs["nextToken"] = page["nextToken"]
     except logs.exceptions.ResourceNotFoundException:
         return []
-    return parse_reports(messages)
+    return messages
+
+
+def lambda_reports(logs: Any, function_name: str, since_ms: int) -> list[Report]:
+    """A function's REPORT lines since a time, from CloudWatch Logs (`logs`: a client)."""
+    return parse_reports(log_messages(logs, function_name, since_ms))
+
+
+def logged_json(messages: list[str], message: str) -> list[dict[str, Any]]:
+    """The structured (Powertools) log lines whose message is `message`, one per request id."""
+    found: dict[str, dict[str, Any]] = {}
+    for text in messages:
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and line.get("message") == message:
+            found[str(line.get("function_request_id") or len(found))] = line
+    return list(found.values())
 
 
 def cpu_s(reports: list[Report]) -> float | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Live streams land under this prefix, one folder per stream (`sample_streams publish` writes there).
-LIVE_PREFIX = "live/"
+from lambdas.shared.live import LIVE_PREFIX
+
 # What the EventBridge rule lets through: the segments, not the playlist rewrites.
 SEGMENT_PATTERN = f"{LIVE_PREFIX}*.ts"
 # Lambda gives a function a full vCPU at 1,769 MB and a CPU share proportional to memory below it
