@@ -96,16 +96,19 @@ def summary_json(
 def outcome(
     status: str, lambda_defects: list[dict[str, Any]], monolith: list[dict[str, Any]] | None,
     after: tuple[str, list[dict[str, Any]]] | None = None,
+    serverless: tuple[str, list[dict[str, Any]]] | None = None,
 ) -> tuple[int, str | None]:
     """The demo's exit code and error: a failed run is 1; a run whose defects differ from `monolith
     analyze` on the same file is EXIT_DISAGREEMENT (a bug, not a line of output); else 0."""
-    if status != "SUCCEEDED" or (after is not None and after[0] != "SUCCEEDED"):
+    if status != "SUCCEEDED" or any(run is not None and run[0] != "SUCCEEDED" for run in (after, serverless)):
         return 1, None
     if monolith is None:
         return 0, None
     problems = [disagreement(lambda_defects, monolith)]
     if after is not None:
         problems.append(disagreement(after[1], monolith, path="the after"))
+    if serverless is not None:
+        problems.append(disagreement(serverless[1], monolith, path="the serverless design"))
     found = [p for p in problems if p]
     return (EXIT_DISAGREEMENT, "\n".join(found)) if found else (0, None)
 
@@ -133,10 +136,17 @@ def print_tables(summary: dict[str, Any]) -> None:
     after = summary.get("after")
     if after:
         print_run("after: one process per stream, fed by a queue", after, f"{after['tasks']} local task(s)")
+    third = summary.get("serverless")
+    if third:
+        print_run("serverless: segment -> queue -> one Lambda, in memory", third,
+                  f"{third['segments']} segments of 2 s")
     console.rule("bills, as measured")
     bills = {"before": before, **({"after": after} if after else {})}
+    bills.update({"serverless": third} if third else {})
     console.print(bills_table(bills))
     console.print(functions_table(before))
+    if third:
+        console.print(functions_table(third))
     console.print("  S3 requests by source: " + "; ".join(
         f"{arch} {src} " + ", ".join(f"{op} {n}" for op, n in ops.items())
         for arch, bill in bills.items() for src, ops in bill["s3_requests"]["by_source"].items()))
@@ -149,6 +159,10 @@ def print_tables(summary: dict[str, Any]) -> None:
         if ratio:
             console.print(f"  the before costs {ratio:,.1f}x the after per stream-hour "
                           f"({1 - 1 / ratio:.1%} less with the after)")
+        third_ratio = summary["prices"].get("serverless_to_after")
+        if third_ratio:
+            console.print(f"  the serverless design costs {third_ratio:,.1f}x the after per stream-hour; its "
+                          "GB-seconds are priced from CPU time at 1 vCPU per 1,769 MB (metering/bill.py)")
         console.print("  Measured on LocalStack on this machine: Lambda GB-seconds include each function's "
                       "cold start once, the\n  after's CPU time is priced as instance vCPU time with the "
                       "task's headroom (cost_model/bills.py).")
@@ -227,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output", help="default: demo-output/")
     parser.add_argument("--no-monolith", action="store_true", help="skip the monolith comparison")
     parser.add_argument("--no-after", action="store_true", help="run the before only")
+    parser.add_argument("--no-serverless", action="store_true",
+                        help="skip the event-driven serverless design (the third stack)")
     parser.add_argument("--tasks", type=int, default=1, help="local tasks of the after's service (default 1)")
     parser.add_argument("--live", action="store_true",
                         help="publish the stream as live HLS into S3 and follow it as it is written")
@@ -293,6 +309,14 @@ def main(argv: list[str] | None = None) -> int:
                     after = run_after(aws, stack, path, log_dir=out / "after-tasks", tasks=args.tasks,
                                       observer=observer, progress=_tracker(bars, task))
                 timings["after"] = after.wall_s
+            third = None
+            if not args.no_after and not args.no_serverless:
+                from demo.serverless import run_serverless
+
+                with progress() as bars:
+                    task = bars.add_task("serverless: segments", total=None)
+                    third = run_serverless(aws, stack, path, observer=observer, progress=_tracker(bars, task))
+                timings["serverless"] = third.wall_s
         finally:
             observer.close()
         monolith = None
@@ -302,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
             monolith = analyze(path)["defects"]
         summary = summary_json(result, timings=timings, truth=truth, monolith=monolith, after=after,
                                stream_path=path)
+        if third is not None:
+            from demo.serverless import add_to_summary
+
+            add_to_summary(summary, third, monolith, streams=SCENARIO_STREAMS, hours=SCENARIO_HOURS)
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if args.json:
             print(json.dumps(summary, indent=2))
@@ -309,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             print_tables(summary)
             print(f"\nwrote {out / 'summary.json'}")
         code, problem = outcome(result.status, result.defects, monolith,
-                                (after.status, after.defects) if after else None)
+                                (after.status, after.defects) if after else None,
+                                (third.status, third.defects) if third else None)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
         if result.status != "SUCCEEDED":
@@ -317,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         if after is not None and after.status != "SUCCEEDED":
             print(f"error: the after's run {after.status}: {after.error}", file=sys.stderr)
+        if third is not None and third.status != "SUCCEEDED":
+            print(f"error: the serverless design's run {third.status}: {third.error}", file=sys.stderr)
         return code
     except (DeployError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)

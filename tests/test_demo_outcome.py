@@ -57,6 +57,16 @@ def test_the_after_disagreeing_with_the_monolith_is_an_error_naming_the_after() 
     assert outcome("SUCCEEDED", [FREEZE], [FREEZE], ("SUCCEEDED", [FREEZE])) == (0, None)
 
 
+def test_the_serverless_design_disagreeing_is_an_error_naming_it() -> None:
+    both = ("SUCCEEDED", [FREEZE, DAMAGE])
+    code, message = outcome("SUCCEEDED", [FREEZE, DAMAGE], [FREEZE, DAMAGE], both, ("SUCCEEDED", [DAMAGE]))
+    assert code == EXIT_DISAGREEMENT
+    assert message is not None and message.startswith("the serverless design and `monolith analyze` disagree")
+    agree = ("SUCCEEDED", [FREEZE])
+    assert outcome("SUCCEEDED", [FREEZE], [FREEZE], agree, ("FAILED", [])) == (1, None)
+    assert outcome("SUCCEEDED", [FREEZE], [FREEZE], agree, agree) == (0, None)
+
+
 def test_summary_has_a_before_and_an_after_with_the_same_keys_and_both_bills_priced() -> None:
     from demo.__main__ import summary_json
     from demo.after import AfterRun
