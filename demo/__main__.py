@@ -1,4 +1,5 @@
-"""`python -m demo [--stream PATH] [--json]`: the before and the after, end to end, on LocalStack.
+"""`python -m demo [--stream PATH] [--json]`: the before, the after and the event-driven serverless design,
+end to end, on LocalStack.
 
 Starts LocalStack (host mode, its own data directory under the output folder, a free port), deploys the
 CDK app's two stacks with cdklocal, generates a sample stream with defects (unless --stream), and runs
@@ -6,12 +7,14 @@ the same stream through both architectures:
 
 - the before: the Step Functions workflow, a converter Lambda and three detector Lambdas;
 - the after: the service's container command as local processes fed by the after's queue (ECS is not
-  in LocalStack's free edition), frames in memory.
+  in LocalStack's free edition), frames in memory;
+- the serverless design: the stream published as live segments at full speed, each analysed in memory by
+  one Lambda (demo/serverless.py).
 
 It prints what each found, the notifications and the corrective actions (one topic and one
 corrective-action function for both), the two bills as measured and priced with the cost model's price
 table — per stream-hour and for the Prime-Video-like scenario — and writes `<out>/summary.json`. The
-defects of both must equal `monolith analyze` on the file: a difference is a bug, and the demo exits 3.
+defects of each must equal `monolith analyze` on the file: a difference is a bug, and the demo exits 3.
 LocalStack is always stopped.
 """
 
@@ -282,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             f"LocalStack 4.14.0 ready at {server.url} in {timings['localstack_start']:.1f} s "
             f"(log: {server.log_file})"
         )
-        log("deploying the CDK app's two stacks with cdklocal (bootstrap + synth + deploy) …")
+        log("deploying the CDK app's three stacks with cdklocal (bootstrap + synth + deploy) …")
         stack = deploy(server.url)
         timings["deploy"] = stack.deploy_s
         log(f"deployed {stack.name} and {stack.after.name if stack.after else '-'} in {stack.deploy_s:.1f} s")
