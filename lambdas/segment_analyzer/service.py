@@ -68,6 +68,10 @@ PLAYLIST_NAME = "index.m3u8"
 AUDIO_SLACK_S = 0.5
 FAILURE_SUBJECT = "Stream cannot be analysed"  # the before's and the after's subject
 STATE_PREFIX = "state/"  # the streams' states in the state bucket
+# Every architecture may follow the same live stream into the same results partition: this design's
+# objects are told apart by their part (`second=<n>.segments.json`), its notifications by an attribute.
+RESULTS_PART = "segments"
+DESIGN = "serverless"
 
 
 class NotYet(Exception):
@@ -281,7 +285,7 @@ class Analyser:
             records.append(make_record(ref.stream_id, ref.source, second.index, defects, {}))
         key = None
         if records:
-            key = result_key(state.started_at, ref.stream_id, records[0]["second"])
+            key = result_key(state.started_at, ref.stream_id, records[0]["second"], RESULTS_PART)
             body = "".join(json.dumps(r) + "\n" for r in records)
             self.s3.put_object(Bucket=self.results_bucket, Key=key, Body=body.encode(),
                                ContentType="application/json")
@@ -299,14 +303,15 @@ def defect_notification(ref: SegmentRef, second: int, defect: dict[str, Any]) ->
     return {
         "Message": json.dumps(message, separators=(",", ":")),
         "MessageAttributes": {"kind": _text("defect"), "defect_type": _text(str(defect["type"])),
-                              "stream_id": _text(ref.stream_id)},
+                              "stream_id": _text(ref.stream_id), "design": _text(DESIGN)},
     }
 
 
 def failure_notification(ref: SegmentRef | None, cause: str) -> dict[str, Any]:
     """The before's NotifyFailure message, to people: which segment of which stream, and why."""
     what = f"Stream {ref.stream_id} ({ref.source}) cannot be analysed at segment {ref.index}: " if ref else ""
-    attributes = {"kind": _text("stream_unreadable"), "error": _text("SegmentUnreadable")}
+    attributes = {"kind": _text("stream_unreadable"), "error": _text("SegmentUnreadable"),
+                  "design": _text(DESIGN)}
     if ref is not None:
         attributes["stream_id"] = _text(ref.stream_id)
     return {"Subject": FAILURE_SUBJECT, "Message": f"{what}{cause}", "MessageAttributes": attributes}

@@ -77,16 +77,20 @@ def wait_ended(aws: Aws, stack: ServerlessStack, stream_id: str, timeout_s: floa
 def records(aws: Aws, stack: ServerlessStack, stream_id: str) -> list[dict[str, Any]]:
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     prefix = f"{RESULTS_PREFIX}date={date}/stream={stream_id}/"
+    # The before writes its own records of the same live stream beside these (second=<n>.json).
     keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=stack.results_bucket, Prefix=prefix)
-            .get("Contents", [])]
+            .get("Contents", []) if o["Key"].endswith(".segments.json")]
     return [json.loads(line) for key in keys
             for line in aws.s3.get_object(Bucket=stack.results_bucket, Key=key)["Body"].read().decode()
             .splitlines()]
 
 
 def notified(observer: Observer, stream_id: str, kind: str = "defect") -> list[dict[str, Any]]:
+    # The before follows the same live streams (its own live input) and notifies the same topic: this
+    # design's messages carry design=serverless.
     return [n for n in observer.received
-            if n["attributes"].get("stream_id") == stream_id and n["attributes"].get("kind") == kind]
+            if n["attributes"].get("stream_id") == stream_id and n["attributes"].get("kind") == kind
+            and n["attributes"].get("design") == "serverless"]
 
 
 def duplicates(notifications: list[dict[str, Any]]) -> int:
@@ -130,7 +134,8 @@ def test_defects_equal_the_monolith_on_a_stream_published_as_segments(
     # over 9 s: its audio runs on past the last picture)
     seconds = sorted(r["second"] for r in records(aws, stack, stream_id))
     assert seconds == list(range(probe(published).seconds or 0)) and len(seconds) >= 9
-    # And the before's corrective action acted on each defect
+    # And the before's corrective action acted on each defect (an action's key is its stream, type and
+    # start: the before, following the same stream, acts on the same keys)
     prefix = f"{ACTIONS_PREFIX}{stream_id}/"
     wait_for("the corrective actions", lambda: len(aws.s3.list_objects_v2(
         Bucket=stack.results_bucket, Prefix=prefix).get("Contents", [])) >= len(expected), 60)
@@ -185,7 +190,8 @@ def test_a_poison_segment_goes_to_the_dead_letter_queue_with_a_notification(
     assert final["next_segment"] == 3
     failures = observer.drain(until=lambda _: bool(notified(observer, stream_id, "stream_unreadable")))
     (failure,) = [n for n in failures if n["attributes"].get("stream_id") == stream_id
-                  and n["attributes"].get("kind") == "stream_unreadable"]
+                  and n["attributes"].get("kind") == "stream_unreadable"
+                  and n["attributes"].get("design") == "serverless"]
     assert failure["subject"] == "Stream cannot be analysed" and "segment 1" in failure["message"]
 
     def dead_letters() -> list[str]:
@@ -213,7 +219,7 @@ def test_twenty_streams_at_once_each_give_the_monoliths_defects(
     for i in range(20):
         path = tmp_path / f"s{i}.mp4"
         generate_stream(path, duration_s=4, width=160, height=90, gop_s=1.0, seed=10 + i,
-                        defects=(Freeze(1.0 + (i % 3) * 0.2, 1.5),))
+                        defects=(Freeze(1.0, 2.0),))
         streams.append((f"many-{i:02d}-{uuid.uuid4().hex[:4]}", path))
 
     def one(item: tuple[str, Path]) -> list[dict[str, Any]]:
