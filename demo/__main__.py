@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         log("deploying the CDK app's three stacks with cdklocal (bootstrap + synth + deploy) …")
         stack = deploy(server.url)
         timings["deploy"] = stack.deploy_s
-        log(f"deployed {stack.name} and {stack.after.name if stack.after else '-'} in {stack.deploy_s:.1f} s")
+        names = [stack.name] + [s.name for s in (stack.after, stack.serverless) if s is not None]
+        log(f"deployed {', '.join(names)} in {stack.deploy_s:.1f} s")
         truth = None
         if args.stream:
             path = args.stream.resolve()
