@@ -46,6 +46,7 @@ def _log(message: str, extra: dict[str, Any]) -> None:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     COUNTER.reset()
-    response = process_batch(event.get("Records", []), ANALYSER, QUEUES, _log)
+    response = process_batch(event.get("Records", []), ANALYSER, QUEUES, _log,
+                             context.get_remaining_time_in_millis)
     logger.info("requests", extra={"requests": COUNTER.snapshot()})  # metering reads these
     return response

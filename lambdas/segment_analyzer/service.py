@@ -384,10 +384,17 @@ class Queues:
         self.sqs.send_message(QueueUrl=self.dead_letter_url, MessageBody=message.body)
 
 
+# A segment is not started with less time than this left: the batch's remaining messages are retried
+# (soon) instead of the whole batch timing out and waiting the queue's visibility timeout.
+RESERVE_MS = 15_000
+
+
 def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Queues,
-                  log: Callable[[str, dict[str, Any]], None]) -> dict[str, Any]:
+                  log: Callable[[str, dict[str, Any]], None],
+                  remaining_ms: Callable[[], int] | None = None) -> dict[str, Any]:
     """Analyse the batch's segments in (stream, segment) order; the partial batch response names the
-    messages to retry. A stream whose segment failed has its later segments retried too."""
+    messages to retry. A stream whose segment failed has its later segments retried too, and so is every
+    segment not started because the invocation's time (`remaining_ms`) was running out."""
     failures: list[str] = []
     parsed: list[tuple[Message, SegmentRef | None]] = []
     for record in records:
@@ -406,7 +413,7 @@ def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Que
     for message, ref in parsed:
         if ref is None or message.message_id in failures:
             continue
-        if ref.stream_id in blocked:
+        if ref.stream_id in blocked or (remaining_ms is not None and remaining_ms() < RESERVE_MS):
             failures.append(message.message_id)
             queues.retry_later(message)
             continue

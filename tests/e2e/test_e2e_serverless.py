@@ -231,7 +231,7 @@ def test_twenty_streams_at_once_each_give_the_monoliths_defects(
     with ThreadPoolExecutor(max_workers=20) as pool:
         expected = dict(zip([s for s, _ in streams], pool.map(one, streams), strict=True))
     for stream_id, _ in streams:
-        wait_ended(aws, stack, stream_id, timeout_s=300)
+        wait_ended(aws, stack, stream_id, timeout_s=600)  # the before follows the same 20 streams
     total = sum(len(e) for e in expected.values())
     observer.drain(until=lambda r: sum(len(notified(observer, s)) for s in expected) >= total, timeout_s=60)
     for stream_id, defects in expected.items():

@@ -51,13 +51,14 @@ class World:
         self.queues = Queues(sqs=self.sqs, queue_url=self.queue_url, dead_letter_url=self.dlq_url,
                              max_receives=3)
 
-    def deliver(self, keys: list[str], receive_count: int = 1) -> list[str]:
+    def deliver(self, keys: list[str], receive_count: int = 1, remaining_ms: Any = None) -> list[str]:
         """One batch of S3 notifications, one message per key; the message ids to retry."""
         records = [{"messageId": f"m-{key}-{receive_count}", "receiptHandle": "",
                     "attributes": {"ApproximateReceiveCount": str(receive_count)},
                     "body": json.dumps({"Records": [{"s3": {"bucket": {"name": BUCKET},
                                                             "object": {"key": key}}}]})} for key in keys]
-        response = process_batch(records, self.analyser, self.queues, lambda m, e: self.log.append((m, e)))
+        response = process_batch(records, self.analyser, self.queues, lambda m, e: self.log.append((m, e)),
+                                 remaining_ms)
         return [f["itemIdentifier"] for f in response["batchItemFailures"]]
 
     def defects(self) -> list[dict[str, Any]]:
@@ -121,6 +122,18 @@ def test_out_of_order_and_redelivered_segments_are_analysed_once(world: World, s
     seconds = [r["second"] for r in world.records()]
     assert sorted(seconds) == list(range(len(seconds)))  # each second recorded once
     assert len(world.defects()) == len({(d["type"], d["start_s"]) for d in world.defects()})
+
+
+def test_segments_are_not_started_when_the_invocation_runs_out_of_time(world: World, stream: Path) -> None:
+    report = published(world, stream, "cam6")
+    keys = [s.key for s in report.segments]
+    # Given an invocation with 20 s left, then 10 s (under the 15 s reserve) after its first segment
+    left = iter([20_000, 10_000, 10_000, 10_000])
+    failed = world.deliver(keys, remaining_ms=lambda: next(left))
+    # Then segment 0 is analysed and the others are handed back for a retry, not lost or timed out
+    assert failed == [f"m-{key}-1" for key in keys[1:]]
+    assert [e["segment"] for m, e in world.log if m == "segment analysed"] == [0]
+    assert world.deliver(keys[1:]) == []
 
 
 def test_a_concurrent_delivery_records_the_segment_once(world: World, stream: Path) -> None:
