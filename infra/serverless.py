@@ -22,6 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.bundling import SEGMENT_ANALYZER, lambda_code
+from infra.checkov import FUNCTION_SKIPS, SQS_MANAGED_SSE_SKIP, skip_check
 from infra.config import MonitorConfig
 from infra.functions import FunctionSpec, allow, lambda_function, removal_policy
 from infra.nag import acknowledge, acknowledge_object_prefix
@@ -43,6 +44,7 @@ class SegmentRoute(Construct):
         self.dead_letters = sqs.Queue(
             self, "DeadLetters", retention_period=DEAD_LETTER_RETENTION,
             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, removal_policy=removal)
+        skip_check(self.dead_letters, *SQS_MANAGED_SSE_SKIP)
         acknowledge(self.dead_letters, "AwsSolutions-SQS3",
                     "This is the dead-letter queue of the segment queue; a queue behind it would only move "
                     "the same failed segments once more.")
@@ -53,6 +55,7 @@ class SegmentRoute(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters,
                                                   max_receive_count=settings.max_receives),
             removal_policy=removal)
+        skip_check(self.queue, *SQS_MANAGED_SSE_SKIP)
         self.rule = events.Rule(
             self, "SegmentLanded",
             description="A live segment landed in a source bucket: analyse it",
@@ -76,9 +79,12 @@ class StreamStates(Construct):
             enforce_ssl=True,
             removal_policy=RemovalPolicy.DESTROY if config.sandbox else RemovalPolicy.RETAIN,
             auto_delete_objects=config.sandbox and not config.localstack)
-        acknowledge(self.bucket, "AwsSolutions-S1",
-                    "State bucket: one GET and one PUT per segment of every stream; an access-log line per "
-                    "request would cost as much as the requests, and the function logs each segment.")
+        no_logs = ("State bucket: one GET and one PUT per segment of every stream; an access-log line per "
+                   "request would cost as much as the requests, and the function logs each segment.")
+        acknowledge(self.bucket, "AwsSolutions-S1", no_logs)
+        skip_check(self.bucket, "CKV_AWS_18", no_logs)
+        skip_check(self.bucket, "CKV_AWS_21", "Each state object is rewritten once per segment under a "
+                   "conditional write; versions would keep one copy per segment of every stream for nothing.")
 
 
 class SegmentAnalyzer(Construct):
@@ -99,6 +105,12 @@ class SegmentAnalyzer(Construct):
             role_description="segment-analyzer: analyses each live segment of a stream in memory")
         self.function.node.default_child.add_property_override(  # type: ignore[union-attr]
             "ReservedConcurrentExecutions", settings.reserved_concurrency)
+        skip_check(self.function, "CKV_AWS_116", "SQS invokes this function through an event source mapping, "
+                   "never asynchronously; the queue's redrive policy and dead-letter queue hold what fails.")
+        skip_check(self.function, "CKV_AWS_117", "The function reaches only S3, SQS, SNS and X-Ray through "
+                   "their public endpoints; a VPC would add NAT gateways or interface endpoints and nothing "
+                   "to guard inside it.")
+        skip_check(self.function, "CKV_AWS_173", FUNCTION_SKIPS["CKV_AWS_173"])
         fn = self.function
         allow(fn, ["s3:GetObject"], [b.arn_for_objects(SEGMENT_READS) for b in shared.source_buckets])
         for bucket in shared.source_buckets:
