@@ -40,6 +40,7 @@ from metering.stepfunctions import continued_as, history, seconds_recorded, serv
 
 ProgressFn = Callable[[int, int | None], None]  # (stream-seconds done, total or None)
 POLL_S = 0.4
+BEFORE_RECORD = re.compile(r"/second=\d+\.json$")  # lambdas.shared.results.result_key without a part
 
 
 class RunError(RuntimeError):
@@ -296,7 +297,10 @@ def collect_run(aws: Aws, stack: Stack, observer: Observer, stream_id: str, sour
     `other_invocations`: Lambda invocations the workflow did not make (a live stream's starter)."""
     last = executions[-1]
     calls = service_calls([e for ex in executions for e in ex.events])
-    records = read_json_objects(aws, stack.results_bucket, result_keys(aws, stack, stream_id))
+    # Only the workflow's own records (second=<n>.json): on a live stream the other designs follow the
+    # same stream into the same partition, under keys of their own.
+    keys = [k for k in result_keys(aws, stack, stream_id) if BEFORE_RECORD.search(k)]
+    records = read_json_objects(aws, stack.results_bucket, keys)
     published = calls.get("sns:publish", 0)
     ours = [n for n in observer.drain(until=lambda got: notifications_for(got, stream_id) >= published)
             if stream_of(n) == stream_id]
