@@ -19,7 +19,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,25 @@ from lambdas.shared.media import StreamSecond
 from lambdas.shared.observability import MetricUnit, logger, metrics
 from lambdas.shared.request_counting import RequestCounter, Requests
 from lambdas.shared.results import make_record, result_key
+from monolith.live import (
+    ENDED,
+    FAILED,
+    FOLLOWING,
+    STALLED,
+    Checkpoint,
+    FollowerStore,
+    LeaseLost,
+    LiveInput,
+    LiveJob,
+    LiveTimings,
+    StopFollowing,
+    decoder_options,
+    is_s3_event,
+    live_jobs,
+    new_owner,
+    open_live,
+    origin_of,
+)
 from monolith.pipeline import run_detectors, select_detectors
 from settings import ServiceSettings
 
@@ -42,7 +61,11 @@ JOB_FIELDS = ("bucket", "key", "stream_id")
 FAILURE_SUBJECT = "Stream cannot be analysed"  # the before's NotifyFailure / NotifyRejected subject
 CHUNK = 1 << 20
 BILLED_SERVICES = ("s3", "sqs", "sns")  # every usage record names these, even with no requests
-OUTCOMES = ("analysed", "failed", "released")
+# analysed: to its end (a live stream: to EXT-X-ENDLIST); stalled: a live stream stopped growing;
+# duplicate: a live stream another worker follows (or has finished); ignored: an S3 event naming no
+# playlist to follow; superseded: another worker took the live stream over.
+OUTCOMES = ("analysed", "failed", "released", "stalled", "duplicate", "ignored", "superseded")
+STALL_SUBJECT = "Stream stalled"
 
 
 class Rejected(InvalidRequest):
@@ -61,6 +84,13 @@ class StreamJob:
     @property
     def source(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+
+def _json_or_none(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def job_request(body: str, message_id: str) -> dict[str, str]:
@@ -125,6 +155,16 @@ def failure_notification(request: dict[str, str], second: int, error: str, cause
                    f"analysed at second {second}: {cause}",
         "MessageAttributes": {"kind": _text("stream_unreadable"), "stream_id": _text(request["stream_id"]),
                               "error": _text(error)},
+    }
+
+
+def stall_notification(job: Any, second: int, stalled_s: float) -> dict[str, Any]:
+    """A live stream's playlist stopped growing: to people (not a defect for the corrective action)."""
+    return {
+        "Subject": STALL_SUBJECT,
+        "Message": f"Stream {job.stream_id} ({job.source}) stalled: its playlist has not grown for "
+                   f"{stalled_s:g} s; analysed up to second {second}",
+        "MessageAttributes": {"kind": _text("stream_stalled"), "stream_id": _text(job.stream_id)},
     }
 
 
@@ -281,6 +321,8 @@ class Worker:
             if self.should_stop():  # received while stopping (the last long poll): give it back untouched
                 self._set_visibility(delivery, 0)
                 outcome = "released"
+            elif is_s3_event(_json_or_none(delivery.body)):
+                outcome = self._live(json.loads(delivery.body), delivery, progress)
             else:
                 progress.request = job_request(delivery.body, delivery.message_id)
                 logger.append_keys(stream_id=progress.request["stream_id"])
@@ -332,6 +374,66 @@ class Worker:
         writer.flush()
         self._delete(delivery)  # only now: everything is written
         return "analysed"
+
+    # A live stream (monolith/live.py) ---------------------------------------------------------------
+    def _live(self, event: dict[str, Any], delivery: Delivery, progress: _Progress) -> str:
+        """Follow the stream whose playlist the S3 event names, unless another worker does."""
+        settings = self.settings
+        jobs = live_jobs(event, settings.live_prefix)
+        if not jobs:  # a segment, another prefix, S3's test event: nothing to follow
+            self._delete(delivery)
+            return "ignored"
+        job = jobs[0]  # EventBridge sends one object per event; S3 one record per notification
+        progress.request = {"bucket": job.bucket, "key": job.playlist_key, "stream_id": job.stream_id}
+        logger.append_keys(stream_id=job.stream_id)
+        if settings.source_buckets and job.bucket not in settings.source_buckets:
+            raise InvalidRequest(f"bucket {shown(job.bucket)} is not a source bucket of this stack")
+        store = FollowerStore(self.s3, settings.results_bucket)
+        checkpoint, etag = store.read(job.stream_id)
+        if checkpoint is None:
+            checkpoint = Checkpoint(job.stream_id, job.bucket, job.playlist_key,
+                                    date=delivery.sent_at.date().isoformat())
+        elif checkpoint.status in (ENDED, FAILED) or checkpoint.held(time.time(), settings.lease_s):
+            self._delete(delivery)  # a rewrite of a playlist someone follows, or of a finished stream
+            return "duplicate"
+        elif checkpoint.status == STALLED and not self._grew(job, checkpoint):
+            self._delete(delivery)  # a late copy of a notification from before the stall
+            return "duplicate"
+        else:
+            checkpoint.takeovers += 1  # its follower died, stopped or reported a stall: go on from it
+        checkpoint.owner, checkpoint.status, checkpoint.reason = new_owner(), FOLLOWING, None
+        try:
+            etag = store.write(checkpoint, etag)
+        except LeaseLost:  # another worker took it between our read and our write
+            self._delete(delivery)
+            return "duplicate"
+        logger.info("following", extra={"from_second": checkpoint.next_second,
+                                        "from_segment": checkpoint.resume_segment,
+                                        "takeovers": checkpoint.takeovers})
+        follow = _Follow(self, job, delivery, progress, store, checkpoint, etag)
+        try:
+            return follow.run()
+        except (StreamUnreadable, UnreadableStreamError) as error:
+            return follow.failed(error)
+        except StopFollowing:
+            return follow.release()
+        except LeaseLost:
+            logger.warning("another worker took the stream over", extra={"second": progress.second})
+            self._delete(delivery)
+            return "superseded"
+        except Exception:
+            follow.release(visible_in=settings.retry_delay_s)  # let the retry (or anyone) take it at once
+            raise
+
+    def _grew(self, job: LiveJob, checkpoint: Checkpoint) -> bool:
+        """Whether a stalled stream's playlist lists more than it did at the stall (one GET)."""
+        from lambdas.shared.live import PlaylistUnreadable, read_playlist
+
+        try:
+            playlist = read_playlist(self.s3, job.bucket, job.playlist_key)
+        except PlaylistUnreadable:
+            return True  # let the follower report why
+        return len(playlist.segments) > checkpoint.segments_listed or playlist.ended
 
     def _fail(self, delivery: Delivery, progress: _Progress, error: Exception) -> None:
         """Retry after `retry_delay_s`; on the last receive, write what was analysed, notify once, and let
@@ -389,3 +491,155 @@ class Worker:
             with single_metric(name="Defects", unit=MetricUnit.Count, value=found,
                                namespace=metrics.namespace) as metric:
                 metric.add_dimension(name="detector", value=name)
+
+
+# --- following a live stream ---------------------------------------------------------------------
+class _Follow:
+    """One worker following one live stream from its checkpoint: the loop of `_analyse` over seconds that
+    arrive, with the checkpoint written after each results batch and each defect notification."""
+
+    def __init__(self, worker: Worker, job: LiveJob, delivery: Delivery, progress: _Progress,
+                 store: FollowerStore, checkpoint: Checkpoint, etag: str) -> None:
+        self.worker, self.job, self.delivery, self.progress = worker, job, delivery, progress
+        self.settings = worker.settings
+        self.store, self.checkpoint, self.etag = store, checkpoint, etag
+        self.states: dict[str, Any] = {name: checkpoint.states.get(name) for name in worker.detectors}
+        self.writer = progress.writer = ResultsWriter(
+            worker.s3, self.settings.results_bucket, checkpoint.date, job.stream_id,
+            self.settings.results_batch_seconds, worker.part, pending=list(checkpoint.pending))
+        self.timings = LiveTimings()
+        self.reported_second = checkpoint.next_second  # seconds from here on are not in a progress line yet
+        self.reader: LiveInput | None = None
+        self.extended_at = time.monotonic()
+        progress.second = checkpoint.next_second
+
+    def run(self) -> str:
+        settings, checkpoint = self.settings, self.checkpoint
+        reader = self.reader = LiveInput(
+            self.worker.s3, self.job, start_segment=checkpoint.resume_segment, poll_s=settings.live_poll_s,
+            stall_timeout_s=settings.stall_timeout_s, missing_timeout_s=settings.missing_timeout_s,
+            on_wait=self.keep_alive, timings=self.timings)
+        if checkpoint.resume_segment == 0:  # from the start: the first segment tells the decoder options
+            reader.buffer = reader.next_bytes()
+            if reader.ended_by is None:
+                checkpoint.decoder_options = decoder_options(reader.buffer, self.job.source)
+        container, info = open_live(reader, self.job.source, checkpoint.decoder_options)
+        if checkpoint.origin_s is None:
+            checkpoint.origin_s = origin_of(container)
+        stall: dict[str, Any] | None = None  # the checkpoint before the seconds analysed after a stall
+        worker = self.worker
+        for second in iter_seconds(self.job.source, info, opened=container, origin_s=checkpoint.origin_s,
+                                   first_second=checkpoint.next_second):
+            if reader.ended_by == STALLED and stall is None:
+                stall = self.snapshot()
+            self.progress.second = second.index
+            found = run_detectors(second, worker.detectors, self.states)
+            for defect in found:  # known now: tell the corrective action at once
+                worker.sns.publish(TopicArn=settings.topic_arn, **defect_notification(
+                    self.job, second.index, self.delivery.message_id, defect))
+                checkpoint.notified += 1
+                logger.info("defect found", extra={"defect": defect, "second": second.index,
+                                                   "published_at": time.time()})
+            self.progress.defects += found
+            self.writer.add(make_record(self.job.stream_id, self.job.source, second.index, found, {}))
+            self.timings.second_done_at[second.index] = time.time()
+            self.progress.second = second.index + 1
+            if found or not self.writer.pending:  # a defect published or a batch written: checkpoint
+                self.save()
+            if worker.should_stop():
+                raise StopFollowing
+        self.writer.flush()
+        if reader.ended_by == STALLED:
+            return self.stalled(stall or self.snapshot())
+        checkpoint.status = ENDED
+        self.save()
+        worker._delete(self.delivery)
+        return "analysed"
+
+    # checkpoints ---------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """What a taker-over needs to go on after the seconds analysed so far."""
+        next_second = self.progress.second
+        resume = self.reader.resume_segment(next_second) if self.reader else self.checkpoint.resume_segment
+        return {"next_second": next_second, "resume_segment": resume,
+                "states": json.loads(json.dumps(self.states)), "pending": list(self.writer.pending)}
+
+    def save(self, snapshot: dict[str, Any] | None = None) -> None:
+        """Write the checkpoint (renewing the lease); log the lag figures of the seconds done since."""
+        checkpoint = self.checkpoint
+        for name, value in (snapshot or self.snapshot()).items():
+            setattr(checkpoint, name, value)
+        if self.reader is not None:
+            checkpoint.segments_listed = len(self.reader.playlist.segments)
+        self.etag = self.store.write(checkpoint, self.etag)
+        self.report_progress()
+
+    def report_progress(self) -> None:
+        """One "live progress" line per checkpoint: when each second since the last line was done and
+        each segment read (epoch seconds), for the lag to the live edge (monolith/serve.py read_live)."""
+        done = {n: t for n, t in self.timings.second_done_at.items() if n >= self.reported_second}
+        if not done and not self.timings.segment_read_at:
+            return
+        logger.info("live progress", extra={"live": {
+            "seconds_done_at": {str(n): round(t, 3) for n, t in sorted(done.items())},
+            "segments_read_at": {str(n): round(t, 3)
+                                 for n, t in sorted(self.timings.segment_read_at.items())},
+        }})
+        self.reported_second = max(done, default=self.reported_second - 1) + 1
+        self.timings.segment_read_at.clear()
+
+    def keep_alive(self) -> None:
+        """Called while waiting at the live edge: the message stays ours (wall-clock heartbeats: live,
+        stream time is wall time), the lease stays ours, and a stop request is heard."""
+        settings = self.settings
+        if time.monotonic() - self.extended_at >= settings.heartbeat_seconds:
+            self.worker._set_visibility(self.delivery, settings.visibility_timeout_s)
+            self.extended_at = time.monotonic()
+        if time.time() - self.checkpoint.written_at >= settings.lease_s / 3:
+            self.save()
+        if self.worker.should_stop():
+            raise StopFollowing
+
+    # endings -------------------------------------------------------------------------------------
+    def stalled(self, before_tail: dict[str, Any]) -> str:
+        """The playlist stopped growing: what was published is analysed (results written), the checkpoint
+        goes back to before the seconds analysed as the stream's end, so that if the stream grows again a
+        worker goes on from there; people are told."""
+        self.checkpoint.status = STALLED
+        self.checkpoint.reason = f"no new segment for {self.settings.stall_timeout_s:g} s"
+        self.checkpoint.owner = ""
+        self.save(before_tail)
+        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **stall_notification(
+            self.job, self.progress.second, self.settings.stall_timeout_s))
+        logger.warning("stream stalled", extra={"seconds_done": self.progress.second,
+                                                "segments_listed": self.checkpoint.segments_listed})
+        self.worker._delete(self.delivery)
+        return "stalled"
+
+    def failed(self, error: Exception) -> str:
+        """A live stream cannot wait for retries: the reason is final (notified once, recorded in the
+        follower record so that later playlist notifications are dropped), the message deleted."""
+        name = error_name(error)
+        cause = error.reason if isinstance(error, UnreadableStreamError) else str(error)
+        logger.warning("job failed", extra={"error": name, "reason": cause, "second": self.progress.second,
+                                            "final": True})
+        self.writer.flush()
+        self.checkpoint.status, self.checkpoint.reason = FAILED, f"{name}: {cause}"
+        with suppress(LeaseLost):
+            self.save()
+        assert self.progress.request is not None
+        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **failure_notification(
+            self.progress.request, self.progress.second, name, cause))
+        self.progress.gave_up = True
+        self.worker._delete(self.delivery)
+        return "failed"
+
+    def release(self, visible_in: int = 0) -> str:
+        """Stopping: checkpoint, give the lease up (owner "") and the message back, so that another worker
+        goes on at once."""
+        self.checkpoint.owner = ""
+        with suppress(LeaseLost, ClientError):
+            self.save()
+        self.worker._set_visibility(self.delivery, visible_in)
+        logger.info("job released", extra={"seconds_done": self.progress.second})
+        return "released"

@@ -35,6 +35,10 @@ SERVE_COMMAND = ("python", "-m", "monolith", "serve")
 STOP_TIMEOUT_S = 120
 # Powertools names the service's logs and metrics with it (the before's functions use their role).
 SERVICE_NAME = "monolith-service"
+# Live streams (monolith/live.py): playlists notified under this prefix of a source bucket are followed;
+# each followed stream's lease and checkpoint is one object under FOLLOWERS_PREFIX of the results bucket.
+LIVE_PREFIX = "live/"
+FOLLOWERS_PREFIX = "followers/"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ class ServiceSettings:
     max_receives: int = 3  # receives before a job goes to the dead-letter queue
     receive_wait_s: int = 20  # SQS long polling
     retry_delay_s: int = 10  # a failed job is received again after this long (until max_receives)
+    # Live streams (monolith/live.py)
+    live_prefix: str = LIVE_PREFIX
+    live_poll_s: float = 0.5  # playlist GETs at the live edge: one per poll
+    stall_timeout_s: float = 30.0  # a playlist that has not grown for this long: stalled
+    missing_timeout_s: float = 10.0  # a listed segment still absent from S3 after this long: failed
+    lease_s: float = 180.0  # a follower not heard of (record not written) for this long is replaced
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "results_batch_seconds", "heartbeat_seconds", "visibility_timeout_s",
@@ -61,6 +71,13 @@ class ServiceSettings:
             raise ValueError(f"receive_wait_s must be within 0..20 (SQS), got {self.receive_wait_s}")
         if not 0 <= self.retry_delay_s <= 43_200:
             raise ValueError(f"retry_delay_s must be within 0..43200 (SQS), got {self.retry_delay_s}")
+        if not 0 < self.live_poll_s <= self.stall_timeout_s:
+            raise ValueError(f"need 0 < live_poll_s <= stall_timeout_s, got {self.live_poll_s} and "
+                             f"{self.stall_timeout_s}")
+        if self.missing_timeout_s < 0:
+            raise ValueError(f"missing_timeout_s must be >= 0, got {self.missing_timeout_s}")
+        if self.lease_s <= max(self.live_poll_s, 1):
+            raise ValueError(f"lease_s must be longer than a poll and a second, got {self.lease_s}")
         if self.visibility_timeout_s > 43_200:
             raise ValueError(f"visibility_timeout_s must be at most 43200 (SQS), "
                              f"got {self.visibility_timeout_s}")
@@ -84,6 +101,12 @@ class ServiceSettings:
             default = field.default
             if isinstance(default, tuple):
                 values[field.name] = tuple(v.strip() for v in raw.split(",") if v.strip())
+            elif isinstance(default, float):
+                try:
+                    values[field.name] = float(raw)
+                except ValueError:
+                    raise ValueError(f"{ENV_PREFIX}{field.name.upper()} must be a number, got {raw!r}"
+                                     ) from None
             elif isinstance(default, int):
                 try:
                     values[field.name] = int(raw)

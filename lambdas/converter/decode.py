@@ -274,19 +274,26 @@ def _mpeg4_encoder_data(source: str) -> tuple[dict[str, str], list[float], str |
 
 
 def iter_seconds(
-    path: str | Path, info: StreamInfo | None = None, *, threads: int = DEFAULT_THREADS
+    path: str | Path, info: StreamInfo | None = None, *, threads: int = DEFAULT_THREADS,
+    opened: av.container.InputContainer | None = None, first_second: int = 0,
 ) -> Iterator[StreamSecond]:
     """Yield every second of the stream in order, decoding it once from start to end.
 
     Without a duration in the header the stream is read to its end, and its last second is the one that
     holds the latest picture, sound or audio packet: what random access finds by looking past a second.
+
+    A live stream comes `opened` (a container over a reader that waits for the next segment; `path` only
+    names it), and when it is taken up mid-stream, at a segment that starts on a keyframe at or before
+    `first_second` - AUDIO_PREROLL_S, with the stream's origin in `info.origin_s` (its first timestamp,
+    from the first segment) so that times stay the stream's; seconds before `first_second` are not given
+    out.
     """
     source = str(path)
     info = info or probe(source)
     known = info.seconds
-    with _open(source) as container:
+    with opened or _open(source) as container:
         last = known - 1 if known is not None else None
-        yield from _seconds(container, info, _origin_s(container, info), threads=threads, first=0,
+        yield from _seconds(container, info, _origin_s(container, info), threads=threads, first=first_second,
                             video_from_s=None, last=last, stop=None, to_end=known is None)
 
 
