@@ -1,6 +1,7 @@
 """The after stack, `StreamQuality-after-<stage>`: the monolith as a queue-driven service on ECS.
 
-It owns only what the before has no equivalent of: the job queue and its dead-letter queue, and (on AWS)
+It owns only what the before has no equivalent of: the job queue and its dead-letter queue, the rule that
+turns a live playlist written to a source bucket into a job, and (on AWS)
 the network, the ECS cluster on EC2 and the service. The source and results buckets, the topic and the
 corrective-action function are the before stack's (infra/shared.py), passed in, not copied.
 """
@@ -14,9 +15,10 @@ from constructs import Construct
 
 from infra.after_config import AfterConfig
 from infra.config import MonitorConfig
-from infra.jobs import JobQueue
+from infra.jobs import JobQueue, LivePlaylists
 from infra.service import MonitorService
 from infra.shared import SharedResources
+from lambdas.shared.live import LIVE_PREFIX
 from settings import ServiceSettings
 
 
@@ -32,6 +34,9 @@ class StreamQualityAfterStack(Stack):
         queue_settings = ServiceSettings()
         jobs = JobQueue(self, "Jobs", config=config, settings=queue_settings)
         self.jobs = jobs
+        # A live stream's job: the S3 event of its playlist (monolith/live.py follows it).
+        self.live = LivePlaylists(self, "LivePlaylists", buckets=shared.source_buckets, prefix=LIVE_PREFIX,
+                                  queue=jobs.queue)
         self.service: MonitorService | None = None
         if not config.localstack:  # ECS is not in LocalStack's free edition: local processes stand in
             settings = ServiceSettings(

@@ -32,8 +32,9 @@ from infra.config import MonitorConfig
 from infra.functions import stage_log_group
 from infra.nag import acknowledge, acknowledge_object_prefix
 from infra.shared import SharedResources
+from lambdas.shared.live import LIVE_PREFIX
 from lambdas.shared.results import RESULTS_PREFIX
-from settings import STOP_TIMEOUT_S, ServiceSettings
+from settings import FOLLOWERS_PREFIX, STOP_TIMEOUT_S, ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent  # the Dockerfile's build context (.dockerignore trims it)
 CONTAINER_NAME = "monitor"
@@ -198,21 +199,34 @@ class MonitorService(Construct):
     def _grant(self, role: iam.IRole, shared: SharedResources, config: MonitorConfig) -> None:
         """Least privilege beyond the pattern's SQS consume grant: read streams, write results, publish."""
         streams = f"{STREAMS_PREFIX}*"
+        live = f"{LIVE_PREFIX}*"
         results = f"{RESULTS_PREFIX}*"
+        followers = f"{FOLLOWERS_PREFIX}*"
         # GetObject also authorises HeadObject; the task lists nothing and writes nothing else.
         role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:GetObject"], resources=[b.arn_for_objects(streams) for b in shared.source_buckets]))
+            actions=["s3:GetObject"], resources=[b.arn_for_objects(prefix) for b in shared.source_buckets
+                                                 for prefix in (streams, live)]))
         if config.source_kms_key_arns:  # imported source buckets with SSE-KMS: reading needs the key
             role.add_to_principal_policy(iam.PolicyStatement(
                 actions=["kms:Decrypt"], resources=list(config.source_kms_key_arns)))
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:PutObject"], resources=[shared.results_bucket.arn_for_objects(results)]))
+        # Live streams: each followed stream's lease and checkpoint (monolith/live.py)
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:PutObject"],
+            resources=[shared.results_bucket.arn_for_objects(followers)]))
         # sns:Publish on the one topic, plus the key's data-key actions if the topic has a customer key.
         shared.topic.grant_publish(role)
         for bucket in shared.source_buckets:
             acknowledge_object_prefix(role, bucket, streams,
                                       "Streams are uploaded under streams/ with keys unknown in advance; "
                                       "the task only reads them (GetObject).")
+            acknowledge_object_prefix(role, bucket, live,
+                                      "Live streams' playlists and segments are written under live/ with "
+                                      "keys unknown in advance; the task only reads them (GetObject).")
+        acknowledge_object_prefix(role, shared.results_bucket, followers,
+                                  "One lease-and-checkpoint object per live stream followed, keyed by "
+                                  "stream id under followers/: read and written conditionally.")
         acknowledge_object_prefix(role, shared.results_bucket, results,
                                   "Results objects are keyed by date, stream and second under results/; "
                                   "the task only creates them (PutObject).")

@@ -266,6 +266,7 @@ def usage_record(*, job_id: str | None, stream_id: str | None, stream_seconds: i
 class _Progress:
     request: dict[str, str] | None = None
     second: int = 0  # the second being analysed (the next one once a second is done)
+    first_second: int = 0  # where this job started (a live stream taken over from a checkpoint: later)
     defects: list[dict[str, Any]] = field(default_factory=list)
     writer: ResultsWriter | None = None
     gave_up: bool = False  # the failure was final: notified, and the message is left to the dead-letter queue
@@ -337,8 +338,8 @@ class Worker:
         self.job_wall_s += wall_s
         usage = usage_record(
             job_id=delivery.message_id, stream_id=(progress.request or {}).get("stream_id"),
-            stream_seconds=progress.second, outcome=outcome, defects=len(progress.defects),
-            requests=self.counter.take(), cpu_s=cpu_s, wall_s=wall_s)
+            stream_seconds=progress.second - progress.first_second, outcome=outcome,
+            defects=len(progress.defects), requests=self.counter.take(), cpu_s=cpu_s, wall_s=wall_s)
         logger.info("job finished", extra={"usage": usage})
         self._metrics(usage, progress)
         logger.remove_keys(["job_id", "receive_count", "stream_id"])
@@ -511,7 +512,7 @@ class _Follow:
         self.reported_second = checkpoint.next_second  # seconds from here on are not in a progress line yet
         self.reader: LiveInput | None = None
         self.extended_at = time.monotonic()
-        progress.second = checkpoint.next_second
+        progress.second = progress.first_second = checkpoint.next_second
 
     def run(self) -> str:
         settings, checkpoint = self.settings, self.checkpoint

@@ -345,7 +345,7 @@ def test_the_after_stack_is_deployed_beside_the_before_with_the_services_queue_s
     # Then on LocalStack the after is its two queues: no cluster, service or Auto Scaling group
     kinds = {r["ResourceType"] for r in cloudformation.describe_stack_resources(
         StackName=deployed.name)["StackResources"]}
-    assert kinds - {"AWS::CDK::Metadata"} == {"AWS::SQS::Queue", "AWS::SQS::QueuePolicy"}
+    assert kinds - {"AWS::CDK::Metadata"} == {"AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Events::Rule"}
     # And it shares the before's buckets and topic rather than having its own
     assert (deployed.source_bucket, deployed.results_bucket, deployed.topic_arn) == (
         before.source_bucket, before.results_bucket, before.topic_arn)

@@ -264,8 +264,29 @@ def test_job_queue_redrives_to_the_dead_letter_queue(default: Synthesized) -> No
         assert queues[key]["Properties"]["SqsManagedSseEnabled"] is True
         (policy,) = [p for p in of_type(default.after, "AWS::SQS::QueuePolicy").values()
                      if p["Properties"]["Queues"] == [{"Ref": key}]]
-        (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+        deny, *allowed = policy["Properties"]["PolicyDocument"]["Statement"]
         assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+        # Only the live-playlist rule may send, and only to the job queue
+        (rule,) = of_type(default.after, "AWS::Events::Rule")
+        assert [(a["Principal"], a["Action"][0], a["Condition"]) for a in allowed] == (
+            [({"Service": "events.amazonaws.com"}, "sqs:SendMessage",
+              {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}})] if key == jobs else [])
+
+
+def test_live_playlists_written_to_the_source_bucket_become_jobs(default: Synthesized) -> None:
+    jobs, _ = queue_ids(default.after)
+    source = before_id(default.before, "AWS::S3::Bucket", "StorageSource")
+    # The before's source bucket sends its object events to EventBridge (no notification custom resource)
+    bucket = default.before["Resources"][source]["Properties"]
+    assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    # And the after's rule sends the playlists written under live/ (not segments, not other prefixes) of
+    # that bucket to the job queue
+    (rule,) = of_type(default.after, "AWS::Events::Rule").values()
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.s3"], "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [{"Fn::ImportValue": export_of(default.before, source)}]},
+                   "object": {"key": [{"wildcard": "live/*.m3u8"}]}}}
+    assert rule["Properties"]["Targets"] == [{"Arn": {"Fn::GetAtt": [jobs, "Arn"]}, "Id": "Target0"}]
 
 
 def test_service_scales_out_on_waiting_jobs_and_in_on_idle_cpu(default: Synthesized,
@@ -314,8 +335,9 @@ def test_task_role_has_only_what_the_service_does(default: Synthesized) -> None:
         (json.dumps(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
                      "sqs:DeleteMessage", "sqs:GetQueueAttributes"]),
          json.dumps({"Fn::GetAtt": [jobs, "Arn"]})),
-        (json.dumps(["s3:GetObject"]), json.dumps(objects(source, "streams/"))),
+        (json.dumps(["s3:GetObject"]), json.dumps([objects(source, "streams/"), objects(source, "live/")])),
         (json.dumps(["s3:PutObject"]), json.dumps(objects(results, "results/"))),
+        (json.dumps(["s3:GetObject", "s3:PutObject"]), json.dumps(objects(results, "followers/"))),
         (json.dumps(["sns:Publish"]), json.dumps({"Fn::ImportValue": export_of(default.before, topic)})),
     ])
     assert got == expected
@@ -458,7 +480,7 @@ def test_after_outputs_name_its_queues_and_the_shared_resources(default: Synthes
 
 def test_localstack_variant_has_the_queues_and_outputs_but_no_ecs(localstack: Synthesized) -> None:
     kinds = {r["Type"] for r in localstack.after["Resources"].values()}
-    assert kinds == {"AWS::SQS::Queue", "AWS::SQS::QueuePolicy"}
+    assert kinds == {"AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Events::Rule"}
     jobs, _ = queue_ids(localstack.after)
     assert localstack.after["Resources"][jobs]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 3
     assert set(localstack.after["Outputs"]) == {"JobQueueUrl", "DeadLetterQueueUrl", "SourceBucket",
@@ -503,8 +525,8 @@ def test_imported_source_buckets_are_read_under_their_streams_prefix() -> None:
     assert env(synthesized.after)["MONITOR_SOURCE_BUCKETS"] == "cams-eu,cams-us"
     (read,) = [s for s in statements(synthesized.after, TASK_ROLE) if s["Action"] == "s3:GetObject"]
     assert read["Resource"] == [
-        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{name}/streams/*"]]}
-        for name in ("cams-eu", "cams-us")]
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{name}/{prefix}/*"]]}
+        for name in ("cams-eu", "cams-us") for prefix in ("streams", "live")]
     # SSE-KMS objects: Decrypt on exactly the given key, nothing else of KMS
     kms = [s for s in statements(synthesized.after, TASK_ROLE)
            if any(a.startswith("kms:") for a in as_list(s["Action"]))]
