@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -35,6 +36,8 @@ from demo.run import (
 from metering import Bill, after_bill
 from metering.lambda_logs import Report
 from monolith.local_tasks import LocalTasks
+from monolith.serve import read_live
+from sample_streams.publish import PublishFaults, PublishReport, publish
 from settings import ServiceSettings
 
 POLL_S = 0.5
@@ -182,3 +185,165 @@ def _await_job(local: LocalTasks, stream_id: str, total: int | None, progress: P
             progress(0, total)
         time.sleep(POLL_S)
     raise RunError(f"stream {stream_id} not finished by the after after {timeout_s:.0f} s")
+
+
+# --- live streams --------------------------------------------------------------------------------
+# Lag that grows by more than this per stream-second (least squares over the stream) falls behind the
+# live edge: the analysis runs slower than 1/(1 + slope) of real time.
+KEEP_UP_SLOPE = 0.05
+LIVE_OUTCOMES = ("analysed", "stalled", "failed")  # a live job that ends the stream's following
+
+
+@dataclass(frozen=True)
+class LagStats:
+    """Lag to the live edge over a stream: p50, p95 and max in seconds, and its growth per stream-second."""
+
+    count: int
+    p50_s: float | None
+    p95_s: float | None
+    max_s: float | None
+    slope: float | None  # seconds of lag gained per stream-second (None: fewer than 2 points)
+
+    @property
+    def keeps_up(self) -> bool:
+        return self.slope is None or self.slope <= KEEP_UP_SLOPE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "keeps_up": self.keeps_up}
+
+
+def lag_stats(points: list[tuple[float, float]]) -> LagStats:
+    """Percentiles (numpy's linear interpolation) and least-squares slope of (stream time, lag) points."""
+    import numpy as np
+
+    if not points:
+        return LagStats(0, None, None, None, None)
+    at = np.array([p[0] for p in points], dtype=float)
+    lags = np.array([p[1] for p in points], dtype=float)
+    slope = float(np.polyfit(at, lags, 1)[0]) if len(points) > 1 and np.ptp(at) > 0 else None
+    return LagStats(len(points), round(float(np.percentile(lags, 50)), 3),
+                    round(float(np.percentile(lags, 95)), 3), round(float(lags.max()), 3),
+                    None if slope is None else round(slope, 4))
+
+
+@dataclass
+class LiveLag:
+    """Per stream-second: from its segment landing in S3 (the publisher's report) to its analysis being
+    complete (the service's "live progress" lines); per defect: from the segment that made it known
+    landing to its notification being published."""
+
+    seconds: list[tuple[int, float]]
+    defects: list[dict[str, Any]]  # {type, start_s, second, lag_s}
+
+    @property
+    def second_stats(self) -> LagStats:
+        return lag_stats([(float(n), lag) for n, lag in self.seconds])
+
+    @property
+    def defect_stats(self) -> LagStats:
+        return lag_stats([(float(d["second"]), d["lag_s"]) for d in self.defects])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seconds": self.second_stats.as_dict(), "defects": self.defect_stats.as_dict(),
+                "defect_lags": self.defects}
+
+
+def live_lag(report: PublishReport, live: dict[str, Any]) -> LiveLag:
+    """`live` is one stream's entry of `monolith.serve.read_live`."""
+    seconds = []
+    for second, done_at in sorted(live["seconds_done_at"].items()):
+        landed = report.landed_at(second)
+        if landed is not None:
+            seconds.append((second, round(done_at - landed, 3)))
+    defects = []
+    for found in live["defects"]:
+        landed = report.landed_at(found["second"])
+        if landed is not None:
+            defects.append({"type": found["defect"]["type"], "start_s": found["defect"]["start_s"],
+                            "second": found["second"], "lag_s": round(found["published_at"] - landed, 3)})
+    return LiveLag(seconds, defects)
+
+
+class Publisher:
+    """`sample_streams publish` in a thread: the live source the after follows."""
+
+    def __init__(self, aws: Aws, bucket: str, source: Path, stream_id: str, **options: Any) -> None:
+        self.report: PublishReport | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(aws, bucket, source, stream_id, options),
+                                       name=f"publish-{stream_id}", daemon=True)
+
+    def _run(self, aws: Aws, bucket: str, source: Path, stream_id: str, options: dict[str, Any]) -> None:
+        try:
+            self.report = publish(source, s3=aws.s3, bucket=bucket, stream_id=stream_id, **options)
+        except BaseException as error:  # handed to the caller by result()
+            self.error = error
+
+    def start(self) -> Publisher:
+        self.thread.start()
+        return self
+
+    def result(self, timeout_s: float | None = None) -> PublishReport:
+        self.thread.join(timeout_s)
+        if self.thread.is_alive():
+            raise RunError("the publisher did not finish in time")
+        if self.error is not None:
+            raise self.error
+        assert self.report is not None
+        return self.report
+
+
+def await_live(local: LocalTasks, stream_id: str, timeout_s: float,
+               outcomes: tuple[str, ...] = LIVE_OUTCOMES) -> dict[str, Any]:
+    """The usage of the first job that ended following `stream_id` with one of `outcomes`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for usage in local.usage():
+            if usage.get("stream_id") == stream_id and usage.get("outcome") in outcomes:
+                return usage
+        time.sleep(POLL_S)
+    tails = "\n".join(f"--- task {t.index}:\n" + "\n".join(t.lines()[-10:]) for t in local.tasks)
+    raise RunError(f"live stream {stream_id} not finished by the after after {timeout_s:.0f} s\n{tails}")
+
+
+@dataclass
+class LiveAfterRun:
+    stream_id: str
+    outcome: str  # the job outcome that ended the following: analysed | stalled | failed
+    error: str | None
+    records: list[dict[str, Any]]
+    usage: list[dict[str, Any]]
+    live: dict[str, Any]  # read_live's entry for the stream
+    report: PublishReport
+    lag: LiveLag
+
+    @property
+    def defects(self) -> list[dict[str, Any]]:
+        return defects_in(self.records)
+
+
+def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id: str | None = None,
+                tasks: int = 1, speed: float = 1.0, segment_seconds: float = 2.0,
+                faults: PublishFaults | None = None, timeout_s: float = 900,
+                **settings: Any) -> LiveAfterRun:
+    """Publish `path` as a live stream into the source bucket while `tasks` local tasks follow it (their
+    job: the playlist's S3 events through EventBridge); collect the results, usage and lag."""
+    if stack.after is None:
+        raise RunError("the after stack is not deployed")
+    after = stack.after
+    stream_id = stream_id or f"{re.sub(r'[^A-Za-z0-9._-]', '-', Path(path).stem)[:40]}-{uuid.uuid4().hex[:6]}"
+    env = load_launcher().client_env(aws.endpoint_url, aws.region) if aws.endpoint_url else {}
+    with LocalTasks(service_settings(after, **settings), env, log_dir) as local:
+        local.start(tasks)
+        publisher = Publisher(aws, after.source_bucket, Path(path), stream_id, speed=speed,
+                              segment_seconds=segment_seconds, faults=faults).start()
+        report = publisher.result(timeout_s)
+        finished = await_live(local, stream_id, timeout_s)
+        local.stop()
+        usage = [u for u in local.usage() if u.get("stream_id") == stream_id]
+        live = read_live(line for t in local.tasks for line in t.lines()).get(stream_id) or {
+            "seconds_done_at": {}, "segments_read_at": {}, "defects": [], "playlist_reads": 0}
+        failure = _failure(local, stream_id)
+    records = stream_records(aws, after, stream_id)
+    return LiveAfterRun(stream_id, str(finished["outcome"]), failure, records, usage, live, report,
+                        live_lag(report, live))

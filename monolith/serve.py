@@ -62,7 +62,35 @@ class StopSignal:
 def read_usage(lines: Iterable[str]) -> list[dict[str, Any]]:
     """The `usage` of every "job finished" and "worker stopped" line in a service log, in order (a worker's
     idle usage has outcome "idle"). Other lines — other logs, metrics, text — are skipped."""
-    out: list[dict[str, Any]] = []
+    return [entry["usage"] for entry in _json_lines(lines)
+            if entry.get("message") in USAGE_MESSAGES and "usage" in entry]
+
+
+def read_live(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """What the service logged of the live streams it followed, per stream id: when each stream-second's
+    analysis was complete and each segment read ({index: epoch seconds}; a second analysed twice, after a
+    stall, keeps its first time), how many playlist GETs each job made, and each defect notification with
+    the second that made it known and when it was published."""
+    out: dict[str, dict[str, Any]] = {}
+    for entry in _json_lines(lines):
+        stream_id = entry.get("stream_id")
+        if not isinstance(stream_id, str):
+            continue
+        mine = out.setdefault(stream_id, {"seconds_done_at": {}, "segments_read_at": {}, "defects": [],
+                                          "playlist_reads": 0})
+        if entry.get("message") == "live progress" and isinstance(entry.get("live"), dict):
+            live = entry["live"]
+            for name in ("seconds_done_at", "segments_read_at"):
+                for index, at in live.get(name, {}).items():
+                    mine[name].setdefault(int(index), float(at))
+            mine["playlist_reads"] += int(live.get("playlist_reads", 0))
+        elif entry.get("message") == "defect found" and "published_at" in entry:
+            mine["defects"].append({"defect": entry["defect"], "second": int(entry["second"]),
+                                    "published_at": float(entry["published_at"])})
+    return {k: v for k, v in out.items() if v["seconds_done_at"] or v["defects"]}
+
+
+def _json_lines(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
     for line in lines:
         line = line.strip()
         if not line.startswith("{"):
@@ -71,9 +99,8 @@ def read_usage(lines: Iterable[str]) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except ValueError:
             continue
-        if isinstance(entry, dict) and entry.get("message") in USAGE_MESSAGES and "usage" in entry:
-            out.append(entry["usage"])
-    return out
+        if isinstance(entry, dict):
+            yield entry
 
 
 def make_worker(settings: ServiceSettings, stop: StopSignal) -> Any:

@@ -510,6 +510,7 @@ class _Follow:
             self.settings.results_batch_seconds, worker.part, pending=list(checkpoint.pending))
         self.timings = LiveTimings()
         self.reported_second = checkpoint.next_second  # seconds from here on are not in a progress line yet
+        self.reported_reads = 0
         self.reader: LiveInput | None = None
         self.extended_at = time.monotonic()
         progress.second = progress.first_second = checkpoint.next_second
@@ -579,9 +580,12 @@ class _Follow:
         """One "live progress" line per checkpoint: when each second since the last line was done and
         each segment read (epoch seconds), for the lag to the live edge (monolith/serve.py read_live)."""
         done = {n: t for n, t in self.timings.second_done_at.items() if n >= self.reported_second}
-        if not done and not self.timings.segment_read_at:
+        reads = self.reader.playlist_reads - self.reported_reads if self.reader else 0
+        if not done and not self.timings.segment_read_at and not reads:
             return
+        self.reported_reads += reads
         logger.info("live progress", extra={"live": {
+            "playlist_reads": reads,
             "seconds_done_at": {str(n): round(t, 3) for n, t in sorted(done.items())},
             "segments_read_at": {str(n): round(t, 3)
                                  for n, t in sorted(self.timings.segment_read_at.items())},
