@@ -480,8 +480,12 @@ class Worker:
         metrics.add_metric(name="JobCpuSeconds", unit=MetricUnit.Seconds, value=usage["cpu_s"])
         if outcome == "analysed":
             metrics.add_metric(name="StreamsAnalysed", unit=MetricUnit.Count, value=1)
-        elif outcome == "released":
+        elif outcome in ("released", "superseded"):
             metrics.add_metric(name="JobsReleased", unit=MetricUnit.Count, value=1)
+        elif outcome == "stalled":
+            metrics.add_metric(name="StreamsStalled", unit=MetricUnit.Count, value=1)
+        elif outcome in ("duplicate", "ignored"):  # a playlist rewrite of a stream someone follows
+            metrics.add_metric(name="DuplicateJobs", unit=MetricUnit.Count, value=1)
         else:
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
             if progress.gave_up:
@@ -521,6 +525,9 @@ class _Follow:
             self.worker.s3, self.job, start_segment=checkpoint.resume_segment, poll_s=settings.live_poll_s,
             stall_timeout_s=settings.stall_timeout_s, missing_timeout_s=settings.missing_timeout_s,
             on_wait=self.keep_alive, timings=self.timings)
+        # The message stays invisible for the service's visibility timeout from now (not the queue's),
+        # extended every heartbeat_seconds of wall time: if this worker dies, it comes back that soon.
+        self.worker._set_visibility(self.delivery, settings.visibility_timeout_s)
         if checkpoint.resume_segment == 0:  # from the start: the first segment tells the decoder options
             reader.buffer = reader.next_bytes()
             if reader.ended_by is None:
@@ -548,8 +555,7 @@ class _Follow:
             self.progress.second = second.index + 1
             if found or not self.writer.pending:  # a defect published or a batch written: checkpoint
                 self.save()
-            if worker.should_stop():
-                raise StopFollowing
+            self.keep_alive()  # catching up from behind the live edge: no waits, the same heartbeats
         self.writer.flush()
         if reader.ended_by == STALLED:
             return self.stalled(stall or self.snapshot())

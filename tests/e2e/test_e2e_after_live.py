@@ -82,6 +82,10 @@ def tasks(localstack: Any, after: AfterStack, tmp_path: Path) -> Iterator[Callab
         group = LocalTasks(settings, localstack.client_env(), tmp_path / f"tasks-{len(made)}")
         group.start(count)
         made.append(group)
+        # Ready before the stream starts, so that it is followed live, not caught up with
+        workers = count * settings.concurrency
+        wait_for("the workers to start", lambda: sum(
+            '"worker started"' in line for t in group.tasks for line in t.lines()) >= workers, 60, group)
         return group
 
     yield make
@@ -323,6 +327,7 @@ def test_a_task_killed_mid_stream_is_taken_over_from_its_checkpoint(
 
     victim = wait_for("a checkpoint past second 3", following, 60, group)
     group.kill(victim)
+    assert publisher.thread.is_alive(), "the stream was published before the kill: not mid-stream"
     report = publisher.result(60)
     # Then the other task takes the stream over from the checkpoint once the lease (4 s) has run out
     survivor = next(t for t in group.tasks if t is not victim)
