@@ -293,6 +293,15 @@ class Publisher:
         return self.report
 
 
+def await_workers(local: LocalTasks, count: int, timeout_s: float) -> None:
+    """Until `count` worker processes have started (each logs "worker started" once its imports are done)."""
+    deadline = time.monotonic() + timeout_s
+    while sum('"worker started"' in line for t in local.tasks for line in t.lines()) < count:
+        if time.monotonic() > deadline:
+            raise RunError(f"the after's workers did not start within {timeout_s:.0f} s")
+        time.sleep(POLL_S)
+
+
 def await_live(local: LocalTasks, stream_id: str, timeout_s: float,
                outcomes: tuple[str, ...] = LIVE_OUTCOMES) -> dict[str, Any]:
     """The usage of the first job that ended following `stream_id` with one of `outcomes`."""
@@ -333,8 +342,10 @@ def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id:
     after = stack.after
     stream_id = stream_id or f"{re.sub(r'[^A-Za-z0-9._-]', '-', Path(path).stem)[:40]}-{uuid.uuid4().hex[:6]}"
     env = load_launcher().client_env(aws.endpoint_url, aws.region) if aws.endpoint_url else {}
-    with LocalTasks(service_settings(after, **settings), env, log_dir) as local:
+    service = service_settings(after, **settings)
+    with LocalTasks(service, env, log_dir) as local:
         local.start(tasks)
+        await_workers(local, tasks * service.concurrency, timeout_s=60)  # follow live, not catch up
         publisher = Publisher(aws, after.source_bucket, Path(path), stream_id, speed=speed,
                               segment_seconds=segment_seconds, faults=faults).start()
         report = publisher.result(timeout_s)
