@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from demo.deploy import AfterStack, Stack, load_launcher
+from demo.live import Publisher
 from demo.run import (
     Aws,
     Observer,
@@ -34,10 +34,11 @@ from demo.run import (
     stream_total,
 )
 from metering import Bill, after_bill
+from metering.lag import lag_report
 from metering.lambda_logs import Report
 from monolith.local_tasks import LocalTasks
 from monolith.serve import read_live
-from sample_streams.publish import PublishFaults, PublishReport, publish
+from sample_streams.publish import PublishFaults, PublishReport
 from settings import ServiceSettings
 
 POLL_S = 0.5
@@ -188,109 +189,14 @@ def _await_job(local: LocalTasks, stream_id: str, total: int | None, progress: P
 
 
 # --- live streams --------------------------------------------------------------------------------
-# Lag that grows by more than this per stream-second (least squares over the stream) falls behind the
-# live edge: the analysis runs slower than 1/(1 + slope) of real time.
-KEEP_UP_SLOPE = 0.05
 LIVE_OUTCOMES = ("analysed", "stalled", "failed")  # a live job that ends the stream's following
 
 
-@dataclass(frozen=True)
-class LagStats:
-    """Lag to the live edge over a stream: p50, p95 and max in seconds, and its growth per stream-second."""
-
-    count: int
-    p50_s: float | None
-    p95_s: float | None
-    max_s: float | None
-    slope: float | None  # seconds of lag gained per stream-second (None: fewer than 2 points)
-
-    @property
-    def keeps_up(self) -> bool:
-        return self.slope is None or self.slope <= KEEP_UP_SLOPE
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "keeps_up": self.keeps_up}
-
-
-def lag_stats(points: list[tuple[float, float]]) -> LagStats:
-    """Percentiles (numpy's linear interpolation) and least-squares slope of (stream time, lag) points."""
-    import numpy as np
-
-    if not points:
-        return LagStats(0, None, None, None, None)
-    at = np.array([p[0] for p in points], dtype=float)
-    lags = np.array([p[1] for p in points], dtype=float)
-    slope = float(np.polyfit(at, lags, 1)[0]) if len(points) > 1 and np.ptp(at) > 0 else None
-    return LagStats(len(points), round(float(np.percentile(lags, 50)), 3),
-                    round(float(np.percentile(lags, 95)), 3), round(float(lags.max()), 3),
-                    None if slope is None else round(slope, 4))
-
-
-@dataclass
-class LiveLag:
-    """Per stream-second: from its segment landing in S3 (the publisher's report) to its analysis being
-    complete (the service's "live progress" lines); per defect: from the segment that made it known
-    landing to its notification being published."""
-
-    seconds: list[tuple[int, float]]
-    defects: list[dict[str, Any]]  # {type, start_s, second, lag_s}
-
-    @property
-    def second_stats(self) -> LagStats:
-        return lag_stats([(float(n), lag) for n, lag in self.seconds])
-
-    @property
-    def defect_stats(self) -> LagStats:
-        return lag_stats([(float(d["second"]), d["lag_s"]) for d in self.defects])
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"seconds": self.second_stats.as_dict(), "defects": self.defect_stats.as_dict(),
-                "defect_lags": self.defects}
-
-
-def live_lag(report: PublishReport, live: dict[str, Any]) -> LiveLag:
-    """`live` is one stream's entry of `monolith.serve.read_live`."""
-    seconds = []
-    for second, done_at in sorted(live["seconds_done_at"].items()):
-        landed = report.landed_at(second)
-        if landed is not None:
-            seconds.append((second, round(done_at - landed, 3)))
-    defects = []
-    for found in live["defects"]:
-        landed = report.landed_at(found["second"])
-        if landed is not None:
-            defects.append({"type": found["defect"]["type"], "start_s": found["defect"]["start_s"],
-                            "second": found["second"], "lag_s": round(found["published_at"] - landed, 3)})
-    return LiveLag(seconds, defects)
-
-
-class Publisher:
-    """`sample_streams publish` in a thread: the live source the after follows."""
-
-    def __init__(self, aws: Aws, bucket: str, source: Path, stream_id: str, **options: Any) -> None:
-        self.report: PublishReport | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(aws, bucket, source, stream_id, options),
-                                       name=f"publish-{stream_id}", daemon=True)
-
-    def _run(self, aws: Aws, bucket: str, source: Path, stream_id: str, options: dict[str, Any]) -> None:
-        try:
-            self.report = publish(source, s3=aws.s3, bucket=bucket, stream_id=stream_id, **options)
-        except BaseException as error:  # handed to the caller by result()
-            self.error = error
-
-    def start(self) -> Publisher:
-        self.thread.start()
-        return self
-
-    def result(self, timeout_s: float | None = None) -> PublishReport:
-        self.thread.join(timeout_s)
-        if self.thread.is_alive():
-            raise RunError("the publisher did not finish in time")
-        if self.error is not None:
-            raise self.error
-        assert self.report is not None
-        return self.report
+def live_lag(report: PublishReport, live: dict[str, Any]) -> dict[str, Any]:
+    """The lag figures (`metering.lag.lag_report`) of one stream followed by the after: `live` is its
+    entry of `monolith.serve.read_live` (when each second was done, each defect notification published)."""
+    notified = [(found["second"], found["published_at"]) for found in live["defects"]]
+    return lag_report(live["seconds_done_at"], notified, report.landed_at)
 
 
 def await_workers(local: LocalTasks, count: int, timeout_s: float) -> None:
@@ -324,7 +230,7 @@ class LiveAfterRun:
     usage: list[dict[str, Any]]
     live: dict[str, Any]  # read_live's entry for the stream
     report: PublishReport
-    lag: LiveLag
+    lag: dict[str, Any]  # metering.lag.lag_report
 
     @property
     def defects(self) -> list[dict[str, Any]]:
@@ -347,8 +253,9 @@ def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id:
         local.start(tasks)
         await_workers(local, tasks * service.concurrency, timeout_s=60)  # follow live, not catch up
         publisher = Publisher(aws, after.source_bucket, Path(path), stream_id, speed=speed,
-                              segment_seconds=segment_seconds, faults=faults).start()
-        report = publisher.result(timeout_s)
+                              segment_seconds=segment_seconds, faults=faults)
+        publisher.start()
+        report = publisher.finish(timeout_s)
         finished = await_live(local, stream_id, timeout_s)
         local.stop()
         usage = [u for u in local.usage() if u.get("stream_id") == stream_id]

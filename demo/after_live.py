@@ -21,10 +21,11 @@ from pathlib import Path
 
 from demo.after import follow_live
 from demo.deploy import ROOT, deploy, load_launcher
+from demo.live import lag_table
 from demo.run import Aws
 from monolith.pipeline import analyze
-from monolith.tables import render_text, text_table
 from sample_streams.publish import write_published
+from text_tables import render_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,22 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         launcher.stop(server.pid)
     same = run.defects == expected
-    seconds, defects = run.lag.second_stats, run.lag.defect_stats
-    numbers = ("n", "p50", "p95", "max", "growth s/s")
-    table = text_table("lag to the live edge (s)", *numbers, "keeps up", right=numbers)
-    for name, stats in (("stream-second → analysed", seconds), ("defect → notified", defects)):
-        if stats.count:
-            table.add_row(name, str(stats.count), f"{stats.p50_s:.2f}", f"{stats.p95_s:.2f}",
-                          f"{stats.max_s:.2f}", f"{stats.slope:+.4f}" if stats.slope is not None else "-",
-                          "yes" if stats.keeps_up else "no")
-    print(render_text(table))
+    print(render_text(lag_table({"after": run.lag})))
     print(f"outcome {run.outcome}; {len(run.records)} seconds recorded; {wall_s:.1f} s wall; "
           f"same as `monolith analyze`: {'yes' if same else 'NO'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "stream_seconds": args.seconds, "speed": args.speed, "segment_seconds": args.segment_seconds,
         "outcome": run.outcome, "same_as_monolith": same, "wall_s": round(wall_s, 3),
-        "lag": run.lag.as_dict(), "usage": run.usage, "playlist_reads": run.live["playlist_reads"],
+        "lag": run.lag, "usage": run.usage, "playlist_reads": run.live["playlist_reads"],
     }, indent=2))
     return 0 if same and run.outcome == "analysed" else 1
 

@@ -2,7 +2,7 @@
 playlist, and one worker reads each new segment once and decodes it continuously in one container.
 
 - The job: an S3 `Object Created` event (EventBridge's shape, or S3's own notification shape) of a
-  `*.m3u8` key under `live_prefix` names the stream (`live/<stream_id>/index.m3u8`). Every playlist
+  `*.m3u8` key under `LIVE_PREFIX` names the stream (`live/<stream_id>/index.m3u8`). Every playlist
   rewrite sends one, and S3 delivers each at least once, so many messages name the same stream.
 - One follower per stream: a follower record in S3 (`FOLLOWERS_PREFIX<stream_id>.json`, in the results
   bucket) is the lease and the checkpoint at once. It is only ever written conditionally (If-None-Match
@@ -46,6 +46,7 @@ from lambdas.converter.decode import AUDIO_PREROLL_S, MAX_PIXELS, X264_VERSION
 from lambdas.converter.service import StreamUnreadable
 from lambdas.shared.keys import check_segment
 from lambdas.shared.live import (
+    LIVE_PREFIX,
     LivePlaylist,
     LiveSegment,
     PlaylistUnreadable,
@@ -100,8 +101,8 @@ def is_s3_event(event: Any) -> bool:
                                         or event.get("Event") == "s3:TestEvent")
 
 
-def live_jobs(event: dict[str, Any], live_prefix: str) -> list[LiveJob]:
-    """The playlists an S3 event names under `live_prefix` (an event for anything else names none)."""
+def live_jobs(event: dict[str, Any]) -> list[LiveJob]:
+    """The playlists an S3 event names under `LIVE_PREFIX` (an event for anything else names none)."""
     objects: list[tuple[str, str]] = []
     if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
         detail = event.get("detail") or {}
@@ -116,7 +117,7 @@ def live_jobs(event: dict[str, Any], live_prefix: str) -> list[LiveJob]:
                             unquote_plus(str((s3.get("object") or {}).get("key", "")))))
     jobs = []
     for bucket, key in objects:
-        if bucket and key.startswith(live_prefix) and is_playlist(key):
+        if bucket and key.startswith(LIVE_PREFIX) and is_playlist(key):
             jobs.append(LiveJob(bucket, key, check_segment("stream_id", stream_id_of(key))))
     return jobs
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import closing, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -380,7 +380,7 @@ class Worker:
     def _live(self, event: dict[str, Any], delivery: Delivery, progress: _Progress) -> str:
         """Follow the stream whose playlist the S3 event names, unless another worker does."""
         settings = self.settings
-        jobs = live_jobs(event, settings.live_prefix)
+        jobs = live_jobs(event)
         if not jobs:  # a segment, another prefix, S3's test event: nothing to follow
             self._delete(delivery)
             return "ignored"
@@ -535,9 +535,10 @@ class _Follow:
         container, info = open_live(reader, self.job.source, checkpoint.decoder_options)
         if checkpoint.origin_s is None:
             checkpoint.origin_s = origin_of(container)
+        info = replace(info, origin_s=checkpoint.origin_s)  # the stream's clock, whatever segment we start at
         stall: dict[str, Any] | None = None  # the checkpoint before the seconds analysed after a stall
         worker = self.worker
-        for second in iter_seconds(self.job.source, info, opened=container, origin_s=checkpoint.origin_s,
+        for second in iter_seconds(self.job.source, info, opened=container,
                                    first_second=checkpoint.next_second):
             if reader.ended_by == STALLED and stall is None:
                 stall = self.snapshot()

@@ -35,9 +35,8 @@ SERVE_COMMAND = ("python", "-m", "monolith", "serve")
 STOP_TIMEOUT_S = 120
 # Powertools names the service's logs and metrics with it (the before's functions use their role).
 SERVICE_NAME = "monolith-service"
-# Live streams (monolith/live.py): playlists notified under this prefix of a source bucket are followed;
-# each followed stream's lease and checkpoint is one object under FOLLOWERS_PREFIX of the results bucket.
-LIVE_PREFIX = "live/"
+# Live streams (monolith/live.py): each followed stream's lease and checkpoint is one object under this
+# prefix of the results bucket.
 FOLLOWERS_PREFIX = "followers/"
 
 
@@ -56,7 +55,6 @@ class ServiceSettings:
     receive_wait_s: int = 20  # SQS long polling
     retry_delay_s: int = 10  # a failed job is received again after this long (until max_receives)
     # Live streams (monolith/live.py)
-    live_prefix: str = LIVE_PREFIX
     live_poll_s: float = 0.5  # playlist GETs at the live edge: one per poll
     stall_timeout_s: float = 30.0  # a playlist that has not grown for this long: stalled
     missing_timeout_s: float = 10.0  # a listed segment still absent from S3 after this long: failed
