@@ -38,6 +38,7 @@ from metering.lag import lag_report
 from metering.lambda_logs import Report
 from monolith.local_tasks import LocalTasks
 from monolith.serve import read_live
+from monolith.service import ARCHITECTURE
 from sample_streams.publish import PublishFaults, PublishReport
 from settings import ServiceSettings
 
@@ -95,11 +96,16 @@ def defects_in(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(found, key=lambda d: (d["start_s"], d["type"], d["end_s"]))
 
 
-def stream_records(aws: Aws, after: AfterStack, stream_id: str) -> list[dict[str, Any]]:
+def stream_records(aws: Aws, after: AfterStack, stream_id: str, *,
+                   live: bool = False) -> list[dict[str, Any]]:
     """Every second record of a stream, by second, from its results objects (the after writes batches:
-    one JSON line per second)."""
+    one JSON line per second). A live stream's: only the after's objects (`monolith.service.
+    live_results_part`), not the before's, which follows the same stream."""
     bucket = after.results_bucket
-    lines = [line for key in result_keys(aws, after, stream_id)
+    keys = result_keys(aws, after, stream_id)
+    if live:
+        keys = [k for k in keys if re.search(rf"\.{ARCHITECTURE}(-[a-z_-]+)?\.json$", k)]
+    lines = [line for key in keys
              for line in aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()]
     return sorted((json.loads(line) for line in lines if line.strip()), key=lambda r: r["second"])
 
@@ -262,6 +268,6 @@ def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id:
         live = read_live(line for t in local.tasks for line in t.lines()).get(stream_id) or {
             "seconds_done_at": {}, "segments_read_at": {}, "defects": [], "playlist_reads": 0}
         failure = _failure(local, stream_id)
-    records = stream_records(aws, after, stream_id)
+    records = stream_records(aws, after, stream_id, live=True)
     return LiveAfterRun(stream_id, str(finished["outcome"]), failure, records, usage, live, report,
                         live_lag(report, live))

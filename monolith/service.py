@@ -66,6 +66,8 @@ BILLED_SERVICES = ("s3", "sqs", "sns")  # every usage record names these, even w
 # playlist to follow; superseded: another worker took the live stream over.
 OUTCOMES = ("analysed", "failed", "released", "stalled", "duplicate", "ignored", "superseded")
 STALL_SUBJECT = "Stream stalled"
+# A live stream's notifications carry it as the `architecture` attribute: both follow the same stream.
+ARCHITECTURE = "after"
 
 
 class Rejected(InvalidRequest):
@@ -168,6 +170,12 @@ def stall_notification(job: Any, second: int, stalled_s: float) -> dict[str, Any
     }
 
 
+def ours(notification: dict[str, Any]) -> dict[str, Any]:
+    """A live stream's notification, marked as the after's (the before follows the same stream)."""
+    attributes = {**notification["MessageAttributes"], "architecture": _text(ARCHITECTURE)}
+    return {**notification, "MessageAttributes": attributes}
+
+
 def rejected_notification(cause: str) -> dict[str, Any]:
     """The NotifyRejected state's message: the job names no stream, so only the cause."""
     return {"Subject": FAILURE_SUBJECT, "Message": cause,
@@ -188,6 +196,13 @@ def error_name(error: BaseException) -> str:
 
 
 # --- results -------------------------------------------------------------------------------------
+def live_results_part(part: str) -> str:
+    """A live stream is followed by both architectures at once under the same stream id (its playlist's
+    folder): the after's objects are named apart (`second=<n>.after.json`) so that neither overwrites the
+    other's; file jobs keep the plain key."""
+    return f"{ARCHITECTURE}-{part}" if part else ARCHITECTURE
+
+
 def results_part(detectors: Collection[str]) -> str:
     """Copies of the service that run a subset of the detectors write objects of their own (named by the
     subset), so that they do not overwrite each other's findings; the full set writes the plain key."""
@@ -511,7 +526,8 @@ class _Follow:
         self.states: dict[str, Any] = {name: checkpoint.states.get(name) for name in worker.detectors}
         self.writer = progress.writer = ResultsWriter(
             worker.s3, self.settings.results_bucket, checkpoint.date, job.stream_id,
-            self.settings.results_batch_seconds, worker.part, pending=list(checkpoint.pending))
+            self.settings.results_batch_seconds, live_results_part(worker.part),
+            pending=list(checkpoint.pending))
         self.timings = LiveTimings()
         self.reported_second = checkpoint.next_second  # seconds from here on are not in a progress line yet
         self.reported_reads = 0
@@ -545,8 +561,8 @@ class _Follow:
             self.progress.second = second.index
             found = run_detectors(second, worker.detectors, self.states)
             for defect in found:  # known now: tell the corrective action at once
-                worker.sns.publish(TopicArn=settings.topic_arn, **defect_notification(
-                    self.job, second.index, self.delivery.message_id, defect))
+                worker.sns.publish(TopicArn=settings.topic_arn, **ours(defect_notification(
+                    self.job, second.index, self.delivery.message_id, defect)))
                 checkpoint.notified += 1
                 logger.info("defect found", extra={"defect": defect, "second": second.index,
                                                    "published_at": time.time()})
@@ -621,8 +637,8 @@ class _Follow:
         self.checkpoint.reason = f"no new segment for {self.settings.stall_timeout_s:g} s"
         self.checkpoint.owner = ""
         self.save(before_tail)
-        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **stall_notification(
-            self.job, self.progress.second, self.settings.stall_timeout_s))
+        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **ours(stall_notification(
+            self.job, self.progress.second, self.settings.stall_timeout_s)))
         logger.warning("stream stalled", extra={"seconds_done": self.progress.second,
                                                 "segments_listed": self.checkpoint.segments_listed})
         self.worker._delete(self.delivery)
@@ -640,8 +656,8 @@ class _Follow:
         with suppress(LeaseLost):
             self.save()
         assert self.progress.request is not None
-        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **failure_notification(
-            self.progress.request, self.progress.second, name, cause))
+        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **ours(failure_notification(
+            self.progress.request, self.progress.second, name, cause)))
         self.progress.gave_up = True
         self.worker._delete(self.delivery)
         return "failed"
