@@ -14,6 +14,8 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,21 @@ def live_lag(report: PublishReport, live: dict[str, Any]) -> dict[str, Any]:
     return lag_report(live["seconds_done_at"], notified, report.landed_at)
 
 
+@contextmanager
+def before_live_paused(aws: Aws, stack: Stack) -> Iterator[None]:
+    """The before's rule that starts an execution per live playlist disabled meanwhile: to measure the
+    after alone on a live stream (the before follows every stream written under live/ too)."""
+    rules = [r["Name"] for r in aws.events.list_rules()["Rules"]
+             if r["Name"].startswith(stack.name + "-") and "PlaylistWritten" in r["Name"]]
+    if len(rules) != 1:
+        raise RunError(f"the before's live rule (…PlaylistWritten…) not found: {rules}")
+    aws.events.disable_rule(Name=rules[0])
+    try:
+        yield
+    finally:
+        aws.events.enable_rule(Name=rules[0])
+
+
 def await_workers(local: LocalTasks, count: int, timeout_s: float) -> None:
     """Until `count` worker processes have started (each logs "worker started" once its imports are done)."""
     deadline = time.monotonic() + timeout_s
@@ -246,21 +263,26 @@ class LiveAfterRun:
 def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id: str | None = None,
                 tasks: int = 1, speed: float = 1.0, segment_seconds: float = 2.0,
                 faults: PublishFaults | None = None, timeout_s: float = 900,
-                **settings: Any) -> LiveAfterRun:
+                publisher: Publisher | None = None, **settings: Any) -> LiveAfterRun:
     """Publish `path` as a live stream into the source bucket while `tasks` local tasks follow it (their
-    job: the playlist's S3 events through EventBridge); collect the results, usage and lag."""
+    job: the playlist's S3 events through EventBridge); collect the results, usage and lag. A `publisher`
+    (`demo.live.Publisher`) shared with the before is used instead of a new one: started here once the
+    tasks are ready, unless it already runs."""
     if stack.after is None:
         raise RunError("the after stack is not deployed")
     after = stack.after
+    if publisher is not None:
+        stream_id = str(publisher.kwargs["stream_id"])
     stream_id = stream_id or f"{re.sub(r'[^A-Za-z0-9._-]', '-', Path(path).stem)[:40]}-{uuid.uuid4().hex[:6]}"
     env = load_launcher().client_env(aws.endpoint_url, aws.region) if aws.endpoint_url else {}
     service = service_settings(after, **settings)
     with LocalTasks(service, env, log_dir) as local:
         local.start(tasks)
         await_workers(local, tasks * service.concurrency, timeout_s=60)  # follow live, not catch up
-        publisher = Publisher(aws, after.source_bucket, Path(path), stream_id, speed=speed,
-                              segment_seconds=segment_seconds, faults=faults)
-        publisher.start()
+        publisher = publisher or Publisher(aws, after.source_bucket, Path(path), stream_id, speed=speed,
+                                           segment_seconds=segment_seconds, faults=faults)
+        if not publisher.is_alive() and publisher.report is None and publisher.error is None:
+            publisher.start()
         report = publisher.finish(timeout_s)
         finished = await_live(local, stream_id, timeout_s)
         local.stop()

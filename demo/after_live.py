@@ -3,7 +3,7 @@
 Generates a stream with a freeze and block damage, starts LocalStack, deploys both stacks, and publishes
 the stream into the source bucket as live HLS (`sample_streams publish`: 2 s segments, paced in real time
 unless `--speed`) while one local task of the after follows it (the playlist's S3 events through
-EventBridge to the job queue). Prints the lag of every stream-second (its segment landing in S3 → its
+EventBridge to the job queue; the before's live rule is paused meanwhile: the after is measured alone). Prints the lag of every stream-second (its segment landing in S3 → its
 analysis complete) and of every defect (the segment that made it known landing → its notification
 published) as p50 / p95 / max and whether the lag stays bounded, and checks the defects against
 `monolith analyze` on the stream as published: exit 1 when they differ. Timings depend on the machine:
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from demo.after import follow_live
+from demo.after import before_live_paused, follow_live
 from demo.deploy import ROOT, deploy, load_launcher
 from demo.live import lag_table
 from demo.run import Aws
@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"publishing {args.seconds} s live (x{args.speed:g}) while the after follows it …",
               file=sys.stderr, flush=True)
         started = time.monotonic()
-        run = follow_live(aws, stack, path, log_dir=work / "tasks", speed=args.speed,
-                          segment_seconds=args.segment_seconds, timeout_s=args.seconds / args.speed + 300)
+        with before_live_paused(aws, stack):  # the after alone: the before would follow it too
+            run = follow_live(aws, stack, path, log_dir=work / "tasks", speed=args.speed,
+                              segment_seconds=args.segment_seconds,
+                              timeout_s=args.seconds / args.speed + 300)
         wall_s = time.monotonic() - started
         expected = analyze(write_published(run.report, aws.s3, work / "published.ts"))["defects"]
     finally:

@@ -22,6 +22,7 @@ import pytest
 
 from demo.after import (
     await_live,
+    before_live_paused,
     defects_in,
     live_lag,
     service_settings,
@@ -49,21 +50,14 @@ def before(localstack: Any) -> Stack:
 
 
 @pytest.fixture(scope="module")
-def after(before: Stack, aws: Aws, aws_client: Callable[[str], Any]) -> Iterator[AfterStack]:
+def after(before: Stack, aws: Aws) -> Iterator[AfterStack]:
     """The after stack; the before's rule that starts an execution per live stream is off meanwhile: these
     tests are the after's, and the before following every stream too would load this machine (`make
     demo-live` runs both on one stream). Stale playlist events of other modules' streams are purged."""
     assert before.after is not None, "demo.deploy returned no after stack"
-    events = aws_client("events")
-    rules = [r["Name"] for r in events.list_rules()["Rules"] if "PlaylistWritten" in r["Name"]
-             and r["Name"].startswith(before.name)]
-    assert len(rules) == 1, f"the before's live rule not found among {rules}"
-    for rule in rules:
-        events.disable_rule(Name=rule)
-    aws.sqs.purge_queue(QueueUrl=before.after.job_queue_url)
-    yield before.after
-    for rule in rules:
-        events.enable_rule(Name=rule)
+    with before_live_paused(aws, before):
+        aws.sqs.purge_queue(QueueUrl=before.after.job_queue_url)
+        yield before.after
 
 
 @pytest.fixture(scope="module")
