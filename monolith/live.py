@@ -276,6 +276,9 @@ class LiveInput:
                         f"playlist but not in S3 after {self.missing_timeout_s:g} s") from None
                 self.wait()
         self.timings.segment_read_at[segment.index] = time.time()
+        # The stall clock runs from the last progress: time spent waiting for a late segment is not a
+        # playlist that stopped growing (the cached playlist is older than that wait).
+        self.grew_at = self.clock()
         check_ts(data, f"s3://{self.job.bucket}/{segment.key}")
         return data
 
