@@ -3,11 +3,12 @@
 Generates a stream with a freeze and block damage, starts LocalStack, deploys both stacks, and publishes
 the stream into the source bucket as live HLS (`sample_streams publish`: 2 s segments, paced in real time
 unless `--speed`) while one local task of the after follows it (the playlist's S3 events through
-EventBridge to the job queue; the before's live rule is paused meanwhile: the after is measured alone). Prints the lag of every stream-second (its segment landing in S3 → its
-analysis complete) and of every defect (the segment that made it known landing → its notification
-published) as p50 / p95 / max and whether the lag stays bounded, and checks the defects against
-`monolith analyze` on the stream as published: exit 1 when they differ. Timings depend on the machine:
-run it with nothing else running. Writes the figures as JSON (`--out`).
+EventBridge to the job queue; the before's live rule is paused meanwhile: the after is measured alone).
+Prints the lag of every stream-second (its segment landing in S3 → its analysis complete) and of every
+defect (the segment that made it known landing → its notification published) as p50 / p95 / max and
+whether the lag stays bounded, and checks the defects against `monolith analyze` on the stream as
+published: exit 1 when they differ. Timings depend on the machine: run it with nothing else running.
+Writes the figures as JSON (`--out`).
 """
 
 from __future__ import annotations
