@@ -365,12 +365,23 @@ def test_a_worker_stops_on_sigterm_after_its_poll_and_logs_its_idle_usage(
     env.send(_job(env, stream))
     settings = replace(env.settings, receive_wait_s=1)
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
+    done = threading.Event()
+
+    def sigterm_once_analysed() -> None:
+        # After the job's usage line (however slow the machine) and at least one empty long poll (1 s)
+        while not done.is_set() and not any(
+                u["outcome"] == "analysed" for u in read_usage(service_log.getvalue().splitlines())):
+            time.sleep(0.1)
+        if not done.wait(1.5):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=sigterm_once_analysed, daemon=True)
+    killer.start()
     try:
         code = run_worker(settings)
     finally:
-        timer.cancel()
+        done.set()
+        killer.join(5)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     assert code == 0
