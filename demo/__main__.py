@@ -172,16 +172,31 @@ def print_tables(summary: dict[str, Any]) -> None:
 
 
 def live_demo(aws: Aws, stack: Any, path: Path, *, out: Path, speed: float, timings: dict[str, float],
-              truth: list[dict[str, Any]] | None, as_json: bool) -> int:
-    """The stream published live, followed as it is written; the bill, the lag, and the same-defects check
-    against `monolith analyze` on the stream as published."""
+              truth: list[dict[str, Any]] | None, as_json: bool, with_after: bool = True) -> int:
+    """The stream published live and followed as it is written by the before and the after at once; the
+    bills, the lag, and the same-defects check against `monolith analyze` on the stream as published."""
+    import threading
+
+    from demo.after import follow_live
     from demo.live import Publisher, lag_table, live_stream_id, run_live_before, work_per_second
+    from metering import after_bill
     from monolith.pipeline import analyze
     from sample_streams.publish import write_published
 
     stream_id = live_stream_id(path)
     publisher = Publisher(aws, stack.source_bucket, path, stream_id, segment_seconds=2.0, speed=speed,
                           faults=None)
+    after_runs: list[Any] = []
+    after_errors: list[BaseException] = []
+
+    def follow_with_the_after() -> None:
+        # Starts the shared publisher once its tasks are ready; the before finds the stream by its events.
+        try:
+            after_runs.append(follow_live(aws, stack, path, log_dir=out / "after-tasks", publisher=publisher))
+        except BaseException as error:  # reported below
+            after_errors.append(error)
+
+    after_thread = threading.Thread(target=follow_with_the_after, daemon=True) if with_after else None
     with progress() as bars:
         edge = bars.add_task("live edge (published)", total=None)
         before = bars.add_task("before: workflow", total=None)
@@ -192,29 +207,53 @@ def live_demo(aws: Aws, stack: Any, path: Path, *, out: Path, speed: float, timi
             lag = f" (lag {time.time() - landed:.1f} s)" if landed else ""
             bars.update(before, completed=done, total=total, description=f"before: workflow{lag}")
 
-        publisher.start()
+        if after_thread is not None:
+            after_thread.start()
+        else:
+            publisher.start()
         live = run_live_before(aws, stack, path, publisher=publisher, progress=tracked)
+    if after_thread is not None:
+        after_thread.join(900)
+    after_run = after_runs[0] if after_runs else None
+    if after_thread is not None and after_run is None:
+        print(f"error: the after did not follow the stream: {after_errors[0] if after_errors else 'timeout'}",
+              file=sys.stderr)
     timings["before"] = live.run.wall_s
     published = write_published(live.published, aws.s3, out / "published.ts")
     monolith = analyze(published)["defects"] if live.run.status == "SUCCEEDED" else None
     # The stream as published is what every count and comparison refers to (`cost_model count`).
     summary = summary_json(live.run, timings=timings, truth=truth, monolith=monolith, stream_path=published)
+    lags = {"before": live.lag}
     summary["live"] = {"published": live.published.to_dict(), "published_file": str(published),
-                       "lag": {"before": live.lag}, "work_per_stream_second": {
-                           "before": work_per_second(summary["before"])}}
+                       "lag": lags, "work_per_stream_second": {"before": work_per_second(summary["before"])}}
+    if after_run is not None:
+        lags["after"] = after_run.lag
+        summary["live"]["after"] = {
+            **after_bill(after_run.usage, wall_s=live.run.wall_s).as_dict(), "outcome": after_run.outcome,
+            "error": after_run.error, "defects": after_run.defects,
+            "matches_monolith": after_run.defects == monolith}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
         print_tables(summary)
         console.rule("lag to the live edge (segment landed in S3 → analysis recorded / defect notified)")
-        console.print(lag_table({"before": live.lag}))
+        if after_run is not None:
+            console.rule("after: one process per stream, following the same live stream")
+            same = "yes" if after_run.defects == monolith else "NO"
+            console.print(f"job {after_run.outcome}; defects:")
+            console.print(defects_table(after_run.defects))
+            console.print(f"  same as `monolith analyze` on the published stream: {same}")
+            console.print(bills_table({"before": summary["before"], "after": summary["live"]["after"]}))
+        console.print(lag_table(lags))
         work = summary["live"]["work_per_stream_second"]["before"]
         console.print(f"  before per stream-second: {work['wall_s']:.2f} s of wall time on LocalStack, of "
                       f"which {work['critical_path_busy_s']:.2f} s in the functions on the critical path "
                       f"(converter, then the slowest detector)")
         print(f"\nwrote {out / 'summary.json'}")
-    code, problem = outcome(live.run.status, live.run.defects, monolith)
+    followed = ("SUCCEEDED" if after_run.outcome == "analysed" else after_run.outcome, after_run.defects) \
+        if after_run is not None else ("FAILED", []) if after_thread is not None else None
+    code, problem = outcome(live.run.status, live.run.defects, monolith, followed)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
     if live.run.status != "SUCCEEDED":

@@ -34,7 +34,7 @@ from metering.lag import lag_report
 from metering.stepfunctions import continued_as, history, live_edge_waits, seconds_completed
 from sample_streams.publish import PublishFaults, PublishReport, publish
 
-START_TIMEOUT_S = 60  # S3 -> EventBridge -> starter -> StartExecution, generously
+START_TIMEOUT_S = 180  # S3 -> EventBridge -> starter -> StartExecution, and the after's tasks starting first
 
 
 @dataclass
