@@ -213,6 +213,9 @@ def test_a_poison_segment_goes_to_the_dead_letter_queue_with_a_notification(
     assert seconds[:2] == [7, 8]
 
 
+# With the before and the after also following every live stream on the same LocalStack, 20 at once take
+# minutes on two cores: `make test-load`, beside the before's 20 streams.
+@pytest.mark.load
 def test_twenty_streams_at_once_each_give_the_monoliths_defects(
         aws: Aws, stack: ServerlessStack, observer: Observer, tmp_path: Path) -> None:
     streams = []
