@@ -110,8 +110,9 @@ def new_id(kind: str) -> str:
     return f"live-{kind}-{uuid.uuid4().hex[:6]}"
 
 
-def publish(aws: Aws, after: AfterStack, sample: Path, stream_id: str, **faults: Any) -> Publisher:
-    publisher = Publisher(aws, after.source_bucket, sample, stream_id, speed=SPEED, segment_seconds=SEGMENT_S,
+def publish(aws: Aws, after: AfterStack, sample: Path, stream_id: str, speed: float = SPEED,
+            **faults: Any) -> Publisher:
+    publisher = Publisher(aws, after.source_bucket, sample, stream_id, speed=speed, segment_seconds=SEGMENT_S,
                           faults=PublishFaults(**faults) if faults else None)
     publisher.start()
     return publisher
@@ -309,7 +310,9 @@ def test_a_damaged_segment_is_decoded_and_its_damage_is_a_defect(
     # Given segment 2 (4-6 s) with bytes flipped in its TS payloads
     group = tasks(1)
     stream_id = new_id("damaged")
-    report = publish(aws, after, sample, stream_id, damaged=frozenset({2})).finish(60)
+    # (published at full speed: this is about decoding damage, and a loaded machine's slow PUTs at 2x real
+    # time could outlast the tests' 3 s stall timeout)
+    report = publish(aws, after, sample, stream_id, speed=float("inf"), damaged=frozenset({2})).finish(60)
     assert await_live(group, stream_id, 60)["outcome"] == "analysed"
     # Then the monolith's defects on what was published, block damage inside segment 2 among them
     records = stream_records(aws, after, stream_id, live=True)
