@@ -99,10 +99,11 @@ evaluate-combined: venv
 bench: venv
 	$(PY) -m monolith bench --json bench-output/media-bench.json
 
-# The same measurements written to calibration/calibration.json (date, machine, command), which the cost
-# model and the after stack read: commit the file after running it.
-calibrate: venv
-	$(PY) -m calibration --repeats 5 --duration 10
+# The same measurements, plus whole tasks' memory (`monolith serve --concurrency 1,2,4,8` on LocalStack),
+# written to calibration/calibration.json (date, machine, command, load), which the cost model and the after
+# stack read: commit the file after running it. Refuses a busy machine: run it with nothing else running.
+calibrate: venv localstack-venv
+	$(PY) -m monolith calibrate --repeats 5 --duration 10
 
 # End-to-end wall time per stream-second on LocalStack, Lambda-path time next to the monolith's.
 bench-localstack: venv localstack-venv node

@@ -1,12 +1,17 @@
 """Measured figures the project prices and sizes with, from one committed file (`calibration.json`).
 
-The file records when, where and with which command it was measured; `make calibrate` regenerates it
-(`python -m calibration`, which runs `monolith.bench`). The cost model and the after stack's task size
-read it through `load()`, so a fresh clone prints and deploys with the same numbers the README quotes.
+The file records when, where and with which command it was measured, and whether the machine was quiet;
+`make calibrate` regenerates it (`python -m monolith calibrate`: the measuring code lives with what it
+measures, so this package, which the cost model and infra read, imports nothing). The cost model and the
+after stack's task size read it through `load()`, so a fresh clone prints and deploys with the same
+numbers the README quotes.
 
 Contents:
 - `monolith`: CPU-seconds per stream-second of `monolith analyze` at each resolution (median, min, max
-  over repeated runs) and the peak memory one analysed stream adds to the process;
+  over repeated runs) and the peak memory one analysed stream adds to an interpreter;
+- `task`: the peak memory of a whole task, `monolith serve --concurrency N` (the supervisor and N worker
+  interpreters, each analysing a stream at the resolution), summed over its processes, per resolution and
+  concurrency (median, min, max over repeated runs);
 - `lambda_path`: the same work done the Lambda path's way in one process (decode, pack every frame into
   its object, each detector unpacks what it reads), CPU-seconds per stream-second;
 - `profiles`: per-frame CPU costs of those steps and the size of a frame object and an audio object, which
@@ -78,6 +83,22 @@ class Calibration:
     def monolith_peak_rss_mib(self, resolution: str) -> float:
         return float(self._row("monolith", "peak_rss_mib_per_stream", resolution))
 
+    def task_concurrencies(self, resolution: str) -> tuple[int, ...]:
+        """The concurrencies whose whole task was measured at this resolution, smallest first."""
+        return tuple(sorted(int(n) for n in self._row("task", "peak_mib", resolution)))
+
+    def task_peak_mib(self, resolution: str, concurrency: int) -> Spread:
+        """Peak memory of a whole task analysing `concurrency` streams at `resolution`: the sum over its
+        processes of each one's peak RSS (median and spread of the runs)."""
+        rows = self._row("task", "peak_mib", resolution)
+        if str(concurrency) not in rows:
+            measured = ", ".join(str(n) for n in self.task_concurrencies(resolution))
+            raise CalibrationError(
+                f"{self.path}: no task of {concurrency} streams measured at {resolution} (measured: "
+                f"{measured}); run `python -m monolith calibrate --concurrencies {measured},{concurrency}`"
+            )
+        return Spread(**rows[str(concurrency)])
+
     def lambda_path_cpu(self, resolution: str) -> Spread:
         """CPU-seconds per stream-second of the Lambda path's work done in one process (no S3)."""
         return Spread(**self._row("lambda_path", "cpu_s_per_stream_second", resolution))
@@ -105,13 +126,16 @@ class Calibration:
         return Calibration(data, self.path)
 
     def describe(self) -> str:
-        """One line: what was measured, when, where, how."""
+        """One line: what was measured, when, where, how, and whether the machine was quiet."""
         machine = self.data.get("machine", "?")
         if isinstance(machine, dict):
             machine = machine.get("description") or ", ".join(f"{k} {v}" for k, v in machine.items())
+        quiet = self.data.get("quiet")
+        state = "" if not isinstance(quiet, dict) else (
+            " (machine quiet)" if quiet.get("quiet") else " (machine NOT quiet: not comparable)")
         return (
             f"{self.path.name}: measured {self.data.get('generated', '?')} on {machine} "
-            f"by `{self.data.get('command', '?')}`"
+            f"by `{self.data.get('command', '?')}`{state}"
         )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import importlib.util
 import json
 import os
 import subprocess
@@ -28,11 +27,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from infra.after_config import after_stack_name
 from infra.config import stack_name
 from infra.serverless_stack import serverless_stack_name
+from monolith.local_tasks import load_launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSEMBLY = ROOT / "cdk.out" / "localstack"
@@ -95,18 +94,6 @@ class Stack:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def load_launcher() -> Any:
-    """scripts/localstack.py (standard library only, it runs in LocalStack's own venv), imported by path."""
-    spec = importlib.util.spec_from_file_location("localstack_launcher", ROOT / "scripts" / "localstack.py")
-    assert spec and spec.loader
-    if spec.name in sys.modules:
-        return sys.modules[spec.name]
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def cdk_env(endpoint_url: str, region: str = REGION) -> dict[str, str]:

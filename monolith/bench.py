@@ -1,31 +1,46 @@
-"""`make bench` and `make calibrate`: what a stream-second costs in CPU, measured repeatedly.
+"""`make bench` and `make calibrate`: what a stream-second costs in CPU, measured repeatedly and steadily.
 
 For each resolution the same generated stream (a freeze and block damage in it) is, `repeats` times each:
 1. only decoded into stream-seconds (the converter's work);
 2. fully analysed by the monolith (`monolith.pipeline.analyze`, what `monolith serve` runs per stream);
 3. handled the Lambda path's way in one process: decoded, every frame and the audio packed into their
    objects (`transport.py`), and each detector unpacking what it reads (`NEEDS`) before detecting — the
-   CPU the converter and detector functions spend, without S3.
+   CPU the converter and detector functions spend, without S3;
+4. not touched at all: the interpreter with everything imported, the base the others' memory is read over.
 
-Everything is CPU time of this process (`time.process_time`, decoder threads included), so ratios compare
-CPU with CPU. Reported per resolution: the median, min and max over the runs of CPU-seconds per
-stream-second, the throughput as a multiple of real time (wall), and, from the Lambda-path runs, the
-per-frame costs of each step; object sizes come from real clips (generated pictures compress far better).
-A stream's peak memory is measured in a fresh process per resolution.
+Each measurement is a fresh child process (`python -m monolith.bench --child KIND PATH`), so no run inherits
+another's heap or caches. The compared commands are interleaved: every run measures each kind at each
+resolution once, in an order rotated from run to run, so a drift of the machine's speed reaches every kind
+alike. CPU is read from the child's rusage (`os.wait4`: user + system time of all its threads) minus what it
+had spent on its imports when the work began; the child leaves with `os._exit`, so no interpreter teardown
+is counted. Children are pinned to one core (`os.sched_setaffinity`) where the machine has more than one:
+the decoder runs one thread, and a pinned process is not migrated between caches.
+
+Reported per resolution: the median, min and max over the runs of CPU-seconds per stream-second, the
+throughput as a multiple of real time (wall), the ratios taken within each run, the memory one stream adds
+to an interpreter that imported everything (peak RSS of the full analysis minus that of the imports only,
+within each run), and, from the Lambda-path runs, the per-frame costs of each step; object sizes come from
+real clips (generated pictures compress far better).
+
+The figures mean something only on a quiet machine: the load average before and after, and the CPU other
+processes used during the run (`/proc/stat` less this process tree's rusage), are in the report, and a busy
+machine is refused before anything is measured (`require_quiet`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +51,6 @@ from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe
 from lambdas.detectors import NEEDS, registry
 from lambdas.shared.transport import audio_from_bytes, audio_to_bytes, frame_from_bytes, frame_to_bytes
 from monolith.pipeline import analyze
-from sample_streams import BlockCorruption, Freeze, generate_stream
 from text_tables import render_text, text_table
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
@@ -48,7 +62,28 @@ SIZE_CLIPS = {
     "1080p": REPO / "media" / "bigbuckbunny.mp4",
 }
 SIZE_SECONDS = 4  # seconds of each clip packed to measure object sizes
+# What a child process does once everything is imported: the compared commands, and nothing (the base).
+KINDS = ("imports", "decode", "full", "lambda_path")
+# Quiet: other processes used at most this share of the machine's CPU (all cores together), measured over
+# QUIET_SAMPLE_S before the run and over the whole run. 5% of 2 cores = a tenth of one core.
+QUIET_SHARE = 0.05
+QUIET_SAMPLE_S = 3.0
 Log = Callable[[str], None]
+
+
+class NotQuiet(RuntimeError):
+    """Other processes use the CPU: figures measured now would not be comparable."""
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One measurement: a child process that imported everything, then did `kind`'s work on a stream."""
+
+    kind: str
+    cpu_s: float  # the work's CPU (all threads), from the child's rusage
+    wall_s: float
+    peak_rss_kib: int  # the child's ru_maxrss: imports and work
+    steps: dict[str, float]  # the Lambda path's CPU per step (kind "lambda_path" only)
 
 
 def run_bench(
@@ -56,81 +91,217 @@ def run_bench(
     duration_s: float = 10.0,
     repeats: int = 5,
     sizes: list[str] | None = None,
-    memory: bool = True,
+    pin: bool = True,
+    require_quiet: bool = True,
     log: Log,
 ) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
+    """Every kind of work at every size, `repeats` interleaved runs of fresh child processes. Raises
+    NotQuiet before measuring when `require_quiet` and other processes use the CPU."""
+    sizes = sizes or list(SIZES)
+    unknown = [name for name in sizes if name not in SIZES]
+    if unknown:
+        raise ValueError(f"unknown size {', '.join(unknown)}; known: {', '.join(SIZES)}")
+    log(f"checking that the machine is quiet ({QUIET_SAMPLE_S:g} s) …")
+    before = quiet_check(QUIET_SAMPLE_S)
+    if not before["quiet"] and require_quiet:
+        raise NotQuiet(
+            f"other processes used {before['other_cpu_share']:.0%} of the CPU over {QUIET_SAMPLE_S:g} s "
+            f"(load average {before['load_average'][0]:.2f}); the figures would not be comparable: stop "
+            f"them and run again (at most {QUIET_SHARE:.0%} allowed)"
+        )
+    if not before["quiet"]:
+        log(f"WARNING: the machine is busy (others used {before['other_cpu_share']:.0%} of the CPU): these "
+            "figures are not comparable with a quiet run's")
+    core = pinned_core() if pin else None
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        for name in sizes or list(SIZES):
-            if name not in SIZES:
-                raise ValueError(f"unknown size {name!r}; known: {', '.join(SIZES)}")
-            width, height = SIZES[name]
-            path = Path(tmp) / f"bench-{name}.mp4"
-            log(
-                f"{name}: generating a {duration_s:g} s {width}x{height} stream (freeze, block damage) …"
-            )
-            generate_stream(
-                path,
-                duration_s=duration_s,
-                width=width,
-                height=height,
-                fps=25,
-                defects=(
-                    Freeze(start_s=0.3 * duration_s, duration_s=0.3 * duration_s),
-                    BlockCorruption(start_s=0.73 * duration_s),
-                ),
-                seed=1,
-            )
-            info = probe(path)
-            seconds = info.seconds
-            decode, full, lambda_path, steps = [], [], [], []
-            for run in range(repeats):
-                log(f"  {name}: run {run + 1}/{repeats}")
-                decode.append(_timed(lambda path=path, info=info: sum(1 for _ in iter_seconds(path, info))))
-                full.append(_timed(lambda path=path: analyze(path)))
-                lp_steps: dict[str, float] = {}
-                lambda_path.append(
-                    _timed(lambda path=path, info=info, s=lp_steps: _lambda_path(path, info, s))
-                )
-                steps.append(lp_steps)
-            row: dict[str, Any] = {
-                "resolution": name,
-                "width": width,
-                "height": height,
-                "fps": info.fps,
-                "stream_seconds": seconds,
-                "runs": repeats,
-                "decode_only": _summary(decode, seconds),
-                "monolith": _summary(full, seconds),
-                "lambda_path": _summary(lambda_path, seconds),
-                "profile": {**_profile(steps, seconds * info.fps), **object_sizes(name)},
-            }
-            # CPU with CPU: how much the detectors add to decoding, and what the Lambda path's packing and
-            # unpacking cost over the monolith's in-memory hand-over. Each ratio is taken within one run
-            # (its measurements back to back) and the median of the runs is reported: the machine's
-            # speed drifts between runs by more than the ratios differ.
-            row["full_vs_decode_cpu_runs"] = _ratios(full, decode)
-            row["full_vs_decode_cpu"] = round(statistics.median(row["full_vs_decode_cpu_runs"]), 3)
-            row["lambda_path_vs_monolith_cpu_runs"] = _ratios(lambda_path, full)
-            row["lambda_path_vs_monolith_cpu"] = round(
-                statistics.median(row["lambda_path_vs_monolith_cpu_runs"]), 3
-            )
-            if memory:
-                row["peak_rss_mib_per_stream"] = stream_memory_mib(path)
-            log(
-                f"  {name}: monolith {row['monolith']['cpu_s_per_stream_s']['median']:.4f} CPU-s per "
-                f"stream-second (min {row['monolith']['cpu_s_per_stream_s']['min']:.4f}, "
-                f"max {row['monolith']['cpu_s_per_stream_s']['max']:.4f})"
-            )
-            rows.append(row)
+        streams = {name: generate_bench_stream(Path(tmp), name, duration_s, log) for name in sizes}
+        infos = {name: probe(path) for name, path in streams.items()}
+        runs: dict[str, dict[str, list[ChildRun]]] = {name: {kind: [] for kind in KINDS} for name in sizes}
+        window = CpuWindow()
+        for run in range(repeats):
+            order = KINDS[run % len(KINDS):] + KINDS[: run % len(KINDS)]  # each kind first in turn
+            log(f"run {run + 1}/{repeats} ({', '.join(order)} at {', '.join(sizes)})")
+            for name in sizes:
+                for kind in order:
+                    runs[name][kind].append(run_child(kind, streams[name], core))
+        during = window.close()
+    rows = [_row(name, infos[name], runs[name], repeats) for name in sizes]
+    for row in rows:
+        m = row["monolith"]["cpu_s_per_stream_s"]
+        log(f"  {row['resolution']}: monolith {m['median']:.4f} CPU-s per stream-second "
+            f"(min {m['min']:.4f}, max {m['max']:.4f})")
+    after_load = list(os.getloadavg())
+    quiet = {
+        "before": before,
+        "during": during,
+        "load_average_after": [round(x, 2) for x in after_load],
+        "quiet": bool(before["quiet"] and during["quiet"]),
+    }
+    if not during["quiet"]:
+        log(f"WARNING: other processes used {during['other_cpu_share']:.0%} of the CPU during the run: "
+            "these figures are not comparable with a quiet run's")
     return {
         "benchmark": "CPU per stream-second: monolith, decode only, Lambda path in one process",
         "machine": machine(),
         "decoder_threads": DEFAULT_THREADS,
+        "pinned_core": core,
         "repeats": repeats,
         "duration_s": duration_s,
+        "quiet": quiet,
         "results": rows,
     }
+
+
+def generate_bench_stream(folder: Path, name: str, duration_s: float, log: Log) -> Path:
+    """The bench's stream at `name`: a freeze and block damage in it, the same content every time."""
+    from sample_streams import BlockCorruption, Freeze, generate_stream
+
+    width, height = SIZES[name]
+    path = folder / f"bench-{name}.mp4"
+    log(f"{name}: generating a {duration_s:g} s {width}x{height} stream (freeze, block damage) …")
+    generate_stream(
+        path,
+        duration_s=duration_s,
+        width=width,
+        height=height,
+        fps=25,
+        defects=(
+            Freeze(start_s=0.3 * duration_s, duration_s=0.3 * duration_s),
+            BlockCorruption(start_s=0.73 * duration_s),
+        ),
+        seed=1,
+    )
+    return path
+
+
+def _row(name: str, info: Any, runs: dict[str, list[ChildRun]], repeats: int) -> dict[str, Any]:
+    width, height = SIZES[name]
+    seconds = info.seconds
+    decode, full, lambda_path = runs["decode"], runs["full"], runs["lambda_path"]
+    row: dict[str, Any] = {
+        "resolution": name,
+        "width": width,
+        "height": height,
+        "fps": info.fps,
+        "stream_seconds": seconds,
+        "runs": repeats,
+        "decode_only": _summary(decode, seconds),
+        "monolith": _summary(full, seconds),
+        "lambda_path": _summary(lambda_path, seconds),
+        "profile": {**_profile([r.steps for r in lambda_path], seconds * info.fps), **object_sizes(name)},
+    }
+    # CPU with CPU: how much the detectors add to decoding, and what the Lambda path's packing and unpacking
+    # cost over the monolith's in-memory hand-over. Each ratio is taken within one run (its measurements
+    # interleaved) and the median of the runs is reported.
+    row["full_vs_decode_cpu_runs"] = _ratios(full, decode)
+    row["full_vs_decode_cpu"] = round(statistics.median(row["full_vs_decode_cpu_runs"]), 3)
+    row["lambda_path_vs_monolith_cpu_runs"] = _ratios(lambda_path, full)
+    row["lambda_path_vs_monolith_cpu"] = round(statistics.median(row["lambda_path_vs_monolith_cpu_runs"]), 3)
+    # Memory: what one analysed stream adds to an interpreter that imported everything, within each run.
+    base = [r.peak_rss_kib / 1024 for r in runs["imports"]]
+    added = [max(0.0, f.peak_rss_kib / 1024 - b) for f, b in zip(full, base, strict=True)]
+    row["process_base_mib"] = _spread(base, digits=1)
+    row["peak_rss_mib_per_stream_runs"] = [round(x, 1) for x in added]
+    row["peak_rss_mib_per_stream"] = round(statistics.median(added), 1)
+    return row
+
+
+# --- one measurement: a child process ----------------------------------------------------------------
+def pinned_core() -> int | None:
+    """The last core this process may run on, when it may run on more than one (the first takes most of
+    the system's interrupts)."""
+    cores = sorted(os.sched_getaffinity(0))
+    return cores[-1] if len(cores) > 1 else None
+
+
+def run_child(kind: str, path: Path, core: int | None) -> ChildRun:
+    """`kind`'s work on `path` in a fresh interpreter; its CPU from the child's rusage (os.wait4)."""
+
+    def pin() -> None:
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monolith.bench", "--child", kind, str(path)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=errors, preexec_fn=pin,
+        )
+        assert process.stdout
+        out = process.stdout.read()
+        process.stdout.close()
+        _, status, usage = os.wait4(process.pid, 0)  # not process.wait(): the rusage comes with the status
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"bench child {kind} {path.name} failed ({process.returncode}): "
+                               f"{errors.read().decode(errors='replace')[-2000:]}")
+    report = json.loads(out)
+    return ChildRun(
+        kind=kind,
+        cpu_s=usage.ru_utime + usage.ru_stime - report["cpu_at_start_s"],
+        wall_s=report["wall_s"],
+        peak_rss_kib=usage.ru_maxrss,
+        steps=report["steps"],
+    )
+
+
+def _child(kind: str, path: str) -> None:
+    """In the child: the work, then the CPU spent before it (imports) and its wall time on stdout."""
+    if kind not in KINDS:
+        raise SystemExit(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    info = probe(path)
+    steps: dict[str, float] = {}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    start_cpu, start_wall = usage.ru_utime + usage.ru_stime, time.perf_counter()
+    if kind == "decode":
+        sum(1 for _ in iter_seconds(path, info))
+    elif kind == "full":
+        analyze(path)
+    elif kind == "lambda_path":
+        _lambda_path(Path(path), info, steps)
+    wall = time.perf_counter() - start_wall
+    sys.stdout.write(json.dumps({"cpu_at_start_s": start_cpu, "wall_s": wall, "steps": steps}))
+    sys.stdout.flush()
+    os._exit(0)  # no interpreter teardown in the measured CPU
+
+
+# --- is the machine quiet? ---------------------------------------------------------------------------
+def _machine_busy_s() -> float:
+    """CPU-seconds all cores have been busy since boot (/proc/stat: everything but idle and iowait)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    """CPU-seconds of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class CpuWindow:
+    """The CPU other processes use from now until `close()`: the machine's busy time less this process's
+    and its children's (children are waited for before closing)."""
+
+    def __init__(self) -> None:
+        self.wall, self.busy, self.own = time.monotonic(), _machine_busy_s(), _own_cpu_s()
+        self.load_average = [round(x, 2) for x in os.getloadavg()]
+
+    def close(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.wall
+        other = max(0.0, (_machine_busy_s() - self.busy) - (_own_cpu_s() - self.own))
+        share = other / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
+        return {"wall_s": round(wall, 1), "other_cpu_s": round(other, 2), "other_cpu_share": round(share, 4),
+                "quiet": share <= QUIET_SHARE}
+
+
+def quiet_check(seconds: float = QUIET_SAMPLE_S) -> dict[str, Any]:
+    """The load average now and the share of the CPU other processes use over the next `seconds`."""
+    window = CpuWindow()
+    time.sleep(seconds)
+    return {"load_average": window.load_average, **window.close()}
 
 
 def machine() -> dict[str, Any]:
@@ -150,13 +321,6 @@ def machine() -> dict[str, Any]:
         "av": av.__version__,
         "numpy": np.__version__,
     }
-
-
-def _timed(work: Callable[[], Any]) -> tuple[float, float]:
-    """(wall_s, cpu_s) of one run; cpu includes the decoder's threads."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    work()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _lambda_path(path: Path, info: Any, steps: dict[str, float]) -> None:
@@ -239,61 +403,42 @@ def _scaled(luma: np.ndarray, width: int, height: int) -> np.ndarray:
     return frame.reformat(width=width, height=height, format="gray").to_ndarray()
 
 
-def stream_memory_mib(path: Path) -> float:
-    """Peak memory one analysed stream adds to a fresh process that already imported everything."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        return round(pool.apply(_memory_child, (str(path),)), 1)
-
-
-def _memory_child(path: str) -> float:
-    analyze(path, detectors=["freeze"])  # warm the imports and the decoder's first allocations
-    base = _rss_kib()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    analyze(path)
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, before)
-    return max(0.0, (peak - base) / 1024)
-
-
-def _rss_kib() -> float:
-    for text in Path("/proc/self/status").read_text().splitlines():
-        if text.startswith("VmRSS:"):
-            return float(text.split()[1])
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-def _summary(samples: list[tuple[float, float]], stream_s: float) -> dict[str, Any]:
-    walls = [w for w, _ in samples]
-    cpus = [c / stream_s for _, c in samples]
+def _summary(samples: list[ChildRun], stream_s: float) -> dict[str, Any]:
     return {
-        "cpu_s_per_stream_s": _spread(cpus),
-        "x_realtime": round(stream_s / statistics.median(walls), 2),
+        "cpu_s_per_stream_s": _spread([r.cpu_s / stream_s for r in samples]),
+        "x_realtime": round(stream_s / statistics.median(r.wall_s for r in samples), 2),
     }
 
 
-def _ratios(numerators: list[tuple[float, float]], denominators: list[tuple[float, float]]) -> list[float]:
-    """CPU over CPU of (wall, cpu) samples taken in the same runs."""
-    return [round(n[1] / d[1], 3) for n, d in zip(numerators, denominators, strict=True)]
+def _ratios(numerators: list[ChildRun], denominators: list[ChildRun]) -> list[float]:
+    """CPU over CPU of measurements taken in the same runs."""
+    return [round(n.cpu_s / d.cpu_s, 3) for n, d in zip(numerators, denominators, strict=True)]
 
 
-def _spread(values: list[float]) -> dict[str, Any]:
+def _spread(values: list[float], digits: int = 5) -> dict[str, Any]:
     return {
-        "median": round(statistics.median(values), 5),
-        "min": round(min(values), 5),
-        "max": round(max(values), 5),
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
         "runs": len(values),
     }
 
 
+def spread_percent(spread: dict[str, Any]) -> float:
+    """(max - min) / median, in per cent: how far apart the runs lie."""
+    return 100 * (spread["max"] - spread["min"]) / spread["median"] if spread["median"] else 0.0
+
+
 def format_bench(report: dict[str, Any]) -> str:
-    numbers = ("monolith CPU-s per stream-s", "× RT", "decode only", "full/decode CPU", "throughput",
-               "Lambda path CPU-s", "LP/monolith", "MiB/stream")
+    numbers = ("monolith CPU-s per stream-s", "spread", "× RT", "decode only", "full/decode CPU",
+               "throughput", "Lambda path CPU-s", "LP/monolith", "MiB/stream")
     cpu = text_table("stream", *numbers, right=numbers)
     for row in report["results"]:
         m = row["monolith"]["cpu_s_per_stream_s"]
         cpu.add_row(
             row["resolution"],
             f"{m['median']:.4f} [{m['min']:.4f}–{m['max']:.4f}]",
+            f"{spread_percent(m):.0f}%",
             f"{row['monolith']['x_realtime']:.1f}",
             f"{row['decode_only']['cpu_s_per_stream_s']['median']:.4f}",
             f"{row['full_vs_decode_cpu']:.2f}",
@@ -306,8 +451,10 @@ def format_bench(report: dict[str, Any]) -> str:
         f"median [min–max] of {report['repeats']} runs of a {report['duration_s']:g} s stream; "
         f"{report['machine']['cpus']} CPUs, {report['machine']['processor']}; throughput = decode-only CPU "
         "/ full CPU (the analysis's speed as a fraction of decoding alone), the ratios taken within each run "
-        "(median of the runs)"
+        "(median of the runs); spread = (max - min) / median"
     )
+    if "quiet" in report:
+        note += "\n" + describe_quiet(report["quiet"])
     steps = ("decode", *NEEDS, "all detectors")
     per_frame = text_table("stream", *steps, right=steps)
     for row in report["results"]:
@@ -319,6 +466,23 @@ def format_bench(report: dict[str, Any]) -> str:
                        per_frame)
 
 
+def describe_quiet(quiet: dict[str, Any]) -> str:
+    """One line: the load average before and after, and the CPU other processes used during the run."""
+    before, during = quiet["before"], quiet["during"]
+    verdict = "quiet" if quiet["quiet"] else "NOT QUIET: not comparable with a quiet run"
+    return (
+        f"machine {verdict}: load average {before['load_average'][0]:.2f} before, "
+        f"{quiet['load_average_after'][0]:.2f} after (this run's own load included); other processes "
+        f"used {before['other_cpu_share']:.1%} of the CPU before, {during['other_cpu_share']:.1%} during it"
+    )
+
+
 def write_json(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":  # a bench child: python -m monolith.bench --child KIND PATH
+    if len(sys.argv) != 4 or sys.argv[1] != "--child":
+        raise SystemExit("usage: python -m monolith.bench --child KIND PATH (run by run_bench)")
+    _child(sys.argv[2], sys.argv[3])

@@ -1,7 +1,7 @@
 """`python -m monolith …`: analyse streams in one process, evaluate the detectors, benchmark them.
 
 `analyze` and `serve` run wherever the package is installed, the service's container image included.
-`evaluate`, `bench` and `demo` are development commands: they generate their streams with sample_streams
+`evaluate`, `bench`, `calibrate` and `demo` are development commands: they generate their streams with sample_streams
 (and read media/), which the image does not carry (.dockerignore), so they run from a checkout.
 """
 
@@ -26,6 +26,11 @@ DEV_NOTE = " (development: run from a checkout)"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["calibrate"]:  # options of its own: `python -m monolith calibrate --help`
+        from monolith.calibrate import main as calibrate
+
+        return calibrate(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m monolith", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -44,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--duration", type=_positive_int, default=10, help="stream length in seconds")
     bench_cmd.add_argument("--repeats", type=_positive_int, default=5, help="runs per measurement")
     bench_cmd.add_argument("--sizes", default="360p,720p,1080p", help="comma-separated resolutions")
+
+    commands.add_parser(
+        "calibrate", help="`make calibrate`: CPU per stream-second and whole-task memory, written to "
+        "calibration/calibration.json (see `calibrate --help`)" + DEV_NOTE
+    )
 
     evaluate_cmd = commands.add_parser(
         "evaluate", help="precision/recall on generated streams with known defects" + DEV_NOTE

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import os
 import signal
 import subprocess
@@ -36,6 +37,19 @@ def task_command(python: str = sys.executable) -> list[str]:
     """The container's command with this interpreter in place of `python`."""
     assert SERVE_COMMAND[0] == "python"
     return [python, *SERVE_COMMAND[1:]]
+
+
+def load_launcher() -> Any:
+    """scripts/localstack.py (standard library only, it runs in LocalStack's own venv), imported by path:
+    `start(dir)` / `stop(pid)` a LocalStack for the tasks to talk to."""
+    spec = importlib.util.spec_from_file_location("localstack_launcher", ROOT / "scripts" / "localstack.py")
+    assert spec and spec.loader
+    if spec.name in sys.modules:
+        return sys.modules[spec.name]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def _die_with_launcher() -> None:

@@ -1,0 +1,230 @@
+"""`make calibrate` = `python -m monolith calibrate`: measure, then write calibration/calibration.json.
+
+Two phases, on a quiet machine (a busy one is refused before anything is measured, and a run during which
+other processes used the CPU is not written):
+1. CPU (`monolith.bench`): decode only, the monolith and the Lambda path at each resolution, interleaved
+   fresh child processes, CPU from their rusage, pinned to one core;
+2. whole-task memory (`monolith.task_memory`): `monolith serve --concurrency N` for each concurrency the
+   stack may be configured with, N streams at once at each resolution, on a LocalStack started for it
+   (real SQS and S3), the peak of the process tree.
+The file says when, on what machine, with which command, and how quiet the machine was; the cost model and
+the after stack read it by default, so commit it after running this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from calibration import CALIBRATION_PATH
+
+# The concurrencies measured by default: the after stack's default (4, cdk.json after_concurrency), one
+# stream per task, and the steps between and above that the README's scenarios use.
+CONCURRENCIES = (1, 2, 4, 8)
+Log = Callable[[str], None]
+
+
+def measure_tasks(*, sizes: list[str], concurrencies: list[int], repeats: int, duration_s: float,
+                  log: Log) -> dict[str, Any]:
+    """Every concurrency at every size, `repeats` interleaved runs, on a LocalStack started for them."""
+    from monolith.bench import generate_bench_stream
+    from monolith.local_tasks import load_launcher
+    from monolith.task_memory import measure_task, service_aws
+
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {str(n): [] for n in concurrencies}
+                                                        for name in sizes}
+    with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
+        folder = Path(tmp)
+        streams = {name: generate_bench_stream(folder, name, duration_s, log) for name in sizes}
+        launcher = load_launcher()
+        log("starting LocalStack (SQS and S3 for the tasks) …")
+        server = launcher.start(folder / "localstack")
+        try:
+            aws = service_aws(server.client_env(), "calibrate")
+            for run in range(repeats):
+                for name in sizes:
+                    for n in concurrencies:
+                        log(f"task run {run + 1}/{repeats}: {name}, {n} stream(s) at once")
+                        task = measure_task(streams[name], n, aws, folder / f"tasks-{run}-{name}-{n}")
+                        log(f"  peak {task.peak_mib:.0f} MiB over {task.processes} processes "
+                            f"(idle {task.idle_mib:.0f} MiB, sampled peak {task.sampled_peak_mib:.0f} MiB)")
+                        runs[name][str(n)].append(asdict(task))
+        finally:
+            launcher.stop(server.pid)
+    return {"stream_seconds": duration_s, "runs": repeats, "concurrencies": concurrencies,
+            "by_resolution": runs}
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
+            "max": round(max(values), 1), "runs": len(values)}
+
+
+def task_section(tasks: dict[str, Any]) -> dict[str, Any]:
+    """The calibration's `task` section from `measure_tasks`' report: each figure's median and spread."""
+    rows = tasks["by_resolution"]
+
+    def table(figure: str) -> dict[str, Any]:
+        return {name: {n: _spread([r[figure] for r in runs]) for n, runs in by_n.items()}
+                for name, by_n in rows.items()}
+
+    processes = {n: max(r["processes"] for by_n in rows.values() for r in by_n[n])
+                 for n in next(iter(rows.values()))}
+    return {
+        "comment": "Whole tasks: `monolith serve --concurrency N` (supervisor, N workers, resource "
+        "tracker) on LocalStack's SQS and S3, each worker analysing one stream, all at once. peak_mib = the "
+        "sum of each process's own peak RSS (VmHWM), which sizes the task (monolith/sizing.py); "
+        "sampled_peak_mib = the largest sum of RSS seen in one sample; idle_mib = the tree with its workers "
+        "polling, before any job.",
+        "stream_seconds": tasks["stream_seconds"],
+        "runs": tasks["runs"],
+        "processes": processes,
+        "peak_mib": table("peak_mib"),
+        "sampled_peak_mib": table("sampled_peak_mib"),
+        "idle_mib": table("idle_mib"),
+        "runs_by_resolution": rows,
+    }
+
+
+def document(report: dict[str, Any], tasks: dict[str, Any], command: str) -> dict[str, Any]:
+    """The calibration document for a `monolith.bench.run_bench` report and a `measure_tasks` report."""
+    rows = report["results"]
+    m = report["machine"]
+    return {
+        "comment": "Generated by `make calibrate` (python -m monolith calibrate): monolith.bench and "
+        "monolith.task_memory measured on the machine below. The cost model and the after stack's task size "
+        "read this file.",
+        "generated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {**m, "description": f"{m['cpus']}-CPU {m['processor']} ({m['platform']})"},
+        "command": command,
+        "runs": report["repeats"],
+        "stream_seconds": report["duration_s"],
+        "pinned_core": report["pinned_core"],
+        "quiet": report["quiet"],
+        "monolith": {
+            "cpu_s_per_stream_second": {r["resolution"]: r["monolith"]["cpu_s_per_stream_s"] for r in rows},
+            "decode_only_cpu_s_per_stream_second": {
+                r["resolution"]: r["decode_only"]["cpu_s_per_stream_s"] for r in rows
+            },
+            "x_realtime": {r["resolution"]: r["monolith"]["x_realtime"] for r in rows},
+            "peak_rss_mib_per_stream": {r["resolution"]: r["peak_rss_mib_per_stream"] for r in rows},
+            "peak_rss_mib_per_stream_runs": {
+                r["resolution"]: r["peak_rss_mib_per_stream_runs"] for r in rows
+            },
+            "process_base_mib": {r["resolution"]: r["process_base_mib"] for r in rows},
+            # CPU of the full analysis over decoding alone, taken within each run; the median reported.
+            "full_vs_decode_cpu": {r["resolution"]: r["full_vs_decode_cpu"] for r in rows},
+            "full_vs_decode_cpu_runs": {r["resolution"]: r["full_vs_decode_cpu_runs"] for r in rows},
+        },
+        "task": task_section(tasks),
+        "lambda_path": {
+            "cpu_s_per_stream_second": {
+                r["resolution"]: r["lambda_path"]["cpu_s_per_stream_s"] for r in rows
+            },
+            "vs_monolith_cpu": {r["resolution"]: r["lambda_path_vs_monolith_cpu"] for r in rows},
+            "vs_monolith_cpu_runs": {r["resolution"]: r["lambda_path_vs_monolith_cpu_runs"] for r in rows},
+        },
+        "profiles": {"by_resolution": {r["resolution"]: r["profile"] for r in rows}},
+    }
+
+
+def format_tasks(section: dict[str, Any]) -> str:
+    """The whole-task table, and what one interpreter per stream costs: the idle tree at N workers over
+    the idle tree at one (the extra interpreters), as a share of the task's peak."""
+    from monolith.tables import render_text, text_table
+
+    numbers = ("streams", "processes", "peak MiB [min–max]", "sampled peak", "idle", "extra interpreters")
+    table = text_table("stream", *numbers, right=numbers)
+    for name, by_n in section["peak_mib"].items():
+        idle = section["idle_mib"][name]
+        one = idle.get("1", {}).get("median")
+        for n, peak in by_n.items():
+            extra = idle[n]["median"] - one if one is not None and n != "1" else None
+            table.add_row(
+                name, n, str(section["processes"][n]),
+                f"{peak['median']:.0f} [{peak['min']:.0f}–{peak['max']:.0f}]",
+                f"{section['sampled_peak_mib'][name][n]['median']:.0f}", f"{idle[n]['median']:.0f}",
+                "" if extra is None else f"{extra:.0f} MiB ({100 * extra / peak['max']:.0f}% of the peak)",
+            )
+    note = (f"median [min–max] of {section['runs']} runs, each worker analysing a "
+            f"{section['stream_seconds']:g} s stream; extra interpreters = idle tree − idle tree of one "
+            "worker: what threads, or one process per task, would save")
+    return render_text(table, note)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monolith calibrate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="CPU runs per measurement (median and spread)")
+    parser.add_argument("--duration", type=float, default=10.0, help="generated stream length, seconds")
+    parser.add_argument("--sizes", default="360p,720p,1080p", help="comma list of resolutions")
+    parser.add_argument("--concurrencies", default=",".join(map(str, CONCURRENCIES)),
+                        help="comma list of streams per task to measure whole tasks at "
+                        "(default: %(default)s)")
+    parser.add_argument("--task-repeats", type=int, default=3, help="whole-task runs per concurrency")
+    parser.add_argument("--out", type=Path, default=CALIBRATION_PATH, help="default: %(default)s")
+    parser.add_argument("--allow-busy", action="store_true",
+                        help="measure even when other processes use the CPU (the file says so)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the measured processes to a core")
+    args = parser.parse_args(argv)
+    from monolith.bench import SIZES, NotQuiet, format_bench, run_bench
+
+    # Checked before minutes of measuring, not after.
+    sizes = [name.strip() for name in args.sizes.split(",") if name.strip()]
+    unknown = [name for name in sizes if name not in SIZES]
+    if not sizes or unknown:
+        return _refuse(f"--sizes takes a comma list of {', '.join(SIZES)}, got {args.sizes!r}")
+    try:
+        concurrencies = sorted({int(n) for n in args.concurrencies.split(",") if n.strip()})
+    except ValueError:
+        concurrencies = []
+    if not concurrencies or concurrencies[0] < 1:
+        return _refuse(f"--concurrencies takes a comma list of whole numbers from 1, "
+                       f"got {args.concurrencies!r}")
+    if args.repeats < 1 or args.task_repeats < 1 or args.duration < 2:
+        return _refuse("--repeats and --task-repeats must be at least 1 and --duration at least 2 s")
+    if not args.out.parent.is_dir():
+        return _refuse(f"--out {args.out}: no such directory {args.out.parent}")
+
+    started = time.monotonic()
+    try:
+        report = run_bench(duration_s=args.duration, repeats=args.repeats, sizes=sizes, pin=not args.no_pin,
+                           require_quiet=not args.allow_busy, log=_log)
+    except NotQuiet as error:
+        return _refuse(f"{error} (or pass --allow-busy: the file will say the machine was not quiet)", code=1)
+    print(format_bench(report))
+    if not report["quiet"]["quiet"] and not args.allow_busy:
+        return _refuse(f"the machine was not quiet during the run; {args.out} is left as it was: run again "
+                       "with nothing else running", code=1)
+    tasks = measure_tasks(sizes=sizes, concurrencies=concurrencies, repeats=args.task_repeats,
+                          duration_s=args.duration, log=_log)
+    command = (
+        "make calibrate = python -m monolith calibrate"
+        f" --repeats {args.repeats} --duration {args.duration:g} --sizes {','.join(sizes)}"
+        f" --concurrencies {','.join(map(str, concurrencies))} --task-repeats {args.task_repeats}"
+        + (" --allow-busy" if args.allow_busy else "") + (" --no-pin" if args.no_pin else "")
+    )
+    calibration = document(report, tasks, command)
+    args.out.write_text(json.dumps(calibration, indent=2) + "\n")
+    print()
+    print(format_tasks(calibration["task"]))
+    print(f"wrote {args.out} ({(time.monotonic() - started) / 60:.1f} min)")
+    return 0
+
+
+def _refuse(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
