@@ -92,10 +92,11 @@ class Calibration:
         processes of each one's peak RSS (median and spread of the runs)."""
         rows = self._row("task", "peak_mib", resolution)
         if str(concurrency) not in rows:
-            measured = ", ".join(str(n) for n in self.task_concurrencies(resolution))
+            measured = [str(n) for n in self.task_concurrencies(resolution)]
             raise CalibrationError(
                 f"{self.path}: no task of {concurrency} streams measured at {resolution} (measured: "
-                f"{measured}); run `python -m monolith calibrate --concurrencies {measured},{concurrency}`"
+                f"{', '.join(measured)}); run `python -m monolith calibrate --concurrencies "
+                f"{','.join([*measured, str(concurrency)])}`"
             )
         return Spread(**rows[str(concurrency)])
 

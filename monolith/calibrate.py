@@ -54,9 +54,11 @@ def measure_tasks(*, sizes: list[str], concurrencies: list[int], repeats: int, d
                 for name in sizes:
                     for n in concurrencies:
                         log(f"task run {run + 1}/{repeats}: {name}, {n} stream(s) at once")
+                        begun = time.monotonic()
                         task = measure_task(streams[name], n, aws, folder / f"tasks-{run}-{name}-{n}")
                         log(f"  peak {task.peak_mib:.0f} MiB over {task.processes} processes "
-                            f"(idle {task.idle_mib:.0f} MiB, sampled peak {task.sampled_peak_mib:.0f} MiB)")
+                            f"(idle {task.idle_mib:.0f} MiB, sampled peak {task.sampled_peak_mib:.0f} MiB); "
+                            f"{time.monotonic() - begun:.0f} s, the jobs {task.wall_s:.0f} s")
                         runs[name][str(n)].append(asdict(task))
         finally:
             launcher.stop(server.pid)

@@ -6,7 +6,8 @@ here). Once every worker has started and polls the queue, the tree's memory is r
 jobs are sent at once, one per worker, and the tree is sampled (`/proc/<pid>/status`, every process below
 the task's) until the N jobs have finished. Two figures:
 - `sampled_peak_mib`: the largest sum of resident memory over the tree seen in one sample;
-- `peak_mib`: the sum of each process's own peak (VmHWM, kept by the kernel, so no sample can miss it).
+- `peak_mib`: the sum of each process's own peak (VmHWM, kept by the kernel, so no sample can miss it),
+  over every process seen while the jobs ran.
   The streams' peaks can coincide, so this is what a task can reach at once, and what sizes the task
   (`monolith.sizing`).
 Resident memory counts the shared libraries once per process, as the sum of the processes' RSS does.
@@ -38,7 +39,7 @@ class TaskMemoryError(RuntimeError):
 @dataclass(frozen=True)
 class TaskMemory:
     concurrency: int
-    processes: int  # in the task's tree while it analysed
+    processes: int  # seen in the task's tree while it analysed
     idle_mib: float  # the tree with every worker started and polling, before any job
     sampled_peak_mib: float  # the largest sum of RSS over the tree in one sample
     peak_mib: float  # the sum of each process's own peak RSS (VmHWM)
@@ -109,11 +110,9 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return values["VmRSS:"], values["VmHWM:"]
 
 
-def tree_kib(root: int) -> tuple[int, int, int]:
-    """(processes, sum of resident memory now, sum of each process's peak) of `root`'s tree."""
-    pids = process_tree(root)
-    readings = [memory_kib(pid) for pid in pids]
-    return len(pids), sum(rss for rss, _ in readings), sum(peak for _, peak in readings)
+def tree_kib(root: int) -> dict[int, tuple[int, int]]:
+    """{pid: (resident now, resident at its peak)} in KiB for `root` and every process below it."""
+    return {pid: memory_kib(pid) for pid in process_tree(root)}
 
 
 # --- one measurement ------------------------------------------------------------------------------------
@@ -151,15 +150,16 @@ def measure_task(stream: Path, concurrency: int, aws: ServiceAws, log_dir: Path,
                 raise _failed(task, f"{concurrency} workers did not start within {START_TIMEOUT_S} s")
             time.sleep(0.2)
         time.sleep(1.0)  # every worker past its first poll
-        _, idle_kib, _ = tree_kib(task.pid)
+        idle_kib = sum(rss for rss, _ in tree_kib(task.pid).values())
         for index in range(concurrency):
             sqs.send_message(QueueUrl=settings.job_queue_url, MessageBody=json.dumps(
                 {"bucket": aws.source_bucket, "key": key, "stream_id": f"{stream.stem}-{index}"}))
         started = time.monotonic()
-        processes, sampled_kib, peak_kib = 0, 0, 0
+        sampled_kib, peaks = 0, {}  # each process's peak as last read: one that exited keeps its last
         while True:
-            count, rss, peaks = tree_kib(task.pid)
-            processes, sampled_kib, peak_kib = max(processes, count), max(sampled_kib, rss), peaks
+            tree = tree_kib(task.pid)
+            sampled_kib = max(sampled_kib, sum(rss for rss, _ in tree.values()))
+            peaks.update({pid: max(peak, peaks.get(pid, 0)) for pid, (_, peak) in tree.items() if peak})
             finished = [u for u in read_usage(task.lines()) if u["outcome"] != "idle"]
             if len(finished) >= concurrency:
                 break
@@ -177,5 +177,7 @@ def measure_task(stream: Path, concurrency: int, aws: ServiceAws, log_dir: Path,
     if jobs != (1,) * concurrency:
         raise TaskMemoryError(f"the {concurrency} streams were not analysed at once, one per worker "
                               f"(jobs per worker: {list(jobs)}); measure again")
-    return TaskMemory(concurrency, processes, round(idle_kib / 1024, 1), round(sampled_kib / 1024, 1),
+    # The kernel batches its RSS counters: the sum of peaks can read a hair under a sampled sum.
+    peak_kib = max(sum(peaks.values()), sampled_kib)
+    return TaskMemory(concurrency, len(peaks), round(idle_kib / 1024, 1), round(sampled_kib / 1024, 1),
                       round(peak_kib / 1024, 1), jobs, round(wall, 1))

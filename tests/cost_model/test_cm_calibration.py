@@ -1,18 +1,35 @@
-"""The committed calibration, its API, and `make calibrate`'s path from a (tiny) real bench run to a file the
-cost model reads."""
+"""The committed calibration, its API, and `make calibrate`'s path (`python -m monolith calibrate`) from a
+(tiny) real bench run and whole-task measurements to a file the cost model reads."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from calibration import CALIBRATION_PATH, Calibration, CalibrationError, load
-from calibration.__main__ import from_bench
-from calibration.__main__ import main as calibrate
 from cost_model import cli
-from monolith.bench import format_bench, run_bench
+from monolith.bench import NotQuiet, format_bench, run_bench
+from monolith.calibrate import document, format_tasks, task_section
+from monolith.calibrate import main as calibrate
+from monolith.sizing import task_size
+
+
+def _task(n: int, idle: float, sampled: float, peak: float) -> dict[str, Any]:
+    """One whole-task run as monolith.task_memory.measure_task reports it."""
+    return {"concurrency": n, "processes": 1 if n == 1 else n + 2, "idle_mib": idle,
+            "sampled_peak_mib": sampled, "peak_mib": peak, "jobs_per_worker": [1] * n, "wall_s": 10.0}
+
+
+# Round figures: one stream's task peaks at 150-160 MiB, four streams' at 500-540 over an idle tree of 400
+TASKS = {"stream_seconds": 2, "runs": 3, "concurrencies": [1, 4], "by_resolution": {"360p": {
+    "1": [_task(1, 100, 140, 150), _task(1, 110, 150, 160), _task(1, 105, 145, 155)],
+    "4": [_task(4, 400, 480, 500), _task(4, 410, 500, 540), _task(4, 400, 490, 520)],
+}}}
 
 
 def test_the_committed_file_says_how_it_was_made_and_covers_hd() -> None:
@@ -21,12 +38,21 @@ def test_the_committed_file_says_how_it_was_made_and_covers_hd() -> None:
     for key in ("generated", "machine", "command"):
         assert cal.data[key], key
     assert "make calibrate" in cal.data["command"]
+    # and that nothing else ran: the load average before and after, the CPU others used during the run
+    quiet = cal.data["quiet"]
+    assert quiet["quiet"] is True and len(quiet["before"]["load_average"]) == 3, quiet
     # The cost model's default scenario is 1080p; 360p and 720p are measured too
     assert cal.resolutions == ("360p", "720p", "1080p")
     for resolution in cal.resolutions:
         cpu = cal.monolith_cpu(resolution)
         assert 0 < cpu.min <= cpu.median <= cpu.max and cpu.runs >= 3
         assert cal.monolith_peak_rss_mib(resolution) > 0
+        # Whole tasks at every concurrency the stack may be configured with, the peak above the idle tree
+        assert cal.task_concurrencies(resolution) == (1, 2, 4, 8)
+        for n in cal.task_concurrencies(resolution):
+            peak = cal.task_peak_mib(resolution, n)
+            assert 0 < peak.min <= peak.median <= peak.max and peak.runs >= 3
+            assert peak.min > cal.data["task"]["idle_mib"][resolution][str(n)]["max"]
         assert cal.lambda_path_cpu(resolution).median > 0
         profile = cal.profile(resolution)
         assert profile.frame_bytes > 0 and set(profile.detect_ms_per_frame) == {
@@ -68,8 +94,10 @@ def test_unreadable_files_are_one_clear_error(tmp_path: Path) -> None:
 def test_a_small_bench_becomes_a_calibration_the_cost_model_reads(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a real (tiny) bench: a 2 s 360p stream, each measurement twice
-    report = run_bench(duration_s=2, repeats=2, sizes=["360p"], log=lambda _: None)
+    # Given a real (tiny) bench: a 2 s 360p stream, each measurement twice (the machine running the tests
+    # is not quiet: the report says so)
+    report = run_bench(duration_s=2, repeats=2, sizes=["360p"], require_quiet=False, log=lambda _: None)
+    assert report["quiet"]["quiet"] in (True, False) and report["quiet"]["during"]["wall_s"] > 0
     row = report["results"][0]
     # Then each figure is the median of its runs, with the spread beside it, CPU compared with CPU
     for kind in ("decode_only", "monolith", "lambda_path"):
@@ -83,10 +111,13 @@ def test_a_small_bench_becomes_a_calibration_the_cost_model_reads(
     assert row["full_vs_decode_cpu"] == pytest.approx((ratios[0] + ratios[1]) / 2, abs=1e-3)
     assert all(full["min"] / decode["max"] - 1e-3 <= r <= full["max"] / decode["min"] + 1e-3 for r in ratios)
     assert row["profile"]["frame_bytes"] > 0 and row["peak_rss_mib_per_stream"] > 0
+    # Memory: the full analysis's child over the imports-only child of the same run
+    assert len(row["peak_rss_mib_per_stream_runs"]) == 2 and row["process_base_mib"]["median"] > 20
     assert "360p" in format_bench(report)
-    # When written as a calibration file, Then the cost model prices a 360p scenario from it
+    # When written as a calibration file with hand-made whole tasks, Then the cost model prices a 360p
+    # scenario from it, the task's memory from the largest peak of 4 streams: 540 x 1.5 = 810 -> 896 MiB
     path = tmp_path / "calibration.json"
-    calibration = from_bench(report, "test")
+    calibration = document(report, TASKS, "test")
     assert calibration["monolith"]["full_vs_decode_cpu_runs"]["360p"] == ratios
     path.write_text(json.dumps(calibration))
     code = cli.main(
@@ -107,15 +138,54 @@ def test_a_small_bench_becomes_a_calibration_the_cost_model_reads(
     assert code == 0
     fleet = json.loads(out)["scenario"]["monolith"]
     assert fleet["cpu_s_per_stream_s_measured"]["median"] == row["monolith"]["cpu_s_per_stream_s"]["median"]
+    assert (fleet["streams_per_task"], fleet["task_memory_mib"]) == (4, 896)
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--sizes", "720p,4k"], "--sizes takes a comma list of 360p, 720p, 1080p, got '720p,4k'"),
     (["--sizes", ","], "--sizes takes a comma list"),
     (["--out", "no-such-dir/calibration.json"], "no such directory no-such-dir"),
+    (["--concurrencies", "0,4"], "--concurrencies takes a comma list of whole numbers from 1, got '0,4'"),
+    (["--concurrencies", "four"], "--concurrencies takes a comma list"),
+    (["--task-repeats", "0"], "--task-repeats must be at least 1"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_measured(
         args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     # Instantly: a measurement would take minutes
     assert calibrate(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_whole_task_runs_become_a_median_and_spread_per_concurrency_that_sizes_the_task() -> None:
+    # Given three runs each of one and four streams at 360p (TASKS)
+    section = task_section(TASKS)
+    # Then each figure is the median and spread of its runs, the processes the largest tree seen
+    assert section["peak_mib"]["360p"]["4"] == {"median": 520, "min": 500, "max": 540, "runs": 3}
+    assert section["idle_mib"]["360p"]["1"] == {"median": 105, "min": 100, "max": 110, "runs": 3}
+    assert section["sampled_peak_mib"]["360p"]["4"]["median"] == 490
+    assert section["processes"] == {"1": 1, "4": 6}
+    # And the task is sized from the largest peak: 4 streams 540 x 1.5 = 810 -> 896 MiB; one stream
+    # 160 x 1.5 = 240 -> 256 MiB (CPU: 0.05 x 4 x 1.5 x 1,024 = 307.2 -> 308 units)
+    cal = Calibration({"monolith": {"cpu_s_per_stream_second": {
+        "360p": {"median": 0.05, "min": 0.05, "max": 0.05, "runs": 1}}}, "task": section}, Path("t.json"))
+    assert (task_size(cal, "360p", 4).cpu_units, task_size(cal, "360p", 4).memory_mib) == (308, 896)
+    assert task_size(cal, "360p", 1).memory_mib == 256
+    # A concurrency not measured is refused with what to run, not guessed
+    with pytest.raises(CalibrationError, match=r"no task of 2 streams measured at 360p \(measured: 1, 4\); "
+                                               r"run `python -m monolith calibrate --concurrencies 1,4,2`"):
+        task_size(cal, "360p", 2)
+    # And the table says what the extra interpreters cost: idle 400 - 105 = 295 MiB, 55% of the 540 peak
+    table = format_tasks(section)
+    assert "295 MiB (55% of the peak)" in table and "520 [500–540]" in table
+
+
+def test_a_busy_machine_is_refused_before_anything_is_measured(tmp_path: Path) -> None:
+    # Given another process that keeps one core busy (a share of the CPU far above the 5% allowed)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        # When the bench starts, Then it refuses at once, saying how busy the machine was
+        with pytest.raises(NotQuiet, match=r"other processes used \d+% of the CPU over 3 s \(load average"):
+            run_bench(duration_s=2, repeats=1, sizes=["360p"], log=lambda _: None)
+    finally:
+        spinner.kill()
+        spinner.wait()

@@ -46,7 +46,15 @@ CALIBRATION = Calibration(
         "monolith": {
             "cpu_s_per_stream_second": {"1080p": {"median": 0.2, "min": 0.1, "max": 0.4, "runs": 3}},
             "peak_rss_mib_per_stream": {"1080p": 100},
-        }
+        },
+        "task": {
+            "peak_mib": {
+                "1080p": {
+                    "1": {"median": 250, "min": 240, "max": 260, "runs": 3},
+                    "4": {"median": 580, "min": 560, "max": 600, "runs": 3},
+                }
+            }
+        },
     },
     Path("hand.json"),
 )
@@ -235,12 +243,12 @@ def test_after_requests_for_one_stream_by_hand() -> None:
 
 
 def test_fleet_bin_packing_by_hand() -> None:
-    # Given 0.2 CPU-s per stream-second (median; min 0.1, max 0.4), 100 MiB per stream, 4 streams per task,
-    # 50% headroom: a task reserves 0.2 x 4 x 1.5 = 1.2 vCPU = 1,229 units and 256 + 100 x 4 x 1.5 = 856
-    # -> 896 MiB. A c6i.2xlarge offers 8,192 units and 90% of 16,384 = 14,745 MiB: 6 tasks by CPU, 16 by
-    # memory. 1,000 streams = 250 tasks -> 42 instances.
+    # Given 0.2 CPU-s per stream-second (median; min 0.1, max 0.4), a whole task of 4 streams peaking at
+    # 560-600 MiB, 50% headroom: a task reserves 0.2 x 4 x 1.5 = 1.2 vCPU = 1,229 units and the largest
+    # peak 600 x 1.5 = 900 -> 1,024 MiB. A c6i.2xlarge offers 8,192 units and 90% of 16,384 = 14,745 MiB:
+    # 6 tasks by CPU, 14 by memory. 1,000 streams = 250 tasks -> 42 instances.
     f = size_fleet(1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=4))
-    assert (f.task.cpu_units, f.task.memory_mib) == (1229, 896)
+    assert (f.task.cpu_units, f.task.memory_mib) == (1229, 1024)
     assert (f.tasks, f.tasks_per_instance, f.instances, f.bound) == (250, 6, 42, "CPU")
     # The spread: at the max (0.4) 2,458 units, 3 tasks each, 84 instances; at the min (0.1) 615 units,
     # 13 each, 20 instances
@@ -258,8 +266,8 @@ def test_fleet_bin_packing_by_hand() -> None:
         8,
         32,
     )
-    # One stream per task: 0.3 vCPU = 308 units, 256 + 150 = 406 -> 512 MiB: 26 per instance by CPU (28 by
-    # memory)
+    # One stream per task: 0.3 vCPU = 308 units, its task's peak 260 x 1.5 = 390 -> 512 MiB: 26 per instance
+    # by CPU (28 by memory)
     one = size_fleet(1000, CALIBRATION, "1080p", settings=ServiceSettings(concurrency=1))
     assert (one.task.cpu_units, one.task.memory_mib, one.tasks_per_instance, one.bound) == (
         308,
@@ -462,16 +470,16 @@ def test_tasks_reserve_90_percent_of_an_instances_memory() -> None:
 
 def test_cost_model_packs_tasks_as_the_after_stack_places_them() -> None:
     # Given the stack's default task (4 streams at 720p) sized from a fixed calibration (0.1 CPU-s per
-    # stream-second, 150 MiB per stream): 0.1 x 4 x 1.5 = 0.6 vCPU x 1,024 = 614.4 -> 615 CPU units;
-    # 256 MiB + 150 x 4 x 1.5 = 1,156 -> 1,280 MiB in 128 MiB steps. A c6i.2xlarge: 8,192 // 615 = 13 by
-    # CPU, 90% of 16,384 = 14,745 MiB // 1,280 = 11 by memory -> 11, memory-bound. The cost model prices
-    # the fleet the stack would place: the same 11 and the same bound (120 streams = 30 tasks = 3
-    # instances).
+    # stream-second; a whole task of 4 streams peaking at 880-960 MiB): 0.1 x 4 x 1.5 = 0.6 vCPU x 1,024 =
+    # 614.4 -> 615 CPU units; the largest peak 960 x 1.5 = 1,440 -> 1,536 MiB in 128 MiB steps. A
+    # c6i.2xlarge: 8,192 // 615 = 13 by CPU, 90% of 16,384 = 14,745 MiB // 1,536 = 9 by memory -> 9,
+    # memory-bound. The cost model prices the fleet the stack would place: the same 9 and the same bound
+    # (120 streams = 30 tasks = 4 instances).
     config = AfterConfig(calibration_path=str(FIXED_CALIBRATION))
     task = config.task_size
-    assert (task.cpu_units, task.memory_mib) == (615, 1280)
-    assert (config.tasks_per_instance, config.memory_bound) == (11, True)
-    assert pack(120, task, config.concurrency, config.instance_type) == (30, 11, 3, "memory")
+    assert (task.cpu_units, task.memory_mib) == (615, 1536)
+    assert (config.tasks_per_instance, config.memory_bound) == (9, True)
+    assert pack(120, task, config.concurrency, config.instance_type) == (30, 9, 4, "memory")
 
 
 def test_a_live_stream_of_the_before_by_hand(definition: dict[str, Any]) -> None:

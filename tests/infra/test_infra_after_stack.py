@@ -2,8 +2,9 @@
 before, and its LocalStack variant, read from synthesized templates (aws_cdk.assertions).
 
 Sizes are written out by hand from a fixed calibration, tests/infra/data/calibration-seed.json (720p:
-0.108 CPU-s per stream-second, 400 MiB peak per stream; 360p: 0.041 and 250; given with the
-`after_calibration` context), and monolith/sizing.py (50% headroom, 256 MiB base).
+0.108 CPU-s per stream-second, whole tasks of 4 and 8 streams peaking at most at 1,750 and 3,400 MiB;
+360p: 0.041 and 650 MiB for 2 streams; given with the `after_calibration` context), and monolith/sizing.py
+(50% headroom on both, memory in 128 MiB steps).
 """
 
 from __future__ import annotations
@@ -124,11 +125,12 @@ def before_id(before: dict[str, Any], kind: str, part: str) -> str:
 
 def test_task_size_is_the_calibrated_cpu_and_memory_times_concurrency(default: Synthesized,
                                                                       graviton: Synthesized) -> None:
-    # 720p × 4: 0.108 × 4 × 1.5 × 1024 = 663.6 → 664 units; 256 + 400 × 4 × 1.5 = 2656 → 2688 MiB (×128)
+    # 720p × 4: 0.108 × 4 × 1.5 × 1024 = 663.6 → 664 units; the task's peak 1750 × 1.5 = 2625 → 2688 MiB
+    # (×128)
     assert (container(default.after)["Cpu"], container(default.after)["Memory"]) == (664, 2688)
-    # 720p × 8: 1327.1 → 1328 units; 256 + 400 × 8 × 1.5 = 5056 → 5120 MiB
+    # 720p × 8: 1327.1 → 1328 units; 3400 × 1.5 = 5100 → 5120 MiB
     assert (container(graviton.after)["Cpu"], container(graviton.after)["Memory"]) == (1328, 5120)
-    # 360p × 2: 0.041 × 2 × 1.5 × 1024 = 126 → the 128-unit floor; 256 + 250 × 2 × 1.5 = 1006 → 1024 MiB
+    # 360p × 2: 0.041 × 2 × 1.5 × 1024 = 126 → the 128-unit floor; 650 × 1.5 = 975 → 1024 MiB
     size = AfterConfig(resolution="360p", concurrency=2, calibration_path=SEED).task_size
     assert (size.cpu_units, size.memory_mib) == (128, 1024)
 
@@ -154,6 +156,9 @@ def test_instance_capacity_and_packing() -> None:
     ({"min_tasks": 3, "max_tasks": 2}, "after_min_tasks <= after_max_tasks"),
     ({"network": "vpn"}, "after_network must be one of public, nat, endpoints"),
     ({"resolution": "4k"}, "no cpu_s_per_stream_second measured for '4k'"),
+    # A concurrency whose whole task was not measured is not guessed at
+    ({"concurrency": 3}, "no task of 3 streams measured at 720p (measured: 4, 8); run `python -m monolith "
+                         "calibrate --concurrencies 4,8,3`"),
 ])
 def test_bad_after_settings_are_refused_with_the_reason(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
