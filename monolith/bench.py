@@ -6,7 +6,7 @@ For each resolution the same generated stream (a freeze and block damage in it) 
 3. handled the Lambda path's way in one process: decoded, every frame and the audio packed into their
    objects (`transport.py`), and each detector unpacking what it reads (`NEEDS`) before detecting — the
    CPU the converter and detector functions spend, without S3;
-4. not touched at all: the interpreter with everything imported, the base the others' memory is read over.
+4. nothing: the interpreter with everything imported (its resident memory: the process base).
 
 Each measurement is a fresh child process (`python -m monolith.bench --child KIND PATH`), so no run inherits
 another's heap or caches. The compared commands are interleaved: every run measures each kind at each
@@ -18,9 +18,10 @@ the decoder runs one thread, and a pinned process is not migrated between caches
 
 Reported per resolution: the median, min and max over the runs of CPU-seconds per stream-second, the
 throughput as a multiple of real time (wall), the ratios taken within each run, the memory one stream adds
-to an interpreter that imported everything (peak RSS of the full analysis minus that of the imports only,
-within each run), and, from the Lambda-path runs, the per-frame costs of each step; object sizes come from
-real clips (generated pictures compress far better).
+to an interpreter that imported everything (the full analysis's peak RSS during its work, the kernel's
+high-water mark reset as it began, over its RSS then), the imports-only child's RSS as the base, and,
+from the Lambda-path runs, the per-frame costs of each step; object sizes come from real clips
+(generated pictures compress far better).
 
 The figures mean something only on a quiet machine: the load average before and after, and the CPU other
 processes used during the run (`/proc/stat` less this process tree's rusage), are in the report, and a busy
@@ -82,7 +83,8 @@ class ChildRun:
     kind: str
     cpu_s: float  # the work's CPU (all threads), from the child's rusage
     wall_s: float
-    peak_rss_kib: int  # the child's ru_maxrss: imports and work
+    start_rss_kib: int  # resident once everything was imported, as the work began
+    peak_rss_kib: int  # the largest resident size during the work alone
     steps: dict[str, float]  # the Lambda path's CPU per step (kind "lambda_path" only)
 
 
@@ -198,8 +200,8 @@ def _row(name: str, info: Any, runs: dict[str, list[ChildRun]], repeats: int) ->
     row["lambda_path_vs_monolith_cpu_runs"] = _ratios(lambda_path, full)
     row["lambda_path_vs_monolith_cpu"] = round(statistics.median(row["lambda_path_vs_monolith_cpu_runs"]), 3)
     # Memory: what one analysed stream adds to an interpreter that imported everything, within each run.
-    base = [r.peak_rss_kib / 1024 for r in runs["imports"]]
-    added = [max(0.0, f.peak_rss_kib / 1024 - b) for f, b in zip(full, base, strict=True)]
+    base = [r.start_rss_kib / 1024 for r in runs["imports"]]
+    added = [max(0.0, (f.peak_rss_kib - f.start_rss_kib) / 1024) for f in full]
     row["process_base_mib"] = _spread(base, digits=1)
     row["peak_rss_mib_per_stream_runs"] = [round(x, 1) for x in added]
     row["peak_rss_mib_per_stream"] = round(statistics.median(added), 1)
@@ -240,7 +242,8 @@ def run_child(kind: str, path: Path, core: int | None) -> ChildRun:
         kind=kind,
         cpu_s=usage.ru_utime + usage.ru_stime - report["cpu_at_start_s"],
         wall_s=report["wall_s"],
-        peak_rss_kib=usage.ru_maxrss,
+        start_rss_kib=report["start_rss_kib"],
+        peak_rss_kib=report["peak_rss_kib"],
         steps=report["steps"],
     )
 
@@ -251,6 +254,9 @@ def _child(kind: str, path: str) -> None:
         raise SystemExit(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     info = probe(path)
     steps: dict[str, float] = {}
+    # The peak of the work alone: the kernel's high-water mark reset now (clear_refs 5), not the imports'
+    Path("/proc/self/clear_refs").write_text("5")
+    start_rss = _status_kib("VmRSS")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     start_cpu, start_wall = usage.ru_utime + usage.ru_stime, time.perf_counter()
     if kind == "decode":
@@ -260,9 +266,18 @@ def _child(kind: str, path: str) -> None:
     elif kind == "lambda_path":
         _lambda_path(Path(path), info, steps)
     wall = time.perf_counter() - start_wall
-    sys.stdout.write(json.dumps({"cpu_at_start_s": start_cpu, "wall_s": wall, "steps": steps}))
+    sys.stdout.write(json.dumps({"cpu_at_start_s": start_cpu, "wall_s": wall, "steps": steps,
+                                 "start_rss_kib": start_rss, "peak_rss_kib": _status_kib("VmHWM")}))
     sys.stdout.flush()
     os._exit(0)  # no interpreter teardown in the measured CPU
+
+
+def _status_kib(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS: resident now; VmHWM: its peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 # --- is the machine quiet? ---------------------------------------------------------------------------

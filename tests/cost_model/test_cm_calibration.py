@@ -111,7 +111,7 @@ def test_a_small_bench_becomes_a_calibration_the_cost_model_reads(
     assert row["full_vs_decode_cpu"] == pytest.approx((ratios[0] + ratios[1]) / 2, abs=1e-3)
     assert all(full["min"] / decode["max"] - 1e-3 <= r <= full["max"] / decode["min"] + 1e-3 for r in ratios)
     assert row["profile"]["frame_bytes"] > 0 and row["peak_rss_mib_per_stream"] > 0
-    # Memory: the full analysis's child over the imports-only child of the same run
+    # Memory: what the full analysis's work added to its child, each run; the imports-only child's base
     assert len(row["peak_rss_mib_per_stream_runs"]) == 2 and row["process_base_mib"]["median"] > 20
     assert "360p" in format_bench(report)
     # When written as a calibration file with hand-made whole tasks, Then the cost model prices a 360p
