@@ -140,7 +140,8 @@ class AfterConfig:
 
     @property
     def task_size(self) -> TaskSize:
-        """CPU units and memory of one task, from the calibration × concurrency."""
+        """CPU units and memory of one task: the calibrated CPU × concurrency, and the calibrated peak of a
+        whole task of `concurrency` streams (a concurrency not calibrated is refused with what to run)."""
         return task_size(self.calibration, self.resolution, self.concurrency)
 
     @property

@@ -7,8 +7,9 @@
 - Fleet: an Auto Scaling group (launch template, ECS-optimised Amazon Linux 2023, IMDSv2, encrypted gp3)
   as the cluster's capacity provider, with managed scaling: ECS adds instances when tasks cannot be placed
   and drains an instance before removing it.
-- Service: `aws_ecs_patterns.QueueProcessingEc2Service` on the job queue; the task's CPU and memory come
-  from the measured CPU-s per stream-second × concurrency (monolith/sizing.py).
+- Service: `aws_ecs_patterns.QueueProcessingEc2Service` on the job queue; the task's CPU comes from the
+  measured CPU-s per stream-second × concurrency, its memory from the measured peak of a whole task at
+  that concurrency (monolith/sizing.py).
 """
 
 from __future__ import annotations
