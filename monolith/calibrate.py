@@ -25,11 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from calibration import CALIBRATION_PATH
+from calibration import CALIBRATION_PATH, Calibration, CalibrationError, load
 
 # The concurrencies measured by default: the after stack's default (4, cdk.json after_concurrency), one
 # stream per task, and the steps between and above that the README's scenarios use.
 CONCURRENCIES = (1, 2, 4, 8)
+AGREE_PERCENT = 10  # two calibrations of one commit agree when every figure lies within ±10% (issue 21)
 Log = Callable[[str], None]
 
 
@@ -163,6 +164,49 @@ def format_tasks(section: dict[str, Any]) -> str:
     return render_text(table, note)
 
 
+def compare(first: Calibration, second: Calibration) -> tuple[str, float]:
+    """Every figure that prices or sizes, in both files, and how far the second lies from the first; the
+    table and the largest difference in per cent."""
+    from monolith.tables import render_text, text_table
+
+    def median(cal: Calibration, table: str, resolution: str) -> float:
+        return float(cal.data["monolith"][table][resolution]["median"])
+
+    numbers = ("first", "second", "difference")
+    table = text_table("stream", "figure", *numbers, right=numbers)
+    worst = 0.0
+    for resolution in (r for r in first.resolutions if r in second.resolutions):
+        figures = [
+            ("monolith CPU-s per stream-second",
+             *(c.monolith_cpu(resolution).median for c in (first, second))),
+            ("decode only CPU-s per stream-second",
+             *(median(c, "decode_only_cpu_s_per_stream_second", resolution) for c in (first, second))),
+            ("Lambda path CPU-s per stream-second",
+             *(c.lambda_path_cpu(resolution).median for c in (first, second))),
+            ("MiB per stream", *(c.monolith_peak_rss_mib(resolution) for c in (first, second))),
+        ]
+        both = sorted(set(first.task_concurrencies(resolution)) & set(second.task_concurrencies(resolution)))
+        figures += [(f"task of {n} peak MiB (largest run)",
+                     *(c.task_peak_mib(resolution, n).max for c in (first, second))) for n in both]
+        for name, a, b in figures:
+            percent = 100 * (b - a) / a if a else (0.0 if a == b else float("inf"))
+            worst = max(worst, abs(percent))
+            table.add_row(resolution, name, f"{a:.4g}", f"{b:.4g}", f"{percent:+.1f}%")
+    verdict = (f"largest difference {worst:.1f}%: "
+               + ("they agree" if worst <= AGREE_PERCENT else f"outside ±{AGREE_PERCENT}%"))
+    return render_text(f"first: {first.describe()}", f"second: {second.describe()}", table, verdict), worst
+
+
+def _compare(paths: list[Path]) -> int:
+    try:
+        first, second = (load(path) for path in paths)
+        text, worst = compare(first, second)
+    except CalibrationError as error:
+        return _refuse(str(error))
+    print(text)
+    return 0 if worst <= AGREE_PERCENT else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monolith calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -177,7 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-busy", action="store_true",
                         help="measure even when other processes use the CPU (the file says so)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the measured processes to a core")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("FIRST", "SECOND"),
+                        help=f"measure nothing: print how far two calibration files lie apart (exit 1 when a "
+                        f"figure differs by more than {AGREE_PERCENT}%%)")
     args = parser.parse_args(argv)
+    if args.compare:
+        return _compare(args.compare)
     from monolith.bench import SIZES, NotQuiet, format_bench, run_bench
 
     # Checked before minutes of measuring, not after.

@@ -189,3 +189,37 @@ def test_a_busy_machine_is_refused_before_anything_is_measured(tmp_path: Path) -
     finally:
         spinner.kill()
         spinner.wait()
+
+
+def _calibration_file(path: Path, cpu: float, task_peak: float) -> Path:
+    """A calibration of round figures at 720p, one of them `cpu` and the 4-stream task's peak `task_peak`."""
+    spread = {"median": cpu, "min": cpu, "max": cpu, "runs": 5}
+    path.write_text(json.dumps({
+        "generated": "by hand", "machine": "none", "command": "by hand",
+        "monolith": {"cpu_s_per_stream_second": {"720p": spread},
+                     "decode_only_cpu_s_per_stream_second": {"720p": {**spread, "median": 0.05}},
+                     "peak_rss_mib_per_stream": {"720p": 100}},
+        "lambda_path": {"cpu_s_per_stream_second": {"720p": {**spread, "median": 0.4}}},
+        "task": {"peak_mib": {"720p": {"4": {"median": task_peak, "min": task_peak, "max": task_peak,
+                                             "runs": 3}}}},
+    }))
+    return path
+
+
+def test_two_calibrations_are_compared_figure_by_figure(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a first calibration, a second whose CPU is 5% higher and task peak 8% lower, a third whose CPU
+    # is 12% lower
+    first = _calibration_file(tmp_path / "a.json", 0.1, 1000)
+    close = _calibration_file(tmp_path / "b.json", 0.105, 920)
+    far = _calibration_file(tmp_path / "c.json", 0.088, 1000)
+    # When compared, Then each figure's difference is shown, and they agree within ±10% (exit 0)
+    assert calibrate(["--compare", str(first), str(close)]) == 0
+    out = capsys.readouterr().out
+    assert "+5.0%" in out and "-8.0%" in out and "largest difference 8.0%: they agree" in out
+    # And a figure 12% away fails the check (exit 1)
+    assert calibrate(["--compare", str(first), str(far)]) == 1
+    assert "largest difference 12.0%: outside ±10%" in capsys.readouterr().out
+    # And a file without whole tasks is one error line
+    assert calibrate(["--compare", str(first), str(tmp_path / "none.json")]) == 2
+    assert "cannot read the calibration" in capsys.readouterr().err
