@@ -102,8 +102,9 @@ bench: venv
 # The same measurements, plus whole tasks' memory (`monolith serve --concurrency 1,2,4,8` on LocalStack),
 # written to calibration/calibration.json (date, machine, command, load), which the cost model and the after
 # stack read: commit the file after running it. Refuses a busy machine: run it with nothing else running.
+# CALIBRATE_ARGS="--out FILE" writes elsewhere (`python -m monolith calibrate --help` for the rest).
 calibrate: venv localstack-venv
-	$(PY) -m monolith calibrate --repeats 5 --duration 10
+	$(PY) -m monolith calibrate --repeats 5 --duration 10 $(CALIBRATE_ARGS)
 
 # End-to-end wall time per stream-second on LocalStack, Lambda-path time next to the monolith's.
 bench-localstack: venv localstack-venv node
