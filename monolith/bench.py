@@ -281,12 +281,13 @@ def _status_kib(field: str) -> int:
 
 
 # --- is the machine quiet? ---------------------------------------------------------------------------
-def _machine_busy_s() -> float:
-    """CPU-seconds all cores have been busy since boot (/proc/stat: everything but idle and iowait)."""
+def _machine_busy_s() -> tuple[float, float]:
+    """CPU-seconds all cores have been busy since boot (/proc/stat: user, nice, system, irq, softirq), and
+    the seconds the hypervisor gave them to other guests (steal), kept apart: not this machine's work."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
-    busy = sum(ticks) - ticks[3] - ticks[4]
-    return busy / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def _own_cpu_s() -> float:
@@ -306,9 +307,12 @@ class CpuWindow:
 
     def close(self) -> dict[str, Any]:
         wall = time.monotonic() - self.wall
-        other = max(0.0, (_machine_busy_s() - self.busy) - (_own_cpu_s() - self.own))
-        share = other / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
+        busy, steal = _machine_busy_s()
+        other = max(0.0, (busy - self.busy[0]) - (_own_cpu_s() - self.own))
+        capacity = wall * (os.cpu_count() or 1)
+        share = other / capacity if wall > 0 else 0.0
         return {"wall_s": round(wall, 1), "other_cpu_s": round(other, 2), "other_cpu_share": round(share, 4),
+                "steal_share": round((steal - self.busy[1]) / capacity, 4) if wall > 0 else 0.0,
                 "quiet": share <= QUIET_SHARE}
 
 
