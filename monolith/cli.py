@@ -1,8 +1,8 @@
 """`python -m monolith …`: analyse streams in one process, evaluate the detectors, benchmark them.
 
 `analyze` and `serve` run wherever the package is installed, the service's container image included.
-`evaluate`, `bench`, `calibrate` and `demo` are development commands: they generate their streams with sample_streams
-(and read media/), which the image does not carry (.dockerignore), so they run from a checkout.
+`evaluate`, `bench`, `calibrate` and `demo` are development commands: they generate their streams with
+sample_streams (and read media/), which the image does not carry (.dockerignore), so they run from a checkout.
 """
 
 from __future__ import annotations
