@@ -143,7 +143,7 @@ def document(report: dict[str, Any], tasks: dict[str, Any], command: str) -> dic
 def format_tasks(section: dict[str, Any]) -> str:
     """The whole-task table, and what one interpreter per stream costs: the idle tree at N workers over
     the idle tree at one (the extra interpreters), as a share of the task's peak."""
-    from monolith.tables import render_text, text_table
+    from text_tables import render_text, text_table
 
     numbers = ("streams", "processes", "peak MiB [min–max]", "sampled peak", "idle", "extra interpreters")
     table = text_table("stream", *numbers, right=numbers)
@@ -167,7 +167,7 @@ def format_tasks(section: dict[str, Any]) -> str:
 def compare(first: Calibration, second: Calibration) -> tuple[str, float]:
     """Every figure that prices or sizes, in both files, and how far the second lies from the first; the
     table and the largest difference in per cent."""
-    from monolith.tables import render_text, text_table
+    from text_tables import render_text, text_table
 
     def median(cal: Calibration, table: str, resolution: str) -> float:
         return float(cal.data["monolith"][table][resolution]["median"])

@@ -25,7 +25,7 @@ from typing import Any
 
 from monolith.local_tasks import LocalTask, LocalTasks
 from monolith.serve import read_usage
-from monolith.settings import ServiceSettings
+from settings import ServiceSettings
 
 SAMPLE_S = 0.05
 START_TIMEOUT_S = 120  # N interpreters importing PyAV, numpy and boto3 on a busy machine
