@@ -30,6 +30,7 @@ from calibration import CALIBRATION_PATH, Calibration, CalibrationError, load
 # The concurrencies measured by default: the after stack's default (4, cdk.json after_concurrency), one
 # stream per task, and the steps between and above that the README's scenarios use.
 CONCURRENCIES = (1, 2, 4, 8)
+TASK_ATTEMPTS = 3  # whole-task runs tried before the calibration gives up (see _measure_with_retries)
 AGREE_PERCENT = 10  # two calibrations of one commit agree when every figure lies within ±10% (issue 21)
 Log = Callable[[str], None]
 
@@ -56,7 +57,10 @@ def measure_tasks(*, sizes: list[str], concurrencies: list[int], repeats: int, d
                     for n in concurrencies:
                         log(f"task run {run + 1}/{repeats}: {name}, {n} stream(s) at once")
                         begun = time.monotonic()
-                        task = measure_task(streams[name], n, aws, folder / f"tasks-{run}-{name}-{n}")
+                        task = _measure_with_retries(
+                            lambda attempt, name=name, n=n, run=run: measure_task(
+                                streams[name], n, aws, folder / f"tasks-{run}-{name}-{n}-{attempt}"),
+                            log=log)
                         log(f"  peak {task.peak_mib:.0f} MiB over {task.processes} processes "
                             f"(idle {task.idle_mib:.0f} MiB, sampled peak {task.sampled_peak_mib:.0f} MiB); "
                             f"{time.monotonic() - begun:.0f} s, the jobs {task.wall_s:.0f} s")
@@ -65,6 +69,22 @@ def measure_tasks(*, sizes: list[str], concurrencies: list[int], repeats: int, d
             launcher.stop(server.pid)
     return {"stream_seconds": duration_s, "runs": repeats, "concurrencies": concurrencies,
             "by_resolution": runs}
+
+
+def _measure_with_retries(measure: Callable[[int], Any], *, log: Log, attempts: int = TASK_ATTEMPTS) -> Any:
+    """A whole-task run, measured again when it could not be measured as asked (on a busy machine a worker
+    can finish its stream and take a second before another worker's poll returns: then not every stream
+    ran at once); the last attempt's error goes up."""
+    from monolith.task_memory import TaskMemoryError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return measure(attempt)
+        except TaskMemoryError as error:
+            if attempt == attempts:
+                raise
+            log(f"  not measured ({str(error).splitlines()[0]}); attempt {attempt + 1}/{attempts}")
+    raise AssertionError("unreachable")
 
 
 def _spread(values: list[float]) -> dict[str, Any]:
@@ -256,8 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     if not report["quiet"]["quiet"] and not args.allow_busy:
         return _refuse(f"the machine was not quiet during the run; {args.out} is left as it was: run again "
                        "with nothing else running", code=1)
-    tasks = measure_tasks(sizes=sizes, concurrencies=concurrencies, repeats=args.task_repeats,
-                          duration_s=args.duration, log=_log)
+    from monolith.task_memory import TaskMemoryError
+
+    try:
+        tasks = measure_tasks(sizes=sizes, concurrencies=concurrencies, repeats=args.task_repeats,
+                              duration_s=args.duration, log=_log)
+    except TaskMemoryError as error:
+        return _refuse(f"the whole-task memory could not be measured: {error}; {args.out} is left as it was",
+                       code=1)
     command = (
         "make calibrate = python -m monolith calibrate"
         f" --repeats {args.repeats} --duration {args.duration:g} --sizes {','.join(sizes)}"

@@ -223,3 +223,30 @@ def test_two_calibrations_are_compared_figure_by_figure(
     # And a file without whole tasks is one error line
     assert calibrate(["--compare", str(first), str(tmp_path / "none.json")]) == 2
     assert "cannot read the calibration" in capsys.readouterr().err
+
+
+def test_a_whole_task_run_that_could_not_be_measured_is_tried_again_then_refused() -> None:
+    # Given a whole-task run that twice finds its streams did not all run at once, then succeeds
+    from monolith.calibrate import _measure_with_retries
+    from monolith.task_memory import TaskMemoryError
+
+    attempts: list[int] = []
+    logged: list[str] = []
+
+    def flaky(attempt: int) -> str:
+        attempts.append(attempt)
+        if attempt < 3:
+            raise TaskMemoryError("the 8 streams were not analysed at once")
+        return "measured"
+
+    # When it is measured with three attempts
+    # Then the third attempt's measurement comes back and each retry was logged
+    assert _measure_with_retries(flaky, log=logged.append, attempts=3) == "measured"
+    assert attempts == [1, 2, 3] and len(logged) == 2 and "attempt 2/3" in logged[0]
+
+    # And a run that never measures gives its error after the last attempt
+    def never(attempt: int) -> str:
+        raise TaskMemoryError(f"attempt {attempt} failed")
+
+    with pytest.raises(TaskMemoryError, match="attempt 2 failed"):
+        _measure_with_retries(never, log=logged.append, attempts=2)
