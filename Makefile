@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test test-load lint demo demo-live demo-monolith bench calibrate bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node corpus evaluate-corpus FORCE
+.PHONY: venv test test-load lint demo demo-live demo-monolith bench calibrate bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node corpus evaluate-corpus train FORCE
 
 FORCE:
 
@@ -83,6 +83,12 @@ evaluate: venv
 # ~/.cache/stream-quality-monitor/corpus; CORPUS_SEED=n draws other damage.
 corpus: venv
 	$(PY) -m sample_streams.corpus build --seed $(or $(CORPUS_SEED),0)
+
+# The block-damage model (lambdas/detectors/block_model.json, committed) learned from the corpus's tuning
+# sources only, with what it was trained on (sources, codecs, counts, date, command); builds the corpus first
+# if needed. Deterministic: the same corpus gives the same weights. CORPUS_SEED=n trains on other damage.
+train: venv
+	$(PY) -m monolith train --seed $(or $(CORPUS_SEED),0)
 
 # Block-damage recall per codec, content kind and damage on the corpus's held-out sources only, precision,
 # onset, false alarms on the clean twins and on every clip of media/, FFmpeg's decoder flags beside ours,

@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         from monolith.calibrate import main as calibrate
 
         return calibrate(argv[1:])
+    if argv[:1] == ["train"]:  # options of its own: `python -m monolith train --help`
+        from monolith.train_block_model import main as train
+
+        return train(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m monolith", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -53,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "calibrate", help="`make calibrate`: CPU per stream-second and whole-task memory, written to "
         "calibration/calibration.json (see `calibrate --help`)" + DEV_NOTE
+    )
+
+    commands.add_parser(
+        "train", help="`make train`: the block-damage model learned from the damage corpus's tuning sources, "
+        "written to lambdas/detectors/block_model.json (see `train --help`)" + DEV_NOTE
     )
 
     evaluate_cmd = commands.add_parser(

@@ -66,9 +66,11 @@ from typing import Any
 
 import numpy as np
 
+from lambdas.detectors.block_model import FEATURES, MOTION_FEATURES, LogisticModel, committed_model
 from lambdas.shared.media import StreamSecond, VideoFrame, make_defect
 
 MB = 16  # macroblock size: H.264 and MPEG-2/4 conceal whole macroblocks
+LEVEL_ALPHA = 0.1  # weight of each picture in the clip's recent levels of motion, change and grid energy
 COARSE = 4  # the coarse motion test (`coarse_unexplained`) reads every 4th pixel and shifts by 4 px
 SEGMENT = 64  # boundary length judged as one unit: long enough to average texture, short enough for a band
 
@@ -120,6 +122,9 @@ class BlockCorruptionConfig:
     # Two pictures are the same (a freeze) when their column profiles differ by less than this on average:
     # frozen synthetic pictures re-encoded differ by at most 0.48 luma levels, moving content by 1.3 or more.
     conceal_still_level: float = 0.5
+    # An event only the learned model saw (block_model.py) is reported when it lasted at least this many
+    # pictures: a picture missing at a clip's cut end (a broadcast clip's last B-picture) is not damage.
+    learned_min_frames: int = 3
     # The second comparison, with the picture two back, on gated pictures under `conceal_fraction`: a hit
     # where at least this fraction of blocks follow no motion and gained steps since the picture two back.
     # Clean concealment cases of seeds 0-9: gated pictures reach 0.032; the damage in the others 0.077-0.109.
@@ -404,57 +409,208 @@ def concealment(
     return score, moving
 
 
-def detect(
-    second: StreamSecond, state: dict[str, Any] | None, config: BlockCorruptionConfig = DEFAULT
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    state = dict(state or _initial_state())
-    defects: list[dict[str, Any]] = []
-    frames = second.frames
-    seams = grid_seams_of([frame.luma for frame in frames], config)
+@dataclass
+class _SecondAnalysis:
+    """What `detect` measures on one second's pictures before its event logic runs: the grid seams, the
+    coarse motion test, the concealment score where the gates let it run, and the learned model's
+    features (`picture_features`). Nothing here depends on the events, so training reads the same."""
+
+    frames: list[VideoFrame]
+    seams: list[GridSeams]
+    unexplained: _Unexplained
+    concealed: dict[int, float]  # by frame index: the concealment score of the gated pictures
+    features: np.ndarray  # (pictures, len(FEATURES))
+    cache: dict[int, ConcealmentFeatures]
+    level: list[float] | None = None  # the state's "level" after this second (None: not measured)
+
+    def features_of(self, index: int) -> ConcealmentFeatures:
+        if index not in self.cache:
+            self.cache[index] = concealment_features(self.frames[index].luma, self.unexplained.config)
+        return self.cache[index]
+
+    def after_still(self, index: int, state: dict[str, Any]) -> bool:
+        """Did the picture before this one repeat its own predecessor? For the second picture of a
+        second, that predecessor is in the previous second: its last pair stands in for it."""
+        if index >= 2:
+            before, previous = self.features_of(index - 2), self.features_of(index - 1)
+            return _same_picture(before, previous, self.unexplained.config)
+        return bool(state.get("still"))
+
+
+def _analyse(
+    frames: list[VideoFrame], state: dict[str, Any], config: BlockCorruptionConfig, motion: bool = True
+) -> _SecondAnalysis:
+    """`motion`: measure the features that follow the motion (`MOTION_FEATURES`, and their levels in the
+    state); a model that gives them no weight leaves them at 0 and their cost unspent."""
+    lumas = [frame.luma for frame in frames]
+    seams = grid_seams_of(lumas, config)
     # Concealment compares consecutive pictures of this second only: the first picture of a second has
     # no predecessor here, so the result is the same however the seconds are fed, with a small state.
     # The full comparison runs only where two cheap tests pass (see `gate_unexplained`), in this order.
+    gained = [0] + [_gained_blocks(seams[i - 1], seams[i]) for i in range(1, len(frames))]
     candidates = [
-        index
-        for index in range(1, len(frames))
-        if not frames[index].key_frame
-        and _gained_blocks(seams[index - 1], seams[index]) >= config.gate_seam_blocks
+        index for index in range(1, len(frames))
+        if not frames[index].key_frame and gained[index] >= config.gate_seam_blocks
     ]
-    unexplained = _Unexplained([frame.luma for frame in frames], config)
-    unexplained.compute(candidates)
-    gated = {index for index in candidates if (unexplained.values[index] or 0.0) >= config.gate_unexplained}
-    features: dict[int, ConcealmentFeatures] = {}  # by frame index
+    unexplained = _Unexplained(lumas, config)
+    unexplained.compute(list(range(1, len(frames))) if motion else candidates)
+    analysis = _SecondAnalysis(frames, seams, unexplained, {}, np.zeros((len(frames), len(FEATURES))), {})
+    for index in candidates:
+        if (unexplained.values[index] or 0.0) >= config.gate_unexplained:
+            # The picture two back only from the same stretch of prediction (not across a keyframe).
+            same_stretch = index >= 2 and not frames[index - 1].key_frame
+            two_back = analysis.features_of(index - 2) if same_stretch else None
+            analysis.concealed[index] = concealment(
+                analysis.features_of(index - 1), analysis.features_of(index), config, two_back
+            )[0]
+    analysis.features, analysis.level = _picture_features(analysis, gained, state, config, motion)
+    return analysis
 
-    def features_of(index: int) -> ConcealmentFeatures:
-        if index not in features:
-            features[index] = concealment_features(frames[index].luma, config)
-        return features[index]
 
+def picture_features(
+    second: StreamSecond, state: dict[str, Any] | None, config: BlockCorruptionConfig = DEFAULT
+) -> np.ndarray:
+    """(pictures, len(FEATURES)): what the learned model reads of each picture of the second, given the
+    detector's state before it (what `make train` learns from; `detect` computes the same)."""
+    return _analyse(second.frames, dict(state or _initial_state()), config).features
+
+
+def _picture_features(
+    analysis: _SecondAnalysis,
+    gained: list[int],
+    state: dict[str, Any],
+    config: BlockCorruptionConfig,
+    motion: bool,
+) -> tuple[np.ndarray, list[float] | None]:
+    """(pictures, len(FEATURES)) and the clip's levels after them (the state's "level")."""
+    frames = analysis.frames
+    out = np.zeros((len(frames), len(FEATURES)))
+    if not frames:
+        return out, state.get("level")
+    out[:, 0] = [frame.corrupt for frame in frames]
+    out[:, 1] = [frame.decode_errors > 0 for frame in frames]
+    out[:, 2] = [frame.dropped_after > 0 for frame in frames]
+    out[:, 3] = _missing_pictures(frames, state)
+    out[:, 4] = [analysis.concealed.get(index, 0.0) for index in range(len(frames))]
+    blocks = max(1, int(np.prod(concealment_blocks(frames[0].luma.shape, config))))
+    out[:, 5] = np.asarray(gained) / blocks
+    if not motion:
+        return out, state.get("level")
+    out[:, 6] = [analysis.unexplained.values.get(index) or 0.0 for index in range(len(frames))]
+    changes, energies = _changes_and_grid_energy([frame.luma for frame in frames], config)
+    # The clip's own recent level of each measure (exponential means over the pictures before, events or
+    # not, so that the features never depend on the decision): damage is a rise above it.
+    level = list(state.get("level") or [0.0, 0.0, 0.0, 0])
+    for index in range(len(frames)):
+        moved, change = out[index, 6], changes[index]
+        if change is None:
+            continue  # no predecessor in this second: nothing to compare, nothing learnt
+        mean_moved, mean_change, mean_energy, count = level
+        energy = energies[index]
+        if count:
+            out[index, 7] = moved - mean_moved
+            out[index, 8] = np.log((change + 1.0) / (mean_change + 1.0))
+            out[index, 9] = energy - energies[index - 1]
+            out[index, 10] = energy - mean_energy
+        alpha = max(LEVEL_ALPHA, 1.0 / (count + 1))
+        level = [
+            round(mean + alpha * (value - mean), 6)
+            for mean, value in zip(level[:3], (moved, change, energy), strict=True)
+        ] + [count + 1]
+    return out, level
+
+
+def _missing_pictures(frames: list[VideoFrame], state: dict[str, Any]) -> list[float]:
+    """Pictures missing before each one by the timestamps (at most 3): the frame interval is the second's
+    own median interval (the state's before a second of one picture)."""
+    times = [frame.pts_s for frame in frames]
+    intervals = np.diff(times)
+    frame_s = float(np.median(intervals)) if len(intervals) >= 2 else float(state["frame_s"])
+    previous = [state["last_s"], *times[:-1]]
+    if frame_s <= 0:
+        return [0.0] * len(frames)
+    return [
+        0.0 if before is None else float(np.clip(round((at - before) / frame_s) - 1, 0, 3))
+        for before, at in zip(previous, times, strict=True)
+    ]
+
+
+def _changes_and_grid_energy(
+    lumas: list[np.ndarray], config: BlockCorruptionConfig
+) -> tuple[list[float | None], list[float]]:
+    """Per picture: the mean |luma change| from the previous picture on every 4th pixel of the scaled-down
+    picture (None for the first, or after a change of size), and the log ratio of luma steps across the
+    8-px grid to the steps beside it, on every 4th line of the scaled-down picture at full resolution
+    along it. Integer sums throughout: the same numbers however the pictures are grouped."""
+    energies = [0.0] * len(lumas)
+    changes: list[float | None] = [None] * len(lumas)
+    for shape in {luma.shape for luma in lumas}:  # one size, nearly always
+        indices = [i for i, luma in enumerate(lumas) if luma.shape == shape]
+        factor = _conceal_factor(shape[1], config)
+        step = COARSE * factor
+        small = np.stack([lumas[i][::step, ::step] for i in indices]).astype(np.int16)
+        rows = np.stack([lumas[i][::step] for i in indices])
+        columns = np.stack([lumas[i][:, ::step] for i in indices]).transpose(0, 2, 1)
+        energy = (_grid_energy(rows) + _grid_energy(columns)) / 2
+        for k, index in enumerate(indices):
+            energies[index] = float(energy[k])
+            if k and indices[k - 1] == index - 1:
+                changes[index] = int(np.abs(small[k] - small[k - 1]).sum()) / small[k].size
+    return changes, energies
+
+
+def _grid_energy(lines: np.ndarray) -> np.ndarray:
+    """(pictures,) log((steps across the 8-px grid + 1) / (steps right beside it + 1)) along `lines`
+    (pictures, lines, length) of uint8."""
+    grid = 8
+    length = (lines.shape[2] - 1) // grid * grid
+    if length < grid:
+        return np.zeros(lines.shape[0])
+    steps = _abs_steps(lines[:, :, 1 : length + 1], lines[:, :, :length]).reshape(lines.shape[0], -1, grid)
+    sums = steps.astype(np.int64).sum(axis=1)  # (pictures, phase): step from pixel 8k+phase to the next
+    count = steps.shape[1]
+    across = sums[:, grid - 1] / count
+    beside = (sums[:, grid - 2] + sums[:, 0]) / (2 * count)
+    return np.log((across + 1.0) / (beside + 1.0))
+
+
+def detect(
+    second: StreamSecond,
+    state: dict[str, Any] | None,
+    config: BlockCorruptionConfig = DEFAULT,
+    model: LogisticModel | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    state = dict(state or _initial_state())
+    model = model or committed_model()
+    defects: list[dict[str, Any]] = []
+    frames = second.frames
+    analysis = _analyse(frames, state, config, motion=model.reads_any(MOTION_FEATURES))
+    scores = model.scores(analysis.features) if frames else np.zeros(0)
+    unexplained = analysis.unexplained
     run_s = state.get("run_s")  # where the run of pictures that follow no motion began, before this second
     for index, frame in enumerate(frames):
-        concealed, after_still = 0.0, False
-        if index in gated:
-            # The picture two back only from the same stretch of prediction (not across a keyframe).
-            two_back = features_of(index - 2) if index >= 2 and not frames[index - 1].key_frame else None
-            concealed = concealment(features_of(index - 1), features_of(index), config, two_back)[0]
-            if concealed >= config.conceal_fraction:
-                state["run_s"] = _run_start(frames, index, unexplained, run_s, config)
-                # Did the picture before this one repeat its own predecessor? For the second picture of a
-                # second, that predecessor is in the previous second: its last pair stands in for it.
-                after_still = (
-                    _same_picture(features_of(index - 2), features_of(index - 1), config)
-                    if index >= 2
-                    else bool(state.get("still"))
-                )
-        defects += _step(state, frame, concealed, seams[index].fractions, config, after_still)
+        concealed = analysis.concealed.get(index, 0.0)
+        # A keyframe is decoded from itself: the model judges pictures predicted from others only.
+        learned = bool(scores[index] >= model.threshold) and not frame.key_frame
+        after_still = False
+        if concealed >= config.conceal_fraction:
+            state["run_s"] = _run_start(frames, index, unexplained, run_s, config)
+        if concealed >= config.conceal_fraction or learned:
+            after_still = analysis.after_still(index, state)
+        fractions = analysis.seams[index].fractions
+        defects += _step(state, frame, concealed, fractions, config, after_still, learned)
         _pictures_dropped_after(state, frame)
         state["last_s"] = frame.pts_s
+    if analysis.level is not None:
+        state["level"] = analysis.level
     if frames:
         state["run_s"] = _run_start(frames, len(frames) - 1, unexplained, run_s, config)
         last = len(frames) - 1
-        state["still"] = last >= 1 and _same_picture(features_of(last - 1), features_of(last), config)
+        state["still"] = last >= 1 and _same_picture(
+            analysis.features_of(last - 1), analysis.features_of(last), config
+        )
     if second.is_last and state["event"] is not None and state["last_s"] is not None:
-        defects.append(_report(state["event"], state["last_s"] + state["frame_s"]))
+        defects += _report(state["event"], state["last_s"] + state["frame_s"], config)
         state["event"] = None
     return defects, state
 
@@ -597,6 +753,7 @@ def _step(
     fractions: tuple[float, float],
     config: BlockCorruptionConfig,
     after_still: bool = False,
+    learned: bool = False,
 ) -> list[dict[str, Any]]:
     # The frame interval, learnt only where no picture went missing (a lost packet leaves a double gap).
     missing = frame.decode_errors or state.get("dropped")
@@ -609,14 +766,16 @@ def _step(
     # another time: its content jumped and was coded afresh, so blocks that follow no motion and new grid
     # steps are expected there (the freeze ends of seeds 2 and 3's synthetic 720p H.264 and 480p MPEG-4).
     concealment_hit = concealed >= config.conceal_fraction and not frame.key_frame and not after_still
+    # The learned model (block_model.py) judges pictures predicted from others, after the same exclusion.
+    learned_hit = learned and not frame.key_frame and not after_still
     defects: list[dict[str, Any]] = []
     event = state["event"]
     if event is not None and frame.key_frame and not decoder_hit:
         # A keyframe that decoded cleanly resets every reference: the damage ends here.
-        defects.append(_report(event, frame.pts_s))
+        defects += _report(event, frame.pts_s, config)
         event = state["event"] = None
-    if event is None and (decoder_hit or concealment_hit):
-        start_s = _start_s(state, frame, concealment_hit and not decoder_hit, config)
+    if event is None and (decoder_hit or concealment_hit or learned_hit):
+        start_s = _start_s(state, frame, concealment_hit and not decoder_hit, config, learned_hit)
         event = state["event"] = _new_event(start_s)
     if event is None:
         _learn(state, fractions, config)
@@ -627,13 +786,14 @@ def _step(
         "decoder_flag": frame.corrupt,
         "decode_error": frame.decode_errors > 0,
         "concealment": concealment_hit,
+        "learned": learned_hit,
         "seams": visible,
     }
     for name, hit in fired.items():
         if hit and name not in event["evidence"]:
             event["evidence"].append(name)
     event["peak"] = max(event["peak"], round(excess, 4))
-    if decoder_hit or concealment_hit or visible:
+    if decoder_hit or concealment_hit or learned_hit or visible:
         event["clean_s"], event["clean_frames"] = None, 0
         return defects
     if event["clean_s"] is None:
@@ -644,7 +804,7 @@ def _step(
     # (measured on chaplin: 0.8% of pixels still wrong 6 s on, seam score back at baseline after 1.5 s).
     if "seams" in event["evidence"] and frame.pts_s - event["clean_s"] >= config.clean_close_s - 1e-6:
         event["frames"] -= event["clean_frames"]
-        defects.append(_report(event, event["clean_s"]))
+        defects += _report(event, event["clean_s"], config)
         state["event"] = None
     return defects
 
@@ -674,14 +834,20 @@ def _pictures_dropped_after(state: dict[str, Any], frame: VideoFrame) -> None:
 
 
 def _start_s(
-    state: dict[str, Any], frame: VideoFrame, by_concealment: bool, config: BlockCorruptionConfig
+    state: dict[str, Any],
+    frame: VideoFrame,
+    by_concealment: bool,
+    config: BlockCorruptionConfig,
+    by_model: bool = False,
 ) -> float:
-    """When the damage began: this frame, or just after the previous one if packets before it were lost;
-    for concealment, the start of the run of pictures whose blocks stopped following the motion."""
+    """When the damage began: this frame, or just after the previous one if packets before it were lost
+    (or, for the learned model, pictures went missing); for concealment, the start of the run of pictures
+    whose blocks stopped following the motion."""
     run_s = state.get("run_s")
     if by_concealment and run_s is not None and frame.pts_s - run_s <= config.conceal_backdate_s + 1e-6:
         return run_s
-    if frame.decode_errors > 0 and not frame.corrupt and state["last_s"] is not None:
+    lost = frame.decode_errors > 0 and not frame.corrupt
+    if (lost or by_model) and state["last_s"] is not None:
         return min(frame.pts_s, state["last_s"] + state["frame_s"])
     return frame.pts_s
 
@@ -705,14 +871,18 @@ def _learn(state: dict[str, Any], fractions: tuple[float, float], config: BlockC
     state["n"] += 1
 
 
-def _report(event: dict[str, Any], end_s: float) -> dict[str, Any]:
+def _report(event: dict[str, Any], end_s: float, config: BlockCorruptionConfig) -> list[dict[str, Any]]:
+    """The event as a defect; none when only the learned decision saw it and it lasted fewer than
+    `learned_min_frames` pictures (the corpus's labels leave such short damage optional)."""
     evidence = list(event["evidence"])
+    if evidence == ["learned"] and event["frames"] < config.learned_min_frames:
+        return []
     # Confidence rests on the decoder: it never flagged a clean stream in our measurements, while
     # concealed pixels (hence "seams" and peak_score) vary from run to run under frame threading; an
     # event seen through concealment alone keeps the base 0.8.
     decoder = ("decoder_flag", "decode_error", "dropped_pictures")
     confidence = min(1.0, 0.8 + 0.1 * sum(name in evidence for name in decoder))
-    return make_defect(
+    return [make_defect(
         "block_corruption",
         event["start_s"],
         max(end_s, event["start_s"]),
@@ -720,4 +890,4 @@ def _report(event: dict[str, Any], end_s: float) -> dict[str, Any]:
         frames=event["frames"],
         evidence=evidence,
         peak_score=round(event["peak"], 3),
-    )
+    )]
