@@ -69,13 +69,14 @@ demo-monolith: venv
 
 # Found/true per case and per defect type, FFmpeg's detectors beside ours, block-damage recall per codec,
 # and the Lambda path (in one process) checked against the monolith on every case: a difference fails.
-# Then the held-out table of the damage corpus (`evaluate-corpus` below).
+# Then the held-out table of the damage corpus (`evaluate-corpus` below), with these cases as one row.
 # SEED=n draws a set nobody tuned on (0, the default, is the development set); the JSON goes to
 # eval-output/. EVALUATE_ARGS="--no-lambda-path" skips the Lambda-path check, "--markdown" prints Markdown.
 evaluate: venv
 	$(PY) -m monolith evaluate --seed $(or $(SEED),0) --json eval-output/evaluate-seed$(or $(SEED),0).json \
 		$(EVALUATE_ARGS)
-	@$(MAKE) --no-print-directory evaluate-corpus
+	@$(MAKE) --no-print-directory evaluate-corpus \
+		CORPUS_EVALUATE_ARGS="--generated eval-output/evaluate-seed$(or $(SEED),0).json $(CORPUS_EVALUATE_ARGS)"
 
 # The damage corpus (issue 22): public clips of six kinds and the generator, each in H.264, HEVC, VP8, VP9,
 # AV1, MPEG-2 and MPEG-4 at two bit rates, damaged as transport and storage do, labelled by decoding damaged

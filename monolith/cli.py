@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus_cmd.add_argument("--no-lambda-path", action="store_true", help="skip the Lambda path (faster)")
     corpus_cmd.add_argument("--no-media", action="store_true", help="skip the clips of media/")
     corpus_cmd.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    corpus_cmd.add_argument("--generated", type=Path, metavar="RESULT",
+                            help="a result of `evaluate --json`: its generated cases as one more row")
 
     serve_cmd = commands.add_parser(
         "serve", help="the after as a service: analyse stream jobs from SQS (settings: MONITOR_* variables)"
@@ -251,11 +253,13 @@ def _evaluate(
 def _evaluate_corpus(args: argparse.Namespace) -> int:
     import av.error
 
-    from monolith.corpus_evaluate import evaluate_corpus, format_corpus_evaluation
+    from monolith.corpus_evaluate import evaluate_corpus, format_corpus_evaluation, generated_row
 
     try:
+        generated = generated_row(_load_result(args.generated)) if args.generated else None
         result = evaluate_corpus(args.seed, split=args.split, lambda_path=not args.no_lambda_path,
                                  media=not args.no_media, corpus=args.corpus, log=_log)
+        result["generated"] = generated
     except (OSError, ValueError, av.error.FFmpegError) as error:
         print(f"error: the corpus could not be built or read: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -215,6 +215,17 @@ def _cell(found: int, events: int, recall: float | None) -> str:
     return f"{found}/{events} ({'–' if recall is None else f'{recall:.2f}'})"
 
 
+def generated_row(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """`monolith evaluate`'s generated cases (a result of `evaluate --json`) as one row beside the content
+    kinds: its block-damage events, found by ours and by FFmpeg's decoder flags."""
+    codecs = evaluation["block_corruption_by_codec"].values()
+    row = {"events": sum(c["events"] for c in codecs), "ours": sum(c["ours"] for c in codecs),
+           "ffmpeg_flags": sum(c["decoder_flags"] for c in codecs), "seed": evaluation["seed"]}
+    for name in DETECTORS:
+        row[f"{name}_recall"] = _recall(row[name], row["events"])
+    return row
+
+
 def corpus_tables(result: dict[str, Any], *, markdown: bool = False) -> list[Table]:
     style: dict[str, Any] = {"box": box.MARKDOWN if markdown else box.SIMPLE_HEAD, "title_justify": "left"}
     summary = result["summary"]
@@ -223,7 +234,11 @@ def corpus_tables(result: dict[str, Any], *, markdown: bool = False) -> list[Tab
         table = Table(title=f"{result['split']} sources: block-damage event recall per {label}", **style)
         for header in (label, "events", "ours", "FFmpeg decoder flags"):
             table.add_column(header, justify="left" if header == label else "right")
-        for name, group in summary[key].items():
+        groups = dict(summary[key])
+        if key == "by_kind" and result.get("generated"):
+            generated = result["generated"]
+            groups[f"generated cases (make evaluate, seed {generated['seed']})"] = generated
+        for name, group in groups.items():
             table.add_row(name, str(group["events"]),
                           *(_cell(group[d], group["events"], group[f"{d}_recall"]) for d in DETECTORS))
         tables.append(table)

@@ -11,6 +11,7 @@ from monolith.corpus_evaluate import (
     damage_windows,
     detect,
     format_corpus_evaluation,
+    generated_row,
     match_events,
     summarise,
 )
@@ -121,3 +122,20 @@ def test_a_damaged_stream_runs_through_both_paths_and_ffmpeg(tmp_path: Path) -> 
     assert hit["lambda_path_equal"] and quiet["lambda_path_equal"]
     assert match_events(events, hit["ffmpeg_flags"])["found"] == 1
     assert quiet["ours"] == [] and quiet["ffmpeg_flags"] == []
+
+
+def test_the_generated_cases_are_one_row_beside_the_content_kinds() -> None:
+    # Given a result of `monolith evaluate --json` with 3 + 2 block-damage events in two codecs
+    evaluation = {"seed": 4, "block_corruption_by_codec": {
+        "h264": {"events": 3, "ours": 3, "decoder_flags": 2},
+        "vp9": {"events": 2, "ours": 1, "decoder_flags": 0},
+    }}
+    row = generated_row(evaluation)
+    # Then its row sums them: ours 4/5, FFmpeg's flags 2/5
+    assert row == {"events": 5, "ours": 4, "ffmpeg_flags": 2, "seed": 4, "ours_recall": 0.8,
+                   "ffmpeg_flags_recall": 0.4}
+    rows = [_row("h264", "animation", "lost_packet", _score(2, 2, [0.0], 2, 0), _score(2, 1, [0.1], 1, 0))]
+    result = {"split": "held-out", "summary": summarise(rows, []), "streams": rows, "media": [],
+              "generated": row}
+    text = format_corpus_evaluation(result)
+    assert "generated cases (make evaluate, seed 4)" in text and "4/5 (0.80)" in text
