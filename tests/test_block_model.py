@@ -14,6 +14,7 @@ from detector_runs import run_detector
 from lambdas.converter.decode import iter_seconds
 from lambdas.detectors import block_corruption
 from lambdas.detectors.block_model import FEATURES, MODEL_PATH, LogisticModel, ModelError, committed_model
+from lambdas.shared.media import StreamSecond, VideoFrame
 from monolith.corpus_evaluate import match_events
 from monolith.train_block_model import NEVER, train
 from sample_streams import corpus
@@ -107,3 +108,39 @@ def test_the_learned_decision_finds_damage_the_rules_miss(tmp_path: Path) -> Non
     assert math.fabs(found["onset_errors_s"][0]) <= 0.2
     assert "learned" in learned[0]["evidence"]
     assert match_events(events, [(d["start_s"], d["end_s"]) for d in rules])["found"] == 0
+
+
+def _moving_second(index: int, lost: set[int], is_last: bool = False) -> StreamSecond:
+    """A second of 25 pictures of a gradient moving 2 px a picture; the pictures in `lost` never arrive
+    (their packets were lost without a decoder error); a keyframe at its start."""
+    y, x = np.mgrid[0:128, 0:256]
+    frames = []
+    for k in range(25):
+        if k in lost:
+            continue
+        shift = 2 * (25 * index + k)
+        luma = (100 + 0.3 * y + 40 * np.sin((x + shift) / 11.0) * np.cos(y / 9.0)).astype(np.uint8)
+        frames.append(VideoFrame(round(index + k / 25, 6), luma, key_frame=k == 0, corrupt=False))
+    return StreamSecond(index, frames, None, is_last)
+
+
+def _detect_all(seconds: list[StreamSecond]) -> list[dict]:
+    state, events = None, []
+    for second in seconds:
+        found, state = block_corruption.detect(second, json.loads(json.dumps(state)))
+        events += found
+    return events
+
+
+def test_a_picture_missing_by_the_timestamps_opens_an_event_until_the_next_keyframe() -> None:
+    # Given moving pictures whose 6th picture (0.2 s) never arrived, and keyframes at 0 s, 1 s and 2 s
+    events = _detect_all([_moving_second(0, {5}), _moving_second(1, set()), _moving_second(2, set(), True)])
+    # Then the committed model finds one event from the missing picture to the next keyframe
+    assert [(e["start_s"], e["end_s"], e["evidence"]) for e in events] == [(0.2, 1.0, ["learned"])]
+
+
+def test_a_picture_missing_just_before_the_end_is_no_event() -> None:
+    # Given the same pictures with the second-to-last one missing: the model sees the gap, 2 pictures remain
+    events = _detect_all([_moving_second(0, set()), _moving_second(1, {23}, True)])
+    # Then nothing is reported: an event only the model saw must last 3 pictures
+    assert events == []

@@ -755,8 +755,9 @@ def _step(
     after_still: bool = False,
     learned: bool = False,
 ) -> list[dict[str, Any]]:
-    # The frame interval, learnt only where no picture went missing (a lost packet leaves a double gap).
-    missing = frame.decode_errors or state.get("dropped")
+    # The frame interval, learnt only where no picture went missing (a lost packet leaves a double gap; the
+    # learned decision fires where the timestamps say so).
+    missing = frame.decode_errors or state.get("dropped") or learned
     if state["last_s"] is not None and frame.pts_s > state["last_s"] and not missing:
         state["frame_s"] = round(min(frame.pts_s - state["last_s"], 1.0), 6)
     excess = _excess(state, fractions, config)
