@@ -38,6 +38,14 @@ run began is found by walking back from a hit, and from a second's last picture 
 the coarse test. All of a second's pictures are measured together: at these sizes numpy's cost per
 call, not the arithmetic, dominates. Concealment then adds ~0.05 ms a frame at 360p.
 
+A learned decision can open an event too (evidence "learned"): a logistic regression over each picture's
+features (`picture_features`: the decoder's evidence, pictures missing by the timestamps, the concealment
+score, gained grid seams, and, for a model that weighs them, the coarse motion test, the luma change and
+the 8-px grid energy against the clip's own levels), learned from the damage corpus's tuning sources by
+`make train` (block_model.py, weights in block_model.json). It judges pictures predicted from others, not
+the first to move after a repeated one; an event only it saw is reported once it lasts 3 pictures. Its
+features never depend on the events, so training reads exactly what detection computes.
+
 A third, weaker score: concealed macroblocks leave luma steps along the 16-px macroblock grid that
 are much stronger than the steps right beside them. It is measured relative to the clip's own
 baseline (learnt on frames outside events), reported as evidence ("seams") and peak score, and it
