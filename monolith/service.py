@@ -32,6 +32,7 @@ from lambdas.converter.decode import UnreadableStreamError, iter_seconds, probe
 from lambdas.converter.service import StreamUnreadable
 from lambdas.shared.keys import InvalidRequest, check_key, check_segment, shown
 from lambdas.shared.media import StreamSecond
+from lambdas.shared.notifications import AFTER, marked, text_attribute
 from lambdas.shared.observability import MetricUnit, logger, metrics
 from lambdas.shared.request_counting import RequestCounter, Requests
 from lambdas.shared.results import make_record, result_key
@@ -66,8 +67,9 @@ BILLED_SERVICES = ("s3", "sqs", "sns")  # every usage record names these, even w
 # playlist to follow; superseded: another worker took the live stream over.
 OUTCOMES = ("analysed", "failed", "released", "stalled", "duplicate", "ignored", "superseded")
 STALL_SUBJECT = "Stream stalled"
-# A live stream's notifications carry it as the `architecture` attribute: both follow the same stream.
-ARCHITECTURE = "after"
+# Every notification carries it as the `design` attribute (the designs share the topic and may follow the
+# same live stream); a live stream's result objects are named with it.
+ARCHITECTURE = AFTER
 
 
 class Rejected(InvalidRequest):
@@ -142,48 +144,42 @@ def defect_notification(job: StreamJob, second: int, job_id: str, defect: dict[s
     """The Notify state's message: what the corrective-action function reads (job id for execution id)."""
     message = {"stream_id": job.stream_id, "source": job.source, "second": second, "execution_id": job_id,
                "defect": defect}
-    return {
+    return marked({
         "Message": json.dumps(message, separators=(",", ":")),
-        "MessageAttributes": {"kind": _text("defect"), "defect_type": _text(str(defect["type"])),
-                              "stream_id": _text(job.stream_id)},
-    }
+        "MessageAttributes": {"kind": text_attribute("defect"),
+                              "defect_type": text_attribute(str(defect["type"])),
+                              "stream_id": text_attribute(job.stream_id)},
+    }, AFTER)
 
 
 def failure_notification(request: dict[str, str], second: int, error: str, cause: str) -> dict[str, Any]:
     """The NotifyFailure state's message, to people (the corrective action's filter takes defects only)."""
-    return {
+    return marked({
         "Subject": FAILURE_SUBJECT,
         "Message": f"Stream {request['stream_id']} (s3://{request['bucket']}/{request['key']}) cannot be "
                    f"analysed at second {second}: {cause}",
-        "MessageAttributes": {"kind": _text("stream_unreadable"), "stream_id": _text(request["stream_id"]),
-                              "error": _text(error)},
-    }
+        "MessageAttributes": {"kind": text_attribute("stream_unreadable"),
+                              "stream_id": text_attribute(request["stream_id"]),
+                              "error": text_attribute(error)},
+    }, AFTER)
 
 
 def stall_notification(job: Any, second: int, stalled_s: float) -> dict[str, Any]:
     """A live stream's playlist stopped growing: to people (not a defect for the corrective action)."""
-    return {
+    return marked({
         "Subject": STALL_SUBJECT,
         "Message": f"Stream {job.stream_id} ({job.source}) stalled: its playlist has not grown for "
                    f"{stalled_s:g} s; analysed up to second {second}",
-        "MessageAttributes": {"kind": _text("stream_stalled"), "stream_id": _text(job.stream_id)},
-    }
-
-
-def ours(notification: dict[str, Any]) -> dict[str, Any]:
-    """A live stream's notification, marked as the after's (the before follows the same stream)."""
-    attributes = {**notification["MessageAttributes"], "architecture": _text(ARCHITECTURE)}
-    return {**notification, "MessageAttributes": attributes}
+        "MessageAttributes": {"kind": text_attribute("stream_stalled"),
+                              "stream_id": text_attribute(job.stream_id)},
+    }, AFTER)
 
 
 def rejected_notification(cause: str) -> dict[str, Any]:
     """The NotifyRejected state's message: the job names no stream, so only the cause."""
-    return {"Subject": FAILURE_SUBJECT, "Message": cause,
-            "MessageAttributes": {"kind": _text("stream_unreadable"), "error": _text("InvalidRequest")}}
-
-
-def _text(value: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": value}
+    return marked({"Subject": FAILURE_SUBJECT, "Message": cause,
+                   "MessageAttributes": {"kind": text_attribute("stream_unreadable"),
+                                         "error": text_attribute("InvalidRequest")}}, AFTER)
 
 
 def error_name(error: BaseException) -> str:
@@ -561,8 +557,8 @@ class _Follow:
             self.progress.second = second.index
             found = run_detectors(second, worker.detectors, self.states)
             for defect in found:  # known now: tell the corrective action at once
-                worker.sns.publish(TopicArn=settings.topic_arn, **ours(defect_notification(
-                    self.job, second.index, self.delivery.message_id, defect)))
+                worker.sns.publish(TopicArn=settings.topic_arn, **defect_notification(
+                    self.job, second.index, self.delivery.message_id, defect))
                 checkpoint.notified += 1
                 logger.info("defect found", extra={"defect": defect, "second": second.index,
                                                    "published_at": time.time()})
@@ -637,8 +633,8 @@ class _Follow:
         self.checkpoint.reason = f"no new segment for {self.settings.stall_timeout_s:g} s"
         self.checkpoint.owner = ""
         self.save(before_tail)
-        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **ours(stall_notification(
-            self.job, self.progress.second, self.settings.stall_timeout_s)))
+        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **stall_notification(
+            self.job, self.progress.second, self.settings.stall_timeout_s))
         logger.warning("stream stalled", extra={"seconds_done": self.progress.second,
                                                 "segments_listed": self.checkpoint.segments_listed})
         self.worker._delete(self.delivery)
@@ -656,8 +652,8 @@ class _Follow:
         with suppress(LeaseLost):
             self.save()
         assert self.progress.request is not None
-        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **ours(failure_notification(
-            self.progress.request, self.progress.second, name, cause)))
+        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **failure_notification(
+            self.progress.request, self.progress.second, name, cause))
         self.progress.gave_up = True
         self.worker._delete(self.delivery)
         return "failed"

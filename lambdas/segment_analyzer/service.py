@@ -58,6 +58,7 @@ from lambdas.shared.live import (
     read_segment,
     stream_id_of,
 )
+from lambdas.shared.notifications import SERVERLESS, marked, text_attribute
 from lambdas.shared.results import make_record, result_key
 
 SEGMENT_NAME = re.compile(r"segment-(\d{1,9})\.ts$")
@@ -68,10 +69,10 @@ PLAYLIST_NAME = "index.m3u8"
 AUDIO_SLACK_S = 0.5
 FAILURE_SUBJECT = "Stream cannot be analysed"  # the before's and the after's subject
 STATE_PREFIX = "state/"  # the streams' states in the state bucket
-# Every architecture may follow the same live stream into the same results partition: this design's
-# objects are told apart by their part (`second=<n>.segments.json`), its notifications by an attribute.
+# Every design may follow the same live stream into the same results partition: this design's objects
+# are told apart by their part (`second=<n>.segments.json`), its notifications by their `design` mark.
 RESULTS_PART = "segments"
-DESIGN = "serverless"
+DESIGN = SERVERLESS
 
 
 class NotYet(Exception):
@@ -300,25 +301,22 @@ def defect_notification(ref: SegmentRef, second: int, defect: dict[str, Any]) ->
     execution."""
     message = {"stream_id": ref.stream_id, "source": ref.source, "second": second,
                "execution_id": f"{ref.stream_id}/segment-{ref.index:05d}", "defect": defect}
-    return {
+    return marked({
         "Message": json.dumps(message, separators=(",", ":")),
-        "MessageAttributes": {"kind": _text("defect"), "defect_type": _text(str(defect["type"])),
-                              "stream_id": _text(ref.stream_id), "design": _text(DESIGN)},
-    }
+        "MessageAttributes": {"kind": text_attribute("defect"),
+                              "defect_type": text_attribute(str(defect["type"])),
+                              "stream_id": text_attribute(ref.stream_id)},
+    }, DESIGN)
 
 
 def failure_notification(ref: SegmentRef | None, cause: str) -> dict[str, Any]:
     """The before's NotifyFailure message, to people: which segment of which stream, and why."""
     what = f"Stream {ref.stream_id} ({ref.source}) cannot be analysed at segment {ref.index}: " if ref else ""
-    attributes = {"kind": _text("stream_unreadable"), "error": _text("SegmentUnreadable"),
-                  "design": _text(DESIGN)}
+    attributes = {"kind": text_attribute("stream_unreadable"), "error": text_attribute("SegmentUnreadable")}
     if ref is not None:
-        attributes["stream_id"] = _text(ref.stream_id)
-    return {"Subject": FAILURE_SUBJECT, "Message": f"{what}{cause}", "MessageAttributes": attributes}
-
-
-def _text(value: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": value}
+        attributes["stream_id"] = text_attribute(ref.stream_id)
+    return marked({"Subject": FAILURE_SUBJECT, "Message": f"{what}{cause}", "MessageAttributes": attributes},
+                  DESIGN)
 
 
 # --- the batch: SQS messages holding S3 notifications ------------------------------------------------

@@ -32,6 +32,7 @@ from demo.after import (
 from demo.deploy import AfterStack, Stack, deploy
 from demo.live import Publisher
 from demo.run import Aws, Observer
+from lambdas.shared.notifications import AFTER, design_of
 from monolith.live import follower_key
 from monolith.local_tasks import LocalTasks
 from monolith.pipeline import analyze
@@ -139,7 +140,7 @@ def follower(aws: Aws, after: AfterStack, stream_id: str) -> dict[str, Any]:
 def notices(observer: Observer, stream_id: str, kind: str) -> list[dict[str, Any]]:
     """The after's notifications of one kind for the stream (the before, following it too, sends its own)."""
     return [n for n in observer.received if n["attributes"].get("stream_id") == stream_id
-            and n["attributes"].get("kind") == kind and n["attributes"].get("architecture") == "after"]
+            and n["attributes"].get("kind") == kind and design_of(n["attributes"]) == AFTER]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float, group: LocalTasks | None = None) -> Any:

@@ -24,6 +24,7 @@ import pytest
 from demo.deploy import ServerlessStack, Stack, deploy
 from demo.run import Aws, Observer
 from lambdas.converter.decode import probe
+from lambdas.shared.notifications import SERVERLESS, design_of
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 from monolith.pipeline import analyze, sort_defects
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
@@ -90,7 +91,7 @@ def notified(observer: Observer, stream_id: str, kind: str = "defect") -> list[d
     # design's messages carry design=serverless.
     return [n for n in observer.received
             if n["attributes"].get("stream_id") == stream_id and n["attributes"].get("kind") == kind
-            and n["attributes"].get("design") == "serverless"]
+            and design_of(n["attributes"]) == SERVERLESS]
 
 
 def duplicates(notifications: list[dict[str, Any]]) -> int:
@@ -191,7 +192,7 @@ def test_a_poison_segment_goes_to_the_dead_letter_queue_with_a_notification(
     failures = observer.drain(until=lambda _: bool(notified(observer, stream_id, "stream_unreadable")))
     (failure,) = [n for n in failures if n["attributes"].get("stream_id") == stream_id
                   and n["attributes"].get("kind") == "stream_unreadable"
-                  and n["attributes"].get("design") == "serverless"]
+                  and design_of(n["attributes"]) == SERVERLESS]
     assert failure["subject"] == "Stream cannot be analysed" and "segment 1" in failure["message"]
 
     def dead_letters() -> list[str]:
