@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from demo.deploy import ServerlessStack, Stack, deploy
+from demo.deploy import ServerlessStack, Stack
 from demo.run import Aws, Observer
 from lambdas.converter.decode import probe
 from lambdas.shared.notifications import SERVERLESS, design_of
@@ -34,15 +34,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def before(localstack: Any) -> Stack:
-    # The same deployment as the other e2e modules' (one LocalStack serves them all).
-    return deploy(localstack.url, context={"seconds_per_execution": "3"})
-
-
-@pytest.fixture(scope="module")
-def stack(before: Stack) -> ServerlessStack:
-    assert before.serverless is not None, "demo.deploy returned no serverless stack"
-    return before.serverless
+def stack(stack: Stack) -> ServerlessStack:
+    """This module's stack is the serverless design's, deployed beside the before (tests/e2e/conftest.py)."""
+    assert stack.serverless is not None, "demo.deploy returned no serverless stack"
+    return stack.serverless
 
 
 @pytest.fixture(scope="module")
