@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import closing, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from aws_lambda_powertools.metrics import single_metric
 from botocore.exceptions import ClientError
 
 from lambdas.converter.decode import UnreadableStreamError, iter_seconds, probe
+from lambdas.converter.segments import SegmentWindow, StreamStart, stream_start
 from lambdas.converter.service import StreamUnreadable
 from lambdas.shared.keys import InvalidRequest, check_key, check_segment, shown
 from lambdas.shared.media import StreamSecond
@@ -48,12 +49,9 @@ from monolith.live import (
     LiveJob,
     LiveTimings,
     StopFollowing,
-    decoder_options,
     is_s3_event,
     live_jobs,
     new_owner,
-    open_live,
-    origin_of,
 )
 from monolith.pipeline import run_detectors, select_detectors
 from settings import ServiceSettings
@@ -540,35 +538,34 @@ class _Follow:
         # The message stays invisible for the service's visibility timeout from now (not the queue's),
         # extended every heartbeat_seconds of wall time: if this worker dies, it comes back that soon.
         self.worker._set_visibility(self.delivery, settings.visibility_timeout_s)
-        if checkpoint.resume_segment == 0:  # from the start: the first segment tells the decoder options
+        if checkpoint.resume_segment == 0:  # from the start: the first segment tells the stream's start
             reader.buffer = reader.next_bytes()
-            if reader.ended_by is None:
-                checkpoint.decoder_options = decoder_options(reader.buffer, self.job.source)
-        container, info = open_live(reader, self.job.source, checkpoint.decoder_options)
-        if checkpoint.origin_s is None:
-            checkpoint.origin_s = origin_of(container)
-        info = replace(info, origin_s=checkpoint.origin_s)  # the stream's clock, whatever segment we start at
+            if reader.buffer:
+                start = stream_start(reader.buffer, self.job.source)
+                checkpoint.origin_s, checkpoint.decoder_options = start.origin_s, start.decoder_options
+        # The stream's clock and decoder options, whatever segment we start at.
+        start = StreamStart(origin_s=checkpoint.origin_s or 0.0, decoder_options=checkpoint.decoder_options)
         stall: dict[str, Any] | None = None  # the checkpoint before the seconds analysed after a stall
         worker = self.worker
-        for second in iter_seconds(self.job.source, info, opened=container,
-                                   first_second=checkpoint.next_second):
-            if reader.ended_by == STALLED and stall is None:
-                stall = self.snapshot()
-            self.progress.second = second.index
-            found = run_detectors(second, worker.detectors, self.states)
-            for defect in found:  # known now: tell the corrective action at once
-                worker.sns.publish(TopicArn=settings.topic_arn, **defect_notification(
-                    self.job, second.index, self.delivery.message_id, defect))
-                checkpoint.notified += 1
-                logger.info("defect found", extra={"defect": defect, "second": second.index,
-                                                   "published_at": time.time()})
-            self.progress.defects += found
-            self.writer.add(make_record(self.job.stream_id, self.job.source, second.index, found, {}))
-            self.timings.second_done_at[second.index] = time.time()
-            self.progress.second = second.index + 1
-            if found or not self.writer.pending:  # a defect published or a batch written: checkpoint
-                self.save()
-            self.keep_alive()  # catching up from behind the live edge: no waits, the same heartbeats
+        with SegmentWindow(reader, self.job.source, start) as window:
+            for second in window.seconds(checkpoint.next_second, to_end=True):
+                if reader.ended_by == STALLED and stall is None:
+                    stall = self.snapshot()
+                self.progress.second = second.index
+                found = run_detectors(second, worker.detectors, self.states)
+                for defect in found:  # known now: tell the corrective action at once
+                    worker.sns.publish(TopicArn=settings.topic_arn, **defect_notification(
+                        self.job, second.index, self.delivery.message_id, defect))
+                    checkpoint.notified += 1
+                    logger.info("defect found", extra={"defect": defect, "second": second.index,
+                                                       "published_at": time.time()})
+                self.progress.defects += found
+                self.writer.add(make_record(self.job.stream_id, self.job.source, second.index, found, {}))
+                self.timings.second_done_at[second.index] = time.time()
+                self.progress.second = second.index + 1
+                if found or not self.writer.pending:  # a defect published or a batch written: checkpoint
+                    self.save()
+                self.keep_alive()  # catching up from behind the live edge: no waits, the same heartbeats
         self.writer.flush()
         if reader.ended_by == STALLED:
             return self.stalled(stall or self.snapshot())

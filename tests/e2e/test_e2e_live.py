@@ -155,7 +155,8 @@ def test_a_segment_missing_from_s3_fails_with_the_reason(aws: Aws, stack: Stack,
 @pytest.mark.parametrize(("files", "reason"), [
     ({"index.m3u8": b"<html>503 Service Unavailable</html>"}, "not an HLS playlist"),
     ({"index.m3u8": b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nsegment-00000.ts\n#EXT-X-ENDLIST\n",
-      "segment-00000.ts": b"\x1aE\xdf\xa3 this is Matroska, not MPEG-TS"}, "segment 0 is not MPEG-TS"),
+      "segment-00000.ts": b"\x1aE\xdf\xa3 this is Matroska, not MPEG-TS"},
+     "segment-00000.ts: not an MPEG-TS segment"),
 ])
 def test_not_a_playlist_or_not_mpeg_ts_fails_clearly(aws: Aws, stack: Stack, files: dict[str, bytes],
                                                      reason: str) -> None:
