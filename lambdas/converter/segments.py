@@ -39,10 +39,10 @@ from lambdas.shared.media import StreamInfo, StreamSecond
 
 TS_PACKET = 188
 TS_SYNC = 0x47
-# The demuxer's look-ahead when a window is opened: it reads until it knows every stream's parameters or
-# has read this much, and on a followed stream reading past the first segment would wait for the next one
-# (5 MB / 5 s by default: up to 5 s of lag before the first second). One keyframe and a few audio frames
-# tell it all.
+# The demuxer's look-ahead when a followed stream (a `SegmentReader`) is opened: it reads until it knows
+# every stream's parameters or has read this much, and reading past the first segment would wait for the
+# next one (5 MB / 5 s by default: up to 5 s of lag before the first second). One keyframe and a few audio
+# frames tell it all. A window held in memory is opened with the defaults: nothing to wait for.
 OPEN_OPTIONS = {"probesize": "65536", "analyzeduration": "500000"}
 
 
@@ -155,13 +155,15 @@ def video_from(window: bytes, origin_s: float, second: int) -> float | None:
 
 class SegmentWindow:
     """Consecutive segments of a live stream opened as one MPEG-TS container, with what the decoder must
-    know (`info`: the stream's clock and decoder options, no duration unless the caller knows it)."""
+    know (`info`: the stream's clock and decoder options, no duration unless the caller knows it). `data`:
+    a `SegmentReader` (segments read as the decoder needs them) or a file-like window in memory."""
 
     def __init__(self, data: Any, source: str, start: StreamStart, *, duration_s: float | None = None
                  ) -> None:
         self.start = start
+        options = dict(OPEN_OPTIONS) if isinstance(data, SegmentReader) else {}
         try:
-            self.container = av.open(data, "r", format="mpegts", options=dict(OPEN_OPTIONS))
+            self.container = av.open(data, "r", format="mpegts", options=options)
         except av.error.FFmpegError as error:
             raise UnreadableStreamError(source, f"not a readable MPEG-TS stream ({error.strerror})") from None
         try:
