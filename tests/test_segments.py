@@ -126,3 +126,35 @@ def test_a_poison_segment_is_refused_before_it_is_decoded(published: tuple[list[
         check_segment_decodes(packets * 40, "s3://live/cam/segment-00001.ts")
     # And a stream start that names no build leaves the decoder as it is
     assert StreamStart(origin_s=0.0).decoder_options == {}
+
+
+def test_the_after_s_live_input_reads_each_segment_once_into_the_shared_decoder(
+        published: tuple[list[Segment], Path]) -> None:
+    # Given the stream published live in (moto) S3, ended
+    import boto3
+    from moto import mock_aws
+
+    from lambdas.shared.request_counting import RequestCounter, counting_client
+    from monolith.live import LiveInput, LiveJob
+    from sample_streams.publish import publish
+
+    _, path = published
+    expected = [_seen(s) for s in iter_seconds(path)][:12]  # without the 13th: see the after's test above
+    with mock_aws():
+        counter = RequestCounter()
+        s3 = counting_client(counter, "s3", region_name="us-east-1")
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="live")
+        source = path.with_name("source.mp4")
+        report = publish(source, s3=s3, bucket="live", stream_id="cam", speed=float("inf"))
+        counter.reset()
+        # When the after's reader follows it from segment 0 into the shared decoder
+        reader = LiveInput(s3, LiveJob("live", report.playlist_key, "cam"), start_segment=0, poll_s=0.01,
+                           stall_timeout_s=1.0, missing_timeout_s=1.0, on_wait=lambda: None)
+        reader.buffer = reader.next_bytes()
+        start = stream_start(reader.buffer, SOURCE)
+        with SegmentWindow(reader, SOURCE, start) as window:
+            seen = [_seen(s) for s in window.seconds(0, to_end=True)]
+        # Then it gives the published stream's seconds, reading the playlist once and each segment once
+        assert seen == expected
+        assert reader.ended_by == "ended"
+        assert counter.counts("s3") == {"GetObject": 1 + len(report.segments)}

@@ -113,16 +113,16 @@ def window_start(playlist: LivePlaylist, second: int, *, slack_s: float = 0.0) -
 
 class SegmentReader:
     """A file-like object for PyAV's demuxer: the bytes of consecutive segments, each asked of
-    `next_segment` once the one before is used up (b"" from it: the end of the data)."""
+    `read_next` once the one before is used up (b"" from it: the end of the data)."""
 
-    def __init__(self, next_segment: Callable[[], bytes]) -> None:
-        self.next_segment = next_segment
+    def __init__(self, read_next: Callable[[], bytes]) -> None:
+        self.read_next = read_next
         self.buffer = b""
         self.offset = 0
 
     def read(self, size: int = -1) -> bytes:
         if self.offset >= len(self.buffer):
-            self.buffer, self.offset = self.next_segment(), 0
+            self.buffer, self.offset = self.read_next(), 0
         if size < 0:
             size = len(self.buffer) - self.offset
         out = self.buffer[self.offset:self.offset + size]
