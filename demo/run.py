@@ -33,6 +33,7 @@ from botocore.config import Config
 
 from demo.deploy import REGION, AfterStack, Stack
 from lambdas.shared.frame_store import FRAMES_PREFIX
+from lambdas.shared.notifications import BEFORE, design_of
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 from metering import Bill, before_bill
 from metering.lambda_logs import Report, lambda_reports
@@ -325,9 +326,8 @@ def notifications_for(received: list[dict[str, Any]], stream_id: str) -> int:
 
 
 def from_the_before(notification: dict[str, Any]) -> bool:
-    """The workflow's own notices: the after and the serverless design mark theirs (one topic for all)."""
-    attributes = notification["attributes"]
-    return "architecture" not in attributes and "design" not in attributes
+    """The workflow's own notices (every design marks its own: they share one topic)."""
+    return design_of(notification["attributes"]) == BEFORE
 
 
 def await_actions(aws: Aws, results_bucket: str, stream_id: str, expected: int, timeout_s: float = 20

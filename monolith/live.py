@@ -21,8 +21,9 @@ playlist, and one worker reads each new segment once and decodes it continuously
   Repeated: at most `results_batch_seconds` stream-seconds of analysis and the segments holding them (one
   more GET each); at most one defect notification per kill (published, checkpoint not yet written).
 - Reading: one GET of the playlist per poll (every `live_poll_s` at the live edge), one GET per segment.
-  The decoder reads through `LiveInput`, a file-like object that hands the next segment's bytes to the
-  MPEG-TS demuxer and, when none is listed yet, waits at the live edge (polling the playlist, keeping the
+  The decoder (lambdas/converter/segments.py, every design's) reads through `LiveInput`, a
+  `SegmentReader` that hands the next segment's bytes to the MPEG-TS demuxer and, when none is listed
+  yet, waits at the live edge (polling the playlist, keeping the
   job's message and lease alive) until it is, or the playlist ends (EXT-X-ENDLIST: end of stream), or it
   has not grown for `stall_timeout_s` (stalled: end of what can be analysed now). A segment listed but
   absent from S3 is retried for `missing_timeout_s`, then the stream fails with that reason; a playlist
@@ -38,11 +39,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import av
-import av.error
 from botocore.exceptions import ClientError
 
-from lambdas.converter.decode import AUDIO_PREROLL_S, MAX_PIXELS, X264_VERSION
+from lambdas.converter.decode import UnreadableStreamError
+from lambdas.converter.segments import SegmentReader, check_ts, window_start
 from lambdas.converter.service import StreamUnreadable
 from lambdas.shared.keys import check_segment
 from lambdas.shared.live import (
@@ -56,16 +56,8 @@ from lambdas.shared.live import (
     read_segment,
     stream_id_of,
 )
-from lambdas.shared.media import StreamInfo
 from settings import FOLLOWERS_PREFIX
 
-TS_PACKET = 188
-TS_SYNC = 0x47
-# The demuxer's look-ahead when the container is opened: it reads until it knows every stream's
-# parameters or has read this much, and reading past the first segment would wait for the next one
-# (5 MB / 5 s by default: up to 5 s of lag before the first second). One keyframe and a few audio
-# frames tell it all.
-OPEN_OPTIONS = {"probesize": "65536", "analyzeduration": "500000"}
 # Follower statuses: ENDED and FAILED are final; STALLED is taken up again once the playlist grows.
 FOLLOWING, ENDED, STALLED, FAILED = "following", "ended", "stalled", "failed"
 
@@ -203,9 +195,9 @@ class LiveTimings:
     second_done_at: dict[int, float] = field(default_factory=dict)
 
 
-class LiveInput:
-    """A file-like object for PyAV: the stream's segments in order from `start_segment`, each read with one
-    GET, waiting at the live edge. `ended_by` says why it gave end-of-file: "ended" or "stalled"."""
+class LiveInput(SegmentReader):
+    """The stream's segments in order from `start_segment`, each read with one GET, waiting at the live
+    edge. `ended_by` says why it gave end-of-file: "ended" or "stalled"."""
 
     def __init__(self, s3: Any, job: LiveJob, *, start_segment: int, poll_s: float, stall_timeout_s: float,
                  missing_timeout_s: float, on_wait: Callable[[], None],
@@ -220,19 +212,8 @@ class LiveInput:
         self.playlist: LivePlaylist = self._read_playlist()
         self.grew_at = clock()
         self.ended_by: str | None = None
-        self.buffer = b""
-        self.offset = 0
         self.playlist_reads = 1
-
-    # PyAV's demuxer calls read(n) until it gets b"" (end of file)
-    def read(self, size: int = -1) -> bytes:
-        if self.offset >= len(self.buffer):
-            self.buffer, self.offset = self.next_bytes(), 0
-        if size < 0:
-            size = len(self.buffer) - self.offset
-        out = self.buffer[self.offset:self.offset + size]
-        self.offset += len(out)
-        return out
+        super().__init__(self.next_bytes)
 
     def next_bytes(self) -> bytes:
         """The next segment's bytes, once it is listed and in S3; b"" at the end or at a stall."""
@@ -279,7 +260,10 @@ class LiveInput:
         # The stall clock runs from the last progress: time spent waiting for a late segment is not a
         # playlist that stopped growing (the cached playlist is older than that wait).
         self.grew_at = self.clock()
-        check_ts(data, f"s3://{self.job.bucket}/{segment.key}")
+        try:
+            check_ts(data, f"s3://{self.job.bucket}/{segment.key}")
+        except UnreadableStreamError as error:
+            raise StreamUnreadable(str(error)) from None  # the segment's name with the reason
         return data
 
     def wait(self) -> None:
@@ -293,65 +277,5 @@ class LiveInput:
             raise StreamUnreadable(str(error)) from None
 
     def resume_segment(self, next_second: int) -> int:
-        """The segment a taker-over reads from to analyse `next_second` on: the last one starting at or
-        before AUDIO_PREROLL_S before it (segments start on keyframes)."""
-        at = next_second - AUDIO_PREROLL_S
-        starts = [s.index for s in self.playlist.segments if s.start_s <= at + 1e-6]
-        return max(starts, default=0)
-
-
-def check_ts(data: bytes, source: str) -> None:
-    """MPEG-TS is 188-byte packets starting with the sync byte 0x47: a segment that is not fails clearly
-    (the demuxer would skip it silently, resynchronising on the next segment)."""
-    packets = data[: TS_PACKET * 8 : TS_PACKET]
-    if not data or len(data) % TS_PACKET or any(b != TS_SYNC for b in packets):
-        raise StreamUnreadable(f"{source}: not an MPEG-TS segment (no sync byte every {TS_PACKET} bytes)")
-
-
-def decoder_options(first_segment: bytes, source: str) -> dict[str, str]:
-    """What a decode starting mid-stream must be told to decode as one from the start (the x264 build
-    its first keyframe announces: `lambdas.converter.decode`), read from the first segment."""
-    import io
-
-    try:
-        with av.open(io.BytesIO(first_segment), "r", format="mpegts") as container:
-            if not container.streams.video:
-                raise StreamUnreadable(f"{source}: no video stream")
-            for packet in container.demux(container.streams.video[0]):
-                if packet.size and packet.is_keyframe:
-                    match = X264_VERSION.search(bytes(packet))
-                    return {"x264_build": match.group(1).decode()} if match and int(match.group(1)) else {}
-    except av.error.FFmpegError as error:
-        raise StreamUnreadable(f"{source}: not a readable MPEG-TS segment ({error.strerror})") from None
-    return {}
-
-
-def open_live(reader: LiveInput, source: str, options: dict[str, str]) -> tuple[Any, StreamInfo]:
-    """The MPEG-TS container over `reader` and what the decoder needs to know (no duration: live)."""
-    try:
-        container = av.open(reader, "r", format="mpegts", options=dict(OPEN_OPTIONS))
-    except av.error.FFmpegError as error:
-        raise StreamUnreadable(f"{source}: not a readable MPEG-TS stream ({error.strerror})") from None
-    if not container.streams.video:
-        container.close()
-        raise StreamUnreadable(f"{source}: no video stream")
-    video = container.streams.video[0]
-    audio = container.streams.audio[0] if container.streams.audio else None
-    width, height = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
-    if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
-        container.close()
-        raise StreamUnreadable(f"{source}: picture size {width}x{height} cannot be analysed")
-    info = StreamInfo(
-        source=source, duration_s=None, width=width, height=height,
-        fps=float(video.average_rate or video.guessed_rate or 0) or 25.0,
-        video_codec=video.codec_context.name,
-        sample_rate=int(audio.codec_context.sample_rate) if audio else None,
-        channels=int(audio.codec_context.channels) if audio else None,
-        audio_codec=audio.codec_context.name if audio else None,
-        decoder_options=options)
-    return container, info
-
-
-def origin_of(container: Any) -> float:
-    return container.start_time / av.time_base if container.start_time is not None else 0.0
-
+        """The segment a taker-over reads from to analyse `next_second` on."""
+        return window_start(self.playlist, next_second)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import closing, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ from aws_lambda_powertools.metrics import single_metric
 from botocore.exceptions import ClientError
 
 from lambdas.converter.decode import UnreadableStreamError, iter_seconds, probe
+from lambdas.converter.segments import SegmentWindow, StreamStart, stream_start
 from lambdas.converter.service import StreamUnreadable
 from lambdas.shared.keys import InvalidRequest, check_key, check_segment, shown
 from lambdas.shared.media import StreamSecond
+from lambdas.shared.notifications import AFTER, marked, text_attribute
 from lambdas.shared.observability import MetricUnit, logger, metrics
 from lambdas.shared.request_counting import RequestCounter, Requests
 from lambdas.shared.results import make_record, result_key
@@ -47,12 +49,9 @@ from monolith.live import (
     LiveJob,
     LiveTimings,
     StopFollowing,
-    decoder_options,
     is_s3_event,
     live_jobs,
     new_owner,
-    open_live,
-    origin_of,
 )
 from monolith.pipeline import run_detectors, select_detectors
 from settings import ServiceSettings
@@ -66,8 +65,9 @@ BILLED_SERVICES = ("s3", "sqs", "sns")  # every usage record names these, even w
 # playlist to follow; superseded: another worker took the live stream over.
 OUTCOMES = ("analysed", "failed", "released", "stalled", "duplicate", "ignored", "superseded")
 STALL_SUBJECT = "Stream stalled"
-# A live stream's notifications carry it as the `architecture` attribute: both follow the same stream.
-ARCHITECTURE = "after"
+# Every notification carries it as the `design` attribute (the designs share the topic and may follow the
+# same live stream); a live stream's result objects are named with it.
+ARCHITECTURE = AFTER
 
 
 class Rejected(InvalidRequest):
@@ -142,48 +142,42 @@ def defect_notification(job: StreamJob, second: int, job_id: str, defect: dict[s
     """The Notify state's message: what the corrective-action function reads (job id for execution id)."""
     message = {"stream_id": job.stream_id, "source": job.source, "second": second, "execution_id": job_id,
                "defect": defect}
-    return {
+    return marked({
         "Message": json.dumps(message, separators=(",", ":")),
-        "MessageAttributes": {"kind": _text("defect"), "defect_type": _text(str(defect["type"])),
-                              "stream_id": _text(job.stream_id)},
-    }
+        "MessageAttributes": {"kind": text_attribute("defect"),
+                              "defect_type": text_attribute(str(defect["type"])),
+                              "stream_id": text_attribute(job.stream_id)},
+    }, AFTER)
 
 
 def failure_notification(request: dict[str, str], second: int, error: str, cause: str) -> dict[str, Any]:
     """The NotifyFailure state's message, to people (the corrective action's filter takes defects only)."""
-    return {
+    return marked({
         "Subject": FAILURE_SUBJECT,
         "Message": f"Stream {request['stream_id']} (s3://{request['bucket']}/{request['key']}) cannot be "
                    f"analysed at second {second}: {cause}",
-        "MessageAttributes": {"kind": _text("stream_unreadable"), "stream_id": _text(request["stream_id"]),
-                              "error": _text(error)},
-    }
+        "MessageAttributes": {"kind": text_attribute("stream_unreadable"),
+                              "stream_id": text_attribute(request["stream_id"]),
+                              "error": text_attribute(error)},
+    }, AFTER)
 
 
 def stall_notification(job: Any, second: int, stalled_s: float) -> dict[str, Any]:
     """A live stream's playlist stopped growing: to people (not a defect for the corrective action)."""
-    return {
+    return marked({
         "Subject": STALL_SUBJECT,
         "Message": f"Stream {job.stream_id} ({job.source}) stalled: its playlist has not grown for "
                    f"{stalled_s:g} s; analysed up to second {second}",
-        "MessageAttributes": {"kind": _text("stream_stalled"), "stream_id": _text(job.stream_id)},
-    }
-
-
-def ours(notification: dict[str, Any]) -> dict[str, Any]:
-    """A live stream's notification, marked as the after's (the before follows the same stream)."""
-    attributes = {**notification["MessageAttributes"], "architecture": _text(ARCHITECTURE)}
-    return {**notification, "MessageAttributes": attributes}
+        "MessageAttributes": {"kind": text_attribute("stream_stalled"),
+                              "stream_id": text_attribute(job.stream_id)},
+    }, AFTER)
 
 
 def rejected_notification(cause: str) -> dict[str, Any]:
     """The NotifyRejected state's message: the job names no stream, so only the cause."""
-    return {"Subject": FAILURE_SUBJECT, "Message": cause,
-            "MessageAttributes": {"kind": _text("stream_unreadable"), "error": _text("InvalidRequest")}}
-
-
-def _text(value: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": value}
+    return marked({"Subject": FAILURE_SUBJECT, "Message": cause,
+                   "MessageAttributes": {"kind": text_attribute("stream_unreadable"),
+                                         "error": text_attribute("InvalidRequest")}}, AFTER)
 
 
 def error_name(error: BaseException) -> str:
@@ -544,35 +538,34 @@ class _Follow:
         # The message stays invisible for the service's visibility timeout from now (not the queue's),
         # extended every heartbeat_seconds of wall time: if this worker dies, it comes back that soon.
         self.worker._set_visibility(self.delivery, settings.visibility_timeout_s)
-        if checkpoint.resume_segment == 0:  # from the start: the first segment tells the decoder options
+        if checkpoint.resume_segment == 0:  # from the start: the first segment tells the stream's start
             reader.buffer = reader.next_bytes()
-            if reader.ended_by is None:
-                checkpoint.decoder_options = decoder_options(reader.buffer, self.job.source)
-        container, info = open_live(reader, self.job.source, checkpoint.decoder_options)
-        if checkpoint.origin_s is None:
-            checkpoint.origin_s = origin_of(container)
-        info = replace(info, origin_s=checkpoint.origin_s)  # the stream's clock, whatever segment we start at
+            if reader.buffer:
+                start = stream_start(reader.buffer, self.job.source)
+                checkpoint.origin_s, checkpoint.decoder_options = start.origin_s, start.decoder_options
+        # The stream's clock and decoder options, whatever segment we start at.
+        start = StreamStart(origin_s=checkpoint.origin_s or 0.0, decoder_options=checkpoint.decoder_options)
         stall: dict[str, Any] | None = None  # the checkpoint before the seconds analysed after a stall
         worker = self.worker
-        for second in iter_seconds(self.job.source, info, opened=container,
-                                   first_second=checkpoint.next_second):
-            if reader.ended_by == STALLED and stall is None:
-                stall = self.snapshot()
-            self.progress.second = second.index
-            found = run_detectors(second, worker.detectors, self.states)
-            for defect in found:  # known now: tell the corrective action at once
-                worker.sns.publish(TopicArn=settings.topic_arn, **ours(defect_notification(
-                    self.job, second.index, self.delivery.message_id, defect)))
-                checkpoint.notified += 1
-                logger.info("defect found", extra={"defect": defect, "second": second.index,
-                                                   "published_at": time.time()})
-            self.progress.defects += found
-            self.writer.add(make_record(self.job.stream_id, self.job.source, second.index, found, {}))
-            self.timings.second_done_at[second.index] = time.time()
-            self.progress.second = second.index + 1
-            if found or not self.writer.pending:  # a defect published or a batch written: checkpoint
-                self.save()
-            self.keep_alive()  # catching up from behind the live edge: no waits, the same heartbeats
+        with SegmentWindow(reader, self.job.source, start) as window:
+            for second in window.seconds(checkpoint.next_second, to_end=True):
+                if reader.ended_by == STALLED and stall is None:
+                    stall = self.snapshot()
+                self.progress.second = second.index
+                found = run_detectors(second, worker.detectors, self.states)
+                for defect in found:  # known now: tell the corrective action at once
+                    worker.sns.publish(TopicArn=settings.topic_arn, **defect_notification(
+                        self.job, second.index, self.delivery.message_id, defect))
+                    checkpoint.notified += 1
+                    logger.info("defect found", extra={"defect": defect, "second": second.index,
+                                                       "published_at": time.time()})
+                self.progress.defects += found
+                self.writer.add(make_record(self.job.stream_id, self.job.source, second.index, found, {}))
+                self.timings.second_done_at[second.index] = time.time()
+                self.progress.second = second.index + 1
+                if found or not self.writer.pending:  # a defect published or a batch written: checkpoint
+                    self.save()
+                self.keep_alive()  # catching up from behind the live edge: no waits, the same heartbeats
         self.writer.flush()
         if reader.ended_by == STALLED:
             return self.stalled(stall or self.snapshot())
@@ -637,8 +630,8 @@ class _Follow:
         self.checkpoint.reason = f"no new segment for {self.settings.stall_timeout_s:g} s"
         self.checkpoint.owner = ""
         self.save(before_tail)
-        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **ours(stall_notification(
-            self.job, self.progress.second, self.settings.stall_timeout_s)))
+        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **stall_notification(
+            self.job, self.progress.second, self.settings.stall_timeout_s))
         logger.warning("stream stalled", extra={"seconds_done": self.progress.second,
                                                 "segments_listed": self.checkpoint.segments_listed})
         self.worker._delete(self.delivery)
@@ -656,8 +649,8 @@ class _Follow:
         with suppress(LeaseLost):
             self.save()
         assert self.progress.request is not None
-        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **ours(failure_notification(
-            self.progress.request, self.progress.second, name, cause)))
+        self.worker.sns.publish(TopicArn=self.settings.topic_arn, **failure_notification(
+            self.progress.request, self.progress.second, name, cause))
         self.progress.gave_up = True
         self.worker._delete(self.delivery)
         return "failed"

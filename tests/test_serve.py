@@ -190,7 +190,9 @@ def test_a_defect_message_has_the_notify_state_s_shape() -> None:
     # And the attributes the subscriptions filter on
     assert out["MessageAttributes"].keys() == publish["MessageAttributes"].keys()
     assert {k: v["StringValue"] for k, v in out["MessageAttributes"].items()} == {
-        "kind": "defect", "defect_type": "freeze", "stream_id": "cam-1"}
+        "kind": "defect", "defect_type": "freeze", "stream_id": "cam-1", "design": "after"}
+    # And each design marks its own: the workflow's Publish says "before"
+    assert publish["MessageAttributes"]["design"] == {"DataType": "String", "StringValue": "before"}
 
 
 def test_failure_and_rejection_messages_have_the_before_s_shape() -> None:
@@ -205,11 +207,14 @@ def test_failure_and_rejection_messages_have_the_before_s_shape() -> None:
                              "s3://b/k.mp4: second 2 holds no picture"
     assert out["MessageAttributes"].keys() == failure["MessageAttributes"].keys()
     assert out["MessageAttributes"]["error"]["StringValue"] == "StreamUnreadable"
+    assert failure["MessageAttributes"]["design"]["StringValue"] == "before"
+    assert out["MessageAttributes"]["design"]["StringValue"] == "after"
     rejected = rejected_notification("Job m was rejected: …")
     before = states["NotifyRejected"]["Parameters"]
     assert rejected["MessageAttributes"].keys() == before["MessageAttributes"].keys()
     assert rejected["Subject"] == "Stream cannot be analysed"
     assert rejected["MessageAttributes"]["error"]["StringValue"] == "InvalidRequest"
+    assert before["MessageAttributes"]["design"]["StringValue"] == "before"
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -279,7 +284,8 @@ def test_a_job_is_analysed_like_monolith_analyze_and_costs_what_the_settings_cou
     sent = env.notifications(1)
     assert [n["message"]["defect"] for n in sent] == expected
     assert sent[0]["message"]["second"] == next(r["second"] for r in lines if r["defects"])
-    assert sent[0]["attributes"] == {"kind": "defect", "defect_type": "freeze", "stream_id": "cam-1"}
+    assert sent[0]["attributes"] == {"kind": "defect", "defect_type": "freeze", "stream_id": "cam-1",
+                                     "design": "after"}
     assert _visible(env) == []
     # And the log line metering reads carries the same usage
     assert read_usage(service_log.getvalue().splitlines()) == [usage]
@@ -308,7 +314,7 @@ def test_a_bad_stream_is_retried_then_notified_once_and_left_to_the_dead_letter_
     assert len(sent) == 1
     assert sent[0]["subject"] == "Stream cannot be analysed"
     assert sent[0]["attributes"] == {"kind": "stream_unreadable", "stream_id": "cam-bad",
-                                     "error": "StreamUnreadable"}
+                                     "error": "StreamUnreadable", "design": "after"}
     assert sent[0]["message"].startswith(f"Stream cam-bad (s3://{SOURCE}/streams/cam-bad.mp4) cannot be "
                                          f"analysed at second 0: s3://{SOURCE}/streams/cam-bad.mp4: ")
     # And the next receive moves it to the dead-letter queue; nothing was written
@@ -323,7 +329,8 @@ def test_a_malformed_job_gets_the_rejection_notice(env: Env) -> None:
     assert [u["outcome"] for u in usages] == ["failed"] * 3 and usages[-1]["stream_id"] is None
     sent = env.notifications(1)
     assert [(n["subject"], n["attributes"]) for n in sent] == [
-        ("Stream cannot be analysed", {"kind": "stream_unreadable", "error": "InvalidRequest"})]
+        ("Stream cannot be analysed", {"kind": "stream_unreadable", "error": "InvalidRequest",
+                                       "design": "after"})]
     assert sent[0]["message"].startswith(f"Job {message_id} was rejected")
 
 

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from demo.after import live_lag
-from lambdas.converter.service import StreamUnreadable
-from monolith.live import FOLLOWING, STALLED, Checkpoint, check_ts, is_s3_event, live_jobs
+from lambdas.converter.decode import UnreadableStreamError
+from lambdas.converter.segments import check_ts
+from monolith.live import FOLLOWING, STALLED, Checkpoint, is_s3_event, live_jobs
 from monolith.serve import read_live
 from sample_streams.publish import PublishedSegment, PublishReport
 from settings import ServiceSettings
@@ -55,9 +56,10 @@ def test_the_lease_is_held_for_lease_s_after_the_last_write_by_a_named_owner() -
 
 
 def test_a_segment_that_is_not_mpeg_ts_is_refused_with_its_name() -> None:
+    # (the check every design makes of a segment it reads: lambdas/converter/segments.py)
     check_ts(bytes([0x47] + [0] * 187) * 3, "s3://b/seg.ts")  # three packets: fine
     for bad in (b"", b"#EXTM3U\n" * 47, bytes([0x47] + [0] * 186), bytes([0x47] + [0] * 187) + b"x" * 188):
-        with pytest.raises(StreamUnreadable, match=r"s3://b/seg\.ts: not an MPEG-TS segment"):
+        with pytest.raises(UnreadableStreamError, match=r"s3://b/seg\.ts: not an MPEG-TS segment"):
             check_ts(bad, "s3://b/seg.ts")
 
 

@@ -274,33 +274,27 @@ def _mpeg4_encoder_data(source: str) -> tuple[dict[str, str], list[float], str |
 
 
 def iter_seconds(
-    path: str | Path, info: StreamInfo | None = None, *, threads: int = DEFAULT_THREADS,
-    opened: av.container.InputContainer | None = None, first_second: int = 0,
+    path: str | Path, info: StreamInfo | None = None, *, threads: int = DEFAULT_THREADS
 ) -> Iterator[StreamSecond]:
     """Yield every second of the stream in order, decoding it once from start to end.
 
     Without a duration in the header the stream is read to its end, and its last second is the one that
     holds the latest picture, sound or audio packet: what random access finds by looking past a second.
-
-    A live stream comes `opened` (a container over a reader that waits for the next segment; `path` only
-    names it), and when it is taken up mid-stream, at a segment that starts on a keyframe at or before
-    `first_second` - AUDIO_PREROLL_S, with the stream's origin in `info.origin_s` (its first timestamp,
-    from the first segment) so that times stay the stream's; seconds before `first_second` are not given
-    out.
+    (A live stream's segments are decoded by `lambdas.converter.segments`, through `window_seconds`.)
     """
     source = str(path)
     info = info or probe(source)
     known = info.seconds
-    with opened or _open(source) as container:
+    with _open(source) as container:
         last = known - 1 if known is not None else None
-        yield from _seconds(container, info, _origin_s(container, info), threads=threads, first=first_second,
+        yield from _seconds(container, info, _origin_s(container, info), threads=threads, first=0,
                             video_from_s=None, last=last, stop=None, to_end=known is None)
 
 
 @dataclass(frozen=True)
 class Window:
-    """The part of a live stream one decode covers: a file holding consecutive segments of it, the first
-    of which starts on a keyframe at or before `video_from_s` (the live path decodes one per segment).
+    """The part of a live stream one decode covers: consecutive segments of it, the first of which starts
+    on a keyframe at or before `first_second` - AUDIO_PREROLL_S (lambdas/converter/segments.py).
 
     The seconds it gives out are those of `monolith analyze` on the whole published stream, given the
     stream's origin and decoder options (`StreamInfo.decoder_options`) learnt from its first segment:
@@ -310,48 +304,28 @@ class Window:
 
     origin_s: float  # the stream's first timestamp (absolute): times are counted from it
     first_second: int  # the first second to give out
-    video_from_s: float  # the keyframe video decoding starts at (stream seconds)
+    # The keyframe video decoding starts at (stream seconds); None: the window's first one.
+    video_from_s: float | None = None
     # Stop once every second before this one has been given out (None: read the whole window).
     stop_second: int | None = None
     # The stream's last second, when the window reaches the stream's end (then it is given out, partial,
     # with is_last); None: a second is given out only once the window holds what follows it.
     last_second: int | None = None
+    # The data runs to the stream's end, whose last second is not known: the seconds still open at the end
+    # of the data are given out up to the last one holding anything (as `iter_seconds` on a file without
+    # a duration).
+    to_end: bool = False
 
 
-def iter_window_seconds(
-    path: str | Path, info: StreamInfo, window: Window, *, threads: int = DEFAULT_THREADS
+def window_seconds(
+    container: av.container.InputContainer, info: StreamInfo, window: Window, *,
+    threads: int = DEFAULT_THREADS,
 ) -> Iterator[StreamSecond]:
-    """The complete seconds a window of a live stream holds, from `window.first_second` on, in order."""
-    source = str(path)
-    with _open(source) as container:
-        yield from _seconds(container, info, window.origin_s, threads=threads, first=window.first_second,
-                            video_from_s=window.video_from_s, last=window.last_second,
-                            stop=window.stop_second, to_end=False)
-
-
-def keyframe_times(path: str | Path, origin_s: float) -> list[float]:
-    """When each video keyframe of a file starts, in stream seconds from `origin_s`, by demuxing only."""
-    source = str(path)
-    times: list[float] = []
-    with _open(source) as container:
-        video = _video_stream(container, source)
-        try:
-            for packet in container.demux(video):
-                if packet.size and packet.is_keyframe and packet.pts is not None:
-                    times.append(round(float(packet.pts * packet.time_base) - origin_s, 6))
-        except av.error.FFmpegError:
-            pass  # a damaged tail: the keyframes before it stand
-    return times
-
-
-def container_span(path: str | Path) -> tuple[float, float | None]:
-    """(first timestamp, end) of a file in absolute seconds, as libavformat gives them (for MPEG-TS the
-    end is estimated from the timestamps at the file's end, as `probe` finds a stream's duration)."""
-    source = str(path)
-    with _open(source) as container:
-        start = _origin_s(container)
-        duration = container.duration / av.time_base if container.duration else None
-        return start, (start + duration if duration is not None else None)
+    """The complete seconds a window of a live stream holds (an opened MPEG-TS container over its
+    segments), from `window.first_second` on, in order."""
+    yield from _seconds(container, info, window.origin_s, threads=threads, first=window.first_second,
+                        video_from_s=window.video_from_s, last=window.last_second, stop=window.stop_second,
+                        to_end=window.to_end)
 
 
 def _seconds(
@@ -360,7 +334,8 @@ def _seconds(
 ) -> Iterator[StreamSecond]:
     """Seconds `first`, `first + 1`, … as they complete; `last` (when known) is the stream's last second.
     At the end of the data the seconds not yet complete are given out up to `last`, or, with `to_end`, up
-    to the last one holding anything; otherwise they are left for a later decode."""
+    to the last one holding anything (in either case not past `stop`); otherwise they are left for a
+    later decode."""
     source = info.source
     video = _video_stream(container, source)
     _configure(video, threads, info)
@@ -400,14 +375,15 @@ def _seconds(
         if stop is not None and next_second >= stop:
             return
     if last is not None:
-        final = last
+        ends = last
     elif to_end:
-        final = max(next_second, math.floor(latest_s))
+        ends = max(next_second, math.floor(latest_s))
     else:
         return
+    final = ends if stop is None else min(ends, stop - 1)
     while next_second <= final:
         yield _assemble(next_second, info, frames, chunks.pop(next_second, []),
-                        audio_errors.pop(next_second, []), next_second == final, dropped_s)
+                        audio_errors.pop(next_second, []), next_second == ends, dropped_s)
         frames = [f for f in frames if f.pts_s >= next_second + 1 - 1e-6]
         dropped_s = [t for t in dropped_s if t >= next_second + 1 - 1e-6]
         next_second += 1
@@ -563,12 +539,6 @@ def _configure(video: av.video.stream.VideoStream, threads: int, info: StreamInf
     # Every decode, sequential or not, gets the same stream-start knowledge: the same decoder.
     if info.decoder_options:
         video.codec_context.options = dict(info.decoder_options)
-
-
-def stream_origin_s(path: str | Path) -> float:
-    """Where the stream's time 0 is on its container's clock (what a window of it must keep)."""
-    with _open(str(path)) as container:
-        return _origin_s(container)
 
 
 def _origin_s(container: av.container.InputContainer, info: StreamInfo | None = None) -> float:

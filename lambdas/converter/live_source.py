@@ -1,10 +1,11 @@
 """The converter's view of a live stream: second n from the few segments that hold it.
 
 Each invocation GETs the playlist (the live edge), then GETs only the segments second n needs that this
-warm environment does not hold yet: the one holding its pictures and sound, and the one before when the
-second starts within the audio preroll of a segment's start. Segments start on keyframes, so the window
-of segments decodes on its own; the first segment is probed once for what the decoder must know from
-the stream's start (and its origin: every window keeps the stream's clock).
+warm environment does not hold yet: from the one `segments.window_start` names (its sound starts
+`AUDIO_PREROLL_S` before it) to the one holding its end. Segments start on keyframes, so that window
+decodes on its own (`segments.SegmentWindow`, the decoder every design uses); the first segment is read
+once for what the decoder must know from the stream's start (`segments.StreamStart`: its origin, since
+every window keeps the stream's clock, and its decoder options).
 
 When second n is not published yet the converter raises `SecondNotPublishedYet`: the workflow's Retry on
 that error is its wait at the live edge (see statemachine/), so no Lambda is ever paid to wait.
@@ -12,15 +13,25 @@ that error is its wait at the live edge (see statemachine/), so no Lambda is eve
 
 from __future__ import annotations
 
+import io
 import shutil
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambdas.converter.decode import AUDIO_PREROLL_S, UnreadableStreamError, probe, stream_origin_s
+from lambdas.converter.decode import UnreadableStreamError
+from lambdas.converter.segments import (
+    SegmentWindow,
+    StreamStart,
+    check_ts,
+    stream_start,
+    video_from,
+    window_start,
+)
 from lambdas.shared.keys import InvalidRequest
 from lambdas.shared.live import LivePlaylist, PlaylistUnreadable, SegmentAbsent, read_playlist, read_segment
-from lambdas.shared.media import StreamInfo
+from lambdas.shared.media import StreamInfo, StreamSecond
 
 # A listed segment still absent from S3 once the playlist lists this much stream after it is missing, not
 # late: the stream fails with that reason instead of waiting for it until the stall timeout.
@@ -37,10 +48,25 @@ class LiveStreamUnreadable(Exception):
 
 @dataclass
 class LiveWindow:
-    path: Path  # the segments second n needs, concatenated
-    info: StreamInfo  # the stream's, with its origin, and the live edge as its duration
+    source: str
+    paths: list[Path]  # the segments second n needs, in order
+    start: StreamStart
     playlist: LivePlaylist
     fetched: list[int]  # segments GET in this invocation
+
+    def read_second(self, index: int, check: Callable[[StreamInfo], None]) -> tuple[StreamSecond, StreamInfo]:
+        """Decode second `index` (what the window is for) and the stream's info, with the live edge as its
+        duration; `check` sees the info before anything is decoded."""
+        data = b"".join(path.read_bytes() for path in self.paths)
+        edge_s = self.playlist.edge_s
+        with SegmentWindow(io.BytesIO(data), self.source, self.start, duration_s=edge_s) as window:
+            check(window.info)
+            last = (window.info.seconds or index + 1) - 1  # the live edge's second, as a file's last
+            second = next(window.seconds(index, video_from_s=video_from(data, self.start.origin_s, index),
+                                         stop_second=index + 1, last_second=last), None)
+        if second is None:
+            raise UnreadableStreamError(self.source, f"second {index} is not in the segments that hold it")
+        return second, window.info
 
 
 @dataclass
@@ -49,7 +75,7 @@ class LiveSegmentCache:
 
     directory: Path
     stream: tuple[str, str] | None = None  # (bucket, playlist key) the segments belong to
-    info: StreamInfo | None = None
+    start: StreamStart | None = None
     segments: dict[int, Path] = field(default_factory=dict)
 
     def window(self, s3: Any, bucket: str, key: str, second: int) -> LiveWindow:
@@ -68,31 +94,24 @@ class LiveSegmentCache:
         if (bucket, key) != self.stream:
             self._reset(bucket, key)
         fetched: list[int] = []
-        if self.info is None:
+        if self.start is None:
             first = self._fetch(s3, bucket, playlist, playlist.segments[0].index, fetched)
             try:
-                info = probe(first)
-                origin = stream_origin_s(first)
+                self.start = stream_start(first.read_bytes(), source)
             except UnreadableStreamError as error:
                 raise LiveStreamUnreadable(f"{source}: segment {first.name}: {error.reason}") from None
-            # Segments start on keyframes and the first one was probed: no restart points apply.
-            self.info = replace(info, source=source, origin_s=origin, restart_points=[], restart_reason=None)
-        needed = playlist.covering(max(0.0, second - AUDIO_PREROLL_S), second + 1)
-        paths = [self._fetch(s3, bucket, playlist, segment.index, fetched) for segment in needed]
-        self._drop_before(needed[0].index)
-        window = self.directory / f"window-{needed[0].index}-{needed[-1].index}.ts"
-        with window.open("wb") as out:
-            for path in paths:
-                with path.open("rb") as part:
-                    shutil.copyfileobj(part, out)
-        return LiveWindow(path=window, info=replace(self.info, duration_s=playlist.edge_s),
-                          playlist=playlist, fetched=fetched)
+        first_index = window_start(playlist, second)
+        last_index = playlist.covering(second, second + 1)[-1].index
+        paths = [self._fetch(s3, bucket, playlist, index, fetched)
+                 for index in range(first_index, last_index + 1)]
+        self._drop_before(first_index)
+        return LiveWindow(source=source, paths=paths, start=self.start, playlist=playlist, fetched=fetched)
 
     def _reset(self, bucket: str, key: str) -> None:
         # One stream per warm environment: /tmp is small (512 MB by default).
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.stream, self.info, self.segments = (bucket, key), None, {}
+        self.stream, self.start, self.segments = (bucket, key), None, {}
 
     def _fetch(self, s3: Any, bucket: str, playlist: LivePlaylist, index: int, fetched: list[int]) -> Path:
         if index in self.segments:
@@ -109,9 +128,10 @@ class LiveSegmentCache:
                     f"from S3 (404 while the playlist goes on {behind:.1f} s after it)") from None
             raise SecondNotPublishedYet(
                 f"s3://{bucket}/{segment.key}: segment {index} is listed but not in S3 yet") from None
-        if data[:1] != b"\x47":
-            raise LiveStreamUnreadable(f"s3://{bucket}/{segment.key}: segment {index} is not MPEG-TS "
-                                       "(no 0x47 sync byte)")
+        try:
+            check_ts(data, f"s3://{bucket}/{segment.key}")
+        except UnreadableStreamError as error:
+            raise LiveStreamUnreadable(str(error)) from None
         path = self.directory / f"segment-{index:06d}.ts"
         path.write_bytes(data)
         self.segments[index] = path

@@ -155,34 +155,34 @@ def convert(
     a second not published yet raises SecondNotPublishedYet (the workflow waits and retries)."""
     source = f"s3://{request.bucket}/{request.key}"
     live_edge: dict[str, Any] | None = None
-    if is_playlist(request.key):
-        if live is None:
-            raise InvalidRequest(f"{source}: a live stream needs a segment cache")
-        try:
-            window = live.window(s3, request.bucket, request.key, request.second)
-        except LiveStreamUnreadable as error:
-            raise StreamUnreadable(str(error)) from None
-        path, info = window.path, window.info
-        is_last = window.playlist.is_last(request.second)
-        live_edge = {"edge_s": round(window.playlist.edge_s, 3), "ended": window.playlist.ended,
-                     "segments_fetched": window.fetched}
-    else:
-        path, info = cache.fetch(s3, request.bucket, request.key)
-        is_last = None
-    check_fits(info, source, memory_mb or {})
-    # Without a duration in the header (a live recording) the end is found by reading: `is_last`.
-    if info.seconds is not None and request.second >= info.seconds:
-        raise InvalidRequest(f"{source}: second {request.second} is past the end ({info.seconds} seconds)")
+    check = lambda info: check_fits(info, source, memory_mb or {})  # noqa: E731
     try:
-        second = read_second(path, request.second, info)
+        if is_playlist(request.key):
+            if live is None:
+                raise InvalidRequest(f"{source}: a live stream needs a segment cache")
+            try:
+                window = live.window(s3, request.bucket, request.key, request.second)
+            except LiveStreamUnreadable as error:
+                raise StreamUnreadable(str(error)) from None
+            second, info = window.read_second(request.second, check)
+            # The playlist knows the end; the window does not.
+            second = replace(second, is_last=window.playlist.is_last(request.second))
+            live_edge = {"edge_s": round(window.playlist.edge_s, 3), "ended": window.playlist.ended,
+                         "segments_fetched": window.fetched}
+        else:
+            path, info = cache.fetch(s3, request.bucket, request.key)
+            check(info)
+            # Without a duration in the header (a live recording) the end is found by reading: `is_last`.
+            if info.seconds is not None and request.second >= info.seconds:
+                raise InvalidRequest(f"{source}: second {request.second} is past the end "
+                                     f"({info.seconds} seconds)")
+            second = read_second(path, request.second, info)
     except UnreadableStreamError as error:
         where = f"second {request.second}"
         reason = error.reason if error.reason.startswith(f"{where} ") else f"{where}: {error.reason}"
         raise StreamUnreadable(f"{source}: {reason}") from None
-    except PastTheEndError as error:  # a second after the last, which a live stream's reading found
+    except PastTheEndError as error:  # a second after the last, which a stream without a duration found
         raise InvalidRequest(f"{source}: {error}") from None
-    if is_last is not None:  # live: the playlist knows the end, the window does not
-        second = replace(second, is_last=is_last)
     prefix = second_prefix(request.stream_id, request.execution, request.second)
     frame_keys, audio_key = put_second(s3, temp_bucket, prefix, second, frames_per_second)
     result = {

@@ -14,11 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import m3u8
-from botocore.exceptions import ClientError
-
 from lambdas.shared.keys import InvalidRequest, check_key, check_segment
-from lambdas.shared.live import LIVE_PREFIX, is_playlist, stream_id_of
+from lambdas.shared.live import LIVE_PREFIX, PlaylistUnreadable, is_playlist, read_playlist, stream_id_of
 
 NAME_STREAM_CHARS = 47  # + "-" + 32 hex digits = 80, Step Functions' longest execution name
 
@@ -43,15 +40,12 @@ def execution_name(stream_id: str, bucket: str, key: str, first_programme_time: 
 
 
 def first_programme_time(s3: Any, bucket: str, key: str) -> str:
-    """The first segment's EXT-X-PROGRAM-DATE-TIME ('' when the playlist has none or is unreadable: the
-    workflow then fails on it with the reason): one GET."""
+    """The first segment's EXT-X-PROGRAM-DATE-TIME ('' when the playlist has none or cannot be followed:
+    the workflow then fails on it with the reason): one GET."""
     try:
-        text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "replace")
-        segments = m3u8.loads(text).segments if text.startswith("#EXTM3U") else []
-    except (ClientError, ValueError):
+        return read_playlist(s3, bucket, key).first_programme_time
+    except PlaylistUnreadable:
         return ""
-    stamp = segments[0].program_date_time if segments else None
-    return stamp.isoformat() if stamp else ""
 
 
 def start_stream(s3: Any, sfn: Any, state_machine_arn: str, bucket: str, key: str) -> Started:

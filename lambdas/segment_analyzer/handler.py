@@ -4,8 +4,6 @@ seconds decoded and analysed in memory (service.py), a partial batch response na
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,15 +17,11 @@ S3 = counting_client(COUNTER, "s3")
 SNS = counting_client(COUNTER, "sns")
 SQS = counting_client(COUNTER, "sqs")
 TOPIC_ARN = os.environ.get("TOPIC_ARN", "")
-# The sandbox's temporary folder (TMPDIR where several environments share a host, as with LocalStack's
-# process executor).
-WORKDIR = Path(tempfile.mkdtemp(prefix="segments-"))
 ANALYSER = Analyser(
     s3=S3,
     state=StateStore(S3, os.environ.get("STATE_BUCKET", "")),
     publish=lambda message: SNS.publish(TopicArn=TOPIC_ARN, **message),
     results_bucket=os.environ.get("RESULTS_BUCKET", ""),
-    workdir=WORKDIR,
     detectors=tuple(filter(None, os.environ.get("DETECTORS", "freeze,block_corruption,av_sync").split(","))),
 )
 QUEUES = Queues(sqs=SQS, queue_url=os.environ.get("QUEUE_URL", ""),

@@ -14,7 +14,8 @@ What one segment M costs:
 - S3 again for the stream's state: one GET and one conditional PUT (`StateStore`);
 - SNS: one publish per defect, as soon as the detectors close it.
 
-Decoding. The seconds given out are those of `monolith analyze` on the published stream (the segments
+Decoding, in memory, by the segment-window decoder every design uses (lambdas/converter/segments.py).
+The seconds given out are those of `monolith analyze` on the published stream (the segments
 concatenated): a window starts on a keyframe (the sequential pass resets its decoder at every IDR), each
 second's sound comes from a decoder of its own started `AUDIO_PREROLL_S` before it, and the stream's
 origin and decoder options, learnt from segment 0, are carried in the state. The window for segment M
@@ -26,6 +27,7 @@ when segments start on whole seconds). The last segment (EXT-X-ENDLIST) is analy
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import posixpath
@@ -33,20 +35,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from lambdas.converter.decode import (
-    AUDIO_PREROLL_S,
-    UnreadableStreamError,
-    Window,
-    container_span,
-    iter_window_seconds,
-    keyframe_times,
-    probe,
+from lambdas.converter.decode import UnreadableStreamError
+from lambdas.converter.segments import (
+    SegmentWindow,
+    StreamStart,
+    check_segment_decodes,
+    is_ts,
+    stream_start,
+    video_from,
+    window_start,
 )
 from lambdas.detectors.pipeline import run_detectors, select_detectors
 from lambdas.shared.keys import InvalidRequest, check_segment, shown
@@ -58,6 +60,7 @@ from lambdas.shared.live import (
     read_segment,
     stream_id_of,
 )
+from lambdas.shared.notifications import SERVERLESS, marked, text_attribute
 from lambdas.shared.results import make_record, result_key
 
 SEGMENT_NAME = re.compile(r"segment-(\d{1,9})\.ts$")
@@ -68,10 +71,10 @@ PLAYLIST_NAME = "index.m3u8"
 AUDIO_SLACK_S = 0.5
 FAILURE_SUBJECT = "Stream cannot be analysed"  # the before's and the after's subject
 STATE_PREFIX = "state/"  # the streams' states in the state bucket
-# Every architecture may follow the same live stream into the same results partition: this design's
-# objects are told apart by their part (`second=<n>.segments.json`), its notifications by an attribute.
+# Every design may follow the same live stream into the same results partition: this design's objects
+# are told apart by their part (`second=<n>.segments.json`), its notifications by their `design` mark.
 RESULTS_PART = "segments"
-DESIGN = "serverless"
+DESIGN = SERVERLESS
 
 
 class NotYet(Exception):
@@ -194,7 +197,6 @@ class Analyser:
     state: StateStore
     publish: Callable[[dict[str, Any]], None]  # one SNS Publish request's arguments (without TopicArn)
     results_bucket: str
-    workdir: Path
     detectors: tuple[str, ...] = ("freeze", "block_corruption", "av_sync")
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -241,48 +243,43 @@ class Analyser:
         is_end = playlist.ended and ref.index == len(playlist.segments) - 1
         first = ref.index
         if state.origin_s is not None:
-            back = playlist.covering(state.next_second - AUDIO_PREROLL_S - AUDIO_SLACK_S,
-                                     segment.start_s + COVER_TOLERANCE_S)
-            first = min([s.index for s in back], default=ref.index)
-        window_path = self.workdir / "window.ts"
-        own_path = self.workdir / "segment.ts"
-        with window_path.open("wb") as window:
-            for part in playlist.segments[first:ref.index + 1]:
-                data = read_segment(self.s3, ref.bucket, part)  # SegmentAbsent: retried, then the DLQ
-                window.write(data)
-                if part.index == ref.index:
-                    own_path.write_bytes(data)
-        info = probe(own_path)  # the segment itself must decode (a poison segment stops here)
+            first = min(window_start(playlist, state.next_second, slack_s=AUDIO_SLACK_S), ref.index)
+        parts: list[bytes] = []
+        for part in playlist.segments[first:ref.index + 1]:
+            data = read_segment(self.s3, ref.bucket, part)  # SegmentAbsent: retried, then the DLQ
+            if part.index == ref.index:  # the segment itself must decode (a poison one stops here)
+                check_segment_decodes(data, ref.source)
+            elif not is_ts(data):
+                continue  # a poison segment before it, given up on when it landed
+            parts.append(data)
         if state.origin_s is None:
-            state = replace(state, origin_s=container_span(window_path)[0],
-                            decoder_options=dict(info.decoder_options), started_at=self.now().isoformat())
-        origin = float(state.origin_s or 0.0)
-        info = replace(info, source=ref.source, decoder_options=state.decoder_options, restart_points=[],
-                       restart_reason=None, duration_s=None)
-        last_second = None
-        if is_end:
-            end = container_span(window_path)[1]
-            duration = (end - origin) if end is not None else segment.end_s
-            info = replace(info, duration_s=duration)
-            last_second = max(1, math.ceil(duration - 1e-6)) - 1
-        keyframes = keyframe_times(window_path, origin)
-        if not keyframes:
+            start = stream_start(parts[0], ref.source)
+            state = replace(state, origin_s=start.origin_s, decoder_options=dict(start.decoder_options),
+                            started_at=self.now().isoformat())
+        start = StreamStart(origin_s=float(state.origin_s or 0.0), decoder_options=state.decoder_options)
+        window_bytes = b"".join(parts)
+        video_from_s = video_from(window_bytes, start.origin_s, state.next_second)
+        if video_from_s is None:
             raise UnreadableStreamError(ref.source, "the segment holds no video keyframe")
-        before = [k for k in keyframes if k <= state.next_second + 1e-6]
-        window = Window(origin_s=origin, first_second=state.next_second,
-                        video_from_s=max(before) if before else keyframes[0],
-                        stop_second=None if is_end else math.ceil(segment.start_s - COVER_TOLERANCE_S),
-                        last_second=last_second)
         chosen = select_detectors(self.detectors)
         detector_states = {name: state.detectors.get(name) for name in chosen}
         records: list[dict[str, Any]] = []
         found: list[dict[str, Any]] = []
-        for second in iter_window_seconds(window_path, info, window):
-            defects = run_detectors(second, chosen, detector_states)
-            for defect in defects:  # at once: a corrective action need not wait for the segment's end
-                self.publish(defect_notification(ref, second.index, defect))
-            found += defects
-            records.append(make_record(ref.stream_id, ref.source, second.index, defects, {}))
+        with SegmentWindow(io.BytesIO(window_bytes), ref.source, start) as window:
+            last_second = None
+            if is_end:
+                end = window.end_s
+                duration = (end - start.origin_s) if end is not None else segment.end_s
+                window.info = replace(window.info, duration_s=duration)
+                last_second = max(1, math.ceil(duration - 1e-6)) - 1
+            stop_second = None if is_end else math.ceil(segment.start_s - COVER_TOLERANCE_S)
+            for second in window.seconds(state.next_second, video_from_s=video_from_s,
+                                         stop_second=stop_second, last_second=last_second):
+                defects = run_detectors(second, chosen, detector_states)
+                for defect in defects:  # at once: a corrective action need not wait for the segment's end
+                    self.publish(defect_notification(ref, second.index, defect))
+                found += defects
+                records.append(make_record(ref.stream_id, ref.source, second.index, defects, {}))
         key = None
         if records:
             key = result_key(state.started_at, ref.stream_id, records[0]["second"], RESULTS_PART)
@@ -300,25 +297,22 @@ def defect_notification(ref: SegmentRef, second: int, defect: dict[str, Any]) ->
     execution."""
     message = {"stream_id": ref.stream_id, "source": ref.source, "second": second,
                "execution_id": f"{ref.stream_id}/segment-{ref.index:05d}", "defect": defect}
-    return {
+    return marked({
         "Message": json.dumps(message, separators=(",", ":")),
-        "MessageAttributes": {"kind": _text("defect"), "defect_type": _text(str(defect["type"])),
-                              "stream_id": _text(ref.stream_id), "design": _text(DESIGN)},
-    }
+        "MessageAttributes": {"kind": text_attribute("defect"),
+                              "defect_type": text_attribute(str(defect["type"])),
+                              "stream_id": text_attribute(ref.stream_id)},
+    }, DESIGN)
 
 
 def failure_notification(ref: SegmentRef | None, cause: str) -> dict[str, Any]:
     """The before's NotifyFailure message, to people: which segment of which stream, and why."""
     what = f"Stream {ref.stream_id} ({ref.source}) cannot be analysed at segment {ref.index}: " if ref else ""
-    attributes = {"kind": _text("stream_unreadable"), "error": _text("SegmentUnreadable"),
-                  "design": _text(DESIGN)}
+    attributes = {"kind": text_attribute("stream_unreadable"), "error": text_attribute("SegmentUnreadable")}
     if ref is not None:
-        attributes["stream_id"] = _text(ref.stream_id)
-    return {"Subject": FAILURE_SUBJECT, "Message": f"{what}{cause}", "MessageAttributes": attributes}
-
-
-def _text(value: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": value}
+        attributes["stream_id"] = text_attribute(ref.stream_id)
+    return marked({"Subject": FAILURE_SUBJECT, "Message": f"{what}{cause}", "MessageAttributes": attributes},
+                  DESIGN)
 
 
 # --- the batch: SQS messages holding S3 notifications ------------------------------------------------

@@ -57,6 +57,9 @@ class LivePlaylist:
     key: str
     segments: tuple[LiveSegment, ...]
     ended: bool  # EXT-X-ENDLIST: nothing more will be added
+    # The first segment's EXT-X-PROGRAM-DATE-TIME, ISO 8601 ("" without one): when the event started, the
+    # same in every rewrite of its playlist (what tells one event from a later one under the same name).
+    first_programme_time: str = ""
 
     @property
     def edge_s(self) -> float:
@@ -116,7 +119,9 @@ def parse_playlist(text: str, key: str) -> LivePlaylist:
         segments.append(LiveSegment(index=offset, key=posixpath.join(folder, uri), start_s=start,
                                     duration_s=float(segment.duration)))
         start += float(segment.duration)
-    return LivePlaylist(key=key, segments=tuple(segments), ended=bool(playlist.is_endlist))
+    stamp = playlist.segments[0].program_date_time if playlist.segments else None
+    return LivePlaylist(key=key, segments=tuple(segments), ended=bool(playlist.is_endlist),
+                        first_programme_time=stamp.isoformat() if stamp else "")
 
 
 def read_playlist(s3: Any, bucket: str, key: str) -> LivePlaylist:

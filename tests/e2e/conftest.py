@@ -1,5 +1,6 @@
 """The LocalStack fixtures (tests/localstack/localstack_fixtures.py): one instance per session (per xdist
-worker) serves these tests; the stack is deployed once on it."""
+worker) serves these tests; the stacks are deployed once on it (`stack`), except the reliability module's
+stage of its own."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "localstack"))
 
 from localstack_fixtures import aws_client, localstack, localstack_env, localstack_url
 
+from demo.deploy import Stack, deploy
 from demo.run import Aws
+
+# Executions continue as new every 3 seconds, so every stream of a few seconds continues mid-stream.
+SECONDS_PER_EXECUTION = 3
 
 __all__ = ["aws", "aws_client", "localstack", "localstack_env", "localstack_url"]
 
@@ -22,3 +27,16 @@ __all__ = ["aws", "aws_client", "localstack", "localstack_env", "localstack_url"
 def aws(localstack: Any) -> Aws:
     """The demo's boto3 clients, pointed at this session's LocalStack."""
     return Aws(localstack.url)
+
+
+@pytest.fixture(scope="session")
+def seconds_per_execution() -> int:
+    """How many stream-seconds one execution of the deployed `stack` handles."""
+    return SECONDS_PER_EXECUTION
+
+
+@pytest.fixture(scope="session")
+def stack(localstack: Any, seconds_per_execution: int) -> Stack:
+    """The before deployed once for every e2e module (its outputs name the after and the serverless
+    design, which demo.deploy deploys beside it on their shared storage and topic)."""
+    return deploy(localstack.url, context={"seconds_per_execution": str(seconds_per_execution)})

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from demo.after import defects_in, service_settings, stream_records, submit_job
-from demo.deploy import AfterStack, Stack, deploy
+from demo.deploy import AfterStack, Stack
 from demo.run import Aws, Observer, download_prefix, read_json_objects
 from lambdas.corrective_action.service import action_for
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX, action_key, query_defects
@@ -33,18 +33,11 @@ FPS = 25
 
 
 @pytest.fixture(scope="module")
-def before(localstack: Any) -> Stack:
-    # The same deployment as test_e2e_localstack.py's (one LocalStack may serve both modules): redeploying
-    # it unchanged is quick and leaves the other module's stack as it expects it.
-    return deploy(localstack.url, context={"seconds_per_execution": "3"})
-
-
-@pytest.fixture(scope="module")
-def after(before: Stack) -> AfterStack:
+def after(stack: Stack) -> AfterStack:
     """The after stack's outputs (its queues, and the before's source bucket, results bucket and topic,
     which the after shares), deployed beside the before by demo.deploy."""
-    assert before.after is not None, "demo.deploy returned no after stack"
-    return before.after
+    assert stack.after is not None, "demo.deploy returned no after stack"
+    return stack.after
 
 
 @pytest.fixture(scope="module")
@@ -334,13 +327,13 @@ def test_a_task_whose_queue_is_missing_exits_2_instead_of_restarting_its_workers
 
 
 def test_the_after_stack_is_deployed_beside_the_before_with_the_services_queue_settings(
-        aws: Aws, before: Stack, after: AfterStack, aws_client: Callable[[str], Any]) -> None:
+        aws: Aws, stack: Stack, after: AfterStack, aws_client: Callable[[str], Any]) -> None:
     # Given both stacks deployed by demo.deploy (cdklocal, -c localstack=true)
-    deployed = before.after
+    deployed = stack.after
     assert deployed is not None
     cloudformation = aws_client("cloudformation")
     statuses = {s["StackName"]: s["StackStatus"] for s in cloudformation.describe_stacks()["Stacks"]}
-    assert statuses[before.name] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    assert statuses[stack.name] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
     assert statuses[deployed.name] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
     # Then on LocalStack the after is its two queues: no cluster, service or Auto Scaling group
     kinds = {r["ResourceType"] for r in cloudformation.describe_stack_resources(
@@ -348,7 +341,7 @@ def test_the_after_stack_is_deployed_beside_the_before_with_the_services_queue_s
     assert kinds - {"AWS::CDK::Metadata"} == {"AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Events::Rule"}
     # And it shares the before's buckets and topic rather than having its own
     assert (deployed.source_bucket, deployed.results_bucket, deployed.topic_arn) == (
-        before.source_bucket, before.results_bucket, before.topic_arn)
+        stack.source_bucket, stack.results_bucket, stack.topic_arn)
     # And its job queue has the service's settings and redrives to its dead-letter queue
     settings = ServiceSettings()
     attributes = aws.sqs.get_queue_attributes(QueueUrl=after.job_queue_url,
@@ -359,4 +352,4 @@ def test_the_after_stack_is_deployed_beside_the_before_with_the_services_queue_s
                                                        "maxReceiveCount": settings.max_receives}
     assert int(attributes["VisibilityTimeout"]) == settings.visibility_timeout_s
     assert int(attributes["ReceiveMessageWaitTimeSeconds"]) == settings.receive_wait_s
-    print(f"both stacks deployed in {before.deploy_s:.1f} s (synth {before.synth_s:.1f} s)")
+    print(f"both stacks deployed in {stack.deploy_s:.1f} s (synth {stack.synth_s:.1f} s)")

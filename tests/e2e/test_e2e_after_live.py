@@ -29,9 +29,10 @@ from demo.after import (
     service_settings,
     stream_records,
 )
-from demo.deploy import AfterStack, Stack, deploy
+from demo.deploy import AfterStack, Stack
 from demo.live import Publisher
 from demo.run import Aws, Observer
+from lambdas.shared.notifications import AFTER, design_of
 from monolith.live import follower_key
 from monolith.local_tasks import LocalTasks
 from monolith.pipeline import analyze
@@ -45,20 +46,14 @@ SEGMENT_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def before(localstack: Any) -> Stack:
-    # The same deployment as the other e2e modules' (one LocalStack may serve them all).
-    return deploy(localstack.url, context={"seconds_per_execution": "3"})
-
-
-@pytest.fixture(scope="module")
-def after(before: Stack, aws: Aws) -> Iterator[AfterStack]:
+def after(stack: Stack, aws: Aws) -> Iterator[AfterStack]:
     """The after stack; the before's rule that starts an execution per live stream is off meanwhile: these
     tests are the after's, and the before following every stream too would load this machine (`make
     demo-live` runs both on one stream). Stale playlist events of other modules' streams are purged."""
-    assert before.after is not None, "demo.deploy returned no after stack"
-    with before_live_paused(aws, before):
-        aws.sqs.purge_queue(QueueUrl=before.after.job_queue_url)
-        yield before.after
+    assert stack.after is not None, "demo.deploy returned no after stack"
+    with before_live_paused(aws, stack):
+        aws.sqs.purge_queue(QueueUrl=stack.after.job_queue_url)
+        yield stack.after
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +134,7 @@ def follower(aws: Aws, after: AfterStack, stream_id: str) -> dict[str, Any]:
 def notices(observer: Observer, stream_id: str, kind: str) -> list[dict[str, Any]]:
     """The after's notifications of one kind for the stream (the before, following it too, sends its own)."""
     return [n for n in observer.received if n["attributes"].get("stream_id") == stream_id
-            and n["attributes"].get("kind") == kind and n["attributes"].get("architecture") == "after"]
+            and n["attributes"].get("kind") == kind and design_of(n["attributes"]) == AFTER]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float, group: LocalTasks | None = None) -> Any:

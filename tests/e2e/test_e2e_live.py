@@ -15,20 +15,14 @@ from typing import Any
 
 import pytest
 
-from demo.deploy import Stack, deploy
+from demo.deploy import Stack
 from demo.live import LiveRun, Publisher, await_live_edge_wait, live_stream_id, run_live_before
 from demo.run import Aws
 from monolith.pipeline import analyze
 from sample_streams.publish import PublishFaults, write_published
 
 pytestmark = pytest.mark.slow
-SECONDS_PER_EXECUTION = 3
 SPEED = 4.0
-
-
-@pytest.fixture(scope="session")
-def stack(localstack: Any) -> Stack:
-    return deploy(localstack.url, context={"seconds_per_execution": str(SECONDS_PER_EXECUTION)})
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +76,7 @@ def two_at_once(aws: Aws, stack: Stack, stream: Path) -> dict[str, LiveRun]:
 
 
 def test_live_defects_equal_the_monolith_on_the_published_stream(
-    aws: Aws, two_at_once: dict[str, LiveRun], tmp_path: Path
+    aws: Aws, two_at_once: dict[str, LiveRun], tmp_path: Path, seconds_per_execution: int
 ) -> None:
     for name, live in two_at_once.items():
         # Then each run succeeded over several executions (continued as new mid-stream), one record per
@@ -90,7 +84,7 @@ def test_live_defects_equal_the_monolith_on_the_published_stream(
         assert live.run.status == "SUCCEEDED", (name, live.run.cause)
         seconds = live.published.seconds  # 8, or 9 when the last sound frame ends past 8 s
         assert seconds in (8, 9)
-        assert len(live.run.executions) == math.ceil(seconds / SECONDS_PER_EXECUTION)
+        assert len(live.run.executions) == math.ceil(seconds / seconds_per_execution)
         assert sorted(r["second"] for r in live.run.records) == list(range(seconds))
         expected = _published_defects(aws, live, tmp_path)
         assert {d["type"] for d in expected} >= {"freeze", "block_corruption"}
@@ -161,7 +155,8 @@ def test_a_segment_missing_from_s3_fails_with_the_reason(aws: Aws, stack: Stack,
 @pytest.mark.parametrize(("files", "reason"), [
     ({"index.m3u8": b"<html>503 Service Unavailable</html>"}, "not an HLS playlist"),
     ({"index.m3u8": b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nsegment-00000.ts\n#EXT-X-ENDLIST\n",
-      "segment-00000.ts": b"\x1aE\xdf\xa3 this is Matroska, not MPEG-TS"}, "segment 0 is not MPEG-TS"),
+      "segment-00000.ts": b"\x1aE\xdf\xa3 this is Matroska, not MPEG-TS"},
+     "segment-00000.ts: not an MPEG-TS segment"),
 ])
 def test_not_a_playlist_or_not_mpeg_ts_fails_clearly(aws: Aws, stack: Stack, files: dict[str, bytes],
                                                      reason: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from demo.deploy import Stack, deploy
+from demo.deploy import Stack
 from demo.run import Aws, RunResult, download_prefix, run_stream
 from infra.config import DETECTORS
 from infra.workflow import load_definition
@@ -25,14 +25,8 @@ from monolith.pipeline import analyze
 from statemachine.asl import LoopModel
 
 pytestmark = pytest.mark.slow
-SECONDS_PER_EXECUTION = 3
 DURATION_S = 6
 FPS = 25
-
-
-@pytest.fixture(scope="session")
-def stack(localstack: Any) -> Stack:
-    return deploy(localstack.url, context={"seconds_per_execution": str(SECONDS_PER_EXECUTION)})
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +103,12 @@ def test_frames_bucket_got_every_frame_and_the_detectors_read_them(run: RunResul
     assert reported["workflow"]["PutObject"] == DURATION_S
 
 
-def test_state_transitions_match_the_workflow_definition(run: RunResult) -> None:
+def test_state_transitions_match_the_workflow_definition(run: RunResult, seconds_per_execution: int) -> None:
     # Given what the definition implies for this stream: its seconds, executions of 3 seconds, and the
     # notifications of each second
     model = LoopModel(json.loads(load_definition(DETECTORS)))
     by_second = {r["second"]: len(r["defects"]) for r in run.records}
-    expected, executions = model.run(DURATION_S, seconds_per_execution=SECONDS_PER_EXECUTION,
+    expected, executions = model.run(DURATION_S, seconds_per_execution=seconds_per_execution,
                                      defect_items=[by_second[s] for s in range(DURATION_S)])
     # Then the execution histories bill exactly that many transitions, state by state
     bill = run.bill()

@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
-from demo.deploy import ServerlessStack, Stack, deploy
+from demo.deploy import ServerlessStack, Stack
 from demo.run import Aws, Observer
 from lambdas.converter.decode import probe
+from lambdas.shared.notifications import SERVERLESS, design_of
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 from monolith.pipeline import analyze, sort_defects
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
@@ -33,15 +34,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def before(localstack: Any) -> Stack:
-    # The same deployment as the other e2e modules' (one LocalStack serves them all).
-    return deploy(localstack.url, context={"seconds_per_execution": "3"})
-
-
-@pytest.fixture(scope="module")
-def stack(before: Stack) -> ServerlessStack:
-    assert before.serverless is not None, "demo.deploy returned no serverless stack"
-    return before.serverless
+def stack(stack: Stack) -> ServerlessStack:
+    """This module's stack is the serverless design's, deployed beside the before (tests/e2e/conftest.py)."""
+    assert stack.serverless is not None, "demo.deploy returned no serverless stack"
+    return stack.serverless
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +86,7 @@ def notified(observer: Observer, stream_id: str, kind: str = "defect") -> list[d
     # design's messages carry design=serverless.
     return [n for n in observer.received
             if n["attributes"].get("stream_id") == stream_id and n["attributes"].get("kind") == kind
-            and n["attributes"].get("design") == "serverless"]
+            and design_of(n["attributes"]) == SERVERLESS]
 
 
 def duplicates(notifications: list[dict[str, Any]]) -> int:
@@ -191,7 +187,7 @@ def test_a_poison_segment_goes_to_the_dead_letter_queue_with_a_notification(
     failures = observer.drain(until=lambda _: bool(notified(observer, stream_id, "stream_unreadable")))
     (failure,) = [n for n in failures if n["attributes"].get("stream_id") == stream_id
                   and n["attributes"].get("kind") == "stream_unreadable"
-                  and n["attributes"].get("design") == "serverless"]
+                  and design_of(n["attributes"]) == SERVERLESS]
     assert failure["subject"] == "Stream cannot be analysed" and "segment 1" in failure["message"]
 
     def dead_letters() -> list[str]:

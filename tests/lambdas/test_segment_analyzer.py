@@ -37,7 +37,7 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class World:
     """moto's S3 and SQS with the stack's resources, and what the function published."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self) -> None:
         self.s3 = boto3.client("s3")
         for bucket in (BUCKET, RESULTS, STATE):
             self.s3.create_bucket(Bucket=bucket)
@@ -47,7 +47,7 @@ class World:
         self.published: list[dict[str, Any]] = []
         self.log: list[tuple[str, dict[str, Any]]] = []
         self.analyser = Analyser(s3=self.s3, state=StateStore(self.s3, STATE),
-                                 publish=self.published.append, results_bucket=RESULTS, workdir=workdir)
+                                 publish=self.published.append, results_bucket=RESULTS)
         self.queues = Queues(sqs=self.sqs, queue_url=self.queue_url, dead_letter_url=self.dlq_url,
                              max_receives=3)
 
@@ -76,9 +76,9 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world() -> Iterator[World]:
     with mock_aws():
-        yield World(tmp_path)
+        yield World()
 
 
 def published(world: World, stream: Path, stream_id: str, **kwargs: Any) -> PublishReport:
