@@ -55,6 +55,7 @@ from lambdas.shared.keys import InvalidRequest, check_segment, shown
 from lambdas.shared.live import (
     COVER_TOLERANCE_S,
     LivePlaylist,
+    LiveSegment,
     PlaylistUnreadable,
     read_playlist,
     read_segment,
@@ -241,9 +242,8 @@ class Analyser:
                 ) -> tuple[list[int], list[dict[str, Any]], StreamState, str | None]:
         segment = playlist.segments[ref.index]
         is_end = playlist.ended and ref.index == len(playlist.segments) - 1
-        first = ref.index
-        if state.origin_s is not None:
-            first = min(window_start(playlist, state.next_second, slack_s=AUDIO_SLACK_S), ref.index)
+        # The stream's first segment only learns its origin: its window is itself.
+        first = ref.index if state.origin_s is None else window_first(playlist, ref.index, state.next_second)
         parts: list[bytes] = []
         for part in playlist.segments[first:ref.index + 1]:
             data = read_segment(self.s3, ref.bucket, part)  # SegmentAbsent: retried, then the DLQ
@@ -272,9 +272,9 @@ class Analyser:
                 duration = (end - start.origin_s) if end is not None else segment.end_s
                 window.info = replace(window.info, duration_s=duration)
                 last_second = max(1, math.ceil(duration - 1e-6)) - 1
-            stop_second = None if is_end else math.ceil(segment.start_s - COVER_TOLERANCE_S)
+            stop = None if is_end else stop_second(segment)
             for second in window.seconds(state.next_second, video_from_s=video_from_s,
-                                         stop_second=stop_second, last_second=last_second):
+                                         stop_second=stop, last_second=last_second):
                 defects = run_detectors(second, chosen, detector_states)
                 for defect in defects:  # at once: a corrective action need not wait for the segment's end
                     self.publish(defect_notification(ref, second.index, defect))
@@ -290,6 +290,17 @@ class Analyser:
         new_state = replace(state, next_segment=ref.index + 1, next_second=next_second,
                             detectors=detector_states, ended=is_end)
         return [r["second"] for r in records], found, new_state, key
+
+
+def window_first(playlist: LivePlaylist, index: int, next_second: int) -> int:
+    """The first segment of segment `index`'s window once the stream's origin is known: the one the
+    decode giving out `next_second` starts at (the cost model counts the windows' GETs with this too)."""
+    return min(window_start(playlist, next_second, slack_s=AUDIO_SLACK_S), index)
+
+
+def stop_second(segment: LiveSegment) -> int:
+    """The window of `segment` (not the stream's last) gives out the seconds that start before it."""
+    return math.ceil(segment.start_s - COVER_TOLERANCE_S)
 
 
 def defect_notification(ref: SegmentRef, second: int, defect: dict[str, Any]) -> dict[str, Any]:
