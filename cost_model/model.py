@@ -22,17 +22,19 @@ from cost_model.prices import (
     PriceBook,
     PurchaseUnavailable,
 )
+from cost_model.segments import SegmentUsage, segment_lines, segment_quota, segment_usage
 from cost_model.tracing import xray_line
+from lambdas.segment_analyzer.settings import SegmentSettings
 from statemachine import CONVERTER_PLACEHOLDER, DETECTOR_PLACEHOLDERS
 from statemachine.asl import LoopModel, combine_detector_branches, drop_detector_branches, live_edge_wait
 
 GIB = 1024**3
 # Lambda: "at 1,769 MB a function has the equivalent of one vCPU" (Lambda developer guide, memory).
 MB_PER_VCPU = 1769
-# Assumptions for the time a Lambda waits on S3 (not measurable on LocalStack): first-byte latency per
-# request and per-connection throughput inside a region.
-S3_LATENCY_MS = 25.0
-S3_MB_PER_S = 100.0
+# Lambda bills duration in 1 ms steps, at least 1 ms per invocation (Lambda pricing): what a live-edge poll
+# and a starter invocation are counted at. The time a function waits on S3 is not counted in any variant
+# (it could not be measured on LocalStack and no public per-request figure fits): CPU time only, a floor.
+MIN_BILLED_MS = 1.0
 LOG_BYTES_PER_INVOCATION = 1000  # START/END/REPORT lines + one INFO line + the EMF metrics line (assumed)
 EXPRESS_MEMORY_GB = 64 / 1024  # Express bills memory in 64 MB chunks; our definition and payloads fit in one
 EXPRESS_MAX_S = 300  # Express executions last at most 5 minutes
@@ -44,20 +46,23 @@ VARIANTS = {
     "batched": "frames and audio of a second batched into one S3 object",
     "fewer-detectors": "only the freeze detector (one Parallel branch, video only)",
     "sampled": "ship 5 frames per second instead of every frame",
-    "well-architected": "what a serverless engineer would build keeping Step Functions and Lambda: Express "
-    "workflow, one object per stream-second, the three detectors in one function, sampled frames where the "
-    "detector allows it (freeze), each object deleted once read",
+    "express-batched": "the before improved, keeping Step Functions and frames in S3 (priced, not built): "
+    "Express workflow, one object per stream-second, the three detectors in one function, sampled frames "
+    "where the detector allows it (freeze), each object deleted once read",
+    "well-architected": "the event-driven design as built (StreamQuality-serverless-<stage>): each live "
+    "segment -> EventBridge -> SQS -> one Lambda that decodes and detects in memory, state in S3",
 }
-# The well-architected variant's one detector function (a placeholder the stack does not define: it cannot
+BUILT = "well-architected"  # the variant that is the third stack (cost_model/segments.py counts it)
+# The express-batched variant's one detector function (a placeholder the stack does not define: it cannot
 # deploy this variant, see the README).
 COMBINED_PLACEHOLDER = "DetectorsFunctionArn"
-# Frames per second each detector needs in the well-architected variant: the freeze detector judges >= 2 s
+# Frames per second each detector needs in the express-batched variant: the freeze detector judges >= 2 s
 # freezes from 5 pictures a second; block corruption needs every frame's decoder flag and A/V sync every
 # frame's onset (40 ms resolution at 25 fps), so the object still carries every frame.
-WELL_ARCHITECTED_SAMPLE_FPS = {"freeze": 5}
+EXPRESS_BATCHED_SAMPLE_FPS = {"freeze": 5}
 # ... and the detectors function deletes the second's object once it has read it (S3 DELETE requests are
 # free): an object lives the second it is written in and the next, not a day and a half.
-WELL_ARCHITECTED_HOLD_S = 2.0
+EXPRESS_BATCHED_HOLD_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,10 @@ class Workload:
     # converter reads each segment once, a starter Lambda runs per playlist write. False: finished files.
     live: bool = True
     segment_seconds: float = 2.0
+    # The built design (variant well-architected): its settings, and the CPU-seconds per stream-second of
+    # the in-memory pipeline at `resolution` (the calibration's monolith row).
+    segment_settings: SegmentSettings = field(default_factory=SegmentSettings)
+    pipeline_cpu_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.streams < 1:
@@ -98,14 +107,16 @@ class Workload:
 
     @property
     def enabled(self) -> tuple[str, ...]:
+        if self.variant == BUILT:  # its stack's detectors, in one function
+            return self.segment_settings.detectors
         if self.detectors is not None:
             return self.detectors
         return ("freeze",) if self.variant == "fewer-detectors" else self.stack.detectors
 
     def frames_for(self, detector: str) -> float:
         """Frames per second detector `detector` looks at."""
-        if self.combined and detector in WELL_ARCHITECTED_SAMPLE_FPS:
-            return min(self.shipped_per_second, WELL_ARCHITECTED_SAMPLE_FPS[detector])
+        if self.combined and detector in EXPRESS_BATCHED_SAMPLE_FPS:
+            return min(self.shipped_per_second, EXPRESS_BATCHED_SAMPLE_FPS[detector])
         return self.shipped_per_second
 
     @property
@@ -115,16 +126,16 @@ class Workload:
 
     @property
     def batched(self) -> bool:
-        return self.variant in ("batched", "well-architected")
+        return self.variant in ("batched", "express-batched")
 
     @property
     def express(self) -> bool:
-        return self.variant in ("express", "well-architected")
+        return self.variant in ("express", "express-batched")
 
     @property
     def combined(self) -> bool:
         """The detectors run in one function that reads the second's one object once."""
-        return self.variant == "well-architected"
+        return self.variant == "express-batched"
 
     @property
     def stream_seconds(self) -> float:
@@ -200,7 +211,26 @@ class Usage:
         }
 
 
-def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, LoopModel]:
+def serverless_usage(definition: dict[str, Any], w: Workload
+                     ) -> tuple[Usage | SegmentUsage, LoopModel | None]:
+    """Per stream-second of variant `w.variant`: the built design from its settings and the calibration
+    (no workflow), every other from the workflow definition."""
+    if w.variant == BUILT:
+        return built_usage(w), None
+    return workflow_usage(definition, w)
+
+
+def built_usage(w: Workload) -> SegmentUsage:
+    if w.pipeline_cpu_s is None:
+        raise InputError(f"no measured CPU per stream-second at {w.resolution}: pass the calibration's")
+    # A finished file reaches it as segments too (the demo publishes one at full speed): the same counts.
+    return segment_usage(segment_seconds=w.segment_seconds, cpu_s=w.pipeline_cpu_s,
+                         settings=w.segment_settings, defects_per_hour=w.defects_per_hour,
+                         cpu_source=w.media_source,
+                         log_bytes_per_invocation=LOG_BYTES_PER_INVOCATION)
+
+
+def workflow_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, LoopModel]:
     shaped = drop_detector_branches(definition, DETECTOR_PLACEHOLDERS, w.enabled)
     if w.combined:
         shaped = combine_detector_branches(shaped, DETECTOR_PLACEHOLDERS, COMBINED_PLACEHOLDER)
@@ -232,9 +262,6 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
     conv_ms = (
         (p.decode_ms_per_frame * w.fps + p.pack_ms_per_frame * shipped)
         / _cpu_share(w.stack.converter_memory_mb)
-        + puts * S3_LATENCY_MS
-        + bytes_s / 1e6 / S3_MB_PER_S * 1000
-        + S3_LATENCY_MS
     )
     gets: dict[str, float] = {}
     det_ms: dict[str, float] = {}
@@ -243,29 +270,24 @@ def serverless_usage(definition: dict[str, Any], w: Workload) -> tuple[Usage, Lo
         video, audio = any(v for v, _ in needs), any(a for _, a in needs)
         frames = shipped if video else 0
         objects = 1.0 if w.batched else frames + (1 if audio else 0)
-        read = bytes_s if w.batched else frames * p.frame_bytes + (p.audio_bytes if audio else 0)
         cpu = p.unpack_ms_per_object * (shipped + 1 if w.batched else objects) + sum(
             p.detect_ms_per_frame.get(name, 1.0) * (w.frames_for(name) if video else 0) for name in names
         )
-        det_ms[fn] = (
-            cpu / _cpu_share(w.stack.detector_memory_mb)
-            + objects * S3_LATENCY_MS
-            + read / 1e6 / S3_MB_PER_S * 1000
-        )
+        det_ms[fn] = cpu / _cpu_share(w.stack.detector_memory_mb)
         gets[fn] = objects
     gb_s_model = conv * w.stack.converter_memory_mb / 1024 * conv_ms / 1000 + sum(
         dets[fn] * w.stack.detector_memory_mb / 1024 * det_ms[fn] / 1000 for fn in functions
     )
     gb_s, gb_src = (
         gb_s_model,
-        f"estimated: per-frame CPU measured ({w.media_source}); + {S3_LATENCY_MS:g} ms per S3 request and "
-        f"{S3_MB_PER_S:g} MB/s (assumed); CPU share = memory / {MB_PER_VCPU} MB",
+        f"estimated: per-frame CPU measured ({w.media_source}); CPU share = memory / {MB_PER_VCPU} MB; the "
+        "time waiting on S3 is not counted (a floor)",
     )
     live = live_usage(definition, w, conv_ms, det_ms) if w.live else {}
     waits, starts = live.get("waits", 0.0), live.get("starts", 0.0)
     gb_s += live.get("gb_s", 0.0)
     # Lifecycle expiry rounds up to the next midnight UTC: held 1.5 days on average.
-    hold_s = WELL_ARCHITECTED_HOLD_S if w.combined else (w.stack.temp_expiry_days + 0.5) * 86400
+    hold_s = EXPRESS_BATCHED_HOLD_S if w.combined else (w.stack.temp_expiry_days + 0.5) * 86400
     executions = per.get("states:startExecution", 0.0) + 0.0
     usage = Usage(
         transitions=per["transitions"] + waits,
@@ -306,10 +328,9 @@ def live_usage(definition: dict[str, Any], w: Workload, conv_ms: float, det_ms: 
     work_s = (conv_ms + max(det_ms.values(), default=0.0)) / 1000
     waits = max(0.0, 1.0 - work_s) / poll_s
     segments = 1.0 / w.segment_seconds
-    # A poll: the playlist GET and a parse; a start: the playlist GET and StartExecution.
-    poll_ms = S3_LATENCY_MS
-    gb_s = (waits * w.stack.converter_memory_mb * poll_ms + segments * STARTER_MEMORY_MB * 2 * S3_LATENCY_MS
-            ) / 1024 / 1000
+    # A poll (the playlist GET and a parse) and a start (the playlist GET and StartExecution) wait on S3
+    # and do next to no work: billed at Lambda's least duration each.
+    gb_s = (waits * w.stack.converter_memory_mb + segments * STARTER_MEMORY_MB) * MIN_BILLED_MS / 1024 / 1000
     return {"waits": waits, "starts": segments, "gets": 2 * segments, "gb_s": gb_s}
 
 
@@ -318,7 +339,12 @@ def _cpu_share(memory_mb: int) -> float:
 
 
 # --- lines -----------------------------------------------------------------------------------------
-def serverless_lines(u: Usage, w: Workload, book: PriceBook, *, free_tier: bool = False) -> list[Line]:
+def serverless_lines(u: Usage | SegmentUsage, w: Workload, book: PriceBook, *, free_tier: bool = False
+                     ) -> list[Line]:
+    if isinstance(u, SegmentUsage):
+        lines = segment_lines(u, streams=w.streams, hours=w.hours, architecture=w.stack.architecture,
+                              book=book)
+        return lines + (_free_tier(lines, book, w) if free_tier else [])
     n = w.stream_seconds
     lines: list[Line] = []
     if w.express:
@@ -391,8 +417,10 @@ def _free_tier(lines: list[Line], book: PriceBook, w: Workload) -> list[Line]:
 
 
 # --- the account ceiling ---------------------------------------------------------------------------
-def quota(u: Usage, w: Workload, book: PriceBook) -> dict[str, Any]:
+def quota(u: Usage | SegmentUsage, w: Workload, book: PriceBook) -> dict[str, Any]:
     """The largest number of concurrent real-time streams one account can run, and the limit that sets it."""
+    if isinstance(u, SegmentUsage):
+        return segment_quota(u, streams=w.streams, region=book.region.name)
     limits: list[tuple[int, str]] = []
     region = book.region
     if not w.express:
@@ -455,11 +483,15 @@ def compare(
             "converter_memory_mb": w.stack.converter_memory_mb,
             "detector_memory_mb": w.stack.detector_memory_mb,
             "seconds_per_execution": w.stack.seconds_per_execution,
-            "loop": {
+            "loop": None if loop is None else {
                 "entry": loop.loop.entry,
                 "states": sorted(loop.loop.members),
                 "transitions_quiet_second": loop.quiet.transitions,
             },
+            **({"built": {"memory_mb": w.segment_settings.memory_mb,
+                          "batch_size": w.segment_settings.batch_size,
+                          "reserved_concurrency": w.segment_settings.reserved_concurrency,
+                          "segment_seconds": w.segment_seconds}} if w.variant == BUILT else {}),
             "per_stream_second": u.as_dict(),
             "monolith": {**m["fleet"], "purchase": after.purchase, "network": m["network"]},
             "prices_date": book["sfn.transition"].date,

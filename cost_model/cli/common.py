@@ -19,6 +19,7 @@ from cost_model.inputs import (
 )
 from cost_model.model import Workload
 from cost_model.prices import HOURS_PER_MONTH
+from cost_model.segments import pipeline_cpu
 from settings import ServiceSettings
 from statemachine.asl import AslError, LoopModel, drop_detector_branches, load
 from text_tables import render_text, text_table
@@ -55,6 +56,7 @@ def workload(
         detectors=args.detectors,
         media=profile(calibration, args.resolution),
         media_source=calibration.describe(),
+        pipeline_cpu_s=pipeline_cpu(calibration, args.resolution),
     )
     prov.add("detector reads: lambdas.detectors.NEEDS")
     return definition, w, calibration

@@ -27,11 +27,24 @@ from cost_model.cli.common import (
 )
 from cost_model.inputs import Provenance
 from cost_model.lines import total
-from cost_model.model import VARIANTS, Workload, breakeven, compare, quota, serverless_lines, serverless_usage
+from cost_model.model import (
+    BUILT,
+    VARIANTS,
+    Workload,
+    breakeven,
+    compare,
+    quota,
+    serverless_lines,
+    serverless_usage,
+)
 from cost_model.prices import PURCHASES, PriceBook, PurchaseUnavailable, instance_rate
 
-# The serverless designs the chart and the bars put beside the after.
-SERVERLESS_SHOWN = ("baseline", "well-architected")
+# The serverless designs the chart and the bars put beside the after, with their names there.
+SERVERLESS_SHOWN = {
+    "baseline": "before: baseline",
+    "express-batched": "before, improved: express-batched (priced)",
+    BUILT: "serverless, built: segment -> queue -> one Lambda",
+}
 
 
 def add_parser(commands: Any) -> None:
@@ -115,8 +128,9 @@ def quota_of(definition: dict[str, Any], w: Workload, book: PriceBook) -> dict[s
 
 
 def cost_curves(definition: dict[str, Any], w: Workload, book: PriceBook, opts: AfterOptions) -> chart.Curves:
-    """Monthly cost against concurrent streams for the before, the well-architected serverless and the after
-    (on demand and bought for longer), from 1 stream to past the scenario, on a log-spaced grid."""
+    """Monthly cost against concurrent streams for the before, its improved express-batched variant, the
+    built serverless design and the after (on demand and bought for longer), from 1 stream to past the
+    scenario, on a log-spaced grid."""
     top = max(w.streams * 2, 10)
     ceilings = {v: quota_of(definition, replace(w, variant=v), book) for v in SERVERLESS_SHOWN}
     xs = sorted(
@@ -125,12 +139,11 @@ def cost_curves(definition: dict[str, Any], w: Workload, book: PriceBook, opts: 
         | {q["max_concurrent_streams"] for q in ceilings.values()}  # each curve changes style there
     )
     series = []
-    for variant in SERVERLESS_SHOWN:
+    for variant, name in SERVERLESS_SHOWN.items():
         wv = replace(w, variant=variant)
         u, _ = serverless_usage(definition, wv)
         ys = [total(serverless_lines(u, replace(wv, streams=n), book)) for n in xs]
         q = ceilings[variant]
-        name = f"before: {variant}" if variant == "baseline" else "serverless, well-architected"
         series.append(chart.Series(name, xs, ys, q["max_concurrent_streams"], q["limit"]))
     for purchase in after_shown(opts, book):
         bought = replace(opts, purchase=purchase)
@@ -152,9 +165,8 @@ def stream_hour_bars(
     """What each architecture pays per stream-hour, by service, at the scenario's load."""
     stacks: dict[str, dict[str, float]] = {}
     stream_hours = w.streams * w.hours
-    for variant in SERVERLESS_SHOWN:
+    for variant, name in SERVERLESS_SHOWN.items():
         r = compare(definition, replace(w, variant=variant), book, after=opts)
-        name = f"before: {variant}" if variant == "baseline" else "well-architected"
         stacks[name] = _by_service_total(r["serverless"]["lines"], stream_hours)
     for purchase in after_shown(opts, book):
         bought = replace(opts, purchase=purchase)
@@ -178,12 +190,19 @@ def format_compare(r: dict[str, Any]) -> str:
     s = r["scenario"]
     u = s["per_stream_second"]
     f = s["monolith"]
+    built = s.get("built")
     head = [
         f"{s['streams']:,} concurrent streams x {s['hours_per_month']:g} h/month, {s['fps']:g} fps "
         f"{s['resolution']}, {s['region']}, variant {s['variant']} (prices dated {s['prices_date']})",
         f"per stream-second: {u['state_transitions']:.2f} state transitions, "
         f"{u['lambda_invocations']:.0f} Lambda invocations, {u['s3_put']:.0f} S3 PUT, {u['s3_get']:.0f} "
-        f"S3 GET, {u['lambda_gb_seconds']:.2f} Lambda GB-s, {u['bytes_shipped'] / 1e6:.1f} MB through S3",
+        f"S3 GET, {u['lambda_gb_seconds']:.2f} Lambda GB-s, {u['bytes_shipped'] / 1e6:.1f} MB through S3"
+        if built is None else
+        f"per stream-second ({built['segment_seconds']:g} s segments): {u['lambda_invocations']:.3f} Lambda "
+        f"invocations, {u['s3_put']:.3f} S3 PUT, {u['s3_get']:.3f} S3 GET, {u['eventbridge_events']:.3f} "
+        f"EventBridge events, {u['sqs_requests']:.3f} SQS requests, {u['lambda_gb_seconds']:.4f} Lambda GB-s "
+        f"({u['cpu_s']:.4f} CPU-s at {built['memory_mb']:,} MB, priced at its CPU share: one vCPU at "
+        "1,769 MB)",
         "",
     ]
     cpu_factor = (
@@ -192,7 +211,9 @@ def format_compare(r: dict[str, Any]) -> str:
         else ""
     )
     titles = {
-        "serverless": f"BEFORE (serverless, {s['variant']})",
+        "serverless": f"BEFORE (serverless, {s['variant']})" if built is None else
+        f"SERVERLESS, BUILT ({s['variant']}: segment -> EventBridge -> SQS -> one Lambda, in memory; "
+        f"{built['memory_mb']:,} MB, batches of up to {built['batch_size']})",
         "monolith": (
             f"AFTER (monolith on ECS on EC2) — {f['instances']:,} x {f['instance']}: "
             f"{f['tasks_per_instance']} tasks each of {f['task_cpu_units']} CPU units / "
@@ -244,6 +265,12 @@ def format_compare(r: dict[str, Any]) -> str:
             f"  next limit: {other['max_concurrent_streams']:,} streams — {other['limit']}"
             for other in q.get("other_limits", [])
         ),
+        *(
+            [f"  {s['streams']:,} streams keep {q['environments_needed']:,} environments busy; they need "
+             + ("; ".join(q["to_raise"]) or "nothing raised")]
+            if "to_raise" in q else []
+        ),
+        *(f"  {note}" for note in q.get("notes", [])),
     ]
     parts.append("\n".join(lines))
     if "breakeven" in r:
