@@ -42,6 +42,7 @@ class Measured:
     entered: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     after: dict[str, Any] | None = None  # the after's run of the same stream (demo summary "after")
+    serverless: dict[str, Any] | None = None  # the built event-driven design's run (summary "serverless")
     stream_path: str | None = None  # the local file that run analysed, when the summary names it
     live_edge_waits: int = 0  # a live run's Convert retries at the live edge
     live_segments: int | None = None  # a live run's segments (playlist writes); None: a file
@@ -120,6 +121,12 @@ def read_summary(path: Path) -> Measured:
             f"{path}: after must be an object {{stream_seconds, s3_requests, sqs_requests, ...}}"
         )
     measured.after = after
+    serverless = data.get("serverless")
+    if serverless is not None and not isinstance(serverless, dict):
+        raise InputError(
+            f"{path}: serverless must be an object {{stream_seconds, segments, s3_requests, ...}}"
+        )
+    measured.serverless = serverless
     live = data.get("live")
     if live is not None:
         segments = (live.get("published") or {}).get("segments") if isinstance(live, dict) else None

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from calibration import Calibration
 from cost_model.inputs import InputError
 from cost_model.lines import Line, priced_line, tiered
+from cost_model.measured import row  # the same row shape and equality as the before's and the after's
 from cost_model.prices import PriceBook
 from cost_model.tracing import xray_line
 from lambdas.segment_analyzer.service import stop_second, window_first
@@ -343,3 +345,122 @@ def segment_quota(u: SegmentUsage, *, streams: int, region: str) -> dict[str, An
         "notes": notes,
         "source": QUOTA_SOURCES,
     }
+
+
+# --- a run's counts, checked -------------------------------------------------------------------------
+ANALYZER = "segment-analyzer"  # metering.bill.SEGMENT_ANALYZER: the function's role in a bill
+CORRECTIVE = "corrective-action"
+
+
+def run_spans(run: dict[str, Any]) -> tuple[list[tuple[float, float]], str]:
+    """The run's segments as (start_s, duration_s): as published (`published.segments`), else `segments`
+    equal ones over its stream-seconds; and how they were found."""
+    published = (run.get("published") or {}).get("segments")
+    if isinstance(published, list) and published:
+        try:
+            return [(float(s["start_s"]), float(s["duration_s"])) for s in published], "as published"
+        except (KeyError, TypeError, ValueError):
+            raise InputError("serverless: published.segments must hold start_s and duration_s") from None
+    segments = run.get("segments")
+    seconds = run.get("stream_seconds")
+    if not isinstance(segments, int) or isinstance(segments, bool) or segments < 1:
+        raise InputError(f"serverless: segments must be the number of segments published, got {segments!r}")
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
+        raise InputError(f"serverless: stream_seconds must be a whole number >= 1, got {seconds!r}")
+    return (uniform_spans(seconds, seconds / segments),
+            f"{segments} equal segments (no boundaries in the summary)")
+
+
+def check_run(run: dict[str, Any], *, settings: SegmentSettings, cpu_s: float | None, cpu_source: str,
+              ) -> list[dict[str, Any]]:
+    """Rows {quantity, analytic, measured, equal, note} for the `serverless` object of a demo summary:
+    what the design's code and settings imply for this stream's segments and defects against what the
+    run's bill counted. Equality where timing does not enter (requests, events, objects, publishes);
+    invocations (how messages were batched), retries and GB-seconds are shown beside their model."""
+    seconds = run.get("stream_seconds")
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
+        raise InputError(f"serverless: stream_seconds must be a whole number >= 1, got {seconds!r}")
+    spans, how = run_spans(run)
+    defects = _items(run.get("defects"), "defects")
+    counts = stream_counts(spans, seconds, defects)
+    n = counts.segments
+    s3 = (run.get("s3_requests") or {}).get("by_source") or {}
+    analyzer_s3, corrective_s3 = s3.get(ANALYZER) or {}, s3.get(CORRECTIVE) or {}
+    sqs = run.get("sqs_requests") or {}
+    functions = run.get("lambda_functions") or {}
+    analyzer = functions.get(ANALYZER) or {}
+    rows = [
+        row("serverless S3 GET", counts.s3_get,
+            analyzer_s3.get("GetObject", 0) + analyzer_s3.get("HeadObject", 0),
+            f"{n} playlist + {n} state + {counts.window_gets} window segment GETs ({n} segments {how})"),
+        row("serverless S3 PUT", counts.s3_put, analyzer_s3.get("PutObject", 0),
+            f"{n} conditional state PUTs + {counts.results_puts} results objects (one per window that gave "
+            "out a second)"),
+        row("serverless EventBridge events", counts.events, run.get("eventbridge_events", 0),
+            f"{n} segments + {n} playlist rewrites"),
+        row("serverless SQS SendMessage", n, sqs.get("SendMessage", 0),
+            "one per segment (the rule's target)"),
+        row("serverless SNS publishes", defects, run.get("sns_publishes", 0), "one per defect"),
+    ]
+    if CORRECTIVE in functions or corrective_s3:
+        rows.append(row("serverless corrective actions", 2 * defects,
+                        (functions.get(CORRECTIVE) or {}).get("invocations", 0)
+                        + corrective_s3.get("PutObject", 0),
+                        f"{defects} invocations + {defects} records (one each per defect)"))
+    invocations = analyzer.get("invocations")
+    if isinstance(invocations, int):
+        fewest = math.ceil(n / settings.batch_size)
+        within = fewest <= invocations <= n
+        rows.append({
+            "quantity": "serverless analyser invocations", "analytic": n, "measured": invocations,
+            "equal": None if within else False,
+            "note": (f"timing, not checked: between {fewest} (full batches of {settings.batch_size}) and {n} "
+                     "(one segment each, the model's, as live segments land)" if within else
+                     f"outside {fewest}..{n}: a segment was delivered more than once"),
+        })
+        retries = sqs.get("ChangeMessageVisibility", 0)
+        rows.append({
+            "quantity": "serverless SQS receive + batch delete", "analytic": 2 * n,
+            "measured": sqs.get("ReceiveMessage", 0) + sqs.get("DeleteMessageBatch", 0), "equal": None,
+            "note": "timing, not checked: one each per invocation"
+                    + (f"; {retries} retries (segments that arrived before their predecessor)"
+                       if retries else ""),
+        })
+    gb_s = analyzer.get("gb_seconds")
+    memory = analyzer.get("memory_mb") or settings.memory_mb
+    if cpu_s is not None and isinstance(gb_s, int | float):
+        modelled = cpu_priced_gb_seconds(cpu_s * seconds, int(memory))
+        measured_cpu = analyzer.get("cpu_s")
+        ratio = (f"; the run's {measured_cpu / seconds:.4f} CPU-s per stream-second is "
+                 f"{measured_cpu / seconds / cpu_s:.1f}x the pipeline's" if measured_cpu else "")
+        rows.append({
+            "quantity": "serverless analyser GB-seconds", "analytic": modelled, "measured": gb_s,
+            "equal": None,
+            "note": f"timing, not checked: both priced from CPU-seconds at {memory} MB; modelled from "
+                    f"{cpu_s:.4f} CPU-s per stream-second ({cpu_source}){ratio} (each window re-opens, "
+                    "probes and demuxes its segments and decodes the audio preroll and the video from the "
+                    "last keyframe again; a busy machine's CPU time varies)",
+        })
+    return rows
+
+
+def _items(value: Any, name: str) -> int:
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise InputError(f"serverless: {name} must be a list or a count, got {value!r}")
+
+
+def resolution_of(stream: Path, calibration: Calibration) -> str:
+    """The calibration row for a stream file: the measured resolution nearest its picture height."""
+    from lambdas.converter.decode import UnreadableStreamError, probe
+
+    try:
+        height = probe(stream).height
+    except (UnreadableStreamError, OSError) as error:
+        raise InputError(f"{stream}: cannot read its picture size ({error})") from None
+    rows = calibration.resolutions
+    if not rows:
+        raise InputError(f"{calibration.path}: no resolution measured; run `make calibrate`")
+    return min(rows, key=lambda name: abs(int(name.rstrip("p")) - height))

@@ -42,8 +42,8 @@ from cost_model.prices import PURCHASES, PriceBook, PurchaseUnavailable, instanc
 # The serverless designs the chart and the bars put beside the after, with their names there.
 SERVERLESS_SHOWN = {
     "baseline": "before: baseline",
-    "express-batched": "before, improved: express-batched (priced)",
-    BUILT: "serverless, built: segment -> queue -> one Lambda",
+    "express-batched": "before improved: express-batched (priced, not built)",
+    BUILT: "well-architected, built: segment -> queue -> one Lambda",
 }
 
 

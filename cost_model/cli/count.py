@@ -19,8 +19,11 @@ from cost_model.cli.common import (
     render_text,
     text_table,
 )
-from cost_model.inputs import NEEDS, SUMMARY_JSON, InputError, Provenance, read_stack_config
+from cost_model.inputs import NEEDS, SUMMARY_JSON, InputError, Provenance, read_calibration, read_stack_config
 from cost_model.measured import check, read_summary, shipped_seconds
+from cost_model.segments import check_run as check_serverless_run
+from cost_model.segments import cpu_share, pipeline_cpu, resolution_of
+from lambdas.segment_analyzer.settings import SegmentSettings
 from statemachine import DETECTOR_PLACEHOLDERS
 
 
@@ -125,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
             measured.notes.append(
                 f"after: {idle} idle long polls (receives no job caused; per poller, not per stream)"
             )
+    if measured.serverless is not None:
+        rows += serverless_rows(measured.serverless, stream, measured.notes, prov)
     out = {
         "measured": measured.as_dict(),
         "check": rows,
@@ -163,3 +168,27 @@ def run(args: argparse.Namespace) -> int:
         print_notes(m.notes + prov.notes)
     # Rows that depend on timing (equal None) are shown, not checked.
     return 1 if args.strict and any(r["equal"] is False for r in rows) else 0
+
+
+def serverless_rows(run: dict[str, Any], stream: Path | None, notes: list[str], prov: Provenance
+                    ) -> list[dict[str, Any]]:
+    """The built design's run (the summary's `serverless`) against its settings and the calibration's
+    in-memory CPU at the stream's resolution (the calibration row nearest its picture height)."""
+    settings = SegmentSettings()
+    prov.add("serverless: lambdas.segment_analyzer.settings.SegmentSettings (memory, batch size)")
+    cpu_s, source = None, ""
+    if stream is not None:
+        calibration = read_calibration(prov)
+        resolution = resolution_of(stream, calibration)
+        cpu_s, source = pipeline_cpu(calibration, resolution), f"calibration's {resolution} row"
+    else:
+        notes.append("serverless: no stream file named, so no resolution: its GB-seconds are not modelled")
+    rows = check_serverless_run(run, settings=settings, cpu_s=cpu_s, cpu_source=source)
+    analyzer = (run.get("lambda_functions") or {}).get("segment-analyzer") or {}
+    seconds = run["stream_seconds"]
+    if isinstance(analyzer.get("cpu_s"), int | float) and analyzer.get("memory_mb"):
+        busy = analyzer["cpu_s"] / cpu_share(int(analyzer["memory_mb"])) / seconds
+        notes.append(f"serverless: the run kept {busy:.3f} Lambda environments busy per stream (its CPU "
+                     f"time at the CPU share of {analyzer['memory_mb']} MB per stream-second)"
+                     + (f"; the model {cpu_s / cpu_share(settings.memory_mb):.3f}" if cpu_s else ""))
+    return rows

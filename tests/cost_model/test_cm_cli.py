@@ -64,7 +64,11 @@ def test_compare_json_is_the_contract(capsys: pytest.CaptureFixture[str], tmp_pa
     assert isinstance(r["quota"]["max_concurrent_streams"], int) and isinstance(r["quota"]["limit"], str)
     assert {x["service"] for x in r["serverless"]["lines"]} >= {"Step Functions", "Lambda", "S3", "SNS"}
     assert {x["service"] for x in r["monolith"]["lines"]} >= {"EC2", "S3", "SQS", "SNS", "EBS", "ECR", "VPC"}
-    assert r["reduction_pct"] >= 90 and r["quota"]["max_concurrent_streams"] == 149
+    # Live streams: 10 transitions a quiet second, 3 per 60 s execution, and the waits at the live edge
+    # (at most one poll a second): the ceiling is the StateTransition refill over them
+    transitions = r["scenario"]["per_stream_second"]["state_transitions"]
+    assert 10.05 < transitions < 11.06
+    assert r["reduction_pct"] >= 90 and r["quota"]["max_concurrent_streams"] == int(1500 // transitions)
     # The after has no line per stream-second: results are written every 60 s, not every second
     puts = next(x for x in r["monolith"]["lines"] if x["unit"] == "PUT requests (results)")
     assert puts["quantity"] == 3000 * 730 * 3600 / 60
@@ -88,11 +92,14 @@ def _row(out: str, *first: str) -> list[str]:
 
 def test_compare_table_and_html_chart(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     chart = tmp_path / "cost.html"
-    code, out, _ = run(capsys, "compare", "--streams", "500", "--hours", "730", "--chart", str(chart))
+    # Finished files: no wait at a live edge, so 10 + 3 / 60 + 2 / 3,600 transitions a stream-second
+    code, out, _ = run(
+        capsys, "compare", "--streams", "500", "--hours", "730", "--files", "--chart", str(chart)
+    )
     assert code == 0
     assert "BEFORE" in out and "AFTER" in out and "reduction:" in out and "quota ceiling: 149" in out
     # The table's line is the JSON's line, with its unit price unrounded and its dollars grouped
-    code, data, _ = run(capsys, "compare", "--streams", "500", "--hours", "730", "--json")
+    code, data, _ = run(capsys, "compare", "--streams", "500", "--hours", "730", "--files", "--json")
     line = next(x for x in json.loads(data)["serverless"]["lines"] if x["service"] == "Step Functions")
     assert line["unit_price_usd"] == pytest.approx(0.000025)
     assert _row(out, "Step Functions") == [
@@ -102,7 +109,8 @@ def test_compare_table_and_html_chart(capsys: pytest.CaptureFixture[str], tmp_pa
     assert _row(out, "service") == ["service", "unit", "quantity", "unit price", "monthly"]
     text = chart.read_text()
     assert text.startswith("<!doctype html>") and "<svg" in text and "quota ceiling 149 streams" in text
-    assert "well-architected" in text and "ri-standard-3y" in text and "$1M" in text  # log axis in dollars
+    assert "well-architected, built" in text and "express-batched" in text  # the built design and the priced
+    assert "ri-standard-3y" in text and "$1M" in text  # log axis in dollars
 
 
 def test_compare_svg_chart_and_variant(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -260,13 +268,14 @@ def test_count_by_execution_arn_without_a_reachable_service(
 
 
 def test_counts_and_what_if_and_prices_print(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "counts")
+    code, out, _ = run(capsys, "counts", "--files")
     assert code == 0 and "transitions per quiet second: 10" in out
     # 10 per quiet second + 3 per 60 s execution + (1 defect second + 1 notification) per hour
     assert _row(out, "state transitions") == ["state transitions", f"{10 + 3 / 60 + 2 / 3600:,.4f}"]
-    code, out, _ = run(capsys, "what-if", "--streams", "3000", "--hours", "730")
+    code, out, _ = run(capsys, "what-if", "--streams", "3000", "--hours", "730", "--files")
     assert code == 0 and all(
-        v in out for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "well-architected")
+        v in out for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "express-batched",
+                           "well-architected")
     )
     assert _row(out, "variant") == [
         "variant", "serverless/month", "vs baseline", "ceiling (streams)", "after (on-demand)", "after saves",
@@ -480,6 +489,7 @@ def test_compare_breakeven_and_arm64(capsys: pytest.CaptureFixture[str]) -> None
         "100",
         "--hours",
         "730",
+        "--files",
         "--breakeven",
         "--json",
         "--architecture",
@@ -502,7 +512,8 @@ def test_compare_breakeven_and_arm64(capsys: pytest.CaptureFixture[str]) -> None
     rows = {(b["variant"], b["purchase"]): b for b in r["breakeven"]}
     assert set(rows) == {
         (v, p)
-        for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "well-architected")
+        for v in ("baseline", "express", "batched", "fewer-detectors", "sampled", "express-batched",
+                  "well-architected")
         for p in ("on-demand", "ri-standard-1y", "ri-standard-3y", "ri-convertible-1y", "ri-convertible-3y",
                   "savings-1y")
     }
