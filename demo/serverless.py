@@ -57,6 +57,8 @@ class ServerlessRun:
         return {"stream_id": self.stream_id, "source": self.source, "status": self.status,
                 "error": self.error, "defects": self.defects, "notifications": self.notifications,
                 "corrective_actions": self.corrective_actions, "segments": len(self.published.segments),
+                # Where each segment starts and ends: `cost_model count --summary` counts the windows from it.
+                "published": self.published.to_dict(),
                 **self.bill.as_dict(), "sns_deliveries_observed": len(self.notifications)}
 
 
