@@ -20,6 +20,7 @@ from cost_model.inputs import (
 from cost_model.model import Workload
 from cost_model.prices import HOURS_PER_MONTH
 from cost_model.segments import pipeline_cpu
+from lambdas.segment_analyzer.settings import SegmentSettings
 from settings import ServiceSettings
 from statemachine.asl import AslError, LoopModel, drop_detector_branches, load
 from text_tables import render_text, text_table
@@ -57,6 +58,8 @@ def workload(
         media=profile(calibration, args.resolution),
         media_source=calibration.describe(),
         pipeline_cpu_s=pipeline_cpu(calibration, args.resolution),
+        # The built design's settings, as app.py deploys them (the stack's detectors).
+        segment_settings=SegmentSettings(detectors=stack.detectors),
     )
     prov.add("detector reads: lambdas.detectors.NEEDS")
     return definition, w, calibration

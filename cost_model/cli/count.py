@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 f"after: {idle} idle long polls (receives no job caused; per poller, not per stream)"
             )
     if measured.serverless is not None:
-        rows += serverless_rows(measured.serverless, stream, measured.notes, prov)
+        rows += serverless_rows(measured.serverless, SegmentSettings(detectors=stack.detectors), stream,
+                                measured.notes, prov)
     out = {
         "measured": measured.as_dict(),
         "check": rows,
@@ -154,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             table.add_row(
                 row["quantity"],
-                "-" if row["analytic"] is None else f"{row['analytic']:,.0f}",
-                f"{row['measured']:,.0f}",
+                "-" if row["analytic"] is None else _count_text(row["analytic"]),
+                _count_text(row["measured"]),
                 {True: "=", False: "≠", None: "~"}[row["equal"]],
                 row["note"],
             )
@@ -170,11 +171,10 @@ def run(args: argparse.Namespace) -> int:
     return 1 if args.strict and any(r["equal"] is False for r in rows) else 0
 
 
-def serverless_rows(run: dict[str, Any], stream: Path | None, notes: list[str], prov: Provenance
-                    ) -> list[dict[str, Any]]:
+def serverless_rows(run: dict[str, Any], settings: SegmentSettings, stream: Path | None, notes: list[str],
+                    prov: Provenance) -> list[dict[str, Any]]:
     """The built design's run (the summary's `serverless`) against its settings and the calibration's
     in-memory CPU at the stream's resolution (the calibration row nearest its picture height)."""
-    settings = SegmentSettings()
     prov.add("serverless: lambdas.segment_analyzer.settings.SegmentSettings (memory, batch size)")
     cpu_s, source = None, ""
     if stream is not None:
@@ -192,3 +192,8 @@ def serverless_rows(run: dict[str, Any], stream: Path | None, notes: list[str], 
                      f"time at the CPU share of {analyzer['memory_mb']} MB per stream-second)"
                      + (f"; the model {cpu_s / cpu_share(settings.memory_mb):.3f}" if cpu_s else ""))
     return rows
+
+
+def _count_text(value: float) -> str:
+    """A count as a whole number; a measure (GB-seconds) with its decimals."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3f}"
