@@ -255,7 +255,7 @@ def segment_lines(u: SegmentUsage, *, streams: int, hours: float, architecture: 
                              u.sqs_requests * n))
     lines.append(priced_line(book, "sns.publish", "SNS", "publishes", u.sns_publishes * n))
     lines.append(priced_line(book, "logs.ingest_gb", "CloudWatch Logs", "GB ingested (Lambda logs)",
-                             u.log_gb * n))
+                             u.log_gb * n, note="1000 B/invocation assumed, as for the before"))
     # Tracing is on in the function: each invocation (from SQS, no decision upstream) and each corrective
     # action is a trace root.
     roots = {"invocations": u.invocations * streams, "corrective actions": u.corrective_actions * streams}
