@@ -1,5 +1,5 @@
 """Worked examples: each cost line against numbers computed by hand and written out, for the before, the
-well-architected serverless variant and the after (fleet, requests, fixed lines, purchase options)."""
+express-batched serverless variant and the after (fleet, requests, fixed lines, purchase options)."""
 
 from __future__ import annotations
 
