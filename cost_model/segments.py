@@ -212,7 +212,7 @@ def segment_usage(*, segment_seconds: float, cpu_s: float, settings: SegmentSett
     hand over batches of up to `settings.batch_size` (`count --summary` shows a run's)."""
     # Steady state: the segments past the first two and before the stream's end, in a stream long enough
     # to repeat.
-    count = max(8, math.ceil(8 / segment_seconds))
+    count = max(60, math.ceil(60 / segment_seconds))
     spans = uniform_spans(count * segment_seconds, segment_seconds)
     steady = per_segment(spans, math.ceil(count * segment_seconds - 1e-9))[2:-1]
     steady_gets = sum(g for g, _ in steady) / len(steady)
