@@ -137,6 +137,27 @@ def test_defects_equal_the_monolith_on_a_stream_published_as_segments(
         Bucket=stack.results_bucket, Prefix=prefix).get("Contents", [])) >= len(expected), 60)
 
 
+def test_the_cost_models_counts_equal_the_runs_bill(
+        aws: Aws, before: Stack, observer: Observer, source: Path) -> None:
+    # Given the stream run as `make demo` runs it (published as 2 s segments at full speed, followed to its
+    # end, its bill metered from the function's REPORT and request lines)
+    from cost_model.segments import check_run
+    from demo.serverless import run_serverless
+    from lambdas.segment_analyzer.settings import SegmentSettings
+
+    result = run_serverless(aws, before, source, observer=observer, timeout_s=300)
+    assert result.status == "SUCCEEDED", result.error
+    # When the cost model counts the same segments and defects from the design's code and settings
+    rows = check_run(result.summary(), settings=SegmentSettings(), cpu_s=None, cpu_source="")
+    # Then every count timing does not enter equals the run's, and the rest are within their bounds
+    checked = {r["quantity"]: r for r in rows}
+    assert {"serverless S3 PUT", "serverless EventBridge events", "serverless SQS SendMessage",
+            "serverless SNS publishes", "serverless corrective actions"} <= set(checked)
+    assert all(r["equal"] is not False for r in rows), rows
+    assert all(checked[name]["equal"] for name in ("serverless S3 PUT", "serverless SNS publishes",
+                                                   "serverless corrective actions")), rows
+
+
 def put_segments(aws: Aws, stack: ServerlessStack, source: Path, stream_id: str, order: list[int],
                  replace: dict[int, bytes] | None = None) -> list[bytes]:
     """Write the stream's complete playlist, then its segments in `order` (repeats: landed twice)."""
