@@ -295,6 +295,7 @@ def _bars_png(b: Bars, path: Path) -> None:
         ax.set_ylim(0, max(bottoms) * 1.12)
         ax.set_ylabel("USD per stream-hour")
         ax.tick_params(axis="x", labelsize=8)
+        plt.setp(ax.get_xticklabels(), rotation=20, ha="right")  # five names side by side
     full.set_title("all", fontsize=10)
     zoom.set_title("the cheap ones, own scale", fontsize=10)
     handles, labels = full.get_legend_handles_labels()

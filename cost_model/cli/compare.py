@@ -39,11 +39,12 @@ from cost_model.model import (
 )
 from cost_model.prices import PURCHASES, PriceBook, PurchaseUnavailable, instance_rate
 
-# The serverless designs the chart and the bars put beside the after, with their names there.
+# The serverless designs the chart and the bars put beside the after, with their names on the chart's
+# legend and under the bars (short: the bars stand side by side).
 SERVERLESS_SHOWN = {
-    "baseline": "before: baseline",
-    "express-batched": "before improved: express-batched (priced, not built)",
-    BUILT: "well-architected, built: segment -> queue -> one Lambda",
+    "baseline": ("before: baseline", "before"),
+    "express-batched": ("before improved: express-batched (priced, not built)", "express-batched"),
+    BUILT: ("well-architected, built: segment -> queue -> one Lambda", "well-architected (built)"),
 }
 
 
@@ -139,7 +140,7 @@ def cost_curves(definition: dict[str, Any], w: Workload, book: PriceBook, opts: 
         | {q["max_concurrent_streams"] for q in ceilings.values()}  # each curve changes style there
     )
     series = []
-    for variant, name in SERVERLESS_SHOWN.items():
+    for variant, (name, _) in SERVERLESS_SHOWN.items():
         wv = replace(w, variant=variant)
         u, _ = serverless_usage(definition, wv)
         ys = [total(serverless_lines(u, replace(wv, streams=n), book)) for n in xs]
@@ -165,7 +166,7 @@ def stream_hour_bars(
     """What each architecture pays per stream-hour, by service, at the scenario's load."""
     stacks: dict[str, dict[str, float]] = {}
     stream_hours = w.streams * w.hours
-    for variant, name in SERVERLESS_SHOWN.items():
+    for variant, (_, name) in SERVERLESS_SHOWN.items():
         r = compare(definition, replace(w, variant=variant), book, after=opts)
         stacks[name] = _by_service_total(r["serverless"]["lines"], stream_hours)
     for purchase in after_shown(opts, book):
