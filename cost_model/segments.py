@@ -449,9 +449,9 @@ def check_run(run: dict[str, Any], *, settings: SegmentSettings, cpu_s: float | 
             "quantity": "serverless analyser GB-seconds", "analytic": modelled, "measured": gb_s,
             "equal": None,
             "note": f"timing, not checked: both priced from CPU-seconds at {memory} MB; modelled from "
-                    f"{cpu_s:.4f} CPU-s per stream-second ({cpu_source}){ratio} (each window re-opens, "
-                    "probes and demuxes its segments and decodes the audio preroll and the video from the "
-                    "last keyframe again; a busy machine's CPU time varies)",
+                    f"{cpu_s:.4f} CPU-s per stream-second ({cpu_source}){ratio} (each window re-opens "
+                    "and demuxes its segments and decodes the audio preroll and the video from the last "
+                    "keyframe again; a busy machine's CPU time varies)",
         })
     return rows
 
