@@ -33,11 +33,21 @@ from sample_streams.publish import cut_segments, playlist_text, publish, write_p
 pytestmark = pytest.mark.slow
 
 
+# The whole deployment, as `make demo` drives it (this module's `stack` is the serverless design's).
+DEPLOYED: dict[str, Stack] = {}
+
+
 @pytest.fixture(scope="module")
 def stack(stack: Stack) -> ServerlessStack:
     """This module's stack is the serverless design's, deployed beside the before (tests/e2e/conftest.py)."""
     assert stack.serverless is not None, "demo.deploy returned no serverless stack"
+    DEPLOYED["all"] = stack
     return stack.serverless
+
+
+@pytest.fixture(scope="module")
+def deployed(stack: ServerlessStack) -> Stack:
+    return DEPLOYED["all"]
 
 
 @pytest.fixture(scope="module")
@@ -138,14 +148,14 @@ def test_defects_equal_the_monolith_on_a_stream_published_as_segments(
 
 
 def test_the_cost_models_counts_equal_the_runs_bill(
-        aws: Aws, before: Stack, observer: Observer, source: Path) -> None:
+        aws: Aws, deployed: Stack, observer: Observer, source: Path) -> None:
     # Given the stream run as `make demo` runs it (published as 2 s segments at full speed, followed to its
     # end, its bill metered from the function's REPORT and request lines)
     from cost_model.segments import check_run
     from demo.serverless import run_serverless
     from lambdas.segment_analyzer.settings import SegmentSettings
 
-    result = run_serverless(aws, before, source, observer=observer, timeout_s=300)
+    result = run_serverless(aws, deployed, source, observer=observer, timeout_s=300)
     assert result.status == "SUCCEEDED", result.error
     # When the cost model counts the same segments and defects from the design's code and settings
     rows = check_run(result.summary(), settings=SegmentSettings(), cpu_s=None, cpu_source="")
