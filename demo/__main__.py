@@ -30,7 +30,7 @@ from typing import Any
 
 from cost_model.bills import priced
 from cost_model.prices import HOURS_PER_MONTH, PriceBook
-from demo.after import AfterRun, run_after
+from demo.after import run_after
 from demo.deploy import REGION, ROOT, DeployError, deploy, load_launcher
 from demo.report import (
     actions_table,
@@ -42,7 +42,7 @@ from demo.report import (
     prices_table,
     progress,
 )
-from demo.run import Aws, Observer, RunError, RunResult, run_stream
+from demo.run import Aws, DesignRun, Observer, RunError, RunResult, run_stream
 from text_tables import defects_table
 
 # A path found different defects from `monolith analyze` on the same file: a bug, not a result.
@@ -68,7 +68,7 @@ def summary_json(
     timings: dict[str, float],
     truth: list[dict[str, Any]] | None,
     monolith: list[dict[str, Any]] | None,
-    after: AfterRun | None = None,
+    after: DesignRun | None = None,
     stream_path: Path | None = None,
 ) -> dict[str, Any]:
     """The before's summary at the top level (as earlier readers expect it), plus `before` and `after`
@@ -133,133 +133,185 @@ def print_run(title: str, run: dict[str, Any], detail: str) -> None:
     console.print(actions_table(run["corrective_actions"]))
 
 
-def print_tables(summary: dict[str, Any]) -> None:
-    before = summary["before"]
-    print_run("before: Step Functions + Lambda", before, f"{len(before['execution_arns'])} execution(s)")
-    after = summary.get("after")
-    if after:
-        print_run("after: one process per stream, fed by a queue", after, f"{after['tasks']} local task(s)")
-    third = summary.get("serverless")
-    if third:
-        print_run("serverless: segment -> queue -> one Lambda, in memory", third,
-                  f"{third['segments']} segments of 2 s")
+TITLES = {"before": "before: Step Functions + Lambda",
+          "after": "after: one process per stream, fed by a queue",
+          "serverless": "serverless: segment -> queue -> one Lambda, in memory"}
+
+
+def run_detail(name: str, run: dict[str, Any]) -> str:
+    if name == "before":
+        return f"{len(run['execution_arns'])} execution(s)"
+    if name == "after":
+        return f"{run['tasks']} local task(s)" + (f", outcome {run['outcome']}" if "outcome" in run else "")
+    return f"{run['segments']} segments of 2 s"
+
+
+def print_tables(runs: dict[str, dict[str, Any]], prices: dict[str, Any] | None) -> None:
+    """Each design's run, then their bills side by side and (for those that succeeded) their prices."""
+    for name, run in runs.items():
+        print_run(TITLES[name], run, run_detail(name, run))
     console.rule("bills, as measured")
-    bills = {"before": before, **({"after": after} if after else {})}
-    bills.update({"serverless": third} if third else {})
-    console.print(bills_table(bills))
-    console.print(functions_table(before))
-    if third:
-        console.print(functions_table(third))
+    console.print(bills_table(runs))
+    for name in ("before", "serverless"):
+        if name in runs:
+            console.print(functions_table(runs[name]))
     console.print("  S3 requests by source: " + "; ".join(
         f"{arch} {src} " + ", ".join(f"{op} {n}" for op, n in ops.items())
-        for arch, bill in bills.items() for src, ops in bill["s3_requests"]["by_source"].items()))
-    if "prices" in summary:
-        prices = {k: v for k, v in summary["prices"].items() if k in bills}
-        console.rule(f"priced (us-east-1 prices of cost_model/prices.py; scenario: {SCENARIO_STREAMS:,} "
-                     f"streams x {SCENARIO_HOURS:g} h)")
-        console.print(prices_table(prices))
-        ratio = summary["prices"].get("before_to_after")
-        if ratio:
-            console.print(f"  the before costs {ratio:,.1f}x the after per stream-hour "
-                          f"({1 - 1 / ratio:.1%} less with the after)")
-        third_ratio = summary["prices"].get("serverless_to_after")
-        if third_ratio:
-            console.print(f"  the serverless design costs {third_ratio:,.1f}x the after per stream-hour; its "
-                          "GB-seconds are priced from CPU time at 1 vCPU per 1,769 MB (metering/bill.py)")
-        console.print("  Measured on LocalStack on this machine: Lambda GB-seconds include each function's "
-                      "cold start once, the\n  after's CPU time is priced as instance vCPU time with the "
-                      "task's headroom (cost_model/bills.py).")
+        for arch, bill in runs.items() for src, ops in bill["s3_requests"]["by_source"].items()))
+    priced_runs = {k: v for k, v in (prices or {}).items() if k in runs}
+    if not priced_runs:
+        return
+    console.rule(f"priced (us-east-1 prices of cost_model/prices.py; scenario: {SCENARIO_STREAMS:,} "
+                 f"streams x {SCENARIO_HOURS:g} h)")
+    console.print(prices_table(priced_runs))
+    after_usd = priced_runs["after"]["per_stream_hour_usd"] if "after" in priced_runs else None
+    how = {"before": " ({saved:.1%} less with the after)",
+           "serverless": "; its GB-seconds are priced from CPU time at 1 vCPU per 1,769 MB "
+                         "(metering/bill.py)"}
+    for name, what in (("before", "the before"), ("serverless", "the serverless design")):
+        if after_usd and name in priced_runs:
+            ratio = priced_runs[name]["per_stream_hour_usd"] / after_usd
+            console.print(f"  {what} costs {ratio:,.1f}x the after per stream-hour"
+                          + how[name].format(saved=1 - 1 / ratio))
+    console.print("  Measured on LocalStack on this machine: Lambda GB-seconds include each function's "
+                  "cold start once, the\n  after's CPU time is priced as instance vCPU time with the "
+                  "task's headroom (cost_model/bills.py).")
+
+
+DESIGNS = ("before", "after", "serverless")
 
 
 def live_demo(aws: Aws, stack: Any, path: Path, *, out: Path, speed: float, timings: dict[str, float],
-              truth: list[dict[str, Any]] | None, as_json: bool, with_after: bool = True) -> int:
-    """The stream published live and followed as it is written by the before and the after at once; the
-    bills, the lag, and the same-defects check against `monolith analyze` on the stream as published."""
+              truth: list[dict[str, Any]] | None, as_json: bool, designs: tuple[str, ...] = DESIGNS) -> int:
+    """The stream published live once and followed as it is written by the before and (unless left out)
+    the after and the serverless design at once: a live display of where each is, then the bills, the
+    lag tables, and the same-defects check of each against `monolith analyze` on the stream as
+    published."""
     import threading
 
     from demo.after import follow_live
-    from demo.live import Publisher, lag_table, live_stream_id, run_live_before, work_per_second
-    from metering import after_bill
+    from demo.live import (
+        LiveBoard,
+        Publisher,
+        after_position,
+        lag_table,
+        live_stream_id,
+        run_live_before,
+        work_per_second,
+    )
+    from demo.serverless import follow_serverless, stream_state
     from monolith.pipeline import analyze
     from sample_streams.publish import write_published
 
     stream_id = live_stream_id(path)
     publisher = Publisher(aws, stack.source_bucket, path, stream_id, segment_seconds=2.0, speed=speed,
                           faults=None)
-    after_runs: list[Any] = []
-    after_errors: list[BaseException] = []
+    runs: dict[str, Any] = {}
+    errors: dict[str, BaseException] = {}
+    positions = {name: 0 for name in designs}
+    observer = Observer(aws, stack.topic_arn)  # subscribed before anything is published
+    since_ms, started = int(time.time() * 1000), time.monotonic()
+    timeout_s = 900 + 20 * path.stat().st_size / 1e6  # generous: LocalStack's before falls behind
 
-    def follow_with_the_after() -> None:
-        # Starts the shared publisher once its tasks are ready; the before finds the stream by its events.
-        try:
-            after_runs.append(follow_live(aws, stack, path, log_dir=out / "after-tasks", publisher=publisher))
-        except BaseException as error:  # reported below
-            after_errors.append(error)
+    def before() -> None:
+        runs["before"] = run_live_before(aws, stack, path, publisher=publisher, observer=observer,
+                                         progress=lambda done, _: positions.__setitem__("before", done))
 
-    after_thread = threading.Thread(target=follow_with_the_after, daemon=True) if with_after else None
-    with progress() as bars:
-        edge = bars.add_task("live edge (published)", total=None)
-        before = bars.add_task("before: workflow", total=None)
+    def after() -> None:  # starts the shared publisher once its tasks are ready
+        runs["after"] = follow_live(aws, stack, path, log_dir=out / "after-tasks", publisher=publisher,
+                                    observer=observer, timeout_s=timeout_s)
 
-        def tracked(done: int, total: int | None) -> None:
-            bars.update(edge, completed=int(publisher.edge_s))
-            landed = publisher.report.landed_at(done - 1) if publisher.report and done else None
-            lag = f" (lag {time.time() - landed:.1f} s)" if landed else ""
-            bars.update(before, completed=done, total=total, description=f"before: workflow{lag}")
+    def serverless() -> None:
+        runs["serverless"] = follow_serverless(aws, stack, publisher.finish(timeout_s), observer=observer,
+                                               since_ms=since_ms, started=started, timeout_s=timeout_s)
 
-        if after_thread is not None:
-            after_thread.start()
-        else:
-            publisher.start()
-        live = run_live_before(aws, stack, path, publisher=publisher, progress=tracked)
-    if after_thread is not None:
-        after_thread.join(900)
-    after_run = after_runs[0] if after_runs else None
-    if after_thread is not None and after_run is None:
-        print(f"error: the after did not follow the stream: {after_errors[0] if after_errors else 'timeout'}",
-              file=sys.stderr)
+    def guarded(name: str, job: Any) -> threading.Thread:
+        def run() -> None:
+            try:
+                job()
+            except BaseException as error:  # reported below, with the design's name
+                errors[name] = error
+        return threading.Thread(target=run, name=f"live-{name}", daemon=True)
+
+    jobs = {"before": before, "after": after, "serverless": serverless}
+    threads = {name: guarded(name, jobs[name]) for name in designs}
+    for thread in threads.values():
+        thread.start()
+    if "after" not in designs:
+        publisher.start()
+    try:
+        with progress() as bars:
+            board = LiveBoard(bars, publisher, designs)
+            while any(t.is_alive() for t in threads.values()):
+                if "after" in designs and "after" not in runs:
+                    positions["after"] = after_position(aws, stack, stream_id)
+                if "serverless" in designs and "serverless" not in runs and stack.serverless is not None:
+                    state = stream_state(aws, stack.serverless, stream_id)
+                    positions["serverless"] = int(state["next_second"]) if state else 0
+                board.update(positions)
+                time.sleep(0.5)
+            for name, run in runs.items():  # each ends on the seconds it recorded
+                positions[name] = run.run.stream_seconds if name == "before" else len(run.records)
+            board.update(positions)
+    finally:
+        observer.close()
+    for name, error in errors.items():
+        print(f"error: the {name} did not follow the stream: {error}", file=sys.stderr)
+    if "before" not in runs:
+        return 1
+    live = runs["before"]
     timings["before"] = live.run.wall_s
     published = write_published(live.published, aws.s3, out / "published.ts")
-    monolith = analyze(published)["defects"] if live.run.status == "SUCCEEDED" else None
+    monolith = analyze(published)["defects"]
     # The stream as published is what every count and comparison refers to (`cost_model count`).
     summary = summary_json(live.run, timings=timings, truth=truth, monolith=monolith, stream_path=published)
+    summary["before"]["lag"] = live.lag
     lags = {"before": live.lag}
     summary["live"] = {"published": live.published.to_dict(), "published_file": str(published),
                        "lag": lags, "work_per_stream_second": {"before": work_per_second(summary["before"])}}
-    if after_run is not None:
-        lags["after"] = after_run.lag
-        summary["live"]["after"] = {
-            **after_bill(after_run.usage, wall_s=live.run.wall_s).as_dict(), "outcome": after_run.outcome,
-            "error": after_run.error, "defects": after_run.defects,
-            "matches_monolith": after_run.defects == monolith}
+    for name in ("after", "serverless"):
+        if name in designs:
+            run = runs.get(name)
+            summary["live"][name] = {"status": "FAILED", "error": str(errors.get(name)), "defects": []} \
+                if run is None else {**run.summary(), "matches_monolith": run.defects == monolith}
+            if run is not None:
+                lags[name] = run.lag
+    followed = {name: summary["before"] if name == "before" else summary["live"][name] for name in designs}
+    summary["live"]["prices"] = live_prices(followed)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        print_tables(summary)
+        print_tables({n: r for n, r in followed.items() if "wall_s" in r}, summary["live"]["prices"])
         console.rule("lag to the live edge (segment landed in S3 → analysis recorded / defect notified)")
-        if after_run is not None:
-            console.rule("after: one process per stream, following the same live stream")
-            same = "yes" if after_run.defects == monolith else "NO"
-            console.print(f"job {after_run.outcome}; defects:")
-            console.print(defects_table(after_run.defects))
-            console.print(f"  same as `monolith analyze` on the published stream: {same}")
-            console.print(bills_table({"before": summary["before"], "after": summary["live"]["after"]}))
         console.print(lag_table(lags))
         work = summary["live"]["work_per_stream_second"]["before"]
         console.print(f"  before per stream-second: {work['wall_s']:.2f} s of wall time on LocalStack, of "
                       f"which {work['critical_path_busy_s']:.2f} s in the functions on the critical path "
-                      f"(converter, then the slowest detector)")
+                      f"(converter, then the slowest detector)\n  and {work['emulator_s']:.2f} s the "
+                      "emulator's transitions and invocations (and any wait at the live edge)")
+        if work["critical_path_aws_cpu_s"] is not None:
+            console.print(f"  the critical path's CPU time at each function's AWS CPU share: "
+                          f"{work['critical_path_aws_cpu_s']:.2f} s per stream-second, before S3 and Step "
+                          "Functions latencies (README, \"Live streams\")")
         print(f"\nwrote {out / 'summary.json'}")
-    followed = ("SUCCEEDED" if after_run.outcome == "analysed" else after_run.outcome, after_run.defects) \
-        if after_run is not None else ("FAILED", []) if after_thread is not None else None
-    code, problem = outcome(live.run.status, live.run.defects, monolith, followed)
+    code, problem = outcome(live.run.status, live.run.defects, monolith,
+                            *((followed[n]["status"], followed[n]["defects"]) if n in designs else None
+                              for n in ("after", "serverless")))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
-    if live.run.status != "SUCCEEDED":
-        print(f"error: the before's run {live.run.status}: {live.run.error}: {_cause(live.run.cause)}",
-              file=sys.stderr)
+    for name, run in followed.items():
+        if run["status"] != "SUCCEEDED":
+            cause = f": {_cause(live.run.cause)}" if name == "before" else ""
+            print(f"error: the {name}'s run {run['status']}: {run.get('error')}{cause}", file=sys.stderr)
     return code
+
+
+def live_prices(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each live run that succeeded priced per stream-hour and for the scenario (`cost_model.bills`)."""
+    book = PriceBook(REGION)
+    return {name: priced(run, book, streams=SCENARIO_STREAMS, hours=SCENARIO_HOURS)
+            for name, run in runs.items() if run.get("status") == "SUCCEEDED"}
 
 
 def _cause(cause: str | None) -> str | None:
@@ -337,8 +389,10 @@ def main(argv: list[str] | None = None) -> int:
             path, truth = sample_stream(out)
         aws = Aws(server.url)
         if args.live:
+            designs = tuple(d for d in DESIGNS if not (d == "after" and args.no_after)
+                            and not (d == "serverless" and (args.no_serverless or args.no_after)))
             return live_demo(aws, stack, path, out=out, speed=args.speed, timings=timings, truth=truth,
-                             as_json=args.json)
+                             as_json=args.json, designs=designs)
         observer = Observer(aws, stack.topic_arn)
         try:
             with progress() as bars:
@@ -377,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(summary, indent=2))
         else:
-            print_tables(summary)
+            print_tables({n: summary[n] for n in DESIGNS if summary.get(n)}, summary.get("prices"))
             print(f"\nwrote {out / 'summary.json'}")
         code, problem = outcome(result.status, result.defects, monolith,
                                 (after.status, after.defects) if after else None,

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from demo.deploy import AfterStack, Stack, load_launcher
 from demo.live import Publisher
 from demo.run import (
     Aws,
+    DesignRun,
     Observer,
     ProgressFn,
     RunError,
@@ -57,47 +58,6 @@ def service_settings(after: AfterStack, **overrides: Any) -> ServiceSettings:
                               "receive_wait_s": 2, **overrides})
 
 
-@dataclass
-class AfterRun:
-    stream_id: str
-    source: str
-    status: str  # SUCCEEDED | FAILED
-    error: str | None
-    records: list[dict[str, Any]]
-    notifications: list[dict[str, Any]]
-    corrective_actions: list[dict[str, Any]]
-    usage: list[dict[str, Any]]  # the tasks' "job finished" and "worker stopped" usage
-    reports: dict[str, list[Report]]  # the corrective-action function's REPORT lines
-    wall_s: float
-    tasks: int
-    settings: ServiceSettings
-
-    @property
-    def defects(self) -> list[dict[str, Any]]:
-        return defects_in(self.records)
-
-    def metered(self) -> Bill:
-        jobs = [u for u in self.usage if u.get("outcome") != "idle"]
-        idle = [u for u in self.usage if u.get("outcome") == "idle"]
-        return after_bill(jobs, wall_s=self.wall_s, idle=idle, reports=self.reports,
-                          corrective_action_puts=len(self.corrective_actions))
-
-    def summary(self) -> dict[str, Any]:
-        bill = self.metered().as_dict()
-        return {"stream_id": self.stream_id, "source": self.source, "status": self.status,
-                "error": self.error, "defects": self.defects, "notifications": self.notifications,
-                "corrective_actions": self.corrective_actions, "tasks": self.tasks,
-                "settings": {k: v for k, v in asdict(self.settings).items()
-                             if k not in ("job_queue_url", "results_bucket", "topic_arn", "source_buckets")},
-                **bill, "sns_deliveries_observed": len(self.notifications)}
-
-
-def defects_in(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The defects of second records, in the order `monolith analyze` reports them."""
-    found = [d for r in records for d in r["defects"]]
-    return sorted(found, key=lambda d: (d["start_s"], d["type"], d["end_s"]))
-
-
 def stream_records(aws: Aws, after: AfterStack, stream_id: str, *,
                    live: bool = False) -> list[dict[str, Any]]:
     """Every second record of a stream, by second, from its results objects (the after writes batches:
@@ -122,7 +82,7 @@ def submit_job(aws: Aws, after: AfterStack, path: Path, stream_id: str) -> tuple
 
 def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int = 1,
               stream_id: str | None = None, progress: ProgressFn | None = None,
-              observer: Observer | None = None, timeout_s: float = 900) -> AfterRun:
+              observer: Observer | None = None, timeout_s: float = 900) -> DesignRun:
     """Upload `path`, have the after analyse it with `tasks` local tasks, collect what it produced and
     what it cost."""
     if stack.after is None:
@@ -159,11 +119,28 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
         if own_observer:
             observer.close()
     ok = finished.get("outcome") == "analysed"
-    return AfterRun(stream_id=stream_id, source=f"s3://{after.source_bucket}/{key}",
-                    status="SUCCEEDED" if ok else "FAILED",
-                    error=None if ok else failure or str(finished.get("outcome")),
-                    records=records, notifications=ours, corrective_actions=actions, usage=usage,
-                    reports=reports, wall_s=wall_s, tasks=tasks, settings=settings)
+    return DesignRun(stream_id=stream_id, source=f"s3://{after.source_bucket}/{key}",
+                     status="SUCCEEDED" if ok else "FAILED",
+                     error=None if ok else failure or str(finished.get("outcome")),
+                     records=records, notifications=ours, corrective_actions=actions,
+                     bill=metered(usage, wall_s=wall_s, reports=reports, corrective_action_puts=len(actions)),
+                     wall_s=wall_s, detail=after_detail(settings, tasks))
+
+
+def metered(usage: list[dict[str, Any]], *, wall_s: float, reports: dict[str, list[Report]] | None = None,
+            corrective_action_puts: int = 0) -> Bill:
+    """The after's bill from its tasks' usage lines: the jobs', and the idle long polls apart."""
+    jobs = [u for u in usage if u.get("outcome") != "idle"]
+    idle = [u for u in usage if u.get("outcome") == "idle"]
+    return after_bill(jobs, wall_s=wall_s, idle=idle, reports=reports or {},
+                      corrective_action_puts=corrective_action_puts)
+
+
+def after_detail(settings: ServiceSettings, tasks: int) -> dict[str, Any]:
+    """What the after's summary shows beside its bill: its tasks and the service settings that count."""
+    return {"tasks": tasks, "settings": {
+        k: v for k, v in asdict(settings).items()
+        if k not in ("job_queue_url", "results_bucket", "topic_arn", "source_buckets")}}
 
 
 def _failure(local: LocalTasks, stream_id: str) -> str | None:
@@ -244,30 +221,17 @@ def await_live(local: LocalTasks, stream_id: str, timeout_s: float,
     raise RunError(f"live stream {stream_id} not finished by the after after {timeout_s:.0f} s\n{tails}")
 
 
-@dataclass
-class LiveAfterRun:
-    stream_id: str
-    outcome: str  # the job outcome that ended the following: analysed | stalled | failed
-    error: str | None
-    records: list[dict[str, Any]]
-    usage: list[dict[str, Any]]
-    live: dict[str, Any]  # read_live's entry for the stream
-    report: PublishReport
-    lag: dict[str, Any]  # metering.lag.lag_report
-
-    @property
-    def defects(self) -> list[dict[str, Any]]:
-        return defects_in(self.records)
-
-
 def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id: str | None = None,
                 tasks: int = 1, speed: float = 1.0, segment_seconds: float = 2.0,
                 faults: PublishFaults | None = None, timeout_s: float = 900,
-                publisher: Publisher | None = None, **settings: Any) -> LiveAfterRun:
+                publisher: Publisher | None = None, observer: Observer | None = None,
+                **settings: Any) -> DesignRun:
     """Publish `path` as a live stream into the source bucket while `tasks` local tasks follow it (their
-    job: the playlist's S3 events through EventBridge); collect the results, usage and lag. A `publisher`
-    (`demo.live.Publisher`) shared with the before is used instead of a new one: started here once the
-    tasks are ready, unless it already runs."""
+    job: the playlist's S3 events through EventBridge); collect the results, usage, lag and (with an
+    `observer` subscribed before publishing) the notifications and corrective actions the after caused. A
+    `publisher` (`demo.live.Publisher`) shared with the other designs is used instead of a new one:
+    started here once the tasks are ready, unless it already runs. `detail` holds the job's outcome
+    (analysed | stalled | failed) and the playlist GETs."""
     if stack.after is None:
         raise RunError("the after stack is not deployed")
     after = stack.after
@@ -276,6 +240,10 @@ def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id:
     stream_id = stream_id or f"{re.sub(r'[^A-Za-z0-9._-]', '-', Path(path).stem)[:40]}-{uuid.uuid4().hex[:6]}"
     env = load_launcher().client_env(aws.endpoint_url, aws.region) if aws.endpoint_url else {}
     service = service_settings(after, **settings)
+    corrective = {name: role for name, role in stack_functions(aws, stack.name).items()
+                  if role == CORRECTIVE_ACTION}
+    since_ms = int(time.time() * 1000)
+    started = time.monotonic()
     with LocalTasks(service, env, log_dir) as local:
         local.start(tasks)
         await_workers(local, tasks * service.concurrency, timeout_s=60)  # follow live, not catch up
@@ -285,11 +253,33 @@ def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id:
             publisher.start()
         report = publisher.finish(timeout_s)
         finished = await_live(local, stream_id, timeout_s)
+        wall_s = round(time.monotonic() - started, 3)
         local.stop()
         usage = [u for u in local.usage() if u.get("stream_id") == stream_id]
         live = read_live(line for t in local.tasks for line in t.lines()).get(stream_id) or {
             "seconds_done_at": {}, "segments_read_at": {}, "defects": [], "playlist_reads": 0}
         failure = _failure(local, stream_id)
     records = stream_records(aws, after, stream_id, live=True)
-    return LiveAfterRun(stream_id, str(finished["outcome"]), failure, records, usage, live, report,
-                        live_lag(report, live))
+    notes: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    reports: dict[str, list[Report]] = {}
+    if observer is not None:
+        published = sum((u.get("requests") or {}).get("sns", {}).get("Publish", 0) for u in usage)
+        mine = lambda got: [n for n in got if stream_of(n) == stream_id  # noqa: E731
+                            and n["attributes"].get("architecture") == ARCHITECTURE]
+        notes = mine(observer.drain(until=lambda got: len(mine(got)) >= published))
+        defect_messages = sum(1 for n in notes if n["attributes"].get("kind") == "defect")
+        actions = await_actions(aws, after.results_bucket, stream_id, defect_messages)
+        # The corrective action acts on every design's notices of the same live stream: the after caused
+        # one invocation per defect message of its own.
+        reports = {role: found[:defect_messages]
+                   for role, found in await_reports(aws, corrective, since_ms, defect_messages).items()}
+    outcome = str(finished["outcome"])
+    return DesignRun(stream_id=stream_id, source=f"s3://{after.source_bucket}/{report.playlist_key}",
+                     status="SUCCEEDED" if outcome == "analysed" else "FAILED",
+                     error=failure or (None if outcome == "analysed" else outcome), records=records,
+                     notifications=notes, corrective_actions=actions,
+                     bill=metered(usage, wall_s=wall_s, reports=reports, corrective_action_puts=len(actions)),
+                     wall_s=wall_s, lag=live_lag(report, live), published=report,
+                     detail={**after_detail(service, tasks), "outcome": outcome,
+                             "playlist_reads": live["playlist_reads"]})

@@ -64,20 +64,22 @@ def main(argv: list[str] | None = None) -> int:
                               segment_seconds=args.segment_seconds,
                               timeout_s=args.seconds / args.speed + 300)
         wall_s = time.monotonic() - started
-        expected = analyze(write_published(run.report, aws.s3, work / "published.ts"))["defects"]
+        assert run.published is not None  # a live run is on a published stream
+        expected = analyze(write_published(run.published, aws.s3, work / "published.ts"))["defects"]
     finally:
         launcher.stop(server.pid)
     same = run.defects == expected
     print(render_text(lag_table({"after": run.lag})))
-    print(f"outcome {run.outcome}; {len(run.records)} seconds recorded; {wall_s:.1f} s wall; "
+    outcome = run.detail["outcome"]
+    print(f"outcome {outcome}; {len(run.records)} seconds recorded; {wall_s:.1f} s wall; "
           f"same as `monolith analyze`: {'yes' if same else 'NO'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "stream_seconds": args.seconds, "speed": args.speed, "segment_seconds": args.segment_seconds,
-        "outcome": run.outcome, "same_as_monolith": same, "wall_s": round(wall_s, 3),
-        "lag": run.lag, "usage": run.usage, "playlist_reads": run.live["playlist_reads"],
+        "outcome": outcome, "same_as_monolith": same, "wall_s": round(wall_s, 3),
+        "lag": run.lag, "bill": run.bill.as_dict(), "playlist_reads": run.detail["playlist_reads"],
     }, indent=2))
-    return 0 if same and run.outcome == "analysed" else 1
+    return 0 if same and outcome == "analysed" else 1
 
 
 if __name__ == "__main__":

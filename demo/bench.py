@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo.after import AfterRun, run_after
+from demo.after import run_after
 from demo.deploy import ROOT, deploy, load_launcher
-from demo.run import Aws, RunResult, run_stream
+from demo.run import Aws, DesignRun, RunResult, run_stream
 from text_tables import render_text, text_table
 
 
@@ -49,8 +49,8 @@ def lambda_path(result: RunResult) -> dict[str, float]:
     }
 
 
-def after_path(run: AfterRun) -> dict[str, Any]:
-    bill = run.metered().as_dict()
+def after_path(run: DesignRun) -> dict[str, Any]:
+    bill = run.bill.as_dict()
     seconds = max(1, bill["stream_seconds"])
     job = next(j for j in bill["jobs"] if j["outcome"] == "analysed")
     return {

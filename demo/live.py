@@ -32,7 +32,13 @@ from demo.run import (
 from lambdas.live_starter.service import NAME_STREAM_CHARS
 from metering.lag import lag_report
 from metering.stepfunctions import continued_as, history, live_edge_waits, seconds_completed
-from sample_streams.publish import PublishFaults, PublishReport, publish
+from sample_streams.publish import (
+    PublishedSegment,
+    PublishFaults,
+    PublishReport,
+    publish,
+    second_landed_at,
+)
 
 START_TIMEOUT_S = 180  # S3 -> EventBridge -> starter -> StartExecution, and the after's tasks starting first
 
@@ -60,18 +66,26 @@ class Publisher(threading.Thread):
         self.path = path
         self.report: PublishReport | None = None
         self.error: BaseException | None = None
-        self.listed = 0  # segments listed so far: the live edge, for progress displays
+        self.listed: list[PublishedSegment] = []  # segments listed so far: the live edge, for displays
         self.edge_s = 0.0
 
     def run(self) -> None:
-        def seen(segment: Any) -> None:
-            self.listed += 1
+        def seen(segment: PublishedSegment) -> None:
+            self.listed.append(segment)
             self.edge_s = segment.start_s + segment.duration_s
 
         try:
             self.report = publish(self.path, on_segment=seen, **self.kwargs)
         except BaseException as error:  # reported by finish()
             self.error = error
+
+    def landed_at(self, second: int) -> float | None:
+        """When `second` became readable, while publishing goes on: None until the segments listed so far
+        reach its end (or the stream is over)."""
+        listed = list(self.listed)
+        if self.report is None and (not listed or listed[-1].start_s + listed[-1].duration_s < second + 1):
+            return None
+        return second_landed_at(listed, second)
 
     def finish(self, timeout_s: float) -> PublishReport:
         self.join(timeout_s)
@@ -174,14 +188,67 @@ def lag_table(lags: dict[str, dict[str, Any]]) -> Any:
 
 
 def work_per_second(bill: dict[str, Any]) -> dict[str, float | None]:
-    """What the before's functions spent per stream-second on the loop's critical path (the converter,
-    then the slowest detector, which run in parallel): the lag's work, as against LocalStack's wall time."""
+    """The before's lag per stream-second taken apart: LocalStack's wall time; the functions' measured
+    busy time on the loop's critical path (the converter, then the slowest detector, which run in
+    parallel) — the work; the rest — the emulator (Step Functions' transitions, invocation overhead) and
+    any wait at the live edge (a run that falls behind never waits);
+    and the critical path's measured CPU time as it would last on AWS at each function's CPU share
+    (`metering.bill.aws_duration_s`), without the requests' latency, which LocalStack does not time as
+    AWS does."""
+    from metering.bill import aws_duration_s
+
     functions = bill["lambda_functions"]
     per = max(1, bill["stream_seconds"])
     converter = functions.get("converter", {})
     detectors = [f for role, f in functions.items() if role.startswith("detector-")]
     busy = (converter.get("duration_s") or 0) + max((d["duration_s"] for d in detectors), default=0)
-    cpu_parts = [converter.get("cpu_s")] + [d["cpu_s"] for d in detectors]
-    cpu = None if any(c is None for c in cpu_parts) else sum(c or 0 for c in cpu_parts)
-    return {"critical_path_busy_s": round(busy / per, 3), "cpu_s": round(cpu / per, 3) if cpu else None,
-            "wall_s": round(bill["wall_s"] / per, 3)}
+    parts = [converter, *detectors]
+    measured = all(f.get("cpu_s") is not None and f.get("memory_mb") for f in parts) and bool(detectors)
+    cpu = sum(f["cpu_s"] for f in parts) if measured else None
+    aws = None
+    if measured:
+        aws = aws_duration_s(converter["cpu_s"], converter["memory_mb"]) + max(
+            aws_duration_s(d["cpu_s"], d["memory_mb"]) for d in detectors)
+    wall = bill["wall_s"] / per
+    return {"wall_s": round(wall, 3), "critical_path_busy_s": round(busy / per, 3),
+            "emulator_s": round(max(0.0, wall - busy / per), 3),
+            "cpu_s": round(cpu / per, 3) if cpu is not None else None,
+            "critical_path_aws_cpu_s": round(aws / per, 3) if aws is not None else None}
+
+
+# --- where each design is, from what it writes --------------------------------------------------
+def current_lag(next_second: int, landed_at: Callable[[int], float | None], now: float) -> float:
+    """How long the oldest published second a design has not analysed yet has been waiting: `now` minus
+    the landing of `next_second`; 0 while that second is not published (the design waits at the edge)."""
+    landed = landed_at(next_second)
+    return 0.0 if landed is None else max(0.0, now - landed)
+
+
+def after_position(aws: Aws, stack: Stack, stream_id: str) -> int:
+    """The after's next second on a live stream, from its checkpoint (`followers/<id>.json`, written per
+    results batch, per defect and every lease_s/3 while waiting): 0 before it has one."""
+    from monolith.live import FollowerStore
+
+    if stack.after is None:
+        return 0
+    checkpoint, _ = FollowerStore(aws.s3, stack.after.results_bucket).read(stream_id)
+    return checkpoint.next_second if checkpoint is not None else 0
+
+
+class LiveBoard:
+    """The live display: the publisher's edge and, per design, the second it is on (from what it wrote)
+    and its current lag (`current_lag`)."""
+
+    def __init__(self, bars: Any, publisher: Publisher, designs: tuple[str, ...]) -> None:
+        self.bars, self.publisher = bars, publisher
+        self.edge = bars.add_task("live edge (published)", total=None)
+        self.tasks = {name: bars.add_task(name, total=None) for name in designs}
+
+    def update(self, positions: dict[str, int], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        edge = int(self.publisher.edge_s)
+        self.bars.update(self.edge, completed=edge)
+        for name, task in self.tasks.items():
+            second = positions.get(name, 0)
+            lag = current_lag(second, self.publisher.landed_at, now)
+            self.bars.update(task, completed=second, description=f"{name:<10} lag {lag:5.1f} s")

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ from lambdas.shared.frame_store import FRAMES_PREFIX
 from lambdas.shared.notifications import BEFORE, design_of
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 from metering import Bill, before_bill
+from metering.bill import CORRECTIVE_ACTION
 from metering.lambda_logs import Report, lambda_reports
 from metering.stepfunctions import continued_as, history, seconds_recorded, service_calls
+from sample_streams.publish import PublishReport
 
 ProgressFn = Callable[[int, int | None], None]  # (stream-seconds done, total or None)
 POLL_S = 0.4
@@ -88,10 +91,16 @@ class Observer:
         self.subscription_arn = aws.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
                                                   ReturnSubscriptionArn=True)["SubscriptionArn"]
         self.received: list[dict[str, Any]] = []
+        # The designs following one live stream collect their notices from threads of their own.
+        self._draining = threading.Lock()
 
     def drain(self, *, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 20) -> list[dict]:
         """Receive until `until(received)` holds or the timeout passes; each item is the SNS envelope's
-        message (JSON-decoded when it is JSON) with its subject and attributes."""
+        message (JSON-decoded when it is JSON) with its subject and attributes. One thread at a time."""
+        with self._draining:
+            return self._drain(until, timeout_s)
+
+    def _drain(self, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float) -> list[dict]:
         deadline = time.monotonic() + timeout_s
         while not until(self.received) and time.monotonic() < deadline:
             batch = self.aws.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
@@ -253,6 +262,46 @@ class RunResult:
         }
 
 
+def defects_in(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The defects of second records, in the order `monolith analyze` reports them."""
+    found = [d for r in records for d in r["defects"]]
+    return sorted(found, key=lambda d: (d["start_s"], d["type"], d["end_s"]))
+
+
+@dataclass
+class DesignRun:
+    """One stream through the after or the event-driven serverless design: what it recorded, said and
+    cost. (The before's run is `RunResult`: its bill is read from its executions' histories.)"""
+
+    stream_id: str
+    source: str
+    status: str  # SUCCEEDED | FAILED
+    error: str | None
+    records: list[dict[str, Any]]
+    notifications: list[dict[str, Any]]
+    corrective_actions: list[dict[str, Any]]
+    bill: Bill
+    wall_s: float
+    # What only this design has, shown beside its bill: the after's tasks and settings, the serverless
+    # design's segments, a live run's outcome.
+    detail: dict[str, Any] = field(default_factory=dict)
+    lag: dict[str, Any] | None = None  # a live run's `metering.lag.lag_report`
+    published: PublishReport | None = None  # a run on a stream published as segments
+
+    @property
+    def defects(self) -> list[dict[str, Any]]:
+        return defects_in(self.records)
+
+    def summary(self) -> dict[str, Any]:
+        out = {"stream_id": self.stream_id, "source": self.source, "status": self.status, "error": self.error,
+               "defects": self.defects, "notifications": self.notifications,
+               "corrective_actions": self.corrective_actions, **self.detail, **self.bill.as_dict(),
+               "sns_deliveries_observed": len(self.notifications)}
+        if self.lag is not None:
+            out["lag"] = self.lag
+        return out
+
+
 def stream_total(path: Path) -> int | None:
     """Stream-seconds the workflow will iterate over, from a local probe (None if unreadable here)."""
     from lambdas.converter.decode import UnreadableStreamError, probe
@@ -309,6 +358,8 @@ def collect_run(aws: Aws, stack: Stack, observer: Observer, stream_id: str, sour
     actions = await_actions(aws, stack.results_bucket, stream_id, defect_messages)
     invocations = calls.get("lambda:invoke", 0)
     reports = await_reports(aws, functions, since_ms, invocations + defect_messages + other_invocations)
+    if CORRECTIVE_ACTION in reports:  # on a live stream it acts on every design's notices: one per ours
+        reports[CORRECTIVE_ACTION] = reports[CORRECTIVE_ACTION][:defect_messages]
     frames = len(list_keys(aws, stack.frames_bucket, f"{FRAMES_PREFIX}{stream_id}/"))
     seconds = max((r["second"] + 1 for r in records), default=0)
     return RunResult(

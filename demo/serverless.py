@@ -8,15 +8,14 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demo.after import defects_in
 from demo.deploy import ServerlessStack, Stack
 from demo.run import (
     POLL_S,
     Aws,
+    DesignRun,
     Observer,
     ProgressFn,
     RunError,
@@ -26,71 +25,64 @@ from demo.run import (
     stack_functions,
     stream_of,
 )
-from lambdas.segment_analyzer.service import DESIGN, RESULTS_PART
+from lambdas.segment_analyzer.service import DESIGN, RESULTS_PART, STATE_PREFIX
 from lambdas.shared.results import RESULTS_PREFIX
-from metering import Bill
 from metering.bill import CORRECTIVE_ACTION, SEGMENT_ANALYZER, serverless_bill
-from metering.lambda_logs import log_messages, logged_json
+from metering.lag import lag_report
+from metering.lambda_logs import log_messages, logged_at, logged_json
 from sample_streams.publish import PublishReport, publish
 
 SEGMENT_SECONDS = 2.0  # as the live demo publishes (a packager's common 2 s segments)
 
 
-@dataclass
-class ServerlessRun:
-    stream_id: str
-    source: str
-    status: str  # SUCCEEDED | FAILED
-    error: str | None
-    records: list[dict[str, Any]]
-    notifications: list[dict[str, Any]]
-    corrective_actions: list[dict[str, Any]]
-    published: PublishReport
-    bill: Bill
-    wall_s: float
-
-    @property
-    def defects(self) -> list[dict[str, Any]]:
-        return defects_in(self.records)
-
-    def summary(self) -> dict[str, Any]:
-        return {"stream_id": self.stream_id, "source": self.source, "status": self.status,
-                "error": self.error, "defects": self.defects, "notifications": self.notifications,
-                "corrective_actions": self.corrective_actions, "segments": len(self.published.segments),
-                # Where each segment starts and ends: `cost_model count --summary` counts the windows from it.
-                "published": self.published.to_dict(),
-                **self.bill.as_dict(), "sns_deliveries_observed": len(self.notifications)}
-
-
 def stream_state(aws: Aws, stack: ServerlessStack, stream_id: str) -> dict[str, Any] | None:
+    """The stream's state object (`state/<stream_id>.json`: the next segment and second it waits for),
+    with its LastModified as `written_at` (epoch seconds); None before its first segment is analysed."""
     try:
-        body = aws.s3.get_object(Bucket=stack.state_bucket, Key=f"state/{stream_id}.json")["Body"].read()
+        found = aws.s3.get_object(Bucket=stack.state_bucket, Key=f"{STATE_PREFIX}{stream_id}.json")
     except aws.s3.exceptions.NoSuchKey:
         return None
-    return json.loads(body)
+    return {**json.loads(found["Body"].read()), "written_at": found["LastModified"].timestamp()}
 
 
 def run_serverless(aws: Aws, stack: Stack, path: Path, *, observer: Observer,
-                   progress: ProgressFn | None = None, timeout_s: float = 900) -> ServerlessRun:
-    """Publish `path` as a live stream, let the third stack analyse it, collect what it produced and cost."""
-    if stack.serverless is None:
-        raise RunError("the serverless stack is not deployed")
-    design = stack.serverless
+                   progress: ProgressFn | None = None, timeout_s: float = 900) -> DesignRun:
+    """Publish `path` as a live stream at full speed, let the third stack analyse it, collect what it
+    produced and cost."""
+    design = serverless_of(stack)
     stream_id = re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem)[:30] + "-sl-" + uuid.uuid4().hex[:6]
-    functions = {name: role for name, role in stack_functions(aws, design.name).items()
-                 if role == SEGMENT_ANALYZER}
-    corrective = {name: role for name, role in stack_functions(aws, stack.name).items()
-                  if role == CORRECTIVE_ACTION}
     since_ms = int(time.time() * 1000)
     started = time.monotonic()
     report = publish(path, s3=aws.s3, bucket=design.source_bucket, stream_id=stream_id,
                      segment_seconds=SEGMENT_SECONDS, speed=float("inf"))
+    return follow_serverless(aws, stack, report, observer=observer, since_ms=since_ms, started=started,
+                             progress=progress, timeout_s=timeout_s)
+
+
+def serverless_of(stack: Stack) -> ServerlessStack:
+    if stack.serverless is None:
+        raise RunError("the serverless stack is not deployed")
+    return stack.serverless
+
+
+def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer: Observer, since_ms: int,
+                      started: float, progress: ProgressFn | None = None, timeout_s: float = 900
+                      ) -> DesignRun:
+    """Wait until the design has analysed the published stream `report` to its end (its state says
+    `ended`) or reported it stalled, then collect its records, notifications, corrective actions, bill
+    and lag. `since_ms` (epoch ms) and `started` (monotonic) are when publishing began."""
+    design = serverless_of(stack)
+    stream_id = report.stream_id
+    functions = {name: role for name, role in stack_functions(aws, design.name).items()
+                 if role == SEGMENT_ANALYZER}
+    corrective = {name: role for name, role in stack_functions(aws, stack.name).items()
+                  if role == CORRECTIVE_ACTION}
     deadline = time.monotonic() + timeout_s
     while True:
         state = stream_state(aws, design, stream_id)
         if progress:
             progress(int(state["next_second"]) if state else 0, None)
-        if state and state["ended"]:
+        if state and (state["ended"] or state.get("stalled")):
             break
         if time.monotonic() > deadline:
             raise RunError(f"stream {stream_id} not analysed to its end by the serverless design after "
@@ -98,33 +90,57 @@ def run_serverless(aws: Aws, stack: Stack, path: Path, *, observer: Observer,
         time.sleep(POLL_S)
     wall_s = round(time.monotonic() - started, 3)
     records = stream_records(aws, design, stream_id)
-    published = sum(len(r["defects"]) for r in records)
-    # The before follows every live stream too (its live input): this design's messages say so.
     mine = lambda n: stream_of(n) == stream_id and n["attributes"].get("design") == DESIGN  # noqa: E731
-    received = observer.drain(until=lambda got: sum(1 for n in got if mine(n)) >= published)
+    expected = sum(len(r["defects"]) for r in records) + (1 if state.get("stalled") else 0)
+    received = observer.drain(until=lambda got: sum(1 for n in got if mine(n)) >= expected)
     ours = [n for n in received if mine(n)]
     defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
     actions = await_actions(aws, design.results_bucket, stream_id, defect_messages)
     invocations = len(report.segments)  # at least one per segment (more with retries)
     reports = await_reports(aws, {**functions, **corrective}, since_ms, invocations + defect_messages)
-    # The corrective action also acts on the before's notifications of the same live stream: this design
-    # caused one invocation per defect message of its own.
+    # The corrective action also acts on the other designs' notifications of the same live stream: this
+    # design caused one invocation per defect message of its own.
     if CORRECTIVE_ACTION in reports:
         reports[CORRECTIVE_ACTION] = reports[CORRECTIVE_ACTION][:defect_messages]
-    requests = [line["requests"] for name in functions
-                for line in logged_json(log_messages(aws.logs, name, since_ms), "requests")]
+    messages = [m for name in functions for m in log_messages(aws.logs, name, since_ms)]
+    requests = [line["requests"] for line in logged_json(messages, "requests")]
     # Every object the publisher wrote is an S3 event on EventBridge: each segment and each playlist.
     objects = sum(1 for s in report.segments if s.landed_at is not None) + len(report.segments)
     bill = serverless_bill(reports, requests, stream_seconds=len(records), wall_s=wall_s,
                            segments=len(report.segments), objects_written=objects,
                            corrective_action_puts=len(actions))
     seconds = sorted(r["second"] for r in records)
-    ok = seconds == list(range(len(seconds))) and bool(seconds)
-    return ServerlessRun(stream_id=stream_id, source=f"s3://{design.source_bucket}/{report.playlist_key}",
-                         status="SUCCEEDED" if ok else "FAILED",
-                         error=None if ok else f"seconds recorded: {seconds}", records=records,
-                         notifications=ours, corrective_actions=actions, published=report, bill=bill,
-                         wall_s=wall_s)
+    ok = seconds == list(range(len(seconds))) and bool(seconds) and not state.get("stalled")
+    error = None if ok else "stalled" if state.get("stalled") else f"seconds recorded: {seconds}"
+    notified = [(int(n["message"]["second"]), n["published_at"]) for n in ours
+                if n["attributes"].get("kind") == "defect" and n.get("published_at") is not None]
+    return DesignRun(stream_id=stream_id, source=f"s3://{design.source_bucket}/{report.playlist_key}",
+                     status="SUCCEEDED" if ok else "FAILED", error=error, records=records,
+                     notifications=ours, corrective_actions=actions, bill=bill, wall_s=wall_s,
+                     # Where each segment starts and ends: `cost_model count --summary` counts the windows
+                     # from it.
+                     detail={"segments": len(report.segments), "published": report.to_dict()},
+                     published=report,
+                     lag=lag_report(seconds_analysed_at(messages, stream_id), notified, report.landed_at))
+
+
+def seconds_analysed_at(messages: list[str], stream_id: str) -> dict[int, float]:
+    """{stream-second: when its segment's analysis was recorded (epoch seconds)}, from the analyser's
+    "segment analysed" log lines (Powertools' own timestamp, taken as the line is written, after the
+    segment's results object)."""
+    done: dict[int, float] = {}
+    for text in messages:
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue
+        if not (isinstance(line, dict) and line.get("message") == "segment analysed"
+                and line.get("stream_id") == stream_id and line.get("recorded")):
+            continue
+        at = logged_at(str(line["timestamp"]))
+        for second in line.get("seconds", []):
+            done.setdefault(int(second), at)
+    return done
 
 
 def stream_records(aws: Aws, design: ServerlessStack, stream_id: str) -> list[dict[str, Any]]:
@@ -137,7 +153,7 @@ def stream_records(aws: Aws, design: ServerlessStack, stream_id: str) -> list[di
     return sorted((json.loads(line) for line in lines if line.strip()), key=lambda r: r["second"])
 
 
-def add_to_summary(summary: dict[str, Any], run: ServerlessRun, monolith: list[dict[str, Any]] | None,
+def add_to_summary(summary: dict[str, Any], run: DesignRun, monolith: list[dict[str, Any]] | None,
                    *, streams: int, hours: float) -> None:
     """The third design's run and its priced bill beside the before's and the after's."""
     from cost_model.bills import priced

@@ -167,10 +167,15 @@ def cpu_priced_gb_seconds(cpu_s: float, memory_mb: int) -> float:
     "Configuring Lambda function memory"), so the work lasts cpu_s / share seconds, each billed at
     memory_mb / 1024 GB. LocalStack's process executor gives every function a whole core whatever its
     memory, so its wall time would bill less than AWS would (and a busy host's contention more)."""
+    return aws_duration_s(cpu_s, memory_mb) * memory_mb / 1024
+
+
+def aws_duration_s(cpu_s: float, memory_mb: int) -> float:
+    """How long `cpu_s` of single-threaded CPU work lasts on AWS Lambda at `memory_mb`: at its CPU share,
+    memory_mb / 1,769 of a vCPU, a whole one at and above 1,769 MB (see `cpu_priced_gb_seconds`)."""
     from lambdas.segment_analyzer.settings import FULL_VCPU_MB
 
-    share = min(1.0, memory_mb / FULL_VCPU_MB)
-    return cpu_s / share * memory_mb / 1024
+    return cpu_s / min(1.0, memory_mb / FULL_VCPU_MB)
 
 
 def serverless_bill(reports: dict[str, list[Report]], requests: list[dict[str, dict[str, int]]], *,

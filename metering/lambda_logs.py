@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 REPORT = re.compile(r"REPORT RequestId: (?P<id>\S+)\s+Duration: (?P<ms>[\d.]+) ms"
@@ -79,6 +80,12 @@ def logged_json(messages: list[str], message: str) -> list[dict[str, Any]]:
         if isinstance(line, dict) and line.get("message") == message:
             found[str(line.get("function_request_id") or len(found))] = line
     return list(found.values())
+
+
+def logged_at(timestamp: str) -> float:
+    """Epoch seconds of a Powertools log line's `timestamp` ("2026-12-07 14:50:01,123+0000", the
+    logger's default format: taken when the line is written, to the millisecond)."""
+    return datetime.strptime(timestamp.replace(",", "."), "%Y-%m-%d %H:%M:%S.%f%z").timestamp()
 
 
 def cpu_s(reports: list[Report]) -> float | None:

@@ -101,16 +101,22 @@ class PublishReport:
 
     def landed_at(self, second: int) -> float | None:
         """When stream-second `second` became readable: the landing of the last segment it overlaps."""
-        times = [s.landed_at for s in self.segments
-                 if s.start_s < second + 1 - 1e-6 and s.start_s + s.duration_s > second + 1e-6]
-        if not times or any(t is None for t in times):
-            return None
-        return max(t for t in times if t is not None)
+        return second_landed_at(self.segments, second)
 
     def to_dict(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "playlist_key": self.playlist_key, "stream_id": self.stream_id,
                 "ended": self.ended, "started_at": self.started_at, "finished_at": self.finished_at,
                 "duration_s": self.duration_s, "segments": [s.to_dict() for s in self.segments]}
+
+
+def second_landed_at(segments: list[PublishedSegment], second: int) -> float | None:
+    """When stream-second `second` became readable from `segments` (those published so far, or all): the
+    landing of the last segment it overlaps; None while one of them has not landed or none is listed."""
+    times = [s.landed_at for s in segments
+             if s.start_s < second + 1 - 1e-6 and s.start_s + s.duration_s > second + 1e-6]
+    if not times or any(t is None for t in times):
+        return None
+    return max(t for t in times if t is not None)
 
 
 def cut_segments(source: str | Path, segment_seconds: float) -> list[Segment]:

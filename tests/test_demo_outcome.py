@@ -69,8 +69,8 @@ def test_the_serverless_design_disagreeing_is_an_error_naming_it() -> None:
 
 def test_summary_has_a_before_and_an_after_with_the_same_keys_and_both_bills_priced() -> None:
     from demo.__main__ import summary_json
-    from demo.after import AfterRun
-    from demo.run import Execution, RunResult
+    from demo.after import after_detail, metered
+    from demo.run import DesignRun, Execution, RunResult
     from metering.lambda_logs import Report
     from settings import ServiceSettings
 
@@ -87,10 +87,11 @@ def test_summary_has_a_before_and_an_after_with_the_same_keys_and_both_bills_pri
     usage = {"job_id": "j", "stream_id": "s2", "stream_seconds": 10, "outcome": "analysed", "defects": 1,
              "requests": {"s3": {"GetObject": 1, "PutObject": 1}, "sns": {"Publish": 1},
                           "sqs": {"ReceiveMessage": 1, "DeleteMessage": 1}}, "cpu_s": 0.36, "wall_s": 0.5}
-    after = AfterRun(stream_id="s2", source="s3://b/k2", status="SUCCEEDED", error=None,
-                     records=[{**record, "stream_id": "s2"}], notifications=[], corrective_actions=[],
-                     usage=[usage, {"outcome": "idle", "requests": {"sqs": {"ReceiveMessage": 4}}}],
-                     reports={}, wall_s=1.0, tasks=1, settings=ServiceSettings())
+    after = DesignRun(stream_id="s2", source="s3://b/k2", status="SUCCEEDED", error=None,
+                      records=[{**record, "stream_id": "s2"}], notifications=[], corrective_actions=[],
+                      bill=metered([usage, {"outcome": "idle", "requests": {"sqs": {"ReceiveMessage": 4}}}],
+                                   wall_s=1.0),
+                      wall_s=1.0, detail=after_detail(ServiceSettings(), tasks=1))
     summary = summary_json(before, timings={}, truth=None, monolith=[FREEZE], after=after)
     # Then both objects carry the shared keys, and the top level keeps the before's for older readers
     shared = {"stream_seconds", "defects", "notifications", "corrective_actions", "s3_requests",

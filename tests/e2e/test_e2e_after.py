@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from demo.after import defects_in, service_settings, stream_records, submit_job
+from demo.after import service_settings, stream_records, submit_job
 from demo.deploy import AfterStack, Stack
-from demo.run import Aws, Observer, download_prefix, read_json_objects
+from demo.run import Aws, Observer, defects_in, download_prefix, read_json_objects
 from lambdas.corrective_action.service import action_for
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX, action_key, query_defects
 from monolith.local_tasks import LocalTasks

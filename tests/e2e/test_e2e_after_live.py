@@ -24,14 +24,13 @@ import pytest
 from demo.after import (
     await_live,
     before_live_paused,
-    defects_in,
     live_lag,
     service_settings,
     stream_records,
 )
 from demo.deploy import AfterStack, Stack
 from demo.live import Publisher
-from demo.run import Aws, Observer
+from demo.run import Aws, Observer, defects_in
 from lambdas.shared.notifications import AFTER, design_of
 from monolith.live import follower_key
 from monolith.local_tasks import LocalTasks
