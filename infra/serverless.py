@@ -128,6 +128,7 @@ class SegmentAnalyzer(Construct):
                                   "are not known in advance.")
         shared.topic.grant_publish(fn)
         route.dead_letters.grant_send_messages(fn)
+        route.queue.grant_send_messages(fn)  # its own stall watches (delayed messages)
         fn.add_event_source(sources.SqsEventSource(
             route.queue, batch_size=settings.batch_size, report_batch_item_failures=True))
         # grant_send_messages on an SQS-managed-encrypted queue adds no KMS statement; the event source

@@ -23,6 +23,7 @@ ANALYSER = Analyser(
     publish=lambda message: SNS.publish(TopicArn=TOPIC_ARN, **message),
     results_bucket=os.environ.get("RESULTS_BUCKET", ""),
     detectors=tuple(filter(None, os.environ.get("DETECTORS", "freeze,block_corruption,av_sync").split(","))),
+    stall_timeout_s=float(os.environ.get("STALL_TIMEOUT_S", "30")),
 )
 QUEUES = Queues(sqs=SQS, queue_url=os.environ.get("QUEUE_URL", ""),
                 dead_letter_url=os.environ.get("DEAD_LETTER_URL", ""),

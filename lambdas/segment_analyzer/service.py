@@ -96,11 +96,14 @@ class StreamState:
     detectors: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""  # ISO time segment 0 was analysed: the results' date partition
     ended: bool = False
+    advanced_at: float = 0.0  # epoch seconds of the last segment analysed or given up: the stall clock
+    stalled: bool = False  # reported stalled; cleared when the next segment is analysed
 
     def body(self) -> str:
         return json.dumps({"next_second": self.next_second, "origin_s": self.origin_s,
                            "decoder_options": self.decoder_options, "detectors": self.detectors,
-                           "started_at": self.started_at, "ended": self.ended}, separators=(",", ":"))
+                           "started_at": self.started_at, "ended": self.ended,
+                           "advanced_at": self.advanced_at, "stalled": self.stalled}, separators=(",", ":"))
 
     @classmethod
     def from_body(cls, stream_id: str, next_segment: int, body: str) -> StreamState:
@@ -108,7 +111,8 @@ class StreamState:
         return cls(stream_id=stream_id, next_segment=next_segment, next_second=int(data["next_second"]),
                    origin_s=data["origin_s"], decoder_options=dict(data["decoder_options"]),
                    detectors=dict(data["detectors"]), started_at=str(data["started_at"]),
-                   ended=bool(data["ended"]))
+                   ended=bool(data["ended"]), advanced_at=float(data.get("advanced_at", 0.0)),
+                   stalled=bool(data.get("stalled", False)))
 
 
 class StateStore:
@@ -188,6 +192,23 @@ class Outcome:
     defects: list[dict[str, Any]]
     results_key: str | None = None
     recorded: bool = True  # False: a concurrent delivery of the same segment wrote the state first
+    watch: StallWatch | None = None  # a stall watch to arm: the stream's first segment, or it resumed
+
+
+@dataclass(frozen=True)
+class StallWatch:
+    """A delayed message that checks, `stall_timeout_s` after the stream last advanced, that it advanced
+    again: the only way an event-driven design notices a segment that never lands. One per stream at a
+    time: a check that finds progress arms the next one for the new stall deadline."""
+
+    bucket: str
+    playlist_key: str
+    stream_id: str
+    segment: int  # the segment the stream waited for when the watch was armed
+
+    def body(self) -> str:
+        return json.dumps({"stall_watch": {"bucket": self.bucket, "playlist_key": self.playlist_key,
+                                           "stream_id": self.stream_id, "segment": self.segment}})
 
 
 @dataclass
@@ -200,6 +221,7 @@ class Analyser:
     results_bucket: str
     detectors: tuple[str, ...] = ("freeze", "block_corruption", "av_sync")
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    stall_timeout_s: float = 30.0  # no segment analysed for this long, none listed: stalled
 
     def analyse(self, ref: SegmentRef) -> Outcome:
         state, etag = self.state.get(ref.stream_id)
@@ -212,7 +234,41 @@ class Analyser:
             raise NotYet(f"{ref.stream_id}: segment {ref.index} is not listed in {ref.playlist_key} yet")
         seconds, defects, new_state, key = self._window(ref, playlist, state)
         recorded = self.state.advance(new_state, etag)
-        return Outcome("analysed", seconds, defects, key, recorded)
+        # A watch runs while the stream goes on: one from its first segment, one again once it resumes.
+        watch = None
+        if recorded and not new_state.ended and (etag is None or state.stalled):
+            watch = StallWatch(ref.bucket, ref.playlist_key, ref.stream_id, new_state.next_segment)
+        return Outcome("analysed", seconds, defects, key, recorded, watch)
+
+    def check_stall(self, watch: StallWatch) -> tuple[StallWatch, float] | None:
+        """A stall watch's check: the watch to arm next and its delay in seconds, or None when the stream
+        ended or is reported stalled now. Stalled: nothing analysed for `stall_timeout_s` and the playlist
+        lists nothing more (the after's rule: a playlist that has not grown). Then, as the after does, what
+        was published is analysed as the stream's end (the last segment's seconds, which would otherwise
+        wait for the next segment), people are told, and the state keeps its place from before that tail:
+        if the stream resumes, the tail is analysed again with the segment after it."""
+        state, etag = self.state.get(watch.stream_id)
+        if state.ended or state.stalled or etag is None:
+            return None
+        now = self.now().timestamp()
+        deadline = state.advanced_at + self.stall_timeout_s
+        if state.next_segment != watch.segment or now < deadline - 0.5:  # it advanced since: watch on
+            return replace(watch, segment=state.next_segment), max(1.0, deadline - now)
+        playlist = read_playlist(self.s3, watch.bucket, watch.playlist_key)
+        if len(playlist.segments) > state.next_segment or playlist.ended:
+            # It grew: the next segment's own message (retried, or late) moves the stream on.
+            return replace(watch, segment=state.next_segment), self.stall_timeout_s
+        tail = [s for s in playlist.segments if s.index == state.next_segment - 1]
+        stalled = replace(state, stalled=True)
+        if not self.state.advance(stalled, etag):  # a segment was analysed meanwhile: watch on
+            return replace(watch, segment=state.next_segment + 1), self.stall_timeout_s
+        try:
+            if tail:
+                ref = SegmentRef(watch.bucket, tail[0].key, watch.stream_id, tail[0].index)
+                self._window(ref, playlist, state, as_end=True)
+        finally:  # told even if the tail cannot be analysed (its error is the invocation's)
+            self.publish(stall_notification(watch, state.next_second, self.stall_timeout_s))
+        return None
 
     def give_up(self, ref: SegmentRef, cause: str) -> None:
         """The segment will not be analysed: say so, and let the stream go on after it (its detectors
@@ -235,13 +291,15 @@ class Analyser:
         self.publish(failure_notification(ref, cause + gap))
         skipped = replace(state, next_segment=ref.index + 1, detectors={}, next_second=resume,
                           ended=bool(playlist and listed and playlist.ended
-                                     and ref.index == len(playlist.segments) - 1))
+                                     and ref.index == len(playlist.segments) - 1),
+                          advanced_at=self.now().timestamp())
         self.state.advance(skipped, etag)
 
-    def _window(self, ref: SegmentRef, playlist: LivePlaylist, state: StreamState
+    def _window(self, ref: SegmentRef, playlist: LivePlaylist, state: StreamState, *, as_end: bool = False
                 ) -> tuple[list[int], list[dict[str, Any]], StreamState, str | None]:
+        """Segment `ref`'s seconds (with `as_end`: to the end of what it holds, as a stream's last)."""
         segment = playlist.segments[ref.index]
-        is_end = playlist.ended and ref.index == len(playlist.segments) - 1
+        is_end = as_end or (playlist.ended and ref.index == len(playlist.segments) - 1)
         # The stream's first segment only learns its origin: its window is itself.
         first = ref.index if state.origin_s is None else window_first(playlist, ref.index, state.next_second)
         parts: list[bytes] = []
@@ -288,7 +346,8 @@ class Analyser:
                                ContentType="application/json")
         next_second = records[-1]["second"] + 1 if records else state.next_second
         new_state = replace(state, next_segment=ref.index + 1, next_second=next_second,
-                            detectors=detector_states, ended=is_end)
+                            detectors=detector_states, ended=is_end, stalled=False,
+                            advanced_at=self.now().timestamp())
         return [r["second"] for r in records], found, new_state, key
 
 
@@ -326,6 +385,20 @@ def failure_notification(ref: SegmentRef | None, cause: str) -> dict[str, Any]:
                   DESIGN)
 
 
+# The after's stall notice (monolith/service.py stall_notification): the same subject and kind.
+STALL_SUBJECT = "Stream stalled"
+
+
+def stall_notification(watch: StallWatch, second: int, stalled_s: float) -> dict[str, Any]:
+    """The after's "Stream stalled" message: the playlist stopped growing; analysed up to `second`."""
+    source = f"s3://{watch.bucket}/{watch.playlist_key}"
+    return marked({"Subject": STALL_SUBJECT,
+                   "Message": f"Stream {watch.stream_id} ({source}) stalled: its playlist has not grown for "
+                              f"{stalled_s:g} s; analysed up to second {second}",
+                   "MessageAttributes": {"kind": text_attribute("stream_stalled"),
+                                         "stream_id": text_attribute(watch.stream_id)}}, DESIGN)
+
+
 # --- the batch: SQS messages holding S3 notifications ------------------------------------------------
 # Failures that another attempt cannot change: the segment is dead-lettered at once (and notified).
 PERMANENT = (UnreadableStreamError, InvalidRequest, PlaylistUnreadable)
@@ -337,7 +410,8 @@ class Message:
     receipt_handle: str
     receive_count: int
     body: str
-    segments: tuple[SegmentRef, ...]  # empty: nothing to analyse (S3's test event)
+    segments: tuple[SegmentRef, ...]  # empty: nothing to analyse (S3's test event, a stall watch)
+    watch: StallWatch | None = None
 
 
 def parse_message(record: dict[str, Any]) -> Message:
@@ -352,18 +426,23 @@ def parse_message(record: dict[str, Any]) -> Message:
         raise InvalidRequest(f"message {record.get('messageId')} is not an S3 notification") from None
     if not isinstance(event, dict):
         raise InvalidRequest(f"message {record.get('messageId')} is not an S3 notification")
+    watch = None
     try:
+        if "stall_watch" in event:  # this function's own delayed check (StallWatch.body)
+            found = event["stall_watch"]
+            watch = StallWatch(str(found["bucket"]), str(found["playlist_key"]),
+                               check_segment("stream_id", str(found["stream_id"])), int(found["segment"]))
         if "detail" in event:  # S3's "Object Created" event through EventBridge (the stack's route)
             detail = event["detail"]
             refs.append(SegmentRef.parse(detail["bucket"]["name"], detail["object"]["key"]))
         for entry in event.get("Records", []):  # an S3 event notification (S3 -> SQS directly)
             s3 = entry["s3"]
             refs.append(SegmentRef.parse(s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         raise InvalidRequest(f"message {record.get('messageId')} does not name a bucket and key") from None
     return Message(message_id=record["messageId"], receipt_handle=record.get("receiptHandle", ""),
                    receive_count=int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)),
-                   body=body, segments=tuple(refs))
+                   body=body, segments=tuple(refs), watch=watch)
 
 
 @dataclass
@@ -387,6 +466,11 @@ class Queues:
 
     def dead_letter(self, message: Message) -> None:
         self.sqs.send_message(QueueUrl=self.dead_letter_url, MessageBody=message.body)
+
+    def arm(self, watch: StallWatch, delay_s: float) -> None:
+        """The stall watch on this queue, delivered `delay_s` from now (SQS delays up to 15 minutes)."""
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=watch.body(),
+                              DelaySeconds=min(900, max(0, math.ceil(delay_s))))
 
 
 # A segment is not started with less time than this left: the batch's remaining messages are retried
@@ -416,6 +500,9 @@ def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Que
     parsed.sort(key=lambda item: (item[1].stream_id, item[1].index) if item[1] else ("", -1))
     blocked: set[str] = set()
     for message, ref in parsed:
+        if message.watch is not None:
+            _check_stall(message, analyser, queues, log, failures)
+            continue
         if ref is None or message.message_id in failures:
             continue
         if ref.stream_id in blocked or (remaining_ms is not None and remaining_ms() < RESERVE_MS):
@@ -427,6 +514,10 @@ def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Que
             log(f"segment {outcome.status}", {"stream_id": ref.stream_id, "segment": ref.index,
                                               "seconds": outcome.seconds, "defects": len(outcome.defects),
                                               "recorded": outcome.recorded})
+            if outcome.watch is not None:
+                queues.arm(outcome.watch, analyser.stall_timeout_s)
+                log("stall watch armed", {"stream_id": ref.stream_id, "segment": outcome.watch.segment,
+                                          "delay_s": analyser.stall_timeout_s})
         except PERMANENT as error:
             # Another attempt would fail alike: notify, let the stream go on past it, dead-letter it now.
             log("segment cannot be analysed", {"stream_id": ref.stream_id, "segment": ref.index,
@@ -446,3 +537,24 @@ def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Que
             else:
                 queues.retry_later(message)
     return {"batchItemFailures": [{"itemIdentifier": m} for m in dict.fromkeys(failures)]}
+
+
+def _check_stall(message: Message, analyser: Analyser, queues: Queues,
+                 log: Callable[[str, dict[str, Any]], None], failures: list[str]) -> None:
+    """A stall watch's check; the next watch armed, or the stream told stalled; retried on an error."""
+    watch = message.watch
+    assert watch is not None
+    try:
+        following = analyser.check_stall(watch)
+    except Exception as error:  # a throttled call, a playlist unreadable for now: check again later
+        log("stall watch retried later", {"stream_id": watch.stream_id,
+                                          "reason": f"{type(error).__name__}: {error}"})
+        failures.append(message.message_id)
+        queues.retry_later(message)
+        return
+    if following is None:
+        log("stall watch ended", {"stream_id": watch.stream_id, "segment": watch.segment})
+        return
+    queues.arm(*following)
+    log("stall watch armed", {"stream_id": watch.stream_id, "segment": following[0].segment,
+                              "delay_s": round(following[1], 3)})

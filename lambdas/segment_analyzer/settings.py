@@ -3,7 +3,9 @@ the environment the stack sets), the stack (infra/serverless_stack.py) and the c
 
 What a stream costs follows from these and the stream's segments (see service.py for the counts): one
 message, one invocation share (`batch_size` messages per invocation at most), a playlist GET, the
-window's segment GETs, one results PUT, one state read and one conditional state write per segment.
+window's segment GETs, one results PUT, one state read and one conditional state write per segment; per
+stream, a stall watch every `stall_timeout_s` of its life (one SendMessage with a delay, one state read
+when it fires, plus the message's own invocation share), and one when the stream ends.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class SegmentSettings:
     max_receives: int = 8  # receives before SQS dead-letters a message (waits: 2+4+...+60 s ≈ 3 min)
     retry_base_s: int = 2  # a segment that waits for its predecessor is retried after 2, 4, 8... s
     retry_cap_s: int = 60
+    # A stream none of whose segments was analysed for this long, with none more listed, is stalled: the
+    # before's (30 waits of 1 s) and the after's (ServiceSettings.stall_timeout_s) rule. Checked by one
+    # delayed message per stream at a time (service.StallWatch), so at most 900 s (SQS's longest delay).
+    stall_timeout_s: int = 30
     detectors: tuple[str, ...] = ("freeze", "block_corruption", "av_sync")
 
     def __post_init__(self) -> None:
@@ -43,6 +49,9 @@ class SegmentSettings:
         for name in ("reserved_concurrency", "max_receives", "retry_base_s", "retry_cap_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 1 <= self.stall_timeout_s <= 900:
+            raise ValueError(f"stall_timeout_s must be within 1..900 (SQS's delays), "
+                             f"got {self.stall_timeout_s}")
 
     @property
     def visibility_timeout_s(self) -> int:
@@ -51,4 +60,5 @@ class SegmentSettings:
 
     def environment(self) -> dict[str, str]:
         return {"DETECTORS": ",".join(self.detectors), "MAX_RECEIVES": str(self.max_receives),
-                "RETRY_BASE_S": str(self.retry_base_s), "RETRY_CAP_S": str(self.retry_cap_s)}
+                "RETRY_BASE_S": str(self.retry_base_s), "RETRY_CAP_S": str(self.retry_cap_s),
+                "STALL_TIMEOUT_S": str(self.stall_timeout_s)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,19 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.segment_analyzer.service import Analyser, Queues, SegmentRef, StateStore, process_batch
+from lambdas.segment_analyzer.service import (
+    STALL_SUBJECT,
+    Analyser,
+    Queues,
+    SegmentRef,
+    StallWatch,
+    StateStore,
+    process_batch,
+)
 from lambdas.shared.results import RESULTS_PREFIX
 from monolith.pipeline import analyze, sort_defects
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
-from sample_streams.publish import PublishReport, publish, write_published
+from sample_streams.publish import PublishFaults, PublishReport, publish, write_published
 
 BUCKET = "live-bucket"
 RESULTS = "results-bucket"
@@ -60,6 +69,9 @@ class World:
         response = process_batch(records, self.analyser, self.queues, lambda m, e: self.log.append((m, e)),
                                  remaining_ms)
         return [f["itemIdentifier"] for f in response["batchItemFailures"]]
+
+    def log_entry(self, message: str, extra: dict[str, Any]) -> None:
+        self.log.append((message, extra))
 
     def defects(self) -> list[dict[str, Any]]:
         return sort_defects([json.loads(m["Message"])["defect"] for m in self.published
@@ -194,3 +206,72 @@ def test_the_state_item_stays_small_on_a_long_stream(world: World, tmp_path: Pat
     print("state sizes", sizes)
     assert max(sizes) < 16 * 1024
     assert max(sizes[-10:]) - min(sizes[-10:]) < 1024
+
+
+# --- stalls: one delayed watch message per stream -------------------------------------------------
+T0 = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+
+
+def watch_record(stream_id: str, segment: int) -> dict[str, Any]:
+    watch = StallWatch(BUCKET, f"live/{stream_id}/index.m3u8", stream_id, segment)
+    return {"messageId": f"w-{segment}", "receiptHandle": "", "attributes": {"ApproximateReceiveCount": "1"},
+            "body": watch.body()}
+
+
+def armed(world: World) -> list[dict[str, Any]]:
+    return [e for m, e in world.log if m == "stall watch armed"]
+
+
+def test_a_dead_publisher_is_reported_stalled_once_its_tail_is_analysed(
+        world: World, stream: Path, tmp_path: Path) -> None:
+    # Given a publisher that dies after 3 of its 4 segments (no EXT-X-ENDLIST), segments analysed at 12:00
+    clock = [T0]
+    world.analyser.now = lambda: clock[0]
+    report = published(world, stream, "dead", faults=PublishFaults(die_after=3))
+    expected = analyze(write_published(report, world.s3, tmp_path / "published.ts"))["defects"]
+    for segment in report.segments:
+        assert world.deliver([segment.key]) == []
+    # Then segment 0 armed one watch, for segment 1, 30 s on; the later segments armed none
+    assert armed(world) == [{"stream_id": "dead", "segment": 1, "delay_s": 30.0}]
+    # When it fires 10 s later, the stream has moved on to segment 3: the next watch waits the 20 s left
+    clock[0] = T0 + timedelta(seconds=10)
+    assert process_batch([watch_record("dead", 1)], world.analyser, world.queues, world.log_entry) == {
+        "batchItemFailures": []}
+    assert armed(world)[-1] == {"stream_id": "dead", "segment": 3, "delay_s": 20.0}
+    assert not [m for m in world.published if m.get("Subject") == STALL_SUBJECT]
+    # When that one fires, 30 s after the last segment and with nothing more listed
+    clock[0] = T0 + timedelta(seconds=30)
+    process_batch([watch_record("dead", 3)], world.analyser, world.queues, world.log_entry)
+    # Then people are told, once, as the after tells them
+    (stall,) = [m for m in world.published if m.get("Subject") == STALL_SUBJECT]
+    assert stall["MessageAttributes"]["kind"]["StringValue"] == "stream_stalled"
+    assert "has not grown for 30 s" in stall["Message"]
+    # And what was published is analysed to its end: the monolith's defects, every second once
+    assert world.defects() == expected
+    seconds = sorted(r["second"] for r in world.records())
+    assert seconds == list(range(len(seconds))) and seconds[-1] >= 8
+    # And no watch follows a stalled stream
+    assert len(armed(world)) == 2
+    process_batch([watch_record("dead", 3)], world.analyser, world.queues, world.log_entry)
+    assert len(armed(world)) == 2
+    assert len([m for m in world.published if m.get("Subject") == STALL_SUBJECT]) == 1
+
+
+def test_a_stalled_stream_that_resumes_is_analysed_to_its_end_each_second_once(
+        world: World, stream: Path) -> None:
+    clock = [T0]
+    world.analyser.now = lambda: clock[0]
+    first = published(world, stream, "resumed", faults=PublishFaults(die_after=3))
+    for segment in first.segments:
+        world.deliver([segment.key])
+    clock[0] = T0 + timedelta(seconds=31)
+    process_batch([watch_record("resumed", 3)], world.analyser, world.queues, world.log_entry)
+    assert json.loads(world.state_body("resumed"))["stalled"]
+    # When the publisher comes back and the rest of the stream lands (EXT-X-ENDLIST at the end)
+    rest = published(world, stream, "resumed")
+    assert world.deliver([rest.segments[3].key]) == []
+    # Then the stream ends, no longer stalled, every second recorded once (the tail's object rewritten)
+    state = json.loads(world.state_body("resumed"))
+    assert state["ended"] and not state["stalled"]
+    seconds = sorted(r["second"] for r in world.records())
+    assert seconds == list(range(len(seconds))) and len(seconds) >= 12
