@@ -96,7 +96,11 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
     ours = [n for n in received if mine(n)]
     defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
     actions = await_actions(aws, design.results_bucket, stream_id, defect_messages)
-    invocations = len(report.segments)  # at least one per segment (more with retries)
+    # Its stall watches are part of what it costs: wait until each one armed has fired (the last fires up
+    # to stall_timeout_s after the stream's last segment) and count the invocations its log lines name.
+    messages = await_watches(aws, functions, since_ms, stream_id, deadline=time.monotonic() + WATCH_WAIT_S)
+    invocations = len({line.get("function_request_id") for line in _lines(messages)
+                       if line.get("stream_id") == stream_id})
     reports = await_reports(aws, {**functions, **corrective}, since_ms, invocations + defect_messages)
     # The corrective action also acts on the other designs' notifications of the same live stream: this
     # design caused one invocation per defect message of its own.
@@ -124,18 +128,45 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
                      lag=lag_report(seconds_analysed_at(messages, stream_id), notified, report.landed_at))
 
 
-def seconds_analysed_at(messages: list[str], stream_id: str) -> dict[int, float]:
-    """{stream-second: when its segment's analysis was recorded (epoch seconds)}, from the analyser's
-    "segment analysed" log lines (Powertools' own timestamp, taken as the line is written, after the
-    segment's results object)."""
-    done: dict[int, float] = {}
+# A stall watch fires stall_timeout_s (lambdas/segment_analyzer/settings.py, 30 s) after it is armed; SQS
+# and the event source add a few seconds.
+WATCH_WAIT_S = 30 + 45
+
+
+def await_watches(aws: Aws, functions: dict[str, str], since_ms: int, stream_id: str, *,
+                  deadline: float) -> list[str]:
+    """The analyser's log messages since `since_ms`, once every stall watch armed for the stream has been
+    checked ("stall watch armed" / "stall watch checked" lines), or at the deadline."""
+    while True:
+        messages = [m for name in functions for m in log_messages(aws.logs, name, since_ms)]
+        said = [line["message"] for line in _lines(messages) if line.get("stream_id") == stream_id]
+        checked, armed = said.count("stall watch checked"), said.count("stall watch armed")
+        if checked >= armed or time.monotonic() > deadline:
+            return messages
+        time.sleep(1.0)
+
+
+def _lines(messages: list[str]) -> list[dict[str, Any]]:
+    """The structured (Powertools) lines among log messages."""
+    out = []
     for text in messages:
         try:
             line = json.loads(text)
         except ValueError:
             continue
-        if not (isinstance(line, dict) and line.get("message") == "segment analysed"
-                and line.get("stream_id") == stream_id and line.get("recorded")):
+        if isinstance(line, dict):
+            out.append(line)
+    return out
+
+
+def seconds_analysed_at(messages: list[str], stream_id: str) -> dict[int, float]:
+    """{stream-second: when its segment's analysis was recorded (epoch seconds)}, from the analyser's
+    "segment analysed" log lines (Powertools' own timestamp, taken as the line is written, after the
+    segment's results object)."""
+    done: dict[int, float] = {}
+    for line in _lines(messages):
+        if not (line.get("message") == "segment analysed" and line.get("stream_id") == stream_id
+                and line.get("recorded")):
             continue
         at = logged_at(str(line["timestamp"]))
         for second in line.get("seconds", []):

@@ -544,6 +544,7 @@ def _check_stall(message: Message, analyser: Analyser, queues: Queues,
     """A stall watch's check; the next watch armed, or the stream told stalled; retried on an error."""
     watch = message.watch
     assert watch is not None
+    log("stall watch checked", {"stream_id": watch.stream_id, "segment": watch.segment})
     try:
         following = analyser.check_stall(watch)
     except Exception as error:  # a throttled call, a playlist unreadable for now: check again later

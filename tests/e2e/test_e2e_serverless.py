@@ -2,9 +2,11 @@
 source bucket reach the segment analyser through the deployed route (S3 -> EventBridge rule -> SQS ->
 Lambda), which notifies the before's topic and writes the before's results.
 
-Defects equal `monolith analyze` on the published stream; segments landing out of order and twice are
-analysed once each; a poison segment ends in the dead-letter queue with a "cannot be analysed"
-notification, and the stream goes on after it; 20 streams at once each give the monolith's defects.
+Defects equal `monolith analyze` on the published stream, published at once or followed live (its lag
+measured); a publisher that dies is reported stalled as the after reports it; segments landing out of
+order and twice are analysed once each; a poison segment ends in the dead-letter queue with a "cannot be
+analysed" notification, and the stream goes on after it; 20 streams at once each give the monolith's
+defects.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from typing import Any
 import pytest
 
 from demo.deploy import ServerlessStack, Stack
-from demo.run import Aws, Observer
+from demo.live import Publisher
+from demo.run import Aws, DesignRun, Observer
+from demo.serverless import follow_serverless
 from lambdas.converter.decode import probe
 from lambdas.shared.notifications import SERVERLESS, design_of
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
 from monolith.pipeline import analyze, sort_defects
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
-from sample_streams.publish import cut_segments, playlist_text, publish, write_published
+from sample_streams.publish import PublishFaults, cut_segments, playlist_text, publish, write_published
 
 pytestmark = pytest.mark.slow
 
@@ -166,6 +170,56 @@ def test_the_cost_models_counts_equal_the_runs_bill(
     assert all(r["equal"] is not False for r in rows), rows
     assert all(checked[name]["equal"] for name in ("serverless S3 PUT", "serverless SNS publishes",
                                                    "serverless corrective actions")), rows
+
+
+def follow_published(aws: Aws, stack: Stack, observer: Observer, source: Path, stream_id: str, *,
+                     speed: float, faults: PublishFaults | None = None) -> DesignRun:
+    """Publish `source` live (a real-time pace divided by `speed`) and follow it through the design."""
+    since_ms, started = int(time.time() * 1000), time.monotonic()
+    publisher = Publisher(aws, stack.source_bucket, source, stream_id, segment_seconds=2.0, speed=speed,
+                          faults=faults)
+    publisher.start()
+    return follow_serverless(aws, stack, publisher.finish(120), observer=observer, since_ms=since_ms,
+                             started=started, timeout_s=300)
+
+
+def test_it_follows_a_live_stream_to_the_monoliths_defects_and_its_lag_is_measured(
+        aws: Aws, deployed: Stack, observer: Observer, source: Path, tmp_path: Path) -> None:
+    # Given a stream published live at 4x real time (a segment every 0.5-0.8 s)
+    run = follow_published(aws, deployed, observer, source, f"follow-{uuid.uuid4().hex[:6]}", speed=4.0)
+    assert run.published is not None
+    expected = analyze(write_published(run.published, aws.s3, tmp_path / "published.ts"))["defects"]
+    # Then it ends with the monolith's defects on the stream as published, every second once
+    assert (run.status, run.error) == ("SUCCEEDED", None)
+    assert run.defects == expected and len(expected) == 3
+    seconds = sorted(r["second"] for r in run.records)
+    assert seconds == list(range(len(seconds))) and len(seconds) >= 9
+    # And every second and every defect has a lag: from its segment landing to its analysis / notice
+    lag = run.lag
+    assert lag is not None and lag["seconds"]["count"] == len(seconds) and lag["defects"]["count"] == 3
+    assert all(0 < v < 120 for v in lag["per_second_s"].values())
+    # And its bill counts a stall watch beside the route's one message per segment: the function's own
+    # SendMessage (segment 0 arms it; it fires after the end, or moves on while the stream goes on)
+    bill = run.bill.as_dict()
+    assert bill["sqs_requests"]["SendMessage"] >= len(run.published.segments) + 1
+
+
+def test_a_dead_publisher_is_reported_stalled_by_the_afters_rule(
+        aws: Aws, deployed: Stack, observer: Observer, source: Path, tmp_path: Path) -> None:
+    # Given a publisher that stops after two of its segments without EXT-X-ENDLIST
+    stream_id = f"dead-{uuid.uuid4().hex[:6]}"
+    run = follow_published(aws, deployed, observer, source, stream_id, speed=4.0,
+                           faults=PublishFaults(die_after=2))
+    assert run.published is not None and len(run.published.segments) == 2
+    # Then, 30 s without a segment, the stream is reported stalled as the after reports it
+    assert (run.status, run.error) == ("FAILED", "stalled")
+    (stall,) = [n for n in run.notifications if n["attributes"]["kind"] == "stream_stalled"]
+    assert stall["subject"] == "Stream stalled" and "has not grown for 30 s" in stall["message"]
+    assert stall["attributes"]["design"] == "serverless"
+    # And what was published is analysed to its end first: the monolith's defects on it, every second once
+    published = write_published(run.published, aws.s3, tmp_path / "published.ts")
+    assert run.defects == analyze(published)["defects"]
+    assert sorted(r["second"] for r in run.records) == list(range(probe(published).seconds or 0))
 
 
 def put_segments(aws: Aws, stack: ServerlessStack, source: Path, stream_id: str, order: list[int],
