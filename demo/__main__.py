@@ -32,6 +32,7 @@ from cost_model.bills import priced
 from cost_model.prices import HOURS_PER_MONTH, PriceBook
 from demo.after import run_after
 from demo.deploy import REGION, ROOT, DeployError, deploy, load_launcher
+from demo.live_designs import DESIGNS
 from demo.report import (
     actions_table,
     bills_table,
@@ -178,88 +179,23 @@ def print_tables(runs: dict[str, dict[str, Any]], prices: dict[str, Any] | None)
                   "task's headroom (cost_model/bills.py).")
 
 
-DESIGNS = ("before", "after", "serverless")
-
-
 def live_demo(aws: Aws, stack: Any, path: Path, *, out: Path, speed: float, timings: dict[str, float],
               truth: list[dict[str, Any]] | None, as_json: bool, designs: tuple[str, ...] = DESIGNS) -> int:
     """The stream published live once and followed as it is written by the before and (unless left out)
     the after and the serverless design at once: a live display of where each is, then the bills, the
     lag tables, and the same-defects check of each against `monolith analyze` on the stream as
     published."""
-    import threading
-
-    from demo.after import follow_live
-    from demo.live import (
-        LiveBoard,
-        Publisher,
-        after_position,
-        lag_table,
-        live_stream_id,
-        run_live_before,
-        work_per_second,
-    )
-    from demo.serverless import follow_serverless, stream_state
+    from demo.live import lag_table, work_per_second
+    from demo.live_designs import follow_live_designs
     from monolith.pipeline import analyze
     from sample_streams.publish import write_published
 
-    stream_id = live_stream_id(path)
-    publisher = Publisher(aws, stack.source_bucket, path, stream_id, segment_seconds=2.0, speed=speed,
-                          faults=None)
-    runs: dict[str, Any] = {}
-    errors: dict[str, BaseException] = {}
-    positions = {name: 0 for name in designs}
-    observer = Observer(aws, stack.topic_arn)  # subscribed before anything is published
-    since_ms, started = int(time.time() * 1000), time.monotonic()
-    timeout_s = 900 + 20 * path.stat().st_size / 1e6  # generous: LocalStack's before falls behind
-
-    def before() -> None:
-        runs["before"] = run_live_before(aws, stack, path, publisher=publisher, observer=observer,
-                                         progress=lambda done, _: positions.__setitem__("before", done))
-
-    def after() -> None:  # starts the shared publisher once its tasks are ready
-        runs["after"] = follow_live(aws, stack, path, log_dir=out / "after-tasks", publisher=publisher,
-                                    observer=observer, timeout_s=timeout_s)
-
-    def serverless() -> None:
-        runs["serverless"] = follow_serverless(aws, stack, publisher.finish(timeout_s), observer=observer,
-                                               since_ms=since_ms, started=started, timeout_s=timeout_s)
-
-    def guarded(name: str, job: Any) -> threading.Thread:
-        def run() -> None:
-            try:
-                job()
-            except BaseException as error:  # reported below, with the design's name
-                errors[name] = error
-        return threading.Thread(target=run, name=f"live-{name}", daemon=True)
-
-    jobs = {"before": before, "after": after, "serverless": serverless}
-    threads = {name: guarded(name, jobs[name]) for name in designs}
-    for thread in threads.values():
-        thread.start()
-    if "after" not in designs:
-        publisher.start()
-    try:
-        with progress() as bars:
-            board = LiveBoard(bars, publisher, designs)
-            while any(t.is_alive() for t in threads.values()):
-                if "after" in designs and "after" not in runs:
-                    positions["after"] = after_position(aws, stack, stream_id)
-                if "serverless" in designs and "serverless" not in runs and stack.serverless is not None:
-                    state = stream_state(aws, stack.serverless, stream_id)
-                    positions["serverless"] = int(state["next_second"]) if state else 0
-                board.update(positions)
-                time.sleep(0.5)
-            for name, run in runs.items():  # each ends on the seconds it recorded
-                positions[name] = run.run.stream_seconds if name == "before" else len(run.records)
-            board.update(positions)
-    finally:
-        observer.close()
-    for name, error in errors.items():
+    found = follow_live_designs(aws, stack, path, log_dir=out / "after-tasks", speed=speed, designs=designs)
+    for name, error in found.errors.items():
         print(f"error: the {name} did not follow the stream: {error}", file=sys.stderr)
-    if "before" not in runs:
+    if found.before is None:
         return 1
-    live = runs["before"]
+    runs, errors, live = found.others, found.errors, found.before
     timings["before"] = live.run.wall_s
     published = write_published(live.published, aws.s3, out / "published.ts")
     monolith = analyze(published)["defects"]

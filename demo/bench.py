@@ -9,7 +9,11 @@ divided by the stream-seconds. Then the after on the same file, twice (a task st
 pay the process start): end-to-end wall time from sending the job to its "job finished" line, the job's
 CPU time and its requests (S3, SQS, SNS) per stream-second, from the service's usage line. Next to them:
 the monolith (`monolith.pipeline.analyze`) in this process, CPU time (process_time) and wall time per
-stream-second. The ratios are from this one run. Writes `bench-output/localstack-bench.json`.
+stream-second. The ratios are from this one run. Last, the same stream published live (`--live-speed`
+times real time, default 1) and followed by the three designs at once (`demo.live_designs`): each one's
+lag to the live edge, p50 / p95 / max per stream-second and per defect notice, and whether it keeps up,
+with the before's wall time per stream-second taken apart into the functions' work and the emulator.
+Writes `bench-output/localstack-bench.json`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 from demo.after import run_after
 from demo.deploy import ROOT, deploy, load_launcher
+from demo.live import lag_table, work_per_second
 from demo.run import Aws, DesignRun, RunResult, run_stream
 from text_tables import render_text, text_table
 
@@ -118,7 +123,33 @@ def table(result: dict[str, Any]) -> str:
                      f"{warm['state_transitions_per_stream_s']:.2f}")
     requests.add_row("after (run 2)", f"{after['s3_requests_per_stream_s']:.2f}",
                      f"{after['sqs_requests_per_stream_s']:.2f}", f"{0:.2f}")
-    return render_text(title, times, "\n".join(lines), requests)
+    parts: list[Any] = [title, times, "\n".join(lines), requests]
+    live = result.get("live")
+    if live:
+        work = live["before_work_per_stream_s"]
+        parts += [f"live, x{live['speed']:g} real time, the three designs on one publisher (lag in s):",
+                  lag_table(live["lag"]),
+                  f"  before per stream-second: {work['wall_s']:.3f} s wall, "
+                  f"{work['critical_path_busy_s']:.3f} s of it the functions on the critical path, "
+                  f"{work['emulator_s']:.3f} s the emulator"]
+    return render_text(*parts)
+
+
+def live_lags(aws: Aws, stack: Any, path: Path, *, speed: float, log_dir: Path) -> dict[str, Any]:
+    """The three designs following `path` published live: each one's lag figures (without the per-second
+    detail) and status, and the before's work per stream-second."""
+    from demo.live_designs import follow_live_designs
+
+    found = follow_live_designs(aws, stack, path, log_dir=log_dir, speed=speed, display=False)
+    if found.before is None or found.errors:
+        raise RuntimeError(f"a design could not follow the live stream: {found.errors}")
+    runs = {"before": (found.before.run.status, found.before.lag)} | {
+        name: (run.status, run.lag) for name, run in found.others.items()}
+    return {"speed": speed,
+            "status": {name: status for name, (status, _) in runs.items()},
+            "lag": {name: {k: v for k, v in (lag or {}).items() if k != "per_second_s"}
+                    for name, (_, lag) in runs.items()},
+            "before_work_per_stream_s": work_per_second(found.before.run.bill())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20, help="stream length (default 20)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-output" / "localstack-bench.json")
+    parser.add_argument("--live-speed", type=float, default=1.0,
+                        help="the live part's pace, times real time (default 1)")
     args = parser.parse_args(argv)
+    if args.live_speed <= 0:
+        parser.error(f"--live-speed must be > 0, got {args.live_speed}")
     launcher = load_launcher()
     if not launcher.localstack_python().exists():
         print("error: the LocalStack venv is missing: run `make localstack-venv`", file=sys.stderr)
@@ -163,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: the after failed: {after.error}", file=sys.stderr)
                 return 1
             after_runs[name] = after_path(after)
+        print(f"publishing the stream live (x{args.live_speed:g}) to the three designs …", file=sys.stderr,
+              flush=True)
+        live = live_lags(aws, stack, path, speed=args.live_speed, log_dir=work / "after-live")
     finally:
         launcher.stop(server.pid)
     print("running the monolith on the same file …", file=sys.stderr, flush=True)
@@ -174,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "lambda": runs,
         "after": after_runs,
         "monolith": monolith(path, seconds),
+        "live": live,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -125,7 +125,8 @@ def prices_table(prices: dict[str, dict[str, Any]]) -> Table:
     return table
 
 
-def progress() -> Progress:
-    """A progress display in stream-seconds (total unknown until the stream is probed)."""
+def progress(*, disable: bool = False) -> Progress:
+    """A progress display in stream-seconds (total unknown until the stream is probed), on stderr."""
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("stream-s"), TimeElapsedColumn(), console=Console(stderr=True))
+                    TextColumn("stream-s"), TimeElapsedColumn(), console=Console(stderr=True),
+                    disable=disable)

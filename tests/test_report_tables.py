@@ -69,3 +69,31 @@ def test_the_localstack_bench_table_keeps_its_rows_and_ratios() -> None:
     assert rows["requests per stream-second"] == ["S3", "SQS", "transitions"]
     assert rows["before (warm)"] == ["104.00", "0.00", "10.05"]
     assert rows["after (run 2)"] == ["0.25", "0.30", "0.00"]
+
+
+def test_the_localstack_bench_table_shows_the_three_designs_lag_on_one_live_stream() -> None:
+    def lag(p50: float, keeps_up: bool) -> dict[str, Any]:
+        return {"seconds": {"count": 20, "p50_s": p50, "p95_s": p50 * 2, "max_s": p50 * 3,
+                            "slope_s_per_s": 0.01 if keeps_up else 2.5, "keeps_up": keeps_up},
+                "defects": {"count": 3, "p50_s": p50 + 1, "p95_s": p50 + 2, "max_s": p50 + 3,
+                            "slope_s_per_s": None, "keeps_up": None, "lags_s": []}}
+
+    run = {"wall_per_stream_s": 1.0, "handler_s_per_stream_s": 0.9, "cpu_s_per_stream_s": 0.5,
+           "s3_requests_per_stream_s": 104.0, "state_transitions_per_stream_s": 10.05,
+           "by_function_s_per_stream_s": {"converter": 0.4}, "job_wall_per_stream_s": 0.2,
+           "sqs_requests_per_stream_s": 0.3}
+    result = {"stream": {"seconds": 20, "width": 640, "height": 360, "fps": 25}, "deploy_s": 1.0,
+              "lambda": {"cold": run, "warm": run}, "after": {"run 1": run, "run 2": run},
+              "monolith": {"cpu_per_stream_s": 0.05, "wall_per_stream_s": 0.06},
+              "live": {"speed": 1.0, "lag": {"before": lag(40.0, False), "after": lag(1.0, True),
+                                             "serverless": lag(2.5, True)},
+                       "before_work_per_stream_s": {"wall_s": 4.25, "critical_path_busy_s": 2.42,
+                                                    "emulator_s": 1.83}}}
+    text = table(result)
+    rows = {(cells[0], cells[1]): cells[2:] for cells in map(_cells, text.splitlines()) if len(cells) > 2}
+    assert "live, x1 real time, the three designs on one publisher (lag in s):" in text
+    assert rows[("before", "stream-second")] == ["20", "40", "80", "120", "2.5", "NO (lag grows)"]
+    assert rows[("after", "stream-second")] == ["20", "1", "2", "3", "0.01", "yes"]
+    assert rows[("serverless", "defect notice")] == ["3", "3.5", "4.5", "5.5", "-", "-"]
+    assert "before per stream-second: 4.250 s wall, 2.420 s of it the functions on the critical path, " \
+           "1.830 s the emulator" in text
