@@ -89,8 +89,11 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
                            f"{timeout_s:.0f} s (state: {state})")
         time.sleep(POLL_S)
     wall_s = round(time.monotonic() - started, 3)
-    records = stream_records(aws, design, stream_id)
     mine = lambda n: stream_of(n) == stream_id and n["attributes"].get("design") == DESIGN  # noqa: E731
+    if state.get("stalled"):  # its notice goes out once the tail is analysed and recorded
+        observer.drain(until=lambda got: any(mine(n) and n["attributes"].get("kind") == "stream_stalled"
+                                             for n in got), timeout_s=120)
+    records = stream_records(aws, design, stream_id)
     expected = sum(len(r["defects"]) for r in records) + (1 if state.get("stalled") else 0)
     received = observer.drain(until=lambda got: sum(1 for n in got if mine(n)) >= expected)
     ours = [n for n in received if mine(n)]

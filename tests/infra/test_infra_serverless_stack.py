@@ -86,6 +86,7 @@ def test_the_function_gets_batches_with_partial_failures_and_its_settings(defaul
     assert (props["MemorySize"], props["Timeout"], props["ReservedConcurrentExecutions"]) == (1769, 60, 20)
     env = props["Environment"]["Variables"]
     assert env["DETECTORS"] == "freeze,block_corruption,av_sync" and env["MAX_RECEIVES"] == "8"
+    assert env["STALL_TIMEOUT_S"] == "30"  # the before's 30 waits of 1 s, the after's stall_timeout_s
     assert {"STATE_BUCKET", "TOPIC_ARN", "RESULTS_BUCKET", "QUEUE_URL", "DEAD_LETTER_URL"} <= env.keys()
     assert "Fn::ImportValue" in env["TOPIC_ARN"] and "Fn::ImportValue" in env["RESULTS_BUCKET"]
 
@@ -115,6 +116,10 @@ def test_the_function_may_do_only_what_it_does(default: Synthesized) -> None:
     assert json.dumps(reads).count("/live/*") == 1  # segments and playlists only
     (state,) = [s for s in statements if s["Action"] == ["s3:GetObject", "s3:PutObject"]]
     assert json.dumps(state["Resource"]).endswith('/state/*"]]}')
+    # It sends to its dead-letter queue and, for its stall watches, to its own queue: those two only
+    sends = [s for s in statements if "sqs:SendMessage" in s["Action"]]
+    queues = {json.dumps(s["Resource"]) for s in sends}
+    assert len(queues) == 2 and all("Fn::GetAtt" in q for q in queues)
 
 
 @pytest.mark.parametrize("variant", ["default", "localstack"])
