@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,14 @@ class Publisher(threading.Thread):
         return second_landed_at(listed, second)
 
     def finish(self, timeout_s: float) -> PublishReport:
-        self.join(timeout_s)
+        """The report once publishing is over; waits for another thread to start it (the after starts
+        the shared publisher once its tasks are ready)."""
+        deadline = time.monotonic() + timeout_s
+        while self.ident is None and time.monotonic() < deadline:  # not started yet
+            time.sleep(0.2)
+        if self.ident is None:
+            raise RunError(f"publishing did not start within {timeout_s:.0f} s")
+        self.join(max(0.0, deadline - time.monotonic()))
         if self.error is not None:
             raise RunError(f"publishing failed: {self.error}") from self.error
         if self.report is None:
@@ -244,11 +251,16 @@ class LiveBoard:
         self.edge = bars.add_task("live edge (published)", total=None)
         self.tasks = {name: bars.add_task(name, total=None) for name in designs}
 
-    def update(self, positions: dict[str, int], now: float | None = None) -> None:
+    def update(self, positions: dict[str, int], now: float | None = None,
+               done: Collection[str] = ()) -> None:
+        """`positions`: each design's next second; `done`: the designs that have finished the stream."""
         now = time.time() if now is None else now
         edge = int(self.publisher.edge_s)
         self.bars.update(self.edge, completed=edge)
         for name, task in self.tasks.items():
             second = positions.get(name, 0)
+            if name in done:
+                self.bars.update(task, completed=second, description=f"{name:<10} done      ")
+                continue
             lag = current_lag(second, self.publisher.landed_at, now)
             self.bars.update(task, completed=second, description=f"{name:<10} lag {lag:5.1f} s")

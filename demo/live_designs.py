@@ -73,26 +73,35 @@ def follow_live_designs(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, sp
             board = LiveBoard(bars, publisher, designs)
             while any(t.is_alive() for t in threads):
                 positions.update(_positions(aws, stack, stream_id, designs, found))
-                board.update(positions)
+                board.update(positions, done=_finished(found))
                 time.sleep(BOARD_POLL_S)
-            if found.before is not None:  # each ends on the seconds it recorded
-                positions["before"] = found.before.run.stream_seconds
-            positions.update({name: len(run.records) for name, run in found.others.items()})
-            board.update(positions)
+            positions.update(_positions(aws, stack, stream_id, designs, found))
+            board.update(positions, done=_finished(found))
     finally:
         observer.close()
     return found
+
+
+def _finished(found: LiveDesigns) -> set[str]:
+    """The designs done with the stream: their thread returned a run (their last second is recorded)."""
+    return set(found.others) | ({"before"} if found.before is not None else set())
 
 
 def _positions(aws: Aws, stack: Stack, stream_id: str, designs: tuple[str, ...],
                found: LiveDesigns) -> dict[str, int]:
     """The after's and the serverless design's next second, from their checkpoint and state objects."""
     out = {}
-    if "after" in designs and "after" not in found.others:
-        out["after"] = after_position(aws, stack, stream_id)
-    if "serverless" in designs and "serverless" not in found.others and stack.serverless is not None:
-        state = stream_state(aws, stack.serverless, stream_id)
-        out["serverless"] = int(state["next_second"]) if state else 0
+    if "after" in designs:
+        out["after"] = len(found.others["after"].records) if "after" in found.others \
+            else after_position(aws, stack, stream_id)
+    if "serverless" in designs and stack.serverless is not None:
+        if "serverless" in found.others:
+            out["serverless"] = len(found.others["serverless"].records)
+        else:
+            state = stream_state(aws, stack.serverless, stream_id)
+            out["serverless"] = int(state["next_second"]) if state else 0
+    if found.before is not None:
+        out["before"] = found.before.run.stream_seconds
     return out
 
 

@@ -71,6 +71,10 @@ def test_the_board_shows_each_designs_second_and_lag() -> None:
     assert bars.tasks[0]["completed"] == 4  # the edge, in whole seconds
     assert bars.tasks[1] == {"description": "before     lag   4.0 s", "completed": 1}
     assert bars.tasks[2] == {"description": "after      lag   0.0 s", "completed": 4}
+    # And once a design has finished the stream, it is done, whatever its last second's landing
+    board.update({"before": 2, "after": 4}, now=120.0, done={"after"})
+    assert bars.tasks[1]["description"] == "before     lag  17.5 s"  # second 2 landed at 102.5: 120 - 102.5
+    assert bars.tasks[2]["description"].split() == ["after", "done"]
 
 
 def test_the_befores_lag_is_taken_apart_into_work_and_emulator() -> None:
