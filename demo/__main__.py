@@ -117,7 +117,7 @@ def outcome(
     return (EXIT_DISAGREEMENT, "\n".join(found)) if found else (0, None)
 
 
-def print_run(title: str, run: dict[str, Any], detail: str) -> None:
+def print_run(title: str, run: dict[str, Any], detail: str, against: str = "the file") -> None:
     console.rule(title)
     console.print(f"stream {run['source']}: {run['stream_seconds']} stream-seconds, {run['status']} in "
                   f"{run['wall_s']:.1f} s ({detail})")
@@ -127,7 +127,7 @@ def print_run(title: str, run: dict[str, Any], detail: str) -> None:
     console.print(defects_table(run["defects"]))
     if "matches_monolith" in run:
         same = "yes" if run["matches_monolith"] else "NO"
-        console.print(f"  same as `monolith analyze` on the file: {same}")
+        console.print(f"  same as `monolith analyze` on {against}: {same}")
     console.print("\nnotifications (SNS → SQS):")
     console.print(notifications_table(run["notifications"]))
     console.print("\ncorrective actions (corrective-action Lambda → results bucket):")
@@ -147,10 +147,11 @@ def run_detail(name: str, run: dict[str, Any]) -> str:
     return f"{run['segments']} segments of 2 s"
 
 
-def print_tables(runs: dict[str, dict[str, Any]], prices: dict[str, Any] | None) -> None:
+def print_tables(runs: dict[str, dict[str, Any]], prices: dict[str, Any] | None,
+                 against: str = "the file") -> None:
     """Each design's run, then their bills side by side and (for those that succeeded) their prices."""
     for name, run in runs.items():
-        print_run(TITLES[name], run, run_detail(name, run))
+        print_run(TITLES[name], run, run_detail(name, run), against)
     console.rule("bills, as measured")
     console.print(bills_table(runs))
     for name in ("before", "serverless"):
@@ -218,7 +219,8 @@ def live_demo(aws: Aws, stack: Any, path: Path, *, out: Path, speed: float, timi
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        print_tables({n: r for n, r in followed.items() if "wall_s" in r}, summary["live"]["prices"])
+        print_tables({n: r for n, r in followed.items() if "wall_s" in r}, summary["live"]["prices"],
+                     against="the stream as published")
         console.rule("lag to the live edge (segment landed in S3 → analysis recorded / defect notified)")
         console.print(lag_table(lags))
         work = summary["live"]["work_per_stream_second"]["before"]

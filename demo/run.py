@@ -357,9 +357,14 @@ def collect_run(aws: Aws, stack: Stack, observer: Observer, stream_id: str, sour
     defect_messages = sum(1 for n in ours if n["attributes"].get("kind") == "defect")
     actions = await_actions(aws, stack.results_bucket, stream_id, defect_messages)
     invocations = calls.get("lambda:invoke", 0)
-    reports = await_reports(aws, functions, since_ms, invocations + defect_messages + other_invocations)
-    if CORRECTIVE_ACTION in reports:  # on a live stream it acts on every design's notices: one per ours
-        reports[CORRECTIVE_ACTION] = reports[CORRECTIVE_ACTION][:defect_messages]
+    # The corrective action's REPORT lines apart: on a live stream it acts on every design's notices (the
+    # first of them would stand in for the workflow's own lines not yet delivered); one per ours.
+    workflow = {name: role for name, role in functions.items() if role != CORRECTIVE_ACTION}
+    corrective = {name: role for name, role in functions.items() if role == CORRECTIVE_ACTION}
+    reports = await_reports(aws, workflow, since_ms, invocations + other_invocations)
+    acting = await_reports(aws, corrective, since_ms, defect_messages).get(CORRECTIVE_ACTION, [])
+    if acting:
+        reports[CORRECTIVE_ACTION] = acting[:defect_messages]
     frames = len(list_keys(aws, stack.frames_bucket, f"{FRAMES_PREFIX}{stream_id}/"))
     seconds = max((r["second"] + 1 for r in records), default=0)
     return RunResult(

@@ -104,7 +104,9 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
     messages = await_watches(aws, functions, since_ms, stream_id, deadline=time.monotonic() + WATCH_WAIT_S)
     invocations = len({line.get("function_request_id") for line in _lines(messages)
                        if line.get("stream_id") == stream_id})
-    reports = await_reports(aws, {**functions, **corrective}, since_ms, invocations + defect_messages)
+    # Apart: on a live stream the corrective action's lines include the other designs' invocations.
+    reports = {**await_reports(aws, functions, since_ms, invocations),
+               **await_reports(aws, corrective, since_ms, defect_messages)}
     # The corrective action also acts on the other designs' notifications of the same live stream: this
     # design caused one invocation per defect message of its own.
     if CORRECTIVE_ACTION in reports:
