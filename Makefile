@@ -59,7 +59,7 @@ demo: venv localstack-venv node
 	$(PY) -m demo $(if $(STREAM),--stream $(STREAM))
 
 # The sample published as live HLS into S3 in real time (SPEED=4: four times faster) and followed as it is
-# written: the bill, the lag to the live edge, the same-defects check.
+# written by the three designs at once: a live board, three bills, three lag tables, the same-defects check.
 demo-live: venv localstack-venv node
 	$(PY) -m demo --live --speed $(or $(SPEED),1) $(if $(STREAM),--stream $(STREAM))
 

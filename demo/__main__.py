@@ -12,10 +12,15 @@ the same stream through both architectures:
   one Lambda (demo/serverless.py).
 
 It prints what each found, the notifications and the corrective actions (one topic and one
-corrective-action function for both), the two bills as measured and priced with the cost model's price
+corrective-action function for all), the bills as measured and priced with the cost model's price
 table — per stream-hour and for the Prime-Video-like scenario — and writes `<out>/summary.json`. The
 defects of each must equal `monolith analyze` on the file: a difference is a bug, and the demo exits 3.
 LocalStack is always stopped.
+
+With `--live` the stream is published once as live HLS (`--speed` times real time) and the three designs
+follow it at the same time (`demo.live_designs`): a live board of the edge and of each design's second
+and lag, then the three bills, the three lag tables and the same check against `monolith analyze` on the
+stream as published.
 """
 
 from __future__ import annotations
