@@ -127,3 +127,41 @@ def test_a_failed_execution_s_cause_is_its_message_not_its_stack_trace() -> None
     assert _cause(cause) == "s3://b/k.mp4: no video stream"
     assert _cause("plain text cause") == "plain text cause"
     assert _cause(None) is None
+
+
+def test_the_three_designs_are_printed_with_their_bills_side_by_side(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from typing import Any
+
+    from demo.__main__ import print_tables
+    from metering.bill import after_bill, before_bill, serverless_bill
+    from metering.lambda_logs import Report
+
+    def run(bill: Any, **detail: Any) -> dict[str, Any]:
+        return {"source": "s3://b/live/s/index.m3u8", "status": "SUCCEEDED", "defects": [FREEZE],
+                "matches_monolith": True, "notifications": [], "corrective_actions": [], **detail,
+                **bill.as_dict()}
+
+    # Given 10 stream-seconds through each design: the before's converter 2 invocations, 2 s at 2 GB
+    before = before_bill([], {"converter": [Report("r1", 1000.0, 0.0, 2048, 400.0)] * 2}, stream_seconds=10,
+                         wall_s=30.0, executions=1, corrective_action_puts=0)
+    after = after_bill([{"job_id": "j", "stream_id": "s", "stream_seconds": 10, "outcome": "analysed",
+                         "defects": 1, "requests": {"s3": {"GetObject": 5}}, "cpu_s": 0.5, "wall_s": 1.0}],
+                       wall_s=12.0)
+    # and the serverless design's analyser: 3 invocations, 5 segments, 10 objects written
+    analyser = [Report(f"r{i}", 500.0, 0.0, 1769, 300.0) for i in range(3)]
+    third = serverless_bill({"segment-analyzer": analyser},
+                            [{"s3": {"GetObject": 12, "PutObject": 6}, "sqs": {"SendMessage": 1}}],
+                            stream_seconds=10, wall_s=20.0, segments=5, objects_written=10)
+    print_tables({"before": run(before, execution_arns=["arn:x"]), "after": run(after, tasks=1),
+                  "serverless": run(third, segments=5)}, None, against="the stream as published")
+    out = capsys.readouterr().out
+    # Then each run is shown, checked against the stream as published, and the bills share one table
+    assert out.count("same as `monolith analyze` on the stream as published: yes") == 3
+    assert "1 execution(s)" in out and "1 local task(s)" in out and "5 segments of 2 s" in out
+    invocations = next(line.split() for line in out.splitlines() if line.strip().startswith("Lambda inv"))
+    # Lambda invocations: 2 (before), 0 (after), 3 (serverless), each also per stream-second
+    assert invocations[2:] == ["2", "0.200", "0", "0.000", "3", "0.300"]
+    # SQS: the after's none; the serverless design's 5 route sends + its own 1 + 3 receives + 3 deletes
+    sqs = next(line.split() for line in out.splitlines() if line.strip().startswith("SQS requests"))
+    assert sqs[2:] == ["0", "0.000", "0", "0.000", "12", "1.200"]
