@@ -18,11 +18,12 @@ from demo.after import follow_live
 from demo.deploy import Stack
 from demo.live import LiveBoard, LiveRun, Publisher, after_position, live_stream_id, run_live_before
 from demo.report import progress
-from demo.run import Aws, DesignRun, Observer
+from demo.run import Aws, DesignRun, Observer, stream_total
 from demo.serverless import follow_serverless, stream_state
 
 DESIGNS = ("before", "after", "serverless")
 BOARD_POLL_S = 0.5
+PER_STREAM_SECOND_S = 30.0  # the longest any design may take per stream-second before it is given up
 
 
 @dataclass
@@ -46,8 +47,9 @@ def follow_live_designs(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, sp
     positions = dict.fromkeys(designs, 0)
     observer = Observer(aws, stack.topic_arn)  # subscribed before anything is published
     since_ms, started = int(time.time() * 1000), time.monotonic()
-    # Generous: LocalStack's before falls behind a live stream by seconds per stream-second.
-    timeout_s = 900 + 10 * path.stat().st_size / 1e5
+    # LocalStack's before falls behind a live stream: it took up to 10.6 s of wall per stream-second on a
+    # busy 2-core host (README, "Live streams"); about three times that, and 300 s to start.
+    timeout_s = 300 + PER_STREAM_SECOND_S * (stream_total(path) or 600)
 
     def before() -> None:
         found.before = run_live_before(aws, stack, path, publisher=publisher, observer=observer,
