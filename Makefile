@@ -113,7 +113,8 @@ bench: venv
 calibrate: venv localstack-venv
 	$(PY) -m monolith calibrate --repeats 5 --duration 10 $(CALIBRATE_ARGS)
 
-# End-to-end wall time per stream-second on LocalStack, Lambda-path time next to the monolith's.
+# End-to-end wall time per stream-second on LocalStack, Lambda-path time next to the monolith's; then the
+# three designs' lag to the live edge on the same stream published live (python -m demo.bench --help).
 bench-localstack: venv localstack-venv node
 	$(PY) -m demo.bench
 
