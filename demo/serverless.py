@@ -1,6 +1,8 @@
 """The event-driven serverless design in the demo: the stream published as live segments into the source
-bucket (at full speed), followed by the deployed route (S3 -> EventBridge -> SQS -> the segment analyser),
-its results, notifications and corrective actions collected, and its bill measured (metering)."""
+bucket (at full speed by `run_serverless`, or live by a shared publisher), followed by the deployed route
+(S3 -> EventBridge -> SQS -> the segment analyser) to its end or its stall, its results, notifications
+and corrective actions collected, its bill measured (metering) and its lag to the live edge computed
+from the analyser's own log lines (`seconds_analysed_at`)."""
 
 from __future__ import annotations
 
