@@ -31,7 +31,7 @@ from lambdas.segment_analyzer.service import DESIGN, RESULTS_PART, STATE_PREFIX
 from lambdas.shared.results import RESULTS_PREFIX
 from metering.bill import CORRECTIVE_ACTION, SEGMENT_ANALYZER, serverless_bill
 from metering.lag import lag_report
-from metering.lambda_logs import log_messages, logged_at, logged_json
+from metering.lambda_logs import Report, lambda_reports, log_messages, logged_at, logged_json
 from sample_streams.publish import PublishReport, publish
 
 SEGMENT_SECONDS = 2.0  # as the live demo publishes (a packager's common 2 s segments)
@@ -104,10 +104,10 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
     # Its stall watches are part of what it costs: wait until each one armed has fired (the last fires up
     # to stall_timeout_s after the stream's last segment) and count the invocations its log lines name.
     messages = await_watches(aws, functions, since_ms, stream_id, deadline=time.monotonic() + WATCH_WAIT_S)
-    invocations = len({line.get("function_request_id") for line in _lines(messages)
-                       if line.get("stream_id") == stream_id})
+    ids = {str(line["function_request_id"]) for line in _lines(messages)
+           if line.get("stream_id") == stream_id and line.get("function_request_id")}
     # Apart: on a live stream the corrective action's lines include the other designs' invocations.
-    reports = {**await_reports(aws, functions, since_ms, invocations),
+    reports = {**await_own_reports(aws, functions, since_ms, ids),
                **await_reports(aws, corrective, since_ms, defect_messages)}
     # The corrective action also acts on the other designs' notifications of the same live stream: this
     # design caused one invocation per defect message of its own.
@@ -138,6 +138,7 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
 # A stall watch fires stall_timeout_s (lambdas/segment_analyzer/settings.py, 30 s) after it is armed; SQS
 # and the event source add a few seconds.
 WATCH_WAIT_S = 30 + 45
+REPORT_WAIT_S = 60
 
 
 def await_watches(aws: Aws, functions: dict[str, str], since_ms: int, stream_id: str, *,
@@ -150,6 +151,18 @@ def await_watches(aws: Aws, functions: dict[str, str], since_ms: int, stream_id:
         checked, armed = said.count("stall watch checked"), said.count("stall watch armed")
         if checked >= armed or time.monotonic() > deadline:
             return messages
+        time.sleep(1.0)
+
+
+def await_own_reports(aws: Aws, functions: dict[str, str], since_ms: int, request_ids: set[str],
+                      timeout_s: float = REPORT_WAIT_S) -> dict[str, list[Report]]:
+    """The analyser's REPORT lines, once there is one for every invocation its log lines named (on a busy
+    host LocalStack delivers a REPORT line well after the invocation's own lines)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [r for name in functions for r in lambda_reports(aws.logs, name, since_ms)]
+        if request_ids <= {r.request_id for r in found} or time.monotonic() > deadline:
+            return {SEGMENT_ANALYZER: found} if found else {}
         time.sleep(1.0)
 
 
