@@ -36,6 +36,7 @@ from demo.run import (
     stream_of,
     stream_total,
 )
+from lambdas.shared.notifications import AFTER, design_of
 from metering import Bill, after_bill
 from metering.lag import lag_report
 from metering.lambda_logs import Report
@@ -266,7 +267,7 @@ def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id:
     if observer is not None:
         published = sum((u.get("requests") or {}).get("sns", {}).get("Publish", 0) for u in usage)
         mine = lambda got: [n for n in got if stream_of(n) == stream_id  # noqa: E731
-                            and n["attributes"].get("architecture") == ARCHITECTURE]
+                            and design_of(n["attributes"]) == AFTER]
         notes = mine(observer.drain(until=lambda got: len(mine(got)) >= published))
         defect_messages = sum(1 for n in notes if n["attributes"].get("kind") == "defect")
         actions = await_actions(aws, after.results_bucket, stream_id, defect_messages)

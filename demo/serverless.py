@@ -27,7 +27,8 @@ from demo.run import (
     stack_functions,
     stream_of,
 )
-from lambdas.segment_analyzer.service import DESIGN, RESULTS_PART, STATE_PREFIX
+from lambdas.segment_analyzer.service import RESULTS_PART, STATE_PREFIX
+from lambdas.shared.notifications import SERVERLESS, design_of
 from lambdas.shared.results import RESULTS_PREFIX
 from metering.bill import CORRECTIVE_ACTION, SEGMENT_ANALYZER, serverless_bill
 from metering.lag import lag_report
@@ -91,7 +92,7 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
                            f"{timeout_s:.0f} s (state: {state})")
         time.sleep(POLL_S)
     wall_s = round(time.monotonic() - started, 3)
-    mine = lambda n: stream_of(n) == stream_id and n["attributes"].get("design") == DESIGN  # noqa: E731
+    mine = lambda n: stream_of(n) == stream_id and design_of(n["attributes"]) == SERVERLESS  # noqa: E731
     if state.get("stalled"):  # its notice goes out once the tail is analysed and recorded
         observer.drain(until=lambda got: any(mine(n) and n["attributes"].get("kind") == "stream_stalled"
                                              for n in got), timeout_s=120)
