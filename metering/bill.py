@@ -159,6 +159,7 @@ def after_bill(usages: list[dict[str, Any]], *, wall_s: float, idle: list[dict[s
 
 
 SEGMENT_ANALYZER = "segment-analyzer"
+STALL_WATCH = "stall-watch"  # the segment analyser's stall watches, a source of requests of their own
 
 
 def cpu_priced_gb_seconds(cpu_s: float, memory_mb: int) -> float:
@@ -180,7 +181,8 @@ def aws_duration_s(cpu_s: float, memory_mb: int) -> float:
 
 def serverless_bill(reports: dict[str, list[Report]], requests: list[dict[str, dict[str, int]]], *,
                     stream_seconds: int, wall_s: float, segments: int, objects_written: int,
-                    corrective_action_puts: int = 0) -> Bill:
+                    corrective_action_puts: int = 0,
+                    watch_requests: list[dict[str, dict[str, int]]] | None = None) -> Bill:
     """The event-driven design's bill: the segment analyser's REPORT lines and the requests it logged
     per invocation ("requests" lines), the corrective action's REPORT lines and records.
 
@@ -203,15 +205,22 @@ def serverless_bill(reports: dict[str, list[Report]], requests: list[dict[str, d
     s3_sources: dict[str, Counter[str]] = {SEGMENT_ANALYZER: Counter(merged(by_service["s3"]))}
     if corrective_action_puts:
         s3_sources[CORRECTIVE_ACTION] = Counter({"PutObject": corrective_action_puts})
+    # The stall watches' own requests ("stall watch requests" lines): billed beside the segments', apart.
+    watch_s3 = merged([w.get("s3", {}) for w in watch_requests or []])
+    if watch_s3:
+        s3_sources[STALL_WATCH] = Counter(watch_s3)
     invocations = len(reports.get(SEGMENT_ANALYZER, []))
     sqs = Counter(merged(by_service["sqs"]))
+    sqs.update({f"stall_watch_{op}": n for op, n in merged([w.get("sqs", {}) for w in watch_requests or []]
+                                                           ).items()})
     sqs.update({"SendMessage": segments, "ReceiveMessage": invocations, "DeleteMessageBatch": invocations})
     return Bill(
         architecture="serverless",
         stream_seconds=stream_seconds,
         wall_s=wall_s,
         s3_requests=s3_by_class(s3_sources),
-        sns_publishes=sum(c.get("Publish", 0) for c in by_service["sns"]),
+        sns_publishes=sum(c.get("Publish", 0) for c in by_service["sns"])
+        + sum(w.get("sns", {}).get("Publish", 0) for w in watch_requests or []),
         lambda_functions=functions,
         cpu_s=_total_cpu(functions),
         sqs_requests=dict(sorted(sqs.items())),

@@ -455,6 +455,8 @@ class Queues:
     max_receives: int
     retry_base_s: int = 2
     retry_cap_s: int = 60
+    # Watches to arm once the batch's segments are done, when the handler counts them apart (None: now).
+    deferred: list[tuple[StallWatch, float]] | None = None
 
     def retry_later(self, message: Message) -> None:
         # Exponential backoff by receive count: a predecessor late by a minute (S3 notifications can
@@ -469,8 +471,26 @@ class Queues:
 
     def arm(self, watch: StallWatch, delay_s: float) -> None:
         """The stall watch on this queue, delivered `delay_s` from now (SQS delays up to 15 minutes)."""
+        if self.deferred is not None:
+            self.deferred.append((watch, delay_s))
+            return
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=watch.body(),
                               DelaySeconds=min(900, max(0, math.ceil(delay_s))))
+
+    def arm_deferred(self) -> int:
+        """Send the watches deferred so far; how many."""
+        pending, self.deferred = self.deferred or [], None
+        for watch, delay_s in pending:
+            self.arm(watch, delay_s)
+        return len(pending)
+
+
+def is_stall_watch(record: dict[str, Any]) -> bool:
+    """Whether an SQS record of the Lambda event is one of this function's stall watches."""
+    try:
+        return "stall_watch" in json.loads(record.get("body", ""))
+    except (ValueError, TypeError):
+        return False
 
 
 # A segment is not started with less time than this left: the batch's remaining messages are retried

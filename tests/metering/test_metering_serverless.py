@@ -49,3 +49,21 @@ def test_the_serverless_bill_counts_the_route_the_function_and_its_requests() ->
     assert analyzer["gb_seconds"] == pytest.approx(3.4551)
     assert analyzer["gb_seconds_local"] == pytest.approx(2.9 * 1769 / 1024, abs=1e-4)
     assert bill["lambda_gb_seconds"] == pytest.approx(3.4551 + 0.0025)
+
+
+def test_the_stall_watches_requests_are_billed_apart_from_the_segments() -> None:
+    # Given 3 segments analysed in one invocation (5 GETs, 2 PUTs) and a stall watch armed then checked
+    # in a second invocation (its SendMessage, then a state GET)
+    reports = {"segment-analyzer": parse_reports([
+        "REPORT RequestId: a Duration: 900.0 ms Billed Duration: 900 ms Memory Size: 1769 MB",
+        "REPORT RequestId: b Duration: 50.0 ms Billed Duration: 50 ms Memory Size: 1769 MB"])}
+    bill = serverless_bill(reports, [{"s3": {"GetObject": 5, "PutObject": 2}}], stream_seconds=6,
+                           wall_s=10.0, segments=3, objects_written=6,
+                           watch_requests=[{"sqs": {"SendMessage": 1}}, {"s3": {"GetObject": 1}}]).as_dict()
+    # Then the segments' requests stay the analyser's, the watch's are their own source and SQS keys,
+    # and both are in the totals: 6 GETs, and 3 route sends + 1 watch send + 2 receives + 2 deletes
+    assert bill["s3_requests"]["by_source"] == {"segment-analyzer": {"GetObject": 5, "PutObject": 2},
+                                                "stall-watch": {"GetObject": 1}}
+    assert (bill["s3_requests"]["get"], bill["s3_requests"]["put"]) == (6, 2)
+    assert bill["sqs_requests"] == {"DeleteMessageBatch": 2, "ReceiveMessage": 2, "SendMessage": 3,
+                                    "stall_watch_SendMessage": 1, "total": 8}
