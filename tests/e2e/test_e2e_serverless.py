@@ -198,10 +198,13 @@ def test_it_follows_a_live_stream_to_the_monoliths_defects_and_its_lag_is_measur
     lag = run.lag
     assert lag is not None and lag["seconds"]["count"] == len(seconds) and lag["defects"]["count"] == 3
     assert all(0 < v < 120 for v in lag["per_second_s"].values())
-    # And its bill counts a stall watch beside the route's one message per segment: the function's own
-    # SendMessage (segment 0 arms it; it fires after the end, or moves on while the stream goes on)
+    # And its bill counts the route's one message per segment and, apart, its stall watch: the function's
+    # own SendMessage (segment 0 arms it; it fires after the end, or moves on while the stream goes on)
+    # and the state GET of each check
     bill = run.bill.as_dict()
-    assert bill["sqs_requests"]["SendMessage"] >= len(run.published.segments) + 1
+    assert bill["sqs_requests"]["SendMessage"] == len(run.published.segments)
+    assert bill["sqs_requests"]["stall_watch_SendMessage"] >= 1
+    assert bill["s3_requests"]["by_source"]["stall-watch"]["GetObject"] >= 1
 
 
 def test_a_dead_publisher_is_reported_stalled_by_the_afters_rule(
