@@ -6,7 +6,10 @@ Where each count comes from (nothing here is a constant of its own):
 - the function's code (lambdas/segment_analyzer/service.py): per segment one state GET and one conditional
   state PUT, one playlist GET, one GET per segment of its window (`window_first`), one results PUT when
   the window gives out a second (`stop_second`; the stream's first segment gives none), one SNS publish per
-  defect; the corrective action one invocation and one record PUT per defect (as in the before);
+  defect; per stream, one stall watch in flight (`StallWatch`): a delayed message that, every
+  `stall_timeout_s` of the stream's life, is one invocation (counted alone: the most), one ReceiveMessage
+  and one DeleteMessageBatch, one state GET and one SendMessage that arms the next; the corrective action
+  one invocation and one record PUT per defect (as in the before);
 - the route (infra/serverless.py): every object written to the source bucket (the segment and the
   playlist rewrite) is an S3 event on EventBridge; the rule sends each segment's as one SQS SendMessage;
   each invocation is one ReceiveMessage that returned its batch and one DeleteMessageBatch;
@@ -128,7 +131,8 @@ class SegmentUsage:
 
     segment_seconds: float
     segments: float
-    invocations: float  # the analyser's
+    invocations: float  # the analyser's, for segments
+    watch_checks: float  # stall-watch checks (each an invocation of the analyser of its own, at most)
     window_gets: float
     results_puts: float
     events: float
@@ -144,7 +148,8 @@ class SegmentUsage:
 
     @property
     def s3_get(self) -> float:
-        return self.window_gets + 2 * self.segments  # + the playlist and the state per segment
+        # + the playlist and the state per segment, + the state per stall-watch check
+        return self.window_gets + 2 * self.segments + self.watch_checks
 
     @property
     def s3_put(self) -> float:
@@ -152,7 +157,7 @@ class SegmentUsage:
 
     @property
     def lambda_invocations(self) -> float:
-        return self.invocations + self.corrective_actions
+        return self.invocations + self.watch_checks + self.corrective_actions
 
     @property
     def duration_per_segment_s(self) -> float:
@@ -171,6 +176,7 @@ class SegmentUsage:
             "segment_seconds": self.segment_seconds,
             "lambda_invocations": self.lambda_invocations,
             "analyzer_invocations": self.invocations,
+            "stall_watch_checks": self.watch_checks,
             "corrective_actions": self.corrective_actions,
             "s3_put": self.s3_put,
             "s3_put_results": self.results_puts,
@@ -218,16 +224,19 @@ def segment_usage(*, segment_seconds: float, cpu_s: float, settings: SegmentSett
     steady_gets = sum(g for g, _ in steady) / len(steady)
     steady_puts = sum(1 for _, p in steady if p) / len(steady)
     segments = 1 / segment_seconds
+    watches = 1 / settings.stall_timeout_s  # one check per stall timeout of a stream that keeps going
     defects = defects_per_hour / 3600
     gb_s = cpu_priced_gb_seconds(cpu_s, settings.memory_mb)
     return SegmentUsage(
         segment_seconds=segment_seconds,
         segments=segments,
         invocations=segments,
+        watch_checks=watches,
         window_gets=steady_gets * segments,
         results_puts=steady_puts * segments,
         events=2 * segments,
-        sqs_requests=3 * segments,  # SendMessage (the rule), ReceiveMessage, DeleteMessageBatch
+        # SendMessage (the rule, or the watch arming the next), ReceiveMessage, DeleteMessageBatch
+        sqs_requests=3 * (segments + watches),
         sns_publishes=defects,
         corrective_actions=defects,
         cpu_s=cpu_s,
@@ -237,7 +246,7 @@ def segment_usage(*, segment_seconds: float, cpu_s: float, settings: SegmentSett
             f"CPU-priced: {cpu_s:.4f} CPU-s per stream-second ({cpu_source}) / the CPU share at "
             f"{settings.memory_mb} MB (one vCPU at {FULL_VCPU_MB} MB) x {settings.memory_mb} MB"
         ),
-        log_gb=(segments + defects) * log_bytes_per_invocation / 1e9,
+        log_gb=(segments + watches + defects) * log_bytes_per_invocation / 1e9,
         settings=settings,
     )
 
@@ -258,7 +267,8 @@ def segment_lines(u: SegmentUsage, *, streams: int, hours: float, architecture: 
                              u.log_gb * n, note="1000 B/invocation assumed, as for the before"))
     # Tracing is on in the function: each invocation (from SQS, no decision upstream) and each corrective
     # action is a trace root.
-    roots = {"invocations": u.invocations * streams, "corrective actions": u.corrective_actions * streams}
+    roots = {"invocations": (u.invocations + u.watch_checks) * streams,
+             "corrective actions": u.corrective_actions * streams}
     lines.append(xray_line(book, roots, hours * 3600))
     return lines
 
@@ -349,6 +359,7 @@ def segment_quota(u: SegmentUsage, *, streams: int, region: str) -> dict[str, An
 
 # --- a run's counts, checked -------------------------------------------------------------------------
 ANALYZER = "segment-analyzer"  # metering.bill.SEGMENT_ANALYZER: the function's role in a bill
+STALL_WATCH = "stall-watch"  # metering.bill.STALL_WATCH: the stall watches' own requests
 CORRECTIVE = "corrective-action"
 
 
@@ -418,6 +429,18 @@ def check_run(run: dict[str, Any], *, settings: SegmentSettings, cpu_s: float | 
                         (functions.get(CORRECTIVE) or {}).get("invocations", 0)
                         + corrective_s3.get("PutObject", 0),
                         f"{defects} invocations + {defects} records (one each per defect)"))
+    watch_sends = sqs.get("stall_watch_SendMessage", 0)
+    if watch_sends or s3.get(STALL_WATCH):
+        # One watch armed at the first segment, then one more per stall timeout while the stream goes on:
+        # at real time about seconds / timeout + 1; a stream published faster arms fewer. Timing decides.
+        paced = math.ceil(seconds / settings.stall_timeout_s) + 1
+        rows.append({
+            "quantity": "serverless stall watches armed", "analytic": paced, "measured": watch_sends,
+            "equal": None,
+            "note": f"timing, not checked: one per {settings.stall_timeout_s} s of the stream's life + the "
+                    "first, at real time; a stream published faster arms fewer (each check: a state GET, "
+                    "an invocation share, a receive and a delete)",
+        })
     invocations = analyzer.get("invocations")
     if isinstance(invocations, int):
         fewest = math.ceil(n / settings.batch_size)

@@ -70,30 +70,32 @@ def test_segments_that_straddle_seconds_by_hand() -> None:
 def test_per_stream_second_and_priced_by_hand() -> None:
     # Given 6 s segments, 0.2 CPU-s per stream-second at the stack's 1,769 MB, 60 defects an hour
     u = usage()
-    # Then per stream-second: 1/6 segment = 1/6 invocation; GETs 3 window + 1 playlist + 1 state per
-    # segment = 5/6; PUTs 1 results + 1 state per segment + 1/60 corrective record = 2/6 + 1/60;
-    # 2/6 events; 3/6 SQS requests (send, receive, batch delete)
-    assert u.invocations == pytest.approx(1 / 6) and u.s3_get == pytest.approx(5 / 6)
+    # Then per stream-second: 1/6 segment = 1/6 invocation, + 1/30 stall-watch check (one per 30 s, the
+    # stack's stall timeout); GETs 3 window + 1 playlist + 1 state per segment = 5/6, + 1/30 state per
+    # check; PUTs 1 results + 1 state per segment + 1/60 corrective record = 2/6 + 1/60; 2/6 events;
+    # SQS 3/6 + 3/30 = 0.6 (send, receive, batch delete for each segment and each check)
+    assert u.invocations == pytest.approx(1 / 6) and u.watch_checks == pytest.approx(1 / 30)
+    assert u.s3_get == pytest.approx(5 / 6 + 1 / 30)
     assert u.s3_put == pytest.approx(2 / 6 + 1 / 60)
-    assert (u.events, u.sqs_requests) == (pytest.approx(2 / 6), pytest.approx(3 / 6))
+    assert (u.events, u.sqs_requests) == (pytest.approx(2 / 6), pytest.approx(0.6))
     # GB-s: 0.2 CPU-s at one full vCPU, billed at 1,769 MB: 0.2 x 1769 / 1024 = 0.345508 per stream-second;
     # one environment busy 0.2 of the time: 1.2 s per 6 s segment
     assert u.gb_s == pytest.approx(0.34550781)
     assert (u.duration_per_segment_s, u.lambda_concurrency) == (pytest.approx(1.2), pytest.approx(0.2))
     # Priced for 1 stream x 1 hour: 3,600 stream-seconds
     lines = {x["unit"]: x for x in segment_lines(u, streams=1, hours=1, architecture="x86_64", book=BOOK)}
-    # Lambda requests: 600 analyser + 60 corrective actions = 660 x $0.20 per million = $0.000132
-    assert lines["requests"]["quantity"] == pytest.approx(660)
-    assert lines["requests"]["monthly_usd"] == pytest.approx(0.000132)
+    # Lambda requests: 600 segments + 120 checks + 60 corrective actions = 780 x $0.20 per million
+    assert lines["requests"]["quantity"] == pytest.approx(780)
+    assert lines["requests"]["monthly_usd"] == pytest.approx(0.000156)
     # GB-s: 0.345508 x 3,600 = 1,243.83 x $0.0000166667 = $0.0207305
     assert lines["GB-seconds (x86_64)"]["monthly_usd"] == pytest.approx(0.0207305, rel=1e-5)
-    # S3: 1,260 PUTs x $0.005 per 1,000 = $0.0063; 3,000 GETs x $0.0004 per 1,000 = $0.0012
+    # S3: 1,260 PUTs x $0.005 per 1,000 = $0.0063; 3,120 GETs x $0.0004 per 1,000 = $0.001248
     assert lines["PUT requests (results, state, actions)"]["quantity"] == pytest.approx(1260)
     assert lines["PUT requests (results, state, actions)"]["monthly_usd"] == pytest.approx(0.0063)
-    assert lines["GET requests (playlist, windows, state)"]["monthly_usd"] == pytest.approx(0.0012)
-    # EventBridge 1,200 events = $0.0012; SQS 1,800 requests x $0.40 per million = $0.00072
+    assert lines["GET requests (playlist, windows, state)"]["monthly_usd"] == pytest.approx(0.001248)
+    # EventBridge 1,200 events = $0.0012; SQS 2,160 requests x $0.40 per million = $0.000864
     assert lines["S3 object events"]["monthly_usd"] == pytest.approx(0.0012)
-    assert lines["requests (send, receive, delete)"]["monthly_usd"] == pytest.approx(0.00072)
+    assert lines["requests (send, receive, delete)"]["monthly_usd"] == pytest.approx(0.000864)
 
 
 def test_gb_seconds_are_flat_up_to_one_vcpu_and_the_rule_picks_the_stacks_memory() -> None:
@@ -214,6 +216,25 @@ def test_count_checks_the_built_designs_run_of_a_summary(
     broken["s3_requests"]["by_source"]["segment-analyzer"]["PutObject"] = 30
     code, out, _ = run(capsys, "count", "--summary", str(summary_with(tmp_path, broken, sample)), "--strict")
     assert code == 1 and "serverless S3 PUT" in out and "≠" in out
+
+
+def test_the_stall_watches_a_run_armed_are_shown_beside_their_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sample: Path
+) -> None:
+    # Given the same 20 s run whose stream armed 2 stall watches (the first segment's, and one more)
+    watched = serverless_run()
+    watched["sqs_requests"]["stall_watch_SendMessage"] = 2
+    code, out, err = run(capsys, "count", "--summary", str(summary_with(tmp_path, watched, sample)), "--json")
+    assert code == 0, err
+    rows = {r["quantity"]: r for r in json.loads(out)["check"]}
+    # Then at real time a 20 s stream arms ceil(20 / 30) + 1 = 2 (the first, and one when it fires): shown
+    # beside the 2 measured, not checked (a stream published faster arms fewer)
+    row = rows["serverless stall watches armed"]
+    assert (row["analytic"], row["measured"], row["equal"]) == (2, 2, None)
+    # And a run without stall watches has no such row
+    code, out, _ = run(capsys, "count", "--summary", str(summary_with(tmp_path, serverless_run(), sample)),
+                       "--json")
+    assert "serverless stall watches armed" not in {r["quantity"] for r in json.loads(out)["check"]}
 
 
 def test_count_refuses_a_serverless_run_it_cannot_read(
