@@ -5,6 +5,7 @@ stage of its own."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +41,22 @@ def stack(localstack: Any, seconds_per_execution: int) -> Stack:
     """The before deployed once for every e2e module (its outputs name the after and the serverless
     design, which demo.deploy deploys beside it on their shared storage and topic)."""
     return deploy(localstack.url, context={"seconds_per_execution": str(seconds_per_execution)})
+
+
+@pytest.fixture(scope="module")
+def no_other_executions(aws: Aws, stack: Stack) -> int:
+    """Stops the before's executions still running when a module that bills by time starts: every live
+    stream an earlier module on this LocalStack published also started the before (its playlist's event),
+    and their converter and detector invocations would land in this module's time window. How many were
+    stopped."""
+    settle_s = 3.0
+    paginator = aws.sfn.get_paginator("list_executions")
+    running = [e["executionArn"] for page in paginator.paginate(stateMachineArn=stack.state_machine_arn,
+                                                              statusFilter="RUNNING")
+               for e in page["executions"]]
+    for arn in running:
+        aws.sfn.stop_execution(executionArn=arn, error="TestIsolation",
+                               cause="stopped so that a later test's bill holds only its own invocations")
+    if running:
+        time.sleep(settle_s)  # invocations already under way end and log their REPORT lines first
+    return len(running)
