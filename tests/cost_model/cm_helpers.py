@@ -1,8 +1,23 @@
-"""Shared pieces of the cost-model tests: a tiny looping workflow like the project's."""
+"""Shared pieces of the cost-model tests: a tiny looping workflow like the project's, and the CLI run as a
+user runs it."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
+
+from cost_model import cli
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`python -m cost_model ARGV`: (exit code, stdout, stderr)."""
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def task(

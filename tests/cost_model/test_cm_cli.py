@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cm_helpers import run
 
 from calibration import CALIBRATION_PATH
-from cost_model import cli, measured
+from cost_model import measured
 from cost_model import prices as price_table
 from cost_model.prices import (
     AFTER_DATE,
@@ -27,15 +28,6 @@ from cost_model.prices import (
 )
 
 MEDIA = Path(__file__).resolve().parents[2] / "media"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_compare_json_is_the_contract(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

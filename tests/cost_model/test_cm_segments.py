@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cm_helpers import run
 
-from cost_model import cli
 from cost_model.prices import PriceBook
 from cost_model.segments import (
     chosen_memory,
@@ -26,15 +26,6 @@ from sample_streams import generate_stream
 
 DATA = Path(__file__).parent / "data"
 BOOK = PriceBook("us-east-1")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def usage(segment_seconds: float = 6.0, cpu_s: float = 0.2, defects_per_hour: float = 60.0, **kw: Any):
