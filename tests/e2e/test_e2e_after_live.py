@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from demo.after import (
 from demo.deploy import AfterStack, Stack
 from demo.live import Publisher
 from demo.run import Aws, Observer, defects_in
+from infra.config import stack_name
+from infra.serverless_stack import serverless_stack_name
 from lambdas.shared.notifications import AFTER, design_of
 from monolith.live import follower_key
 from monolith.local_tasks import LocalTasks
@@ -45,14 +48,33 @@ SEGMENT_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def after(stack: Stack, aws: Aws) -> Iterator[AfterStack]:
+def after(stack: Stack, aws: Aws, no_other_executions: int) -> Iterator[AfterStack]:
     """The after stack; the before's rule that starts an execution per live stream is off meanwhile: these
     tests are the after's, and the before following every stream too would load this machine (`make
-    demo-live` runs both on one stream). Stale playlist events of other modules' streams are purged."""
+    demo-live` runs both on one stream); executions other modules' live streams left running are stopped
+    (no_other_executions). Stale playlist events of other modules' streams are purged."""
     assert stack.after is not None, "demo.deploy returned no after stack"
-    with before_live_paused(aws, stack):
+    with before_live_paused(aws, stack), serverless_route_paused(aws, stack):
         aws.sqs.purge_queue(QueueUrl=stack.after.job_queue_url)
         yield stack.after
+
+
+@contextmanager
+def serverless_route_paused(aws: Aws, stack: Stack) -> Iterator[None]:
+    """The serverless design's segment rule off meanwhile, when a module on this LocalStack deployed it: it
+    follows every live segment too, and its analyser decoding each of these streams' segments loaded the
+    2-core machine enough to delay the after's tasks past these tests' short stall timeout."""
+    stage = stack.name.removeprefix(stack_name(""))
+    prefix = serverless_stack_name(stage) + "-"
+    rules = [r["Name"] for r in aws.events.list_rules()["Rules"]
+             if r["Name"].startswith(prefix) and r.get("State") == "ENABLED"]
+    for name in rules:
+        aws.events.disable_rule(Name=name)
+    try:
+        yield
+    finally:
+        for name in rules:
+            aws.events.enable_rule(Name=name)
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +380,7 @@ def test_a_task_killed_mid_stream_is_taken_over_from_its_checkpoint(
     killed_done = read_live(victim.lines())[stream_id]["seconds_done_at"]
     taken_from = resumed[0]["from_second"]
     assert taken_from == max(killed_done) + 1  # every checkpointed second is kept, none analysed twice
-    observer.drain(until=lambda _: len(notices(observer, stream_id, "defect")) >= len(want), timeout_s=5)
+    observer.drain(until=lambda _: len(notices(observer, stream_id, "defect")) >= len(want), timeout_s=30)
     sent = notices(observer, stream_id, "defect")
     repeats = len(sent) - len(want)
     print(f"\nkilled after second {max(killed_done)}, taken over from second {taken_from}; "
