@@ -6,6 +6,14 @@ Requests follow from `settings` (its docstring states the rules) and the stream 
   ChangeMessageVisibility calls; a poller with nothing to do long-polls, one receive per `receive_wait_s`;
 - SNS: one publish per defect, one failure notification per stream that cannot be analysed.
 
+A live stream (the default scenario; monolith/live.py) adds, per stream: one GET per segment, one
+playlist GET per `live_poll_s` of the time the follower waits at the live edge, and for every playlist
+rewrite (one per segment) an S3 event on EventBridge and a job message (SQS SendMessage by the rule,
+ReceiveMessage, a GET of the follower record, DeleteMessage: a duplicate while the stream is followed);
+every segment's own object is an S3 event too. Its follower record is written (a conditional PUT) when
+the stream is taken, after each results batch and each defect notification, every `lease_s`/3 while
+nothing else writes it, and at the end (`live_stream_counts`, `LiveRates`).
+
 Compute: each task reserves what `monolith.sizing.task_size` gives for the measured CPU and memory at the
 scenario's resolution (its headroom included); tasks are bin-packed onto the instance type by CPU and by
 memory; the fleet is priced on demand, as Reserved Instances at AWS's published rates, or under a Compute
@@ -121,10 +129,15 @@ def count_stream(
 
 def request_lines(counts: StreamCounts, book: PriceBook, *, idle_receives: int = 0) -> list[Line]:
     """The after's request lines for `counts` (a run's or a month's)."""
+    # A live stream is no one object: its reads are live_lines'.
+    whole = [priced_line(book, "s3.get", "S3", "GET requests (streams)", counts.s3_get)]
+    if not counts.s3_get:
+        whole = []
     lines = [
-        priced_line(book, "s3.get", "S3", "GET requests (streams)", counts.s3_get),
+        *whole,
         priced_line(book, "s3.put", "S3", "PUT requests (results)", counts.s3_put),
-        priced_line(book, "sqs.request", "SQS", "requests (receive, delete, visibility)", counts.sqs),
+        priced_line(book, "sqs.request", "SQS", "requests (receive, delete, visibility)"
+                    if counts.sqs_receive else "requests (visibility heartbeats)", counts.sqs),
         priced_line(book, "sns.publish", "SNS", "publishes", counts.sns_publish),
     ]
     if idle_receives:
@@ -232,6 +245,150 @@ def check_run(after: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# --- a live stream: what following it adds --------------------------------------------------------
+@dataclass(frozen=True)
+class LiveRates:
+    """Per stream-second of a live stream followed at the live edge, `segment_seconds` long segments,
+    the follower busy `busy` of each second (its CPU-seconds per stream-second at a whole core)."""
+
+    segment_gets: float
+    playlist_gets: float  # polls at the live edge: timing, a run shows them measured beside
+    playlist_events: float  # each a job message: SendMessage, ReceiveMessage, follower GET, DeleteMessage
+    object_events: float  # S3 events on EventBridge: every segment and every playlist rewrite
+    checkpoint_puts: float  # besides one per defect notification (`month_counts` adds those)
+
+    @property
+    def sqs(self) -> float:
+        return 3 * self.playlist_events
+
+
+def live_rates(settings: ServiceSettings, segment_seconds: float, busy: float) -> LiveRates:
+    if segment_seconds <= 0:
+        raise InputError(f"segment_seconds must be > 0, got {segment_seconds:g}")
+    # Checkpoints: one per results batch, and one more per lease_s/3 only if batches come less often.
+    every_s = min(settings.results_batch_seconds, settings.lease_s / 3)
+    return LiveRates(
+        segment_gets=1 / segment_seconds,
+        playlist_gets=max(0.0, 1.0 - busy) / settings.live_poll_s,
+        playlist_events=1 / segment_seconds,
+        object_events=2 / segment_seconds,
+        checkpoint_puts=1 / every_s,
+    )
+
+
+def live_lines(rates: LiveRates, stream_seconds: float, defects: float, book: PriceBook) -> list[Line]:
+    """The lines following live streams adds, for `stream_seconds` stream-seconds in all."""
+    n = stream_seconds
+    return [
+        priced_line(book, "s3.get", "S3", "GET requests (live: segments)", rates.segment_gets * n),
+        priced_line(book, "s3.get", "S3", "GET requests (live: playlist polls at the edge)",
+                    rates.playlist_gets * n),
+        priced_line(book, "s3.get", "S3", "GET requests (live: follower record, one per playlist event)",
+                    rates.playlist_events * n),
+        priced_line(book, "s3.put", "S3", "PUT requests (live: checkpoints)",
+                    rates.checkpoint_puts * n + defects),
+        priced_line(book, "sqs.request", "SQS", "requests (live: send, receive, delete per playlist event)",
+                    rates.sqs * n),
+        priced_line(book, "events.s3_event", "EventBridge", "S3 object events (segments, playlists)",
+                    rates.object_events * n),
+    ]
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """What one live stream followed from its start to its end, in one take, makes the after do."""
+
+    jobs: int  # one per playlist rewrite: the first is followed, the others are duplicates
+    s3_get: int  # segments and follower records; the playlist reads apart (timing)
+    results_puts: int
+    checkpoint_puts: int  # at most: a defect found in the second a batch is written shares its checkpoint
+    sns_publish: int
+
+
+def live_stream_counts(settings: ServiceSettings, stream_seconds: int, segments: int, defects: int
+                       ) -> LiveRun:
+    """The requests of a live stream of `stream_seconds` seconds in `segments` segments with `defects`
+    defect notifications, followed by one worker from start to end (monolith/service.py _Follow): each
+    playlist rewrite's job reads the follower record once; the follower reads each segment once, writes
+    its record when it takes the stream, after each full results batch, after each second with defects
+    and at the end, plus one per lease_s/3 of waiting with nothing written (timing, not counted here)."""
+    if min(stream_seconds, segments, defects) < 0:
+        raise InputError("stream_seconds, segments and defects must not be negative")
+    return LiveRun(
+        jobs=segments,
+        s3_get=2 * segments,
+        results_puts=results_objects(stream_seconds, settings.results_batch_seconds),
+        checkpoint_puts=2 + stream_seconds // settings.results_batch_seconds + defects,
+        sns_publish=defects,
+    )
+
+
+LIVE_OUTCOMES = ("analysed", "duplicate")
+
+
+def check_live_run(after: dict[str, Any], segments: int) -> list[dict[str, Any]]:
+    """Rows {quantity, analytic, measured, equal, note} for a live run's `after` (the summary's
+    `live.after`): `live_stream_counts` for its published `segments`, stream-seconds and defects against
+    what the service counted. Equality where timing does not enter; the playlist polls, the visibility
+    heartbeats and lease renewals are timing, shown beside with the range they may take."""
+    settings = settings_of(after)
+    jobs = after.get("jobs") or []
+    if not jobs or any(job.get("outcome") not in LIVE_OUTCOMES for job in jobs):
+        return []  # a take-over, a stall or a failure: its requests depend on where things stopped
+    seconds = after.get("stream_seconds")
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        raise InputError(f"after: stream_seconds must be a whole number of seconds, got {seconds!r}")
+    defects = _count(after.get("defects"))
+    model = live_stream_counts(settings, seconds, segments, defects)
+    live = [job.get("live") or {} for job in jobs]
+    reads = sum(int(x.get("playlist_reads", 0)) for x in live)
+    checkpoints = sum(int(x.get("checkpoints", 0)) for x in live)
+    s3 = ((after.get("s3_requests") or {}).get("by_source") or {}).get("service") or {}
+    sqs = after.get("sqs_requests") or {}
+    wall_s = sum(float(job.get("wall_s") or 0.0) for job in jobs if job.get("outcome") == "analysed")
+    rows = [
+        row("after live jobs (playlist events)", model.jobs, len(jobs),
+            f"one per playlist rewrite ({segments} segments): 1 followed, the others duplicates"),
+        row("after S3 GET", model.s3_get + reads, s3.get("GetObject", 0) + s3.get("HeadObject", 0),
+            f"{segments} segments + {segments} follower-record reads (one per job) + {reads} playlist reads "
+            "(as measured: timing)"),
+        row("after S3 PUT (results)", model.results_puts, s3.get("PutObject", 0) - checkpoints,
+            f"ceil({seconds} / {settings.results_batch_seconds}) results objects (PUTs less checkpoints)"),
+    ]
+    # Checkpoints: fewer when a defect is found in a batch's last second or with another defect; more by
+    # one per lease_s/3 of waiting with nothing written.
+    renewals = math.floor(wall_s / (settings.lease_s / 3))
+    low, high = model.checkpoint_puts - defects + min(defects, 1), model.checkpoint_puts + renewals
+    rows.append({
+        "quantity": "after checkpoint PUTs", "analytic": model.checkpoint_puts, "measured": checkpoints,
+        "equal": checkpoints == model.checkpoint_puts or (None if low <= checkpoints <= high else False),
+        "note": f"2 (taken, ended) + {seconds} // {settings.results_batch_seconds} batches + {defects} "
+                f"defects; timing may make it {low}..{high}",
+    })
+    busy = min(1.0, float(after.get("service_cpu_s") or 0.0) / max(1, seconds))
+    paced = round(seconds * max(0.0, 1 - busy) / settings.live_poll_s)
+    rows.append({
+        "quantity": "after playlist reads", "analytic": paced, "measured": reads, "equal": None,
+        "note": f"timing, not checked: one per {settings.live_poll_s:g} s waiting at the edge, the "
+                f"follower busy {busy:.0%} of each second, at real time; a stream published faster polls "
+                "fewer",
+    })
+    beats_high = 1 + math.ceil(wall_s / settings.heartbeat_seconds)
+    measured_beats = sqs.get("ChangeMessageVisibility", 0)
+    rows += [
+        row("after SQS ReceiveMessage", model.jobs, sqs.get("ReceiveMessage", 0),
+            "1 per job (idle polls apart)"),
+        row("after SQS DeleteMessage", model.jobs, sqs.get("DeleteMessage", 0), "1 per job"),
+        {"quantity": "after SQS ChangeMessageVisibility", "analytic": 1 + math.floor(
+            wall_s / settings.heartbeat_seconds), "measured": measured_beats,
+         "equal": None if 1 <= measured_beats <= beats_high else False,
+         "note": f"timing: 1 when following starts + 1 per {settings.heartbeat_seconds} s of wall time "
+                 f"({wall_s:.0f} s followed: 1..{beats_high})"},
+        row("after SNS publishes", model.sns_publish, after.get("sns_publishes", 0), "1 per defect"),
+    ]
+    return rows
+
+
 # --- a fleet: bin-packing tasks onto instances -------------------------------------------------------
 @dataclass(frozen=True)
 class Fleet:
@@ -304,6 +461,8 @@ class AfterOptions:
     sp_discount_1y: float | None = None
     sp_discount_3y: float | None = None
     network: str = "public"
+    # Live streams in segments of this many seconds (the scenario's default); None: finished files.
+    live_segment_seconds: float | None = 2.0
 
     def __post_init__(self) -> None:
         if self.purchase not in PURCHASES:
@@ -326,11 +485,16 @@ def month_counts(
     hours: float,
     defects_per_hour: float,
     settings: ServiceSettings,
+    *,
+    live: bool = False,
 ) -> tuple[StreamCounts, int]:
-    """(requests in a month, idle receives) for `streams` live streams running `hours` each, one job per
-    stream (a live stream is one long job, its message kept invisible by the heartbeats)."""
+    """(requests in a month, idle receives) for `streams` streams running `hours` each, one job per
+    stream (a long job, its message kept invisible by the heartbeats). A live stream is not one object:
+    its reads and its job messages (one per playlist rewrite) are `live_lines`'."""
     month_s = round(hours * 3600)
     one = count_stream(settings, month_s, 0)
+    if live:
+        one = StreamCounts(0, one.s3_put, 0, 0, one.sqs_change_visibility, 0)
     counts = StreamCounts(
         *(v * streams for v in one.astuple()[:5]), round(streams * hours * defects_per_hour)
     )
@@ -366,8 +530,16 @@ def after_lines(
     ec2 = line(
         "EC2", f"instance-hours ({fleet.instance}, {opts.purchase})", instance_hours, rate, rate_source
     )
-    counts, idle = month_counts(streams, hours, defects_per_hour, settings)
+    live = opts.live_segment_seconds is not None
+    counts, idle = month_counts(streams, hours, defects_per_hour, settings, live=live)
     lines = [ec2, *request_lines(counts, book, idle_receives=idle)]
+    live_requests = 0.0  # API calls and log lines following live streams adds
+    if opts.live_segment_seconds is not None:
+        rates = live_rates(settings, opts.live_segment_seconds, busy=min(1.0, fleet.cpu_s_per_stream_s))
+        stream_seconds = streams * hours * 3600
+        lines += live_lines(rates, stream_seconds, counts.sns_publish, book)
+        # One "live progress" log line per checkpoint; SQS calls through the network path.
+        live_requests = rates.sqs * stream_seconds + rates.checkpoint_puts * stream_seconds
     months = hours / HOURS_PER_MONTH
     lines.append(
         priced_line(
@@ -382,7 +554,7 @@ def after_lines(
         priced_line(book, "ecr.gb_month", "ECR", f"GB-months (image, {IMAGE_GIB:g} GB assumed)", IMAGE_GIB)
     )
     # The service logs a line when it takes a job, one per results object written and one per defect.
-    log_lines = counts.sqs_receive + counts.s3_put + counts.sns_publish
+    log_lines = counts.sqs_receive + counts.s3_put + counts.sns_publish + live_requests
     log_gb = log_lines * LOG_BYTES_PER_LINE / 1e9
     lines.append(
         priced_line(

@@ -129,12 +129,12 @@ def run_after(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, tasks: int =
 
 
 def metered(usage: list[dict[str, Any]], *, wall_s: float, reports: dict[str, list[Report]] | None = None,
-            corrective_action_puts: int = 0) -> Bill:
+            corrective_action_puts: int = 0, live: PublishReport | None = None) -> Bill:
     """The after's bill from its tasks' usage lines: the jobs', and the idle long polls apart."""
     jobs = [u for u in usage if u.get("outcome") != "idle"]
     idle = [u for u in usage if u.get("outcome") == "idle"]
     return after_bill(jobs, wall_s=wall_s, idle=idle, reports=reports or {},
-                      corrective_action_puts=corrective_action_puts)
+                      corrective_action_puts=corrective_action_puts, live=live)
 
 
 def after_detail(settings: ServiceSettings, tasks: int) -> dict[str, Any]:
@@ -222,6 +222,21 @@ def await_live(local: LocalTasks, stream_id: str, timeout_s: float,
     raise RunError(f"live stream {stream_id} not finished by the after after {timeout_s:.0f} s\n{tails}")
 
 
+# Every playlist rewrite's event is a job message; those that arrive while the stream is followed are
+# dropped as duplicates by a free worker slot, or by the follower's own once it is done: a few seconds.
+JOBS_WAIT_S = 30.0
+
+
+def await_jobs(local: LocalTasks, stream_id: str, jobs: int, timeout_s: float) -> int:
+    """Wait until `jobs` jobs naming `stream_id` have finished (at most `timeout_s`); how many did."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = sum(1 for u in local.usage() if u.get("stream_id") == stream_id and u.get("outcome") != "idle")
+        if done >= jobs or time.monotonic() >= deadline:
+            return done
+        time.sleep(POLL_S)
+
+
 def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id: str | None = None,
                 tasks: int = 1, speed: float = 1.0, segment_seconds: float = 2.0,
                 faults: PublishFaults | None = None, timeout_s: float = 900,
@@ -255,6 +270,8 @@ def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id:
         report = publisher.finish(timeout_s)
         finished = await_live(local, stream_id, timeout_s)
         wall_s = round(time.monotonic() - started, 3)
+        if finished["outcome"] == "analysed":  # its bill holds every playlist event's job (cost model)
+            await_jobs(local, stream_id, report.playlist_writes, timeout_s=JOBS_WAIT_S)
         local.stop()
         usage = [u for u in local.usage() if u.get("stream_id") == stream_id]
         live = read_live(line for t in local.tasks for line in t.lines()).get(stream_id) or {
@@ -280,7 +297,8 @@ def follow_live(aws: Aws, stack: Stack, path: Path, *, log_dir: Path, stream_id:
                      status="SUCCEEDED" if outcome == "analysed" else "FAILED",
                      error=failure or (None if outcome == "analysed" else outcome), records=records,
                      notifications=notes, corrective_actions=actions,
-                     bill=metered(usage, wall_s=wall_s, reports=reports, corrective_action_puts=len(actions)),
+                     bill=metered(usage, wall_s=wall_s, reports=reports, corrective_action_puts=len(actions),
+                                  live=report),
                      wall_s=wall_s, lag=live_lag(report, live), published=report,
                      detail={**after_detail(service, tasks), "outcome": outcome,
                              "playlist_reads": live["playlist_reads"]})

@@ -118,9 +118,8 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
     requests = [line["requests"] for line in logged_json(messages, "requests")]
     watch_requests = [line["requests"] for line in logged_json(messages, "stall watch requests")]
     # Every object the publisher wrote is an S3 event on EventBridge: each segment and each playlist.
-    objects = sum(1 for s in report.segments if s.landed_at is not None) + len(report.segments)
     bill = serverless_bill(reports, requests, stream_seconds=len(records), wall_s=wall_s,
-                           segments=len(report.segments), objects_written=objects,
+                           segments=len(report.segments), objects_written=report.objects_written,
                            corrective_action_puts=len(actions), watch_requests=watch_requests)
     seconds = sorted(r["second"] for r in records)
     ok = seconds == list(range(len(seconds))) and bool(seconds) and not state.get("stalled")

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metering.lambda_logs import Report, function_usage
 from metering.requests import merged, s3_by_class
 from metering.stepfunctions import lambda_reported_s3, live_edge_waits, service_calls, transitions
+
+if TYPE_CHECKING:
+    from sample_streams.publish import PublishReport
 
 CORRECTIVE_ACTION = "corrective-action"
 LIVE_STARTER = "live-starter"
@@ -125,10 +128,16 @@ def before_bill(events: list[dict[str, Any]], reports: dict[str, list[Report]], 
 
 
 def after_bill(usages: list[dict[str, Any]], *, wall_s: float, idle: list[dict[str, Any]] | None = None,
-               reports: dict[str, list[Report]] | None = None, corrective_action_puts: int = 0) -> Bill:
+               reports: dict[str, list[Report]] | None = None, corrective_action_puts: int = 0,
+               live: PublishReport | None = None) -> Bill:
     """The after's bill from the service's per-job usage lines ("job finished") and, for requests no job
     caused (empty long polls), its "worker stopped" lines; plus the corrective-action function's REPORT
-    lines and records, as in the before."""
+    lines and records, as in the before.
+
+    A live stream (`live`: what its publisher wrote, segments and playlist rewrites) adds what the
+    service does not see, counted as the serverless design's bill counts it: every object
+    written is an S3 event ingested by EventBridge, and each playlist rewrite's event is one SQS
+    SendMessage (the rule's target, one job message each)."""
     idle = idle or []
     by_service: dict[str, list[dict[str, int]]] = {"s3": [], "sqs": [], "sns": []}
     for usage in usages:
@@ -140,6 +149,10 @@ def after_bill(usages: list[dict[str, Any]], *, wall_s: float, idle: list[dict[s
     sqs = merged(by_service["sqs"])
     idle_sqs = merged([(u.get("requests") or {}).get("sqs", {}) for u in idle])
     sqs.update({f"idle_{op}": n for op, n in idle_sqs.items()})
+    extra: dict[str, Any] = {}
+    if live is not None:
+        sqs["SendMessage"] = live.playlist_writes
+        extra["eventbridge_events"] = live.objects_written
     functions = _functions(reports or {})
     analysed = [u for u in usages if u.get("outcome") == "analysed"]
     jobs_cpu = round(sum(float(u.get("cpu_s") or 0.0) for u in usages), 3)
@@ -152,9 +165,9 @@ def after_bill(usages: list[dict[str, Any]], *, wall_s: float, idle: list[dict[s
         lambda_functions=functions,
         cpu_s=_total_cpu(functions, jobs_cpu),
         sqs_requests=sqs,
-        jobs=[{k: u.get(k) for k in ("job_id", "stream_id", "stream_seconds", "outcome", "defects", "cpu_s",
-                                     "wall_s")} for u in usages],
-        extra={"service_cpu_s": jobs_cpu},
+        jobs=[{k: u[k] for k in ("job_id", "stream_id", "stream_seconds", "outcome", "defects", "cpu_s",
+                                 "wall_s", "live") if k in u} for u in usages],
+        extra={"service_cpu_s": jobs_cpu, **extra},
     )
 
 

@@ -156,6 +156,7 @@ class FollowerStore:
 
     s3: Any
     bucket: str
+    writes: int = 0  # conditional PUTs of records, refused ones too (billed alike): the checkpoints counted
 
     def read(self, stream_id: str) -> tuple[Checkpoint | None, str | None]:
         try:
@@ -171,8 +172,9 @@ class FollowerStore:
         return the new ETag, or raise LeaseLost."""
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         checkpoint.written_at = time.time()
+        self.writes += 1
         try:
-            return self.s3.put_object(Bucket=self.bucket, Key=follower_key(checkpoint.stream_id),
+            etag = self.s3.put_object(Bucket=self.bucket, Key=follower_key(checkpoint.stream_id),
                                       Body=checkpoint.to_json(), ContentType="application/json",
                                       **condition)["ETag"]
         except ClientError as error:
@@ -180,6 +182,7 @@ class FollowerStore:
                                                                  "ConditionalRequestConflict"):
                 raise LeaseLost(checkpoint.stream_id) from None
             raise
+        return str(etag)
 
 
 def new_owner() -> str:

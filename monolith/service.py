@@ -264,11 +264,14 @@ def cpu_seconds() -> float:
 
 
 def usage_record(*, job_id: str | None, stream_id: str | None, stream_seconds: int, outcome: str,
-                 defects: int, requests: Requests, cpu_s: float, wall_s: float) -> dict[str, Any]:
-    """What a job (or a worker's idle time) used: the `usage` key of its "job finished" log line."""
+                 defects: int, requests: Requests, cpu_s: float, wall_s: float,
+                 live: dict[str, int] | None = None) -> dict[str, Any]:
+    """What a job (or a worker's idle time) used: the `usage` key of its "job finished" log line. A live
+    job adds `live`: of its S3 requests, how many were playlist reads and follower-record writes
+    (checkpoints), which the cost model counts apart (cost_model/after.py)."""
     return {"job_id": job_id, "stream_id": stream_id, "stream_seconds": stream_seconds, "outcome": outcome,
             "defects": defects, "requests": {s: dict(requests.get(s, {})) for s in BILLED_SERVICES},
-            "cpu_s": round(cpu_s, 4), "wall_s": round(wall_s, 4)}
+            "cpu_s": round(cpu_s, 4), "wall_s": round(wall_s, 4), **({"live": live} if live else {})}
 
 
 @dataclass
@@ -279,6 +282,7 @@ class _Progress:
     defects: list[dict[str, Any]] = field(default_factory=list)
     writer: ResultsWriter | None = None
     gave_up: bool = False  # the failure was final: notified, and the message is left to the dead-letter queue
+    live: dict[str, int] | None = None  # a live job's playlist reads and checkpoints (usage_record)
 
 
 class Worker:
@@ -348,7 +352,8 @@ class Worker:
         usage = usage_record(
             job_id=delivery.message_id, stream_id=(progress.request or {}).get("stream_id"),
             stream_seconds=progress.second - progress.first_second, outcome=outcome,
-            defects=len(progress.defects), requests=self.counter.take(), cpu_s=cpu_s, wall_s=wall_s)
+            defects=len(progress.defects), requests=self.counter.take(), cpu_s=cpu_s, wall_s=wall_s,
+            live=progress.live)
         logger.info("job finished", extra={"usage": usage})
         self._metrics(usage, progress)
         logger.remove_keys(["job_id", "receive_count", "stream_id"])
@@ -398,7 +403,17 @@ class Worker:
         logger.append_keys(stream_id=job.stream_id)
         if settings.source_buckets and job.bucket not in settings.source_buckets:
             raise InvalidRequest(f"bucket {shown(job.bucket)} is not a source bucket of this stack")
+        progress.live = {"playlist_reads": 0, "checkpoints": 0}
         store = FollowerStore(self.s3, settings.results_bucket)
+        try:
+            return self._take(job, delivery, progress, store)
+        finally:
+            progress.live["checkpoints"] = store.writes
+
+    def _take(self, job: LiveJob, delivery: Delivery, progress: _Progress, store: FollowerStore) -> str:
+        """Take the stream over from its follower record, unless it is followed or finished, and follow it."""
+        settings = self.settings
+        assert progress.live is not None
         checkpoint, etag = store.read(job.stream_id)
         if checkpoint is None:
             checkpoint = Checkpoint(job.stream_id, job.bucket, job.playlist_key,
@@ -406,7 +421,7 @@ class Worker:
         elif checkpoint.status in (ENDED, FAILED) or checkpoint.held(time.time(), settings.lease_s):
             self._delete(delivery)  # a rewrite of a playlist someone follows, or of a finished stream
             return "duplicate"
-        elif checkpoint.status == STALLED and not self._grew(job, checkpoint):
+        elif checkpoint.status == STALLED and not self._grew(job, checkpoint, progress.live):
             self._delete(delivery)  # a late copy of a notification from before the stall
             return "duplicate"
         else:
@@ -434,11 +449,15 @@ class Worker:
         except Exception:
             follow.release(visible_in=settings.retry_delay_s)  # let the retry (or anyone) take it at once
             raise
+        finally:
+            if follow.reader is not None:
+                progress.live["playlist_reads"] += follow.reader.playlist_reads
 
-    def _grew(self, job: LiveJob, checkpoint: Checkpoint) -> bool:
+    def _grew(self, job: LiveJob, checkpoint: Checkpoint, live: dict[str, int]) -> bool:
         """Whether a stalled stream's playlist lists more than it did at the stall (one GET)."""
         from lambdas.shared.live import PlaylistUnreadable, read_playlist
 
+        live["playlist_reads"] += 1
         try:
             playlist = read_playlist(self.s3, job.bucket, job.playlist_key)
         except PlaylistUnreadable:

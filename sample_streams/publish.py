@@ -99,6 +99,16 @@ class PublishReport:
         """Stream-seconds a reader of the playlist iterates over (the last may be partial)."""
         return max(1, math.ceil(self.duration_s - 1e-3))
 
+    @property
+    def playlist_writes(self) -> int:
+        """The playlist is rewritten once per segment listed."""
+        return len(self.segments)
+
+    @property
+    def objects_written(self) -> int:
+        """Objects PUT to the bucket (each an S3 event): the segments that landed and the playlist writes."""
+        return sum(1 for s in self.segments if s.landed_at is not None) + self.playlist_writes
+
     def landed_at(self, second: int) -> float | None:
         """When stream-second `second` became readable: the landing of the last segment it overlaps."""
         return second_landed_at(self.segments, second)

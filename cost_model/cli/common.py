@@ -87,6 +87,7 @@ def after(args: argparse.Namespace, calibration: Calibration, prov: Provenance) 
         sp_discount_1y=args.sp_discount_1y,
         sp_discount_3y=args.sp_discount_3y,
         network=args.network or deployed.network,
+        live_segment_seconds=None if args.files else args.segment_seconds,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cost_model import measured as measured_counts
-from cost_model.after import check_run
+from cost_model.after import check_live_run, check_run
 from cost_model.cli import options
 from cost_model.cli.common import (
     LoopModel,
@@ -116,10 +116,11 @@ def run(args: argparse.Namespace) -> int:
         shipped=shipped,
     )
     if measured.after is not None:
-        after_rows = check_run(measured.after)
+        after, segments = measured.after, measured.live_segments
+        after_rows = check_run(after) if segments is None else check_live_run(after, segments)
         if not after_rows:
             measured.notes.append(
-                "after: a job was not analysed to its end (failed or released): its "
+                "after: a job was not analysed to its end (failed, released, taken over or stalled): its "
                 "requests depend on where it stopped and are not checked"
             )
         rows += after_rows

@@ -14,6 +14,7 @@ from calibration import Calibration, Profile
 from cost_model.after import (
     AfterOptions,
     after_lines,
+    check_live_run,
     check_run,
     count_stream,
     month_counts,
@@ -85,7 +86,9 @@ def workload(**kw: Any) -> Workload:
 
 
 def after(**kw: Any) -> AfterOptions:
-    return AfterOptions(**{"calibration": CALIBRATION, "settings": ServiceSettings(concurrency=4), **kw})
+    """Finished files, unless a test asks for live segments."""
+    return AfterOptions(**{"calibration": CALIBRATION, "settings": ServiceSettings(concurrency=4),
+                           "live_segment_seconds": None, **kw})
 
 
 def by_unit(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -518,3 +521,86 @@ def test_live_is_the_default_and_its_wait_comes_from_the_definition(definition: 
     without["States"]["Convert"]["Retry"] = without["States"]["Convert"]["Retry"][1:]
     with pytest.raises(ValueError, match="no Retry on SecondNotPublishedYet"):
         serverless_usage(without, workload(variant="batched", live=True))
+
+
+# --- the after following live streams ---------------------------------------------------------------
+def test_after_live_month_by_hand() -> None:
+    # Given the same 1,000 streams as live HLS in 2 s segments, the follower busy 0.2 s of each second
+    # (the calibration's 1080p median) and polling every 0.5 s at the edge, 1 defect per stream-hour
+    lines = by_unit(after_lines(1000, 730, 1.0, "1080p", after(live_segment_seconds=2.0), BOOK)[0])
+    n = 2_628_000_000  # stream-seconds: 1,000 x 730 h x 3,600 s
+    # Then no stream is one object read once: the segments are, 1.314 billion GETs x $0.40/M = $525.60
+    assert "S3|GET requests (streams)" not in lines
+    segments = lines["S3|GET requests (live: segments)"]
+    assert (segments["quantity"], segments["monthly_usd"]) == (n / 2, pytest.approx(525.60))
+    # And the playlist is read 0.8 s / 0.5 s = 1.6 times a stream-second: 4.2048 billion x $0.40/M
+    polls = lines["S3|GET requests (live: playlist polls at the edge)"]
+    assert (polls["quantity"], polls["monthly_usd"]) == (pytest.approx(4_204_800_000), pytest.approx(1681.92))
+    # And every playlist rewrite is a job: its follower-record GET, and send + receive + delete
+    assert lines["S3|GET requests (live: follower record, one per playlist event)"]["quantity"] == n / 2
+    sqs = lines["SQS|requests (live: send, receive, delete per playlist event)"]
+    assert (sqs["quantity"], sqs["monthly_usd"]) == (3 * n / 2, pytest.approx(1576.80))
+    # And the follower record is written every 60 s (batches, and lease_s / 3 = 60 s) and after each of
+    # the 730,000 defects: 43.8M + 0.73M = 44.53M x $0.005 per 1,000 = $222.65
+    checkpoints = lines["S3|PUT requests (live: checkpoints)"]
+    assert (checkpoints["quantity"], checkpoints["monthly_usd"]) == (pytest.approx(44_530_000),
+                                                                     pytest.approx(222.65))
+    # And every segment and every playlist rewrite is an S3 event on EventBridge: 2.628 billion x $1/M
+    assert lines["EventBridge|S3 object events (segments, playlists)"]["monthly_usd"] == pytest.approx(2628.0)
+    # And the job's message only gets its heartbeats: 87,599 per stream, as for a file
+    assert lines["SQS|requests (visibility heartbeats)"]["quantity"] == 87_599_000
+    # When priced as files instead, Then none of the live lines is there
+    files = by_unit(after_lines(1000, 730, 1.0, "1080p", after(), BOOK)[0])
+    assert not [k for k in files if "live" in k] and "S3|GET requests (streams)" in files
+
+
+def live_after_run(**changes: Any) -> dict[str, Any]:
+    """A live run's `after` by hand: 20 s in 10 segments, 3 defects, 1 followed job and 9 duplicates; 25
+    playlist reads; the record written 2 + 0 + 3 = 5 times; batches of 60 s: 1 results object."""
+    jobs = [{"outcome": "analysed", "stream_seconds": 20, "wall_s": 12.0,
+             "live": {"playlist_reads": 25, "checkpoints": 5}}]
+    jobs += [{"outcome": "duplicate", "stream_seconds": 0, "wall_s": 0.03,
+              "live": {"playlist_reads": 0, "checkpoints": 0}}] * 9
+    run = {"stream_seconds": 20, "defects": 3, "jobs": jobs, "service_cpu_s": 2.0, "sns_publishes": 3,
+           # GETs: 10 segments + 10 follower records + 25 playlist reads; PUTs: 1 results + 5 records
+           "s3_requests": {"by_source": {"service": {"GetObject": 45, "PutObject": 6}}},
+           "sqs_requests": {"ReceiveMessage": 10, "DeleteMessage": 10, "ChangeMessageVisibility": 1}}
+    return {**run, **changes}
+
+
+def test_a_live_after_run_checked_by_hand() -> None:
+    rows = {r["quantity"]: r for r in check_live_run(live_after_run(), segments=10)}
+    # Then what timing does not decide is equal
+    for quantity in ("after live jobs (playlist events)", "after S3 GET", "after S3 PUT (results)",
+                     "after checkpoint PUTs", "after SQS ReceiveMessage", "after SQS DeleteMessage",
+                     "after SNS publishes"):
+        assert rows[quantity]["equal"] is True, rows[quantity]
+    assert (rows["after S3 GET"]["analytic"], rows["after checkpoint PUTs"]["analytic"]) == (45, 5)
+    # And the polls are shown beside the real-time model: busy 2 s / 20 s = 10%, 20 x 0.9 / 0.5 = 36
+    polls = rows["after playlist reads"]
+    assert (polls["analytic"], polls["measured"], polls["equal"]) == (36, 25, None)
+    # And one heartbeat in 12 s of following is within 1..1 + ceil(12 / 30)
+    assert rows["after SQS ChangeMessageVisibility"]["equal"] is None
+
+
+def test_a_live_after_run_that_read_a_segment_twice_or_lost_a_job_is_caught() -> None:
+    # When a segment was read twice, Then the GETs differ
+    twice = live_after_run(s3_requests={"by_source": {"service": {"GetObject": 46, "PutObject": 6}}})
+    assert {r["quantity"]: r for r in check_live_run(twice, segments=10)}["after S3 GET"]["equal"] is False
+    # When a playlist event's job never came, Then the jobs and their receives differ
+    lost = live_after_run()
+    lost["jobs"] = lost["jobs"][:-1]
+    lost["sqs_requests"] = {"ReceiveMessage": 9, "DeleteMessage": 9, "ChangeMessageVisibility": 1}
+    rows = {r["quantity"]: r for r in check_live_run(lost, segments=10)}
+    assert rows["after live jobs (playlist events)"]["equal"] is False
+    assert rows["after SQS ReceiveMessage"]["equal"] is False
+    # When the follower wrote its record 12 times in 12 s (lease renewals at most 12 // 60 = 0), Then not
+    more = live_after_run()
+    more["jobs"] = [{**more["jobs"][0], "live": {"playlist_reads": 25, "checkpoints": 12}}, *more["jobs"][1:]]
+    more["s3_requests"] = {"by_source": {"service": {"GetObject": 45, "PutObject": 13}}}
+    rows = {r["quantity"]: r for r in check_live_run(more, segments=10)}
+    assert rows["after checkpoint PUTs"]["equal"] is False
+    # When the follower was taken over, Then nothing is checked (where it stopped decides)
+    taken = live_after_run()
+    taken["jobs"] = [{**taken["jobs"][0], "outcome": "superseded"}, *taken["jobs"][1:]]
+    assert check_live_run(taken, segments=10) == []

@@ -22,10 +22,13 @@ from typing import Any
 
 import pytest
 
+from cost_model.after import check_live_run
 from demo.after import (
+    after_detail,
     await_live,
     before_live_paused,
     live_lag,
+    metered,
     service_settings,
     stream_records,
 )
@@ -208,6 +211,16 @@ def test_a_live_stream_gives_the_monolith_s_defects_reading_each_segment_once(
     wait_for("the duplicate jobs", lambda: sum(jobs_of(group, stream_id).values()) >= 5, 30, group)
     assert jobs_of(group, stream_id) == Counter({"analysed": 1, "duplicate": 4})
     assert follower(aws, after, stream_id)["status"] == "ended"
+    # And the cost model's live counts for 5 segments, 10 s and its defects equal the run's bill where
+    # timing does not enter (`count --summary` on a live run); the timing rows stay within their range
+    bill = metered([u for u in group.usage() if u.get("stream_id") == stream_id], wall_s=1.0, live=report)
+    rows = {r["quantity"]: r for r in check_live_run(
+        {**bill.as_dict(), **after_detail(group.settings, 1), "defects": want}, len(report.segments))}
+    exact = ("after live jobs (playlist events)", "after S3 GET", "after S3 PUT (results)",
+             "after SQS ReceiveMessage", "after SQS DeleteMessage", "after SNS publishes")
+    assert [q for q in exact if rows[q]["equal"] is not True] == [], rows
+    assert [r for r in rows.values() if r["equal"] is False] == [], rows
+    assert bill.sqs_requests["SendMessage"] == 5 and bill.extra["eventbridge_events"] == 10
     # Lag to the live edge: from each segment landing to each second done, to each defect notified
     lag = live_lag(report, live)
     assert sorted(lag["per_second_s"]) == list(range(10)) and min(lag["per_second_s"].values()) >= 0
