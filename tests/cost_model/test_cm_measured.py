@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cm_helpers import SMALL_LOOP
+from cm_helpers import SMALL_LOOP, live_after_run, run
 
 from cost_model.inputs import NEEDS, InputError
 from cost_model.measured import check, count_execution, history, read_summary
@@ -305,3 +305,23 @@ def test_check_a_live_run_by_hand(tmp_path: Path) -> None:
                                                 needs=dict(NEEDS), detectors=("freeze", "block_corruption",
                                                                               "av_sync"))
                 }["Lambda invocations"]["equal"]
+
+
+def test_count_checks_the_afters_run_of_a_live_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    # Given a live run's summary (make demo-live): the before at the top, the after's run of the same
+    # stream under `live` (10 segments, 20 s, 3 defects) and the serverless design that failed to follow it
+    before = {"stream_seconds": 20, "executions": 1, "notifications": 3, "state_transitions": 210,
+              "live": {"published": {"segments": [{}] * 10},
+                       "after": live_after_run(), "serverless": {"status": "FAILED", "error": "boom"}}}
+    path = write(tmp_path, before)
+    # When counted
+    code, out, _ = run(capsys, "count", "--summary", str(path), "--json")
+    found = json.loads(out)
+    rows = {r["quantity"]: r for r in found["check"]}
+    # Then the after's live rows are there, equal where timing does not enter
+    assert code == 0 and rows["after live jobs (playlist events)"]["equal"] is True
+    assert rows["after S3 GET"]["analytic"] == 45 and rows["after S3 GET"]["equal"] is True
+    # And the design that did not follow the stream is named, not checked
+    assert "serverless: did not follow the live stream (boom): nothing to check" in found["measured"]["notes"]
+    assert not any(q.startswith("serverless") for q in rows)

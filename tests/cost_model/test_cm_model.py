@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cm_helpers import live_after_run
 
 from calibration import Calibration, Profile
 from cost_model.after import (
@@ -552,20 +553,6 @@ def test_after_live_month_by_hand() -> None:
     # When priced as files instead, Then none of the live lines is there
     files = by_unit(after_lines(1000, 730, 1.0, "1080p", after(), BOOK)[0])
     assert not [k for k in files if "live" in k] and "S3|GET requests (streams)" in files
-
-
-def live_after_run(**changes: Any) -> dict[str, Any]:
-    """A live run's `after` by hand: 20 s in 10 segments, 3 defects, 1 followed job and 9 duplicates; 25
-    playlist reads; the record written 2 + 0 + 3 = 5 times; batches of 60 s: 1 results object."""
-    jobs = [{"outcome": "analysed", "stream_seconds": 20, "wall_s": 12.0,
-             "live": {"playlist_reads": 25, "checkpoints": 5}}]
-    jobs += [{"outcome": "duplicate", "stream_seconds": 0, "wall_s": 0.03,
-              "live": {"playlist_reads": 0, "checkpoints": 0}}] * 9
-    run = {"stream_seconds": 20, "defects": 3, "jobs": jobs, "service_cpu_s": 2.0, "sns_publishes": 3,
-           # GETs: 10 segments + 10 follower records + 25 playlist reads; PUTs: 1 results + 5 records
-           "s3_requests": {"by_source": {"service": {"GetObject": 45, "PutObject": 6}}},
-           "sqs_requests": {"ReceiveMessage": 10, "DeleteMessage": 10, "ChangeMessageVisibility": 1}}
-    return {**run, **changes}
 
 
 def test_a_live_after_run_checked_by_hand() -> None:
