@@ -533,13 +533,14 @@ def after_lines(
     live = opts.live_segment_seconds is not None
     counts, idle = month_counts(streams, hours, defects_per_hour, settings, live=live)
     lines = [ec2, *request_lines(counts, book, idle_receives=idle)]
-    live_requests = 0.0  # API calls and log lines following live streams adds
+    live_sqs = live_log_lines = 0.0  # what following live streams adds to the network path and the logs
     if opts.live_segment_seconds is not None:
         rates = live_rates(settings, opts.live_segment_seconds, busy=min(1.0, fleet.cpu_s_per_stream_s))
         stream_seconds = streams * hours * 3600
         lines += live_lines(rates, stream_seconds, counts.sns_publish, book)
-        # One "live progress" log line per checkpoint; SQS calls through the network path.
-        live_requests = rates.sqs * stream_seconds + rates.checkpoint_puts * stream_seconds
+        live_sqs = rates.sqs * stream_seconds
+        # A "job finished" line per playlist event's job, a "live progress" line per checkpoint.
+        live_log_lines = (rates.playlist_events + rates.checkpoint_puts) * stream_seconds
     months = hours / HOURS_PER_MONTH
     lines.append(
         priced_line(
@@ -554,7 +555,7 @@ def after_lines(
         priced_line(book, "ecr.gb_month", "ECR", f"GB-months (image, {IMAGE_GIB:g} GB assumed)", IMAGE_GIB)
     )
     # The service logs a line when it takes a job, one per results object written and one per defect.
-    log_lines = counts.sqs_receive + counts.s3_put + counts.sns_publish + live_requests
+    log_lines = counts.sqs_receive + counts.s3_put + counts.sns_publish + live_log_lines
     log_gb = log_lines * LOG_BYTES_PER_LINE / 1e9
     lines.append(
         priced_line(
@@ -569,7 +570,7 @@ def after_lines(
     # The corrective-action function (shared with the before, tracing on) is a trace root per defect;
     # the service itself is not traced.
     lines.append(xray_line(book, {"corrective actions": streams * defects_per_hour / 3600}, hours * 3600))
-    api_gb = (counts.sqs + idle + counts.sns_publish + log_lines) * API_BYTES_PER_REQUEST / 1e9
+    api_gb = (counts.sqs + live_sqs + idle + counts.sns_publish + log_lines) * API_BYTES_PER_REQUEST / 1e9
     image_gb = fleet.instances * IMAGE_GIB  # each instance pulls the image once a month (assumed)
     if opts.network == "public":
         lines.append(
