@@ -42,7 +42,6 @@ from metering.lag import lag_report
 from metering.lambda_logs import Report
 from monolith.local_tasks import LocalTasks
 from monolith.serve import read_live
-from monolith.service import ARCHITECTURE
 from sample_streams.publish import PublishFaults, PublishReport
 from settings import ServiceSettings
 
@@ -67,7 +66,7 @@ def stream_records(aws: Aws, after: AfterStack, stream_id: str, *,
     bucket = after.results_bucket
     keys = result_keys(aws, after, stream_id)
     if live:
-        keys = [k for k in keys if re.search(rf"\.{ARCHITECTURE}(-[a-z_-]+)?\.json$", k)]
+        keys = [k for k in keys if re.search(rf"\.{AFTER}(-[a-z_-]+)?\.json$", k)]
     lines = [line for key in keys
              for line in aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()]
     return sorted((json.loads(line) for line in lines if line.strip()), key=lambda r: r["second"])

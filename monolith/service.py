@@ -33,7 +33,7 @@ from lambdas.converter.segments import SegmentWindow, StreamStart, stream_start
 from lambdas.converter.service import StreamUnreadable
 from lambdas.shared.keys import InvalidRequest, check_key, check_segment, shown
 from lambdas.shared.media import StreamSecond
-from lambdas.shared.notifications import AFTER, marked, text_attribute
+from lambdas.shared.notifications import AFTER, marked, stall_notification, text_attribute
 from lambdas.shared.observability import MetricUnit, logger, metrics
 from lambdas.shared.request_counting import RequestCounter, Requests
 from lambdas.shared.results import make_record, result_key
@@ -64,10 +64,6 @@ BILLED_SERVICES = ("s3", "sqs", "sns")  # every usage record names these, even w
 # duplicate: a live stream another worker follows (or has finished); ignored: an S3 event naming no
 # playlist to follow; superseded: another worker took the live stream over.
 OUTCOMES = ("analysed", "failed", "released", "stalled", "duplicate", "ignored", "superseded")
-STALL_SUBJECT = "Stream stalled"
-# Every notification carries it as the `design` attribute (the designs share the topic and may follow the
-# same live stream); a live stream's result objects are named with it.
-ARCHITECTURE = AFTER
 
 
 class Rejected(InvalidRequest):
@@ -162,17 +158,6 @@ def failure_notification(request: dict[str, str], second: int, error: str, cause
     }, AFTER)
 
 
-def stall_notification(job: Any, second: int, stalled_s: float) -> dict[str, Any]:
-    """A live stream's playlist stopped growing: to people (not a defect for the corrective action)."""
-    return marked({
-        "Subject": STALL_SUBJECT,
-        "Message": f"Stream {job.stream_id} ({job.source}) stalled: its playlist has not grown for "
-                   f"{stalled_s:g} s; analysed up to second {second}",
-        "MessageAttributes": {"kind": text_attribute("stream_stalled"),
-                              "stream_id": text_attribute(job.stream_id)},
-    }, AFTER)
-
-
 def rejected_notification(cause: str) -> dict[str, Any]:
     """The NotifyRejected state's message: the job names no stream, so only the cause."""
     return marked({"Subject": FAILURE_SUBJECT, "Message": cause,
@@ -194,7 +179,7 @@ def live_results_part(part: str) -> str:
     """A live stream is followed by both architectures at once under the same stream id (its playlist's
     folder): the after's objects are named apart (`second=<n>.after.json`) so that neither overwrites the
     other's; file jobs keep the plain key."""
-    return f"{ARCHITECTURE}-{part}" if part else ARCHITECTURE
+    return f"{AFTER}-{part}" if part else AFTER
 
 
 def results_part(detectors: Collection[str]) -> str:
@@ -650,7 +635,7 @@ class _Follow:
         self.checkpoint.owner = ""
         self.save(before_tail)
         self.worker.sns.publish(TopicArn=self.settings.topic_arn, **stall_notification(
-            self.job, self.progress.second, self.settings.stall_timeout_s))
+            self.job.stream_id, self.job.source, self.progress.second, self.settings.stall_timeout_s, AFTER))
         logger.warning("stream stalled", extra={"seconds_done": self.progress.second,
                                                 "segments_listed": self.checkpoint.segments_listed})
         self.worker._delete(self.delivery)

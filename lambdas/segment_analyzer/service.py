@@ -61,7 +61,7 @@ from lambdas.shared.live import (
     read_segment,
     stream_id_of,
 )
-from lambdas.shared.notifications import SERVERLESS, marked, text_attribute
+from lambdas.shared.notifications import SERVERLESS, marked, stall_notification, text_attribute
 from lambdas.shared.results import make_record, result_key
 
 SEGMENT_NAME = re.compile(r"segment-(\d{1,9})\.ts$")
@@ -75,7 +75,6 @@ STATE_PREFIX = "state/"  # the streams' states in the state bucket
 # Every design may follow the same live stream into the same results partition: this design's objects
 # are told apart by their part (`second=<n>.segments.json`), its notifications by their `design` mark.
 RESULTS_PART = "segments"
-DESIGN = SERVERLESS
 
 
 class NotYet(Exception):
@@ -267,7 +266,8 @@ class Analyser:
                 ref = SegmentRef(watch.bucket, tail[0].key, watch.stream_id, tail[0].index)
                 self._window(ref, playlist, state, as_end=True)
         finally:  # told even if the tail cannot be analysed (its error is the invocation's)
-            self.publish(stall_notification(watch, state.next_second, self.stall_timeout_s))
+            self.publish(stall_notification(watch.stream_id, f"s3://{watch.bucket}/{watch.playlist_key}",
+                                            state.next_second, self.stall_timeout_s, SERVERLESS))
         return None
 
     def give_up(self, ref: SegmentRef, cause: str) -> None:
@@ -372,7 +372,7 @@ def defect_notification(ref: SegmentRef, second: int, defect: dict[str, Any]) ->
         "MessageAttributes": {"kind": text_attribute("defect"),
                               "defect_type": text_attribute(str(defect["type"])),
                               "stream_id": text_attribute(ref.stream_id)},
-    }, DESIGN)
+    }, SERVERLESS)
 
 
 def failure_notification(ref: SegmentRef | None, cause: str) -> dict[str, Any]:
@@ -382,21 +382,7 @@ def failure_notification(ref: SegmentRef | None, cause: str) -> dict[str, Any]:
     if ref is not None:
         attributes["stream_id"] = text_attribute(ref.stream_id)
     return marked({"Subject": FAILURE_SUBJECT, "Message": f"{what}{cause}", "MessageAttributes": attributes},
-                  DESIGN)
-
-
-# The after's stall notice (monolith/service.py stall_notification): the same subject and kind.
-STALL_SUBJECT = "Stream stalled"
-
-
-def stall_notification(watch: StallWatch, second: int, stalled_s: float) -> dict[str, Any]:
-    """The after's "Stream stalled" message: the playlist stopped growing; analysed up to `second`."""
-    source = f"s3://{watch.bucket}/{watch.playlist_key}"
-    return marked({"Subject": STALL_SUBJECT,
-                   "Message": f"Stream {watch.stream_id} ({source}) stalled: its playlist has not grown for "
-                              f"{stalled_s:g} s; analysed up to second {second}",
-                   "MessageAttributes": {"kind": text_attribute("stream_stalled"),
-                                         "stream_id": text_attribute(watch.stream_id)}}, DESIGN)
+                  SERVERLESS)
 
 
 # --- the batch: SQS messages holding S3 notifications ------------------------------------------------

@@ -38,3 +38,20 @@ def design_of(attributes: Mapping[str, Any]) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("StringValue", value.get("Value"))
     return value if value in DESIGNS else None
+
+
+STALL_SUBJECT = "Stream stalled"
+
+
+def stall_notification(stream_id: str, source: str, second: int, stalled_s: float, design: str
+                       ) -> dict[str, Any]:
+    """A live stream's playlist stopped growing, analysed up to `second`: to people, not a defect for
+    the corrective action. The after and the serverless design send the same notice (the before's
+    workflow ends its execution with a status instead)."""
+    return marked({
+        "Subject": STALL_SUBJECT,
+        "Message": f"Stream {stream_id} ({source}) stalled: its playlist has not grown for {stalled_s:g} s; "
+                   f"analysed up to second {second}",
+        "MessageAttributes": {"kind": text_attribute("stream_stalled"),
+                              "stream_id": text_attribute(stream_id)},
+    }, design)

@@ -15,7 +15,6 @@ import pytest
 from moto import mock_aws
 
 from lambdas.segment_analyzer.service import (
-    STALL_SUBJECT,
     Analyser,
     Queues,
     SegmentRef,
@@ -23,6 +22,7 @@ from lambdas.segment_analyzer.service import (
     StateStore,
     process_batch,
 )
+from lambdas.shared.notifications import STALL_SUBJECT
 from lambdas.shared.results import RESULTS_PREFIX
 from monolith.pipeline import analyze, sort_defects
 from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
