@@ -55,6 +55,11 @@ from monolith.pipeline import analyze
 from text_tables import render_text, text_table
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
+# A small picture's run is short (10 s of 360p is ~0.6 CPU-s), and a short run's CPU time moves with what
+# the host does for a moment (two quiet calibrations differed by 17% at 360p, by 1.5% at 720p and 1080p):
+# smaller pictures get a longer stream, up to this many times `duration_s`, so every run does about the
+# same work as `duration_s` seconds of the largest size.
+MAX_STRETCH = 4.0
 REPO = Path(__file__).resolve().parents[1]
 # Real pictures for object sizes, scaled to each resolution: chaplin is 360p-class, bigbuckbunny 720p-class.
 SIZE_CLIPS = {
@@ -116,7 +121,8 @@ def run_bench(
             "figures are not comparable with a quiet run's")
     core = pinned_core() if pin else None
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        streams = {name: generate_bench_stream(Path(tmp), name, duration_s, log) for name in sizes}
+        streams = {name: generate_bench_stream(Path(tmp), name, bench_seconds(name, duration_s), log)
+                   for name in sizes}
         infos = {name: probe(path) for name, path in streams.items()}
         runs: dict[str, dict[str, list[ChildRun]]] = {name: {kind: [] for kind in KINDS} for name in sizes}
         window = CpuWindow()
@@ -152,6 +158,14 @@ def run_bench(
         "quiet": quiet,
         "results": rows,
     }
+
+
+def bench_seconds(name: str, duration_s: float) -> float:
+    """The bench's stream length at `name`: `duration_s` stretched by the largest size's pixels over its
+    own (at most MAX_STRETCH times), in whole seconds."""
+    width, height = SIZES[name]
+    largest = max(w * h for w, h in SIZES.values())
+    return float(round(duration_s * min(MAX_STRETCH, largest / (width * height))))
 
 
 def generate_bench_stream(folder: Path, name: str, duration_s: float, log: Log) -> Path:

@@ -13,7 +13,7 @@ import pytest
 
 from calibration import CALIBRATION_PATH, Calibration, CalibrationError, load
 from cost_model import cli
-from monolith.bench import NotQuiet, format_bench, run_bench
+from monolith.bench import NotQuiet, bench_seconds, format_bench, run_bench
 from monolith.calibrate import document, format_tasks, task_section
 from monolith.calibrate import main as calibrate
 from monolith.sizing import task_size
@@ -250,3 +250,9 @@ def test_a_whole_task_run_that_could_not_be_measured_is_tried_again_then_refused
 
     with pytest.raises(TaskMemoryError, match="attempt 2 failed"):
         _measure_with_retries(never, log=logged.append, attempts=2)
+
+
+def test_smaller_pictures_get_longer_bench_streams_up_to_four_times() -> None:
+    # 1080p has 9x the pixels of 360p and 2.25x those of 720p: 10 s become 40 s (capped at 4x) and 22 s
+    assert [bench_seconds(name, 10) for name in ("360p", "720p", "1080p")] == [40.0, 22.0, 10.0]
+    assert bench_seconds("360p", 2) == 8.0
