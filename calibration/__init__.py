@@ -14,6 +14,8 @@ Contents:
   concurrency (median, min, max over repeated runs);
 - `lambda_path`: the same work done the Lambda path's way in one process (decode, pack every frame into
   its object, each detector unpacks what it reads), CPU-seconds per stream-second;
+- `segment_analyzer`: the serverless design's function on the same stream cut into live segments (each
+  segment's window decoded and analysed in memory, without its requests), CPU-seconds per stream-second;
 - `profiles`: per-frame CPU costs of those steps and the size of a frame object and an audio object, which
   the cost model's Lambda duration estimate uses.
 """
@@ -103,6 +105,10 @@ class Calibration:
     def lambda_path_cpu(self, resolution: str) -> Spread:
         """CPU-seconds per stream-second of the Lambda path's work done in one process (no S3)."""
         return Spread(**self._row("lambda_path", "cpu_s_per_stream_second", resolution))
+
+    def segment_analyzer_cpu(self, resolution: str) -> Spread:
+        """CPU-seconds per stream-second of the serverless design's function on live segments, in memory."""
+        return Spread(**self._row("segment_analyzer", "cpu_s_per_stream_second", resolution))
 
     def profile(self, resolution: str) -> Profile:
         row = self._row("profiles", "by_resolution", resolution)

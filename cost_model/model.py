@@ -88,6 +88,7 @@ class Workload:
     # the in-memory pipeline at `resolution` (the calibration's monolith row).
     segment_settings: SegmentSettings = field(default_factory=SegmentSettings)
     pipeline_cpu_s: float | None = None
+    pipeline_cpu_source: str = ""  # which calibration row it is (cost_model.segments.pipeline_cpu)
 
     def __post_init__(self) -> None:
         if self.streams < 1:
@@ -226,7 +227,8 @@ def built_usage(w: Workload) -> SegmentUsage:
     # A finished file reaches it as segments too (the demo publishes one at full speed): the same counts.
     return segment_usage(segment_seconds=w.segment_seconds, cpu_s=w.pipeline_cpu_s,
                          settings=w.segment_settings, defects_per_hour=w.defects_per_hour,
-                         cpu_source=w.media_source,
+                         cpu_source=f"{w.pipeline_cpu_source}; {w.media_source}" if w.pipeline_cpu_source
+                         else w.media_source,
                          log_bytes_per_invocation=LOG_BYTES_PER_INVOCATION)
 
 

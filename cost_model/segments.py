@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from calibration import Calibration
+from calibration import Calibration, CalibrationError
 from cost_model.inputs import InputError
 from cost_model.lines import Line, priced_line, tiered
 from cost_model.measured import row  # the same row shape and equality as the before's and the after's
@@ -202,11 +202,20 @@ def cpu_share(memory_mb: int) -> float:
     return min(1.0, memory_mb / FULL_VCPU_MB)
 
 
-def pipeline_cpu(calibration: Calibration, resolution: str) -> float:
-    """CPU-seconds per stream-second of the in-memory pipeline at `resolution` (the calibration's median)."""
+def pipeline_cpu(calibration: Calibration, resolution: str) -> tuple[float, str]:
+    """CPU-seconds per stream-second of the function's in-memory work at `resolution` and where it comes
+    from: the calibration's segment-analyser row (its windows re-read and re-decode what the next second's
+    decode needs), or, in a calibration measured before that row existed, the monolith's (an
+    underestimate: one continuous decode)."""
     try:
-        return calibration.monolith_cpu(resolution).median
-    except ValueError as error:
+        return calibration.segment_analyzer_cpu(resolution).median, f"calibration's {resolution} " \
+            "segment-analyser row"
+    except CalibrationError:
+        pass
+    try:
+        return calibration.monolith_cpu(resolution).median, f"calibration's {resolution} monolith row: no " \
+            "segment-analyser row in it, so one continuous decode (run `make calibrate`)"
+    except (CalibrationError, ValueError) as error:
         raise InputError(str(error)) from None
 
 

@@ -50,8 +50,12 @@ import numpy as np
 
 from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe
 from lambdas.detectors import NEEDS, registry
+from lambdas.segment_analyzer.service import StreamState, analyse_segment
+from lambdas.segment_analyzer.settings import SegmentSettings
+from lambdas.shared.live import LivePlaylist, LiveSegment
 from lambdas.shared.transport import audio_from_bytes, audio_to_bytes, frame_from_bytes, frame_to_bytes
 from monolith.pipeline import analyze
+from sample_streams.publish import cut_segments
 from text_tables import render_text, text_table
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
@@ -69,7 +73,10 @@ SIZE_CLIPS = {
 }
 SIZE_SECONDS = 4  # seconds of each clip packed to measure object sizes
 # What a child process does once everything is imported: the compared commands, and nothing (the base).
-KINDS = ("imports", "decode", "full", "lambda_path")
+# "segments": the serverless design's function on the stream cut into live segments (each segment's
+# window decoded and analysed in memory, `analyse_segment`), without its requests.
+KINDS = ("imports", "decode", "full", "lambda_path", "segments")
+SEGMENT_SECONDS = 2.0  # the segments' length: the live scenario's (cost_model Workload.segment_seconds)
 # Quiet: other processes used at most this share of the machine's CPU (all cores together), measured over
 # QUIET_SAMPLE_S before the run and over the whole run. 5% of 2 cores = a tenth of one core.
 QUIET_SHARE = 0.05
@@ -155,6 +162,7 @@ def run_bench(
         "pinned_core": core,
         "repeats": repeats,
         "duration_s": duration_s,
+        "segment_seconds": SEGMENT_SECONDS,
         "quiet": quiet,
         "results": rows,
     }
@@ -193,7 +201,7 @@ def generate_bench_stream(folder: Path, name: str, duration_s: float, log: Log) 
 def _row(name: str, info: Any, runs: dict[str, list[ChildRun]], repeats: int) -> dict[str, Any]:
     width, height = SIZES[name]
     seconds = info.seconds
-    decode, full, lambda_path = runs["decode"], runs["full"], runs["lambda_path"]
+    decode, full, lambda_path, segments = runs["decode"], runs["full"], runs["lambda_path"], runs["segments"]
     row: dict[str, Any] = {
         "resolution": name,
         "width": width,
@@ -204,6 +212,7 @@ def _row(name: str, info: Any, runs: dict[str, list[ChildRun]], repeats: int) ->
         "decode_only": _summary(decode, seconds),
         "monolith": _summary(full, seconds),
         "lambda_path": _summary(lambda_path, seconds),
+        "segment_analyzer": _summary(segments, seconds),
         "profile": {**_profile([r.steps for r in lambda_path], seconds * info.fps), **object_sizes(name)},
     }
     # CPU with CPU: how much the detectors add to decoding, and what the Lambda path's packing and unpacking
@@ -213,6 +222,9 @@ def _row(name: str, info: Any, runs: dict[str, list[ChildRun]], repeats: int) ->
     row["full_vs_decode_cpu"] = round(statistics.median(row["full_vs_decode_cpu_runs"]), 3)
     row["lambda_path_vs_monolith_cpu_runs"] = _ratios(lambda_path, full)
     row["lambda_path_vs_monolith_cpu"] = round(statistics.median(row["lambda_path_vs_monolith_cpu_runs"]), 3)
+    row["segment_analyzer_vs_monolith_cpu_runs"] = _ratios(segments, full)
+    row["segment_analyzer_vs_monolith_cpu"] = round(
+        statistics.median(row["segment_analyzer_vs_monolith_cpu_runs"]), 3)
     # Memory: what one analysed stream adds to an interpreter that imported everything, within each run.
     base = [r.start_rss_kib / 1024 for r in runs["imports"]]
     added = [max(0.0, (f.peak_rss_kib - f.start_rss_kib) / 1024) for f in full]
@@ -268,6 +280,8 @@ def _child(kind: str, path: str) -> None:
         raise SystemExit(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     info = probe(path)
     steps: dict[str, float] = {}
+    # Cut before measuring: a packager's work, not the function's.
+    segments = cut_segments(path, SEGMENT_SECONDS) if kind == "segments" else []
     # The peak of the work alone: the kernel's high-water mark reset now (clear_refs 5), not the imports'
     Path("/proc/self/clear_refs").write_text("5")
     start_rss = _status_kib("VmRSS")
@@ -279,11 +293,26 @@ def _child(kind: str, path: str) -> None:
         analyze(path)
     elif kind == "lambda_path":
         _lambda_path(Path(path), info, steps)
+    elif kind == "segments":
+        _segment_analyser(segments, path)
     wall = time.perf_counter() - start_wall
     sys.stdout.write(json.dumps({"cpu_at_start_s": start_cpu, "wall_s": wall, "steps": steps,
                                  "start_rss_kib": start_rss, "peak_rss_kib": _status_kib("VmHWM")}))
     sys.stdout.flush()
     os._exit(0)  # no interpreter teardown in the measured CPU
+
+
+def _segment_analyser(segments: list[Any], source: str) -> None:
+    """The serverless design's analysis of each segment in turn, from the stream's state after the one
+    before, each window's segments read from memory (the function GETs them from S3)."""
+    playlist = LivePlaylist(key="index.m3u8", ended=True, segments=tuple(
+        LiveSegment(s.index, f"segment-{s.index:05d}.ts", s.start_s, s.duration_s) for s in segments))
+    data = {s.index: s.data for s in segments}
+    state = StreamState(stream_id="bench")
+    for index in range(len(segments)):
+        state = analyse_segment(playlist, index, lambda part: data[part.index], state, stream_id="bench",
+                                source=source, detectors=SegmentSettings().detectors,
+                                on_defect=lambda _second, _defect: None).state
 
 
 def _status_kib(field: str) -> int:
@@ -464,7 +493,7 @@ def spread_percent(spread: dict[str, Any]) -> float:
 
 def format_bench(report: dict[str, Any]) -> str:
     numbers = ("monolith CPU-s per stream-s", "spread", "× RT", "decode only", "full/decode CPU",
-               "throughput", "Lambda path CPU-s", "LP/monolith", "MiB/stream")
+               "throughput", "Lambda path CPU-s", "LP/monolith", "segments/monolith", "MiB/stream")
     cpu = text_table("stream", *numbers, right=numbers)
     for row in report["results"]:
         m = row["monolith"]["cpu_s_per_stream_s"]
@@ -478,10 +507,13 @@ def format_bench(report: dict[str, Any]) -> str:
             f"{1 / row['full_vs_decode_cpu']:.2f}×",
             f"{row['lambda_path']['cpu_s_per_stream_s']['median']:.4f}",
             f"{row['lambda_path_vs_monolith_cpu']:.2f}",
+            f"{row['segment_analyzer_vs_monolith_cpu']:.2f}",
             f"{row.get('peak_rss_mib_per_stream', float('nan')):.0f}",
         )
     note = (
-        f"median [min–max] of {report['repeats']} runs of a {report['duration_s']:g} s stream; "
+        f"median [min–max] of {report['repeats']} runs of a stream of {report['duration_s']:g} s at the "
+        f"largest size, longer at smaller ones (monolith.bench.bench_seconds); segments/monolith: the "
+        f"serverless design's function on {SEGMENT_SECONDS:g} s segments over the monolith, CPU; "
         f"{report['machine']['cpus']} CPUs, {report['machine']['processor']}; throughput = decode-only CPU "
         "/ full CPU (the analysis's speed as a fraction of decoding alone), the ratios taken within each run "
         "(median of the runs); spread = (max - min) / median"

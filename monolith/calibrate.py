@@ -156,6 +156,17 @@ def document(report: dict[str, Any], tasks: dict[str, Any], command: str) -> dic
             "vs_monolith_cpu": {r["resolution"]: r["lambda_path_vs_monolith_cpu"] for r in rows},
             "vs_monolith_cpu_runs": {r["resolution"]: r["lambda_path_vs_monolith_cpu_runs"] for r in rows},
         },
+        # The serverless design's function on the same stream cut into live segments, in memory.
+        "segment_analyzer": {
+            "segment_seconds": report["segment_seconds"],
+            "cpu_s_per_stream_second": {
+                r["resolution"]: r["segment_analyzer"]["cpu_s_per_stream_s"] for r in rows
+            },
+            "vs_monolith_cpu": {r["resolution"]: r["segment_analyzer_vs_monolith_cpu"] for r in rows},
+            "vs_monolith_cpu_runs": {
+                r["resolution"]: r["segment_analyzer_vs_monolith_cpu_runs"] for r in rows
+            },
+        },
         "profiles": {"by_resolution": {r["resolution"]: r["profile"] for r in rows}},
     }
 

@@ -42,6 +42,7 @@ def workload(
     prov.add(f"workflow: {asl.relative_to(REPO) if asl.is_relative_to(REPO) else asl}")
     stack = read_stack_config(prov)
     calibration = read_calibration(prov, args.calibration)
+    cpu_s, cpu_source = pipeline_cpu(calibration, args.resolution)
     w = Workload(
         streams=streams,
         hours=hours,
@@ -57,7 +58,8 @@ def workload(
         detectors=args.detectors,
         media=profile(calibration, args.resolution),
         media_source=calibration.describe(),
-        pipeline_cpu_s=pipeline_cpu(calibration, args.resolution),
+        pipeline_cpu_s=cpu_s,
+        pipeline_cpu_source=cpu_source,
         # The built design's settings, as app.py deploys them (the stack's detectors).
         segment_settings=SegmentSettings(detectors=stack.detectors),
     )

@@ -181,7 +181,7 @@ def serverless_rows(run: dict[str, Any], settings: SegmentSettings, stream: Path
     if stream is not None:
         calibration = read_calibration(prov)
         resolution = resolution_of(stream, calibration)
-        cpu_s, source = pipeline_cpu(calibration, resolution), f"calibration's {resolution} row"
+        cpu_s, source = pipeline_cpu(calibration, resolution)
     else:
         notes.append("serverless: no stream file named, so no resolution: its GB-seconds are not modelled")
     rows = check_serverless_run(run, settings=settings, cpu_s=cpu_s, cpu_source=source)

@@ -297,58 +297,80 @@ class Analyser:
 
     def _window(self, ref: SegmentRef, playlist: LivePlaylist, state: StreamState, *, as_end: bool = False
                 ) -> tuple[list[int], list[dict[str, Any]], StreamState, str | None]:
-        """Segment `ref`'s seconds (with `as_end`: to the end of what it holds, as a stream's last)."""
-        segment = playlist.segments[ref.index]
-        is_end = as_end or (playlist.ended and ref.index == len(playlist.segments) - 1)
-        # The stream's first segment only learns its origin: its window is itself.
-        first = ref.index if state.origin_s is None else window_first(playlist, ref.index, state.next_second)
-        parts: list[bytes] = []
-        for part in playlist.segments[first:ref.index + 1]:
-            data = read_segment(self.s3, ref.bucket, part)  # SegmentAbsent: retried, then the DLQ
-            if part.index == ref.index:  # the segment itself must decode (a poison one stops here)
-                check_segment_decodes(data, ref.source)
-            elif not is_ts(data):
-                continue  # a poison segment before it, given up on when it landed
-            parts.append(data)
-        if state.origin_s is None:
-            start = stream_start(parts[0], ref.source)
-            state = replace(state, origin_s=start.origin_s, decoder_options=dict(start.decoder_options),
-                            started_at=self.now().isoformat())
-        start = StreamStart(origin_s=float(state.origin_s or 0.0), decoder_options=state.decoder_options)
-        window_bytes = b"".join(parts)
-        video_from_s = video_from(window_bytes, start.origin_s, state.next_second)
-        if video_from_s is None:
-            raise UnreadableStreamError(ref.source, "the segment holds no video keyframe")
-        chosen = select_detectors(self.detectors)
-        detector_states = {name: state.detectors.get(name) for name in chosen}
-        records: list[dict[str, Any]] = []
-        found: list[dict[str, Any]] = []
-        with SegmentWindow(io.BytesIO(window_bytes), ref.source, start) as window:
-            last_second = None
-            if is_end:
-                end = window.end_s
-                duration = (end - start.origin_s) if end is not None else segment.end_s
-                window.info = replace(window.info, duration_s=duration)
-                last_second = max(1, math.ceil(duration - 1e-6)) - 1
-            stop = None if is_end else stop_second(segment)
-            for second in window.seconds(state.next_second, video_from_s=video_from_s,
-                                         stop_second=stop, last_second=last_second):
-                defects = run_detectors(second, chosen, detector_states)
-                for defect in defects:  # at once: a corrective action need not wait for the segment's end
-                    self.publish(defect_notification(ref, second.index, defect))
-                found += defects
-                records.append(make_record(ref.stream_id, ref.source, second.index, defects, {}))
+        """Segment `ref`'s seconds (with `as_end`: to the end of what it holds, as a stream's last), each
+        segment of its window read with one GET, its results written in one object."""
+        window = analyse_segment(
+            playlist, ref.index, lambda part: read_segment(self.s3, ref.bucket, part), state,
+            stream_id=ref.stream_id, source=ref.source, detectors=self.detectors, as_end=as_end, now=self.now,
+            on_defect=lambda second, defect: self.publish(defect_notification(ref, second, defect)))
+        records = window.records
         key = None
         if records:
-            key = result_key(state.started_at, ref.stream_id, records[0]["second"], RESULTS_PART)
+            key = result_key(window.state.started_at, ref.stream_id, records[0]["second"], RESULTS_PART)
             body = "".join(json.dumps(r) + "\n" for r in records)
             self.s3.put_object(Bucket=self.results_bucket, Key=key, Body=body.encode(),
                                ContentType="application/json")
-        next_second = records[-1]["second"] + 1 if records else state.next_second
-        new_state = replace(state, next_segment=ref.index + 1, next_second=next_second,
-                            detectors=detector_states, ended=is_end, stalled=False,
-                            advanced_at=self.now().timestamp())
-        return [r["second"] for r in records], found, new_state, key
+        return [r["second"] for r in records], window.found, window.state, key
+
+
+@dataclass(frozen=True)
+class SegmentAnalysis:
+    records: list[dict[str, Any]]  # one per second given out, the before's record
+    found: list[dict[str, Any]]  # the defects, each published as it was found
+    state: StreamState  # the stream's state after the segment
+
+
+def analyse_segment(playlist: LivePlaylist, index: int, read_part: Callable[[LiveSegment], bytes],
+                    state: StreamState, *, stream_id: str, source: str, detectors: tuple[str, ...],
+                    on_defect: Callable[[int, dict[str, Any]], None], as_end: bool = False,
+                    now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> SegmentAnalysis:
+    """Segment `index`'s seconds from its window (the segments since the keyframe the next second's decode
+    starts at, each read with `read_part`), decoded and analysed in memory from the stream's `state`:
+    the function's work without its requests (the bench measures its CPU with this too)."""
+    segment = playlist.segments[index]
+    is_end = as_end or (playlist.ended and index == len(playlist.segments) - 1)
+    # The stream's first segment only learns its origin: its window is itself.
+    first = index if state.origin_s is None else window_first(playlist, index, state.next_second)
+    parts: list[bytes] = []
+    for part in playlist.segments[first:index + 1]:
+        data = read_part(part)  # SegmentAbsent: retried, then the DLQ
+        if part.index == index:  # the segment itself must decode (a poison one stops here)
+            check_segment_decodes(data, source)
+        elif not is_ts(data):
+            continue  # a poison segment before it, given up on when it landed
+        parts.append(data)
+    if state.origin_s is None:
+        start = stream_start(parts[0], source)
+        state = replace(state, origin_s=start.origin_s, decoder_options=dict(start.decoder_options),
+                        started_at=now().isoformat())
+    start = StreamStart(origin_s=float(state.origin_s or 0.0), decoder_options=state.decoder_options)
+    window_bytes = b"".join(parts)
+    video_from_s = video_from(window_bytes, start.origin_s, state.next_second)
+    if video_from_s is None:
+        raise UnreadableStreamError(source, "the segment holds no video keyframe")
+    chosen = select_detectors(detectors)
+    detector_states = {name: state.detectors.get(name) for name in chosen}
+    records: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
+    with SegmentWindow(io.BytesIO(window_bytes), source, start) as window:
+        last_second = None
+        if is_end:
+            end = window.end_s
+            duration = (end - start.origin_s) if end is not None else segment.end_s
+            window.info = replace(window.info, duration_s=duration)
+            last_second = max(1, math.ceil(duration - 1e-6)) - 1
+        stop = None if is_end else stop_second(segment)
+        for second in window.seconds(state.next_second, video_from_s=video_from_s,
+                                     stop_second=stop, last_second=last_second):
+            defects = run_detectors(second, chosen, detector_states)
+            for defect in defects:  # at once: a corrective action need not wait for the segment's end
+                on_defect(second.index, defect)
+            found += defects
+            records.append(make_record(stream_id, source, second.index, defects, {}))
+    next_second = records[-1]["second"] + 1 if records else state.next_second
+    new_state = replace(state, next_segment=index + 1, next_second=next_second, detectors=detector_states,
+                        ended=is_end, stalled=False, advanced_at=now().timestamp())
+    return SegmentAnalysis(records, found, new_state)
 
 
 def window_first(playlist: LivePlaylist, index: int, next_second: int) -> int:

@@ -114,11 +114,19 @@ def test_a_small_bench_becomes_a_calibration_the_cost_model_reads(
     # Memory: what the full analysis's work added to its child, each run; the imports-only child's base
     assert len(row["peak_rss_mib_per_stream_runs"]) == 2 and row["process_base_mib"]["median"] > 20
     assert "360p" in format_bench(report)
+    # And the serverless design's function on the same stream cut into 2 s segments (8 s: 4 windows),
+    # compared with the monolith within each run
+    segments = row["segment_analyzer"]["cpu_s_per_stream_s"]
+    assert segments["runs"] == 2 and 0 < segments["min"] <= segments["median"] <= segments["max"]
+    assert len(row["segment_analyzer_vs_monolith_cpu_runs"]) == 2
+    assert row["segment_analyzer_vs_monolith_cpu"] > 0
     # When written as a calibration file with hand-made whole tasks, Then the cost model prices a 360p
     # scenario from it, the task's memory from the largest peak of 4 streams: 540 x 1.5 = 810 -> 896 MiB
     path = tmp_path / "calibration.json"
     calibration = document(report, TASKS, "test")
     assert calibration["monolith"]["full_vs_decode_cpu_runs"]["360p"] == ratios
+    assert calibration["segment_analyzer"]["segment_seconds"] == 2.0
+    assert Calibration(calibration, path).segment_analyzer_cpu("360p").median == segments["median"]
     path.write_text(json.dumps(calibration))
     code = cli.main(
         [

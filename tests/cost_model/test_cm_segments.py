@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 from cm_helpers import run
 
+from calibration import Calibration
+from cost_model.inputs import InputError
 from cost_model.prices import PriceBook
 from cost_model.segments import (
     chosen_memory,
     memory_curve,
+    pipeline_cpu,
     segment_lines,
     segment_quota,
     segment_usage,
@@ -258,3 +261,18 @@ def test_a_retried_segment_reads_the_state_again_within_a_stated_bound(
     retried["s3_requests"]["by_source"]["segment-analyzer"]["GetObject"] = 47 + 8
     code, out, _ = run(capsys, "count", "--summary", str(summary_with(tmp_path, retried, sample)), "--strict")
     assert code == 1 and "serverless S3 GET" in out
+
+
+def test_the_function_is_priced_from_its_own_calibration_row_else_from_the_monoliths_saying_so() -> None:
+    monolith = {"cpu_s_per_stream_second": {"1080p": {"median": 0.3, "min": 0.3, "max": 0.3, "runs": 1}}}
+    own = {"cpu_s_per_stream_second": {"1080p": {"median": 0.45, "min": 0.4, "max": 0.5, "runs": 1}}}
+    # Given a calibration with the segment analyser's row, Then the function's CPU is that row's median
+    both = Calibration({"monolith": monolith, "segment_analyzer": own}, Path("c"))
+    cpu, source = pipeline_cpu(both, "1080p")
+    assert cpu == 0.45 and "segment-analyser row" in source
+    # Given one measured before that row existed, Then the monolith's, and the source says so
+    cpu, source = pipeline_cpu(Calibration({"monolith": monolith}, Path("c")), "1080p")
+    assert cpu == 0.3 and "no segment-analyser row" in source and "make calibrate" in source
+    # Given neither at that resolution, Then a clear error
+    with pytest.raises(InputError, match="720p"):
+        pipeline_cpu(Calibration({"monolith": monolith}, Path("c")), "720p")
