@@ -164,6 +164,9 @@ def run_live_before(
         source = f"s3://{stack.source_bucket}/{published.playlist_key}"
         run = collect_run(aws, stack, observer, stream_id, source, executions, functions, since_ms, wall_s,
                           other_invocations=len(published.segments))
+        # Every object written is an S3 event on EventBridge (the starter's rule reads the playlists'), as
+        # the other designs' live bills count them.
+        run.bill.extra["eventbridge_events"] = published.objects_written
     finally:
         if own_observer:
             observer.close()
