@@ -115,8 +115,11 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
     if CORRECTIVE_ACTION in reports:
         reports[CORRECTIVE_ACTION] = reports[CORRECTIVE_ACTION][:defect_messages]
     messages = [m for name in functions for m in log_messages(aws.logs, name, since_ms)]
-    requests = [line["requests"] for line in logged_json(messages, "requests")]
-    watch_requests = [line["requests"] for line in logged_json(messages, "stall watch requests")]
+    # Only the invocations that named this stream: other streams' segments may be analysed meanwhile.
+    requests = [line["requests"] for line in logged_json(messages, "requests")
+                if str(line.get("function_request_id")) in ids]
+    watch_requests = [line["requests"] for line in logged_json(messages, "stall watch requests")
+                      if str(line.get("function_request_id")) in ids]
     # Every object the publisher wrote is an S3 event on EventBridge: each segment and each playlist.
     bill = serverless_bill(reports, requests, stream_seconds=len(records), wall_s=wall_s,
                            segments=len(report.segments), objects_written=report.objects_written,
