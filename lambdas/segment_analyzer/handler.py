@@ -9,11 +9,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.segment_analyzer.service import Analyser, Queues, StateStore, is_stall_watch, process_batch
+from lambdas.segment_analyzer.settings import FAULT_FUNCTION
 from lambdas.shared.faults import FaultPlan, mid_work_faults
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.request_counting import RequestCounter, counting_client
 
-FUNCTION = "segment_analyzer"  # its name in a fault plan's draws
 COUNTER = RequestCounter()
 S3 = counting_client(COUNTER, "s3")
 SNS = counting_client(COUNTER, "sns")
@@ -34,7 +34,7 @@ ANALYSER = Analyser(
     results_bucket=os.environ.get("RESULTS_BUCKET", ""),
     detectors=tuple(filter(None, os.environ.get("DETECTORS", "freeze,block_corruption,av_sync").split(","))),
     stall_timeout_s=float(os.environ.get("STALL_TIMEOUT_S", "30")),
-    before_state_write=mid_work_faults(FUNCTION, PLAN, tell=_log) if PLAN is not None else None,
+    before_state_write=mid_work_faults(FAULT_FUNCTION, PLAN, tell=_log) if PLAN is not None else None,
 )
 QUEUES = Queues(sqs=SQS, queue_url=os.environ.get("QUEUE_URL", ""),
                 dead_letter_url=os.environ.get("DEAD_LETTER_URL", ""),

@@ -366,10 +366,13 @@ def test_the_handler_sets_the_hook_only_with_a_fault_plan(monkeypatch: pytest.Mo
     try:
         monkeypatch.delenv(FAULTS_ENV, raising=False)
         assert importlib.reload(handler).ANALYSER.before_state_write is None
-        monkeypatch.setenv(FAULTS_ENV, "timeout_rate=1,streams=faulty-,function_timeout_s=20")
+        # Given a plan that fails every segment of the streams named faulty-*
+        monkeypatch.setenv(FAULTS_ENV, "error_rate=1,streams=faulty-,function_timeout_s=20")
         hook = importlib.reload(handler).ANALYSER.before_state_write
         assert hook is not None
         hook("cam", 1, 1)  # outside the plan's streams: returns at once
+        with pytest.raises(TransientError, match="injected error: segment_analyzer faulty-x unit 1 attempt"):
+            hook("faulty-x", 1, 2)
     finally:
         monkeypatch.delenv(FAULTS_ENV, raising=False)
         importlib.reload(handler)
