@@ -18,9 +18,9 @@ from cdk_nag import AwsSolutionsChecks
 from infra.after_config import AfterConfig, after_stack_name
 from infra.after_stack import StreamQualityAfterStack
 from infra.config import MonitorConfig
+from infra.serverless import segment_settings
 from infra.serverless_stack import StreamQualityServerlessStack, serverless_stack_name
 from infra.stack import StreamQualityStack
-from lambdas.segment_analyzer.settings import SegmentSettings
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def build_stacks(context: dict | None = None) -> Stacks:
     serverless = StreamQualityServerlessStack(
         app, serverless_stack_name(config.stage),
         config=config,
-        settings=SegmentSettings(detectors=config.detectors),
+        settings=segment_settings(config),
         shared=before.shared,
         env=env,
         description="Stream-quality monitor, event-driven serverless design (one Lambda per live segment)",

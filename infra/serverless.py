@@ -29,9 +29,19 @@ from infra.nag import acknowledge, acknowledge_object_prefix
 from infra.shared import SharedResources
 from lambdas.segment_analyzer.service import STATE_PREFIX
 from lambdas.segment_analyzer.settings import SEGMENT_PATTERN, SegmentSettings
+from lambdas.shared.faults import ENV as FAULTS_ENV
 from lambdas.shared.results import RESULTS_PREFIX
 
 DEAD_LETTER_RETENTION = Duration.days(14)  # SQS's maximum: time for someone to look at a failed segment
+
+
+def segment_settings(config: MonitorConfig) -> SegmentSettings:
+    """The design's settings on this deployment. With a fault plan (test-only, LocalStack) the function's
+    timeout is the plan's, as the before's functions' are, and so the queue's visibility timeout (six
+    times it) follows: an injected timeout is retried after seconds, not the production minutes."""
+    plan = config.fault_plan
+    return SegmentSettings(detectors=config.detectors,
+                           **({"timeout_s": plan.function_timeout_s} if plan is not None else {}))
 
 
 class SegmentRoute(Construct):
@@ -101,7 +111,9 @@ class SegmentAnalyzer(Construct):
             self, config, spec, code,
             {**settings.environment(), "STATE_BUCKET": states.bucket.bucket_name,
              "TOPIC_ARN": shared.topic.topic_arn, "RESULTS_BUCKET": shared.results_bucket.bucket_name,
-             "QUEUE_URL": route.queue.queue_url, "DEAD_LETTER_URL": route.dead_letters.queue_url},
+             "QUEUE_URL": route.queue.queue_url, "DEAD_LETTER_URL": route.dead_letters.queue_url,
+             # Test-only fault injection (LocalStack): the plan, struck mid-segment (handler.py).
+             **({FAULTS_ENV: config.fault_injection} if config.fault_injection else {})},
             role_description="segment-analyzer: analyses each live segment of a stream in memory")
         self.function.node.default_child.add_property_override(  # type: ignore[union-attr]
             "ReservedConcurrentExecutions", settings.reserved_concurrency)

@@ -9,6 +9,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.segment_analyzer.service import Analyser, Queues, StateStore, is_stall_watch, process_batch
+from lambdas.segment_analyzer.settings import FAULT_FUNCTION
+from lambdas.shared.faults import FaultPlan, mid_work_faults
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.request_counting import RequestCounter, counting_client
 
@@ -17,6 +19,14 @@ S3 = counting_client(COUNTER, "s3")
 SNS = counting_client(COUNTER, "sns")
 SQS = counting_client(COUNTER, "sqs")
 TOPIC_ARN = os.environ.get("TOPIC_ARN", "")
+
+
+def _log(message: str, extra: dict[str, Any]) -> None:
+    logger.info(message, extra=extra)
+
+
+# Test-only (a LocalStack deployment given `fault_injection`): faults strike mid-segment. Unset: no hook.
+PLAN = FaultPlan.from_env()
 ANALYSER = Analyser(
     s3=S3,
     state=StateStore(S3, os.environ.get("STATE_BUCKET", "")),
@@ -24,16 +34,13 @@ ANALYSER = Analyser(
     results_bucket=os.environ.get("RESULTS_BUCKET", ""),
     detectors=tuple(filter(None, os.environ.get("DETECTORS", "freeze,block_corruption,av_sync").split(","))),
     stall_timeout_s=float(os.environ.get("STALL_TIMEOUT_S", "30")),
+    before_state_write=mid_work_faults(FAULT_FUNCTION, PLAN, tell=_log) if PLAN is not None else None,
 )
 QUEUES = Queues(sqs=SQS, queue_url=os.environ.get("QUEUE_URL", ""),
                 dead_letter_url=os.environ.get("DEAD_LETTER_URL", ""),
                 max_receives=int(os.environ.get("MAX_RECEIVES", "8")),
                 retry_base_s=int(os.environ.get("RETRY_BASE_S", "2")),
                 retry_cap_s=int(os.environ.get("RETRY_CAP_S", "60")))
-
-
-def _log(message: str, extra: dict[str, Any]) -> None:
-    logger.info(message, extra=extra)
 
 
 @logger.inject_lambda_context

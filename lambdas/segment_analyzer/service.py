@@ -221,8 +221,14 @@ class Analyser:
     detectors: tuple[str, ...] = ("freeze", "block_corruption", "av_sync")
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     stall_timeout_s: float = 30.0  # no segment analysed for this long, none listed: stalled
+    # Test-only fault injection (lambdas/shared/faults.py mid_work_faults, set by the handler only when the
+    # deployment has a fault plan): called with (stream, segment, attempt) once the segment's results are
+    # written and its defects published, before the state's conditional write, the worst place to fail.
+    before_state_write: Callable[[str, int, int], None] | None = None
 
-    def analyse(self, ref: SegmentRef) -> Outcome:
+    def analyse(self, ref: SegmentRef, attempt: int = 1) -> Outcome:
+        """Segment `ref`'s seconds analysed and the state advanced past it; `attempt` is the delivery's
+        SQS receive count."""
         state, etag = self.state.get(ref.stream_id)
         if state.ended or state.next_segment > ref.index:
             return Outcome("duplicate", [], [])
@@ -232,6 +238,8 @@ class Analyser:
         if ref.index >= len(playlist.segments):
             raise NotYet(f"{ref.stream_id}: segment {ref.index} is not listed in {ref.playlist_key} yet")
         seconds, defects, new_state, key = self._window(ref, playlist, state)
+        if self.before_state_write is not None:
+            self.before_state_write(ref.stream_id, ref.index, attempt)
         recorded = self.state.advance(new_state, etag)
         # A watch runs while the stream goes on: one from its first segment, one again once it resumes.
         watch = None
@@ -504,6 +512,16 @@ def is_stall_watch(record: dict[str, Any]) -> bool:
 # A segment is not started with less time than this left: the batch's remaining messages are retried
 # (soon) instead of the whole batch timing out and waiting the queue's visibility timeout.
 RESERVE_MS = 15_000
+# ... or with less than this share of the invocation's time, when the invocation is short. A fixed 15 s
+# would leave a 20 s invocation (a test deployment's timeout) 5 s for its whole batch, and one under 15 s
+# none at all: every segment handed back at every receive until the dead-letter queue. A quarter leaves
+# three quarters of any invocation to the segments; at the design's 60 s timeout it is the same 15 s.
+RESERVE_SHARE = 0.25
+
+
+def reserve_ms(invocation_ms: int) -> int:
+    """The time left under which no segment is started, for an invocation of `invocation_ms`."""
+    return min(RESERVE_MS, int(invocation_ms * RESERVE_SHARE))
 
 
 def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Queues,
@@ -511,7 +529,9 @@ def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Que
                   remaining_ms: Callable[[], int] | None = None) -> dict[str, Any]:
     """Analyse the batch's segments in (stream, segment) order; the partial batch response names the
     messages to retry. A stream whose segment failed has its later segments retried too, and so is every
-    segment not started because the invocation's time (`remaining_ms`) was running out."""
+    segment not started because the invocation's time (`remaining_ms`) was running out: under
+    `reserve_ms` of the time the batch started with."""
+    reserve = reserve_ms(remaining_ms()) if remaining_ms is not None else 0
     failures: list[str] = []
     parsed: list[tuple[Message, SegmentRef | None]] = []
     for record in records:
@@ -533,15 +553,16 @@ def process_batch(records: list[dict[str, Any]], analyser: Analyser, queues: Que
             continue
         if ref is None or message.message_id in failures:
             continue
-        if ref.stream_id in blocked or (remaining_ms is not None and remaining_ms() < RESERVE_MS):
+        if ref.stream_id in blocked or (remaining_ms is not None and remaining_ms() < reserve):
             failures.append(message.message_id)
             queues.retry_later(message)
             continue
         try:
-            outcome = analyser.analyse(ref)
+            outcome = analyser.analyse(ref, message.receive_count)
             log(f"segment {outcome.status}", {"stream_id": ref.stream_id, "segment": ref.index,
                                               "seconds": outcome.seconds, "defects": len(outcome.defects),
-                                              "recorded": outcome.recorded})
+                                              "recorded": outcome.recorded,
+                                              "receive_count": message.receive_count})
             if outcome.watch is not None:
                 queues.arm(outcome.watch, analyser.stall_timeout_s)
                 log("stall watch armed", {"stream_id": ref.stream_id, "segment": outcome.watch.segment,

@@ -16,6 +16,9 @@ from lambdas.shared.live import LIVE_PREFIX
 
 # What the EventBridge rule lets through: the segments, not the playlist rewrites.
 SEGMENT_PATTERN = f"{LIVE_PREFIX}*.ts"
+# The function's name in a test deployment's fault plan (lambdas/shared/faults.py): the draw for a segment is
+# FaultPlan.decide(FAULT_FUNCTION, stream, segment index, SQS receive count).
+FAULT_FUNCTION = "segment_analyzer"
 # Lambda gives a function a full vCPU at 1,769 MB and a CPU share proportional to memory below it
 # (Lambda developer guide, "Configuring Lambda function memory").
 FULL_VCPU_MB = 1769

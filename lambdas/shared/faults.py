@@ -15,6 +15,10 @@ comma-separated list of settings:
 - streams: only streams whose id starts with this prefix get faults (others on the same stack run clean);
 - function_timeout_s: the functions' timeout on that deployment (used by the stack), so that an injected
   timeout costs seconds instead of the production timeout.
+
+The workflow's functions draw once per invocation (`inject_faults`). The event-driven design's segment
+analyser draws once per segment, at the point the function chooses (`mid_work_faults`): there "second" is
+the segment's index and "attempt" the SQS receive count (1 on the first delivery).
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ class FaultPlan:
         return cls.parse(text) if text else None
 
     def decide(self, function: str, stream_id: str, second: int, attempt: int) -> str | None:
-        """"error", "timeout" or None for one invocation (a pure function of its identity)."""
+        """"error", "timeout" or None for one invocation or unit of work (a pure function of its
+        identity; `second` is the unit's index: a stream-second, or a live segment)."""
         if not stream_id.startswith(self.streams):
             return None
         draw = random.Random(f"{self.seed}/{function}/{stream_id}/{second}/{attempt}").random()
@@ -108,6 +113,27 @@ def inject_faults(function: str, plan: FaultPlan | None = None) -> Callable[[Han
         return faulty
 
     return wrap
+
+
+def mid_work_faults(function: str, plan: FaultPlan, tell: Callable[[str, dict[str, Any]], None] | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> Callable[[str, int, int], None]:
+    """A strike for a function that calls it at the point of its work where a fault hurts most, with the
+    unit's identity (stream, index, attempt): a "timeout" sleeps past the deadline (the function's timeout
+    on a deployment with this plan is `function_timeout_s`, so no invocation has more left), and the
+    runtime kills it; an "error" raises `TransientError`; no fault returns at once. `tell` logs a fault
+    before it strikes (a killed invocation says nothing afterwards)."""
+
+    def strike(stream_id: str, index: int, attempt: int) -> None:
+        fault = plan.decide(function, stream_id, index, attempt)
+        if fault is not None and tell is not None:
+            tell("fault injected", {"fault": fault, "stream_id": stream_id, "unit": index,
+                                    "attempt": attempt})
+        if fault == "timeout":
+            sleep(plan.function_timeout_s + 5)
+        if fault is not None:  # a timeout's sleep returns only where nothing enforces the deadline
+            raise TransientError(f"injected {fault}: {function} {stream_id} unit {index} attempt {attempt}")
+
+    return strike
 
 
 def _int(value: Any) -> int:

@@ -1,6 +1,7 @@
 """Reliability of the deployed "before" stack on LocalStack: bad inputs, injected faults, parallel load, long
-streams. One deployment for the module (stage "rel", executions of 3 seconds, test-only fault injection
-for streams named "faulty-..."); the figures each test produced are printed and written to
+streams; and of the event-driven design deployed beside it: its function killed by a timeout in the
+middle of a segment. One deployment for the module (stage "rel", executions of 3 seconds, test-only fault
+injection for streams named "faulty-..."); the figures each test produced are printed and written to
 cdk.out/localstack/e2e-reliability.json for the README.
 """
 
@@ -31,12 +32,15 @@ from demo.run import (
     Observer,
     RunResult,
     continued_as,
+    defects_in,
     follow,
     history,
     read_json_objects,
     result_keys,
     run_stream,
 )
+from lambdas.converter.decode import probe
+from lambdas.segment_analyzer.settings import FAULT_FUNCTION
 from lambdas.shared.faults import FaultPlan
 from lambdas.shared.frame_store import FRAMES_PREFIX
 from lambdas.shared.results import ACTIONS_PREFIX, RESULTS_PREFIX
@@ -381,6 +385,125 @@ def test_no_temporary_object_outlives_the_frames_expiry(
     assert keys and all(k.startswith(FRAMES_PREFIX) for k in keys)
     report("frames_expiry", {"objects": len(keys), "rule_prefixes": prefixes,
                              "expiration_days": [r["ExpirationInDays"] for r in expiring]})
+
+
+# --- the event-driven serverless design: a function timeout in the middle of a segment ---------------
+
+
+def stream_timed_out_at_its_end(segments: int, tag: str) -> tuple[str, int]:
+    """A stream id under the plan's prefix (with `tag`) on which the segment analyser's only fault, over
+    the first two receives of each of its `segments`, is a timeout of the last segment's first receive:
+    the draws are the plan's (FaultPlan.decide), searched, not picked by hand. The last one, so that no
+    segment waits behind it with backoff (the retry comes a visibility timeout later either way)."""
+    last = segments - 1
+    for n in range(10_000):
+        stream_id = f"{FAULTS.streams}mid-{tag}-{n}"
+        draws = {(index, receive): FAULTS.decide(FAULT_FUNCTION, stream_id, index, receive)
+                 for index in range(segments) for receive in (1, 2)}
+        if draws.pop((last, 1)) == "timeout" and set(draws.values()) == {None}:
+            return stream_id, last
+    raise AssertionError(f"no stream id gives one timeout on segment {last} with {FAULTS}")
+
+
+def test_a_segment_analyser_timeout_mid_segment_is_retried_to_the_same_result(
+        aws: Aws, stack: Stack, tmp_path: Path) -> None:
+    from test_e2e_serverless import distinct_defects, duplicates, notified
+
+    from demo.serverless import stream_records, stream_state
+    from sample_streams import AvOffset, BlockCorruption, Freeze, generate_stream
+    from sample_streams.publish import cut_segments, publish, write_published
+
+    design = stack.serverless
+    assert design is not None
+    # Given a 9 s stream cut into segments at 0, 3.2 and 6.4 s, and a stream id on which the plan times
+    # out the analysis of its last segment on the first receive, after its results are written and its
+    # defects published and before the state's conditional write
+    source = tmp_path / "source.mp4"
+    generate_stream(source, duration_s=9, width=320, height=180, gop_s=1.6, seed=3,
+                    defects=(Freeze(1.3, 2.5), BlockCorruption(5.2), AvOffset(3.0, 200.0)))
+    count = len(cut_segments(source, 2.0))
+    stream_id, k = stream_timed_out_at_its_end(count, uuid.uuid4().hex[:6])
+
+    def hold(index: int) -> None:
+        # Segment k lands once its predecessor is analysed, so that its first receive analyses it (one
+        # that arrived early would be retried without analysis, and its analysis be a later receive's).
+        if index == k:
+            deadline = time.monotonic() + 120
+            while ((stream_state(aws, design, stream_id) or {}).get("next_segment", 0) < k
+                   and time.monotonic() < deadline):
+                time.sleep(0.5)
+
+    observer = Observer(aws, design.topic_arn)
+    try:
+        since_ms, started = int(time.time() * 1000), time.monotonic()
+        # When it is published (the segment analyser is killed at its 20 s timeout, and SQS delivers the
+        # segment again once the queue's visibility timeout, 6 x 20 s, has passed since that receive)
+        published = publish(source, s3=aws.s3, bucket=design.source_bucket, stream_id=stream_id,
+                            segment_seconds=2.0, speed=float("inf"), before_segment=hold)
+        deadline = time.monotonic() + 6 * FAULTS.function_timeout_s + 120
+        while not (stream_state(aws, design, stream_id) or {}).get("ended"):
+            assert time.monotonic() < deadline, f"{stream_id} not analysed to its end"
+            time.sleep(1.0)
+        wall_s = round(time.monotonic() - started, 1)
+        expected = analyze(write_published(published, aws.s3, tmp_path / "published.ts"))["defects"]
+        records = stream_records(aws, design, stream_id)
+        lines = _analyser_lines(aws, design.function_name, since_ms, stream_id, k)
+        assert lines["analysed"], f"no 'segment analysed' line for segment {k} of {stream_id}"
+        mid = set(lines["analysed"]["seconds"])  # segment k's seconds
+        mid_defects = [d for r in records if r["second"] in mid for d in r["defects"]]
+        observer.drain(until=lambda _: len(notified(observer, stream_id)) >= len(expected) + len(mid_defects),
+                       timeout_s=60)
+        observer.drain(until=lambda _: False, timeout_s=3)  # a late duplicate beyond the bound would show
+        notes = notified(observer, stream_id)
+    finally:
+        observer.close()
+    # Then the plan struck once, on segment k's first receive, and the runtime killed that invocation at
+    # its timeout (its log says so and its REPORT line lasts the timeout)
+    assert lines["faults"] == [{"fault": "timeout", "unit": k, "attempt": 1}]
+    assert lines["timed_out"], lines
+    assert lines["report_ms"] >= FAULTS.function_timeout_s * 1000
+    # And the segment was analysed on its second receive, recorded then
+    assert (lines["analysed"]["receive_count"], lines["analysed"]["recorded"]) == (2, True)
+    # And every second of the published stream is recorded exactly once (segment k's results object was
+    # written by both attempts, the same key), with the monolith's defects
+    seconds = sorted(r["second"] for r in records)
+    assert seconds == list(range(probe(tmp_path / "published.ts").seconds or 0)) and len(seconds) >= 9
+    assert defects_in(records) == expected
+    # And the notified defects are the monolith's; the only ones notified twice are segment k's, once each
+    # more (the bound: a segment killed after its defects went out notifies them again on its retry)
+    assert distinct_defects(notes) == expected and mid_defects
+    assert duplicates(notes) == len(mid_defects)
+    twice = Counter((n["message"]["defect"]["type"], n["message"]["defect"]["start_s"]) for n in notes)
+    assert sorted(key for key, n in twice.items() if n > 1) == sorted(
+        (d["type"], d["start_s"]) for d in mid_defects)
+    report("segment_timeout", {"plan": vars(FAULTS), "stream_id": stream_id, "segments": count,
+                               "timed_out_segment": k, "wall_s": wall_s,
+                               "timed_out_invocation_ms": lines["report_ms"],
+                               "defects": len(expected), "notified_twice": duplicates(notes)})
+
+
+def _analyser_lines(aws: Aws, function_name: str, since_ms: int, stream_id: str, k: int) -> dict[str, Any]:
+    """From the analyser's log: the faults injected on the stream, segment k's "segment analysed" line,
+    whether the invocation the fault struck logged "Task timed out" and its REPORT duration (CloudWatch Logs
+    gets a killed invocation's lines a little later: waited for)."""
+    from metering.lambda_logs import log_messages, parse_reports
+
+    deadline = time.monotonic() + 60
+    while True:
+        messages = log_messages(aws.logs, function_name, since_ms)
+        lines = [json.loads(m) for m in messages if m.lstrip().startswith("{")]
+        faults = [line for line in lines if line.get("message") == "fault injected"
+                  and line.get("stream_id") == stream_id]
+        analysed = [line for line in lines if line.get("message") == "segment analysed"
+                    and line.get("stream_id") == stream_id and line.get("segment") == k]
+        struck = {str(line.get("function_request_id")) for line in faults}
+        timed_out = [m for m in messages if "Task timed out" in m and any(r in m for r in struck)]
+        reports = [r for r in parse_reports(messages) if r.request_id in struck]
+        if (faults and analysed and timed_out and reports) or time.monotonic() > deadline:
+            return {"faults": [{key: line[key] for key in ("fault", "unit", "attempt")} for line in faults],
+                    "analysed": analysed[-1] if analysed else {}, "timed_out": timed_out,
+                    "report_ms": max((r.duration_ms for r in reports), default=0.0)}
+        time.sleep(1.0)
 
 
 # --- load ----------------------------------------------------------------------------------------

@@ -91,6 +91,37 @@ def test_the_function_gets_batches_with_partial_failures_and_its_settings(defaul
     assert "Fn::ImportValue" in env["TOPIC_ARN"] and "Fn::ImportValue" in env["RESULTS_BUCKET"]
 
 
+# A test deployment's plan (lambdas/shared/faults.py): LocalStack only.
+FAULT_PLAN = "timeout_rate=0.5,seed=1,streams=faulty-,function_timeout_s=12"
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Synthesized:
+    return synth_all({"localstack": "true", "fault_injection": FAULT_PLAN})
+
+
+def analyser_and_queue(synthesized: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
+    (function,) = [f["Properties"] for f in synthesized.of_type("AWS::Lambda::Function").values()
+                   if f["Properties"]["Handler"] == "lambdas.segment_analyzer.handler.handler"]
+    (queue,) = [q["Properties"] for k, q in synthesized.of_type("AWS::SQS::Queue").items()
+                if k.startswith("RouteSegments")]
+    return function, queue
+
+
+def test_a_fault_plan_reaches_the_function_with_its_timeout_and_the_queue_follows(
+        default: Synthesized, localstack: Synthesized, faulty: Synthesized) -> None:
+    # Given a LocalStack deployment with a fault plan whose functions time out after 12 s
+    function, queue = analyser_and_queue(faulty)
+    # Then the analyser gets the plan and that timeout, and its queue hides a message 6 x 12 = 72 s
+    assert function["Environment"]["Variables"]["FAULT_INJECTION"] == FAULT_PLAN
+    assert (function["Timeout"], queue["VisibilityTimeout"]) == (12, 72)
+    # And without a plan (the default and a plain LocalStack deployment) neither changes
+    for synthesized in (default, localstack):
+        function, queue = analyser_and_queue(synthesized)
+        assert "FAULT_INJECTION" not in function["Environment"]["Variables"]
+        assert (function["Timeout"], queue["VisibilityTimeout"]) == (60, 360)
+
+
 def test_the_state_bucket_is_private_encrypted_and_ssl_only(default: Synthesized) -> None:
     (bucket,) = default.of_type("AWS::S3::Bucket").values()
     props = bucket["Properties"]

@@ -21,7 +21,10 @@ from lambdas.segment_analyzer.service import (
     StallWatch,
     StateStore,
     process_batch,
+    reserve_ms,
 )
+from lambdas.shared.faults import ENV as FAULTS_ENV
+from lambdas.shared.faults import FaultPlan, TransientError, mid_work_faults
 from lambdas.shared.notifications import STALL_SUBJECT
 from lambdas.shared.results import RESULTS_PREFIX
 from monolith.pipeline import analyze, sort_defects
@@ -139,13 +142,32 @@ def test_out_of_order_and_redelivered_segments_are_analysed_once(world: World, s
 def test_segments_are_not_started_when_the_invocation_runs_out_of_time(world: World, stream: Path) -> None:
     report = published(world, stream, "cam6")
     keys = [s.key for s in report.segments]
-    # Given an invocation with 20 s left, then 10 s (under the 15 s reserve) after its first segment
-    left = iter([20_000, 10_000, 10_000, 10_000])
+    # Given an invocation of the design's 60 s (a 15 s reserve) with 20 s left at its first segment, then
+    # 10 s after it
+    left = iter([60_000, 20_000, 10_000, 10_000, 10_000])
     failed = world.deliver(keys, remaining_ms=lambda: next(left))
     # Then segment 0 is analysed and the others are handed back for a retry, not lost or timed out
     assert failed == [f"m-{key}-1" for key in keys[1:]]
     assert [e["segment"] for m, e in world.log if m == "segment analysed"] == [0]
     assert world.deliver(keys[1:]) == []
+
+
+def test_the_reserve_is_15_s_or_a_quarter_of_a_short_invocation() -> None:
+    # The design's 60 s and longer keep 15 s; a test deployment's 20 s keeps 5 s, a 12 s one 3 s
+    assert [reserve_ms(ms) for ms in (900_000, 60_000, 59_000, 20_000, 12_000)] == [
+        15_000, 15_000, 14_750, 5_000, 3_000]
+
+
+def test_a_short_invocation_still_starts_its_segments(world: World, stream: Path) -> None:
+    report = published(world, stream, "cam8")
+    keys = [s.key for s in report.segments]
+    # Given an invocation of 20 s (a 5 s reserve): 12 s left after segment 0 (under a fixed 15 s), 6 s
+    # after segment 1, then 4 s
+    left = iter([20_000, 19_000, 12_000, 6_000, 4_000])
+    failed = world.deliver(keys, remaining_ms=lambda: next(left))
+    # Then segments 0 to 2 are analysed and only the last is handed back
+    assert [e["segment"] for m, e in world.log if m == "segment analysed"] == [0, 1, 2]
+    assert failed == [f"m-{keys[3]}-1"]
 
 
 def test_a_concurrent_delivery_records_the_segment_once(world: World, stream: Path) -> None:
@@ -275,3 +297,82 @@ def test_a_stalled_stream_that_resumes_is_analysed_to_its_end_each_second_once(
     assert state["ended"] and not state["stalled"]
     seconds = sorted(r["second"] for r in world.records())
     assert seconds == list(range(len(seconds))) and len(seconds) >= 12
+
+
+# --- a fault mid-segment (test-only fault injection, lambdas/shared/faults.py) ---------------------------
+
+
+def test_a_segment_interrupted_before_its_state_write_is_analysed_again_to_the_same_records(
+        world: World, stream: Path, tmp_path: Path) -> None:
+    report = published(world, stream, "cam9")
+    keys = [s.key for s in report.segments]
+    reference = analyze(write_published(report, world.s3, tmp_path / "published.ts"))["defects"]
+    # Given a hook that stops segment 1's first attempt after its results and defects went out, before the
+    # state's write (where an injected timeout kills the invocation)
+    calls: list[tuple[str, int, int]] = []
+
+    def interrupt(stream_id: str, index: int, attempt: int) -> None:
+        calls.append((stream_id, index, attempt))
+        if (index, attempt) == (1, 1):
+            raise TransientError("killed mid-segment")
+
+    world.analyser.before_state_write = interrupt
+    # When the four segments arrive in one batch, then the three not done again (receive count 2)
+    assert world.deliver(keys) == [f"m-{key}-1" for key in keys[1:]]
+    interrupted = [r["second"] for r in world.records()]
+    assert interrupted == [0, 1, 2, 3]  # segment 1's seconds were written before it was stopped
+    assert json.loads(world.state_body("cam9"))["next_segment"] == 1
+    assert world.deliver(keys[1:], receive_count=2) == []
+    # Then the hook saw each segment's attempt as its receive count
+    assert calls == [("cam9", 0, 1), ("cam9", 1, 1), ("cam9", 1, 2), ("cam9", 2, 2), ("cam9", 3, 2)]
+    # And every second is recorded once (segment 1's results object was written again, not added to)
+    seconds = sorted(r["second"] for r in world.records())
+    assert seconds == list(range(len(seconds))) and len(seconds) >= 12
+    # And the defects are the monolith's; the one notified twice is segment 1's freeze (1.3-2.5 s) alone
+    assert world.defects() == sort_defects(reference + [d for d in reference if d["type"] == "freeze"])
+    assert [d["type"] for d in reference].count("freeze") == 1
+
+
+def test_an_injected_timeout_sleeps_past_the_plans_timeout_and_an_error_raises() -> None:
+    plan = FaultPlan(error_rate=0.3, timeout_rate=0.3, seed=4, streams="faulty-", function_timeout_s=12)
+    slept: list[float] = []
+    told: list[dict[str, Any]] = []
+    strike = mid_work_faults("segment_analyzer", plan, tell=lambda m, e: told.append(e), sleep=slept.append)
+    outcomes = {}
+    for index in range(40):
+        sleeps = len(slept)
+        try:
+            strike("faulty-cam", index, 1)
+            outcomes[index] = None
+        except TransientError:  # after its sleep, where nothing kills the invocation
+            outcomes[index] = "timeout" if len(slept) > sleeps else "error"
+    # Then each unit got the plan's draw: a timeout sleeps 12 + 5 s (longer than any invocation on a
+    # deployment with this plan has), an error raises at once, no fault returns
+    assert outcomes == {i: plan.decide("segment_analyzer", "faulty-cam", i, 1) for i in range(40)}
+    assert slept == [17] * list(outcomes.values()).count("timeout")
+    assert {"timeout", "error", None} == set(outcomes.values())
+    assert [(e["unit"], e["fault"]) for e in told] == [(i, f) for i, f in outcomes.items() if f]
+    # And a stream outside the plan's prefix never strikes
+    for index in range(40):
+        strike("cam", index, 1)
+    assert len(told) == sum(1 for f in outcomes.values() if f)
+
+
+def test_the_handler_sets_the_hook_only_with_a_fault_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    import lambdas.segment_analyzer.handler as handler
+
+    try:
+        monkeypatch.delenv(FAULTS_ENV, raising=False)
+        assert importlib.reload(handler).ANALYSER.before_state_write is None
+        # Given a plan that fails every segment of the streams named faulty-*
+        monkeypatch.setenv(FAULTS_ENV, "error_rate=1,streams=faulty-,function_timeout_s=20")
+        hook = importlib.reload(handler).ANALYSER.before_state_write
+        assert hook is not None
+        hook("cam", 1, 1)  # outside the plan's streams: returns at once
+        with pytest.raises(TransientError, match="injected error: segment_analyzer faulty-x unit 1 attempt"):
+            hook("faulty-x", 1, 2)
+    finally:
+        monkeypatch.delenv(FAULTS_ENV, raising=False)
+        importlib.reload(handler)
