@@ -216,6 +216,9 @@ def compare(first: Calibration, second: Calibration) -> tuple[str, float]:
              *(c.lambda_path_cpu(resolution).median for c in (first, second))),
             ("MiB per stream", *(c.monolith_peak_rss_mib(resolution) for c in (first, second))),
         ]
+        if all("segment_analyzer" in c.data for c in (first, second)):
+            figures.insert(3, ("segment analyser CPU-s per stream-second",
+                               *(c.segment_analyzer_cpu(resolution).median for c in (first, second))))
         both = sorted(set(first.task_concurrencies(resolution)) & set(second.task_concurrencies(resolution)))
         figures += [(f"task of {n} peak MiB (largest run)",
                      *(c.task_peak_mib(resolution, n).max for c in (first, second))) for n in both]
@@ -225,7 +228,37 @@ def compare(first: Calibration, second: Calibration) -> tuple[str, float]:
             table.add_row(resolution, name, f"{a:.4g}", f"{b:.4g}", f"{percent:+.1f}%")
     verdict = (f"largest difference {worst:.1f}%: "
                + ("they agree" if worst <= AGREE_PERCENT else f"outside ±{AGREE_PERCENT}%"))
-    return render_text(f"first: {first.describe()}", f"second: {second.describe()}", table, verdict), worst
+    return render_text(f"first: {first.describe()}", f"second: {second.describe()}", table, verdict,
+                       *_ratio_table(first, second)), worst
+
+
+# CPU over CPU, each taken within one run (the median of the runs): what the code decides, with the host's
+# speed of the moment cancelled. (file section, table, what it compares)
+RATIOS = (("monolith", "full_vs_decode_cpu", "monolith / decode only"),
+          ("segment_analyzer", "vs_monolith_cpu", "segment analyser / monolith"),
+          ("lambda_path", "vs_monolith_cpu", "Lambda path / monolith"))
+
+
+def _ratio_table(first: Calibration, second: Calibration) -> list[Any]:
+    """The within-run CPU ratios of both files side by side (not in the verdict: they price nothing)."""
+    from text_tables import text_table
+
+    numbers = ("first", "second", "difference")
+    table = text_table("stream", "CPU ratio within each run", *numbers, right=numbers)
+    worst = 0.0
+    for resolution in (r for r in first.resolutions if r in second.resolutions):
+        for section, name, label in RATIOS:
+            values = [(c.data.get(section) or {}).get(name, {}).get(resolution) for c in (first, second)]
+            if None in values:
+                continue
+            a, b = (float(v) for v in values)
+            percent = 100 * (b - a) / a
+            worst = max(worst, abs(percent))
+            table.add_row(resolution, label, f"{a:.3f}", f"{b:.3f}", f"{percent:+.1f}%")
+    if not table.rows:
+        return []
+    return ["", table, f"largest difference of the ratios {worst:.1f}% (a host faster or slower for a while "
+            "moves every CPU figure of a run alike; the ratios cancel it)"]
 
 
 def _compare(paths: list[Path]) -> int:

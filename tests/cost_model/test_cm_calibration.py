@@ -228,6 +228,15 @@ def test_two_calibrations_are_compared_figure_by_figure(
     # And a figure 12% away fails the check (exit 1)
     assert calibrate(["--compare", str(first), str(far)]) == 1
     assert "largest difference 12.0%: outside ±10%" in capsys.readouterr().out
+    # When both carry within-run ratios (monolith / decode 2.0 and 2.1), Then they are shown apart, +5.0%,
+    # outside the verdict
+    for path, ratio in ((first, 2.0), (close, 2.1)):
+        data = json.loads(path.read_text())
+        data["monolith"]["full_vs_decode_cpu"] = {"720p": ratio}
+        path.write_text(json.dumps(data))
+    assert calibrate(["--compare", str(first), str(close)]) == 0
+    out = capsys.readouterr().out
+    assert "monolith / decode only" in out and "largest difference of the ratios 5.0%" in out
     # And a file without whole tasks is one error line
     assert calibrate(["--compare", str(first), str(tmp_path / "none.json")]) == 2
     assert "cannot read the calibration" in capsys.readouterr().err
