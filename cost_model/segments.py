@@ -453,14 +453,17 @@ def check_run(run: dict[str, Any], *, settings: SegmentSettings, cpu_s: float | 
     invocations = analyzer.get("invocations")
     if isinstance(invocations, int):
         fewest = math.ceil(n / settings.batch_size)
-        most = n + retries  # a segment handed back is received again
+        # A segment handed back is received again; a stall watch's check may be an invocation of its own.
+        watches = int(run.get("stall_watch_invocations") or 0)
+        most = n + retries + watches
         within = fewest <= invocations <= most
+        causes = ((retries, "retries"), (watches, "with stall watches"))
+        extra = "".join(f", + {k} {what}" for k, what in causes if k)
         rows.append({
             "quantity": "serverless analyser invocations", "analytic": n, "measured": invocations,
             "equal": None if within else False,
             "note": (f"timing, not checked: between {fewest} (full batches of {settings.batch_size}) and "
-                     f"{most} (one segment each, the model's, as live segments land"
-                     + (f", + {retries} retries)" if retries else ")") if within else
+                     f"{most} (one segment each, the model's, as live segments land{extra})" if within else
                      f"outside {fewest}..{most}: a segment was delivered more than once"),
         })
         rows.append({

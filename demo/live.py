@@ -166,7 +166,7 @@ def run_live_before(
                           other_invocations=len(published.segments))
         # Every object written is an S3 event on EventBridge (the starter's rule reads the playlists'), as
         # the other designs' live bills count them.
-        run.bill.extra["eventbridge_events"] = published.objects_written
+        run.objects_written = published.objects_written
     finally:
         if own_observer:
             observer.close()

@@ -223,6 +223,7 @@ class RunResult:
     frame_objects: int
     reports: dict[str, list[Report]]  # role -> REPORT lines
     wall_s: float
+    objects_written: int = 0  # a live stream's segments and playlist writes: S3 events on EventBridge
 
     @property
     def defects(self) -> list[dict[str, Any]]:
@@ -236,7 +237,8 @@ class RunResult:
     def metered(self) -> Bill:
         return before_bill(self.events, self.reports, stream_seconds=self.stream_seconds, wall_s=self.wall_s,
                            executions=len(self.executions),
-                           corrective_action_puts=len(self.corrective_actions))
+                           corrective_action_puts=len(self.corrective_actions),
+                           objects_written=self.objects_written)
 
     def bill(self) -> dict[str, Any]:
         bill = self.metered().as_dict()

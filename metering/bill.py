@@ -96,7 +96,8 @@ def _total_cpu(functions: dict[str, dict[str, Any]], *more: float | None) -> flo
 
 
 def before_bill(events: list[dict[str, Any]], reports: dict[str, list[Report]], *, stream_seconds: int,
-                wall_s: float, executions: int, corrective_action_puts: int) -> Bill:
+                wall_s: float, executions: int, corrective_action_puts: int,
+                objects_written: int = 0) -> Bill:
     """The before's bill from its execution histories and the functions' REPORT lines.
 
     S3 requests are what the converter and detectors reported in their outputs, the workflow's own
@@ -123,7 +124,10 @@ def before_bill(events: list[dict[str, Any]], reports: dict[str, list[Report]], 
         lambda_invocations_by_workflow=calls.get("lambda:invoke", 0),
         # Waits at a live stream's edge: each is a Retry of Convert (a billed transition, counted above),
         # one converter invocation and its playlist GET (counted with the converter's requests).
-        extra={"live_edge_waits": len(live_edge_waits(events))},
+        # A live stream's objects (segments, playlist writes) are S3 events on EventBridge, as the other
+        # designs' live bills count them.
+        extra={"live_edge_waits": len(live_edge_waits(events)),
+               **({"eventbridge_events": objects_written} if objects_written else {})},
     )
 
 
@@ -237,5 +241,8 @@ def serverless_bill(reports: dict[str, list[Report]], requests: list[dict[str, d
         lambda_functions=functions,
         cpu_s=_total_cpu(functions),
         sqs_requests=dict(sorted(sqs.items())),
-        extra={"eventbridge_events": objects_written, "segments": segments},
+        # Invocations with stall-watch requests (a check, or arming one beside segments): an invocation
+        # that only checked a watch analysed no segment.
+        extra={"eventbridge_events": objects_written, "segments": segments,
+               "stall_watch_invocations": len(watch_requests or [])},
     )

@@ -244,13 +244,16 @@ def test_the_bench_states_throughput_against_decoding_and_each_detector_cost() -
     report = {"repeats": 1, "duration_s": 2, "machine": {"cpus": 2, "processor": "cpu"}, "results": [{
         "resolution": "360p", "monolith": spread(0.05), "decode_only": spread(0.02),
         "lambda_path": spread(0.1),
-        "full_vs_decode_cpu": 2.5, "lambda_path_vs_monolith_cpu": 2.0, "peak_rss_mib_per_stream": 40,
+        "full_vs_decode_cpu": 2.5, "lambda_path_vs_monolith_cpu": 2.0,
+        "segment_analyzer_vs_monolith_cpu": 1.4, "peak_rss_mib_per_stream": 40,
         "profile": {"decode_ms_per_frame": 0.8,
                     "detect_ms_per_frame": {"freeze": 0.1, "block_corruption": 0.25, "av_sync": 0.05}},
     }]}
     lines = format_bench(report).splitlines()
     # Then the analysis runs at 1/2.5 = 0.40 of decoding's speed, and each detector's ms per frame is shown
     assert "0.40×" in lines[2].split()
+    # And the serverless design's function against the monolith, 1.40
+    assert lines[2].split()[-2] == "1.40"
     assert lines[-1].split() == ["360p", "0.800", "0.100", "0.250", "0.050", "0.400"]
 
 

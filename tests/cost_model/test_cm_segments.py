@@ -276,3 +276,22 @@ def test_the_function_is_priced_from_its_own_calibration_row_else_from_the_monol
     # Given neither at that resolution, Then a clear error
     with pytest.raises(InputError, match="720p"):
         pipeline_cpu(Calibration({"monolith": monolith}, Path("c")), "720p")
+
+
+def test_a_stall_watchs_own_invocation_is_within_the_invocations_bound(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sample: Path
+) -> None:
+    # Given the run's 10 segments each in an invocation of its own, and 1 more invocation that only
+    # checked the stream's stall watch (11 REPORT lines naming the stream)
+    watched = serverless_run()
+    watched["lambda_functions"]["segment-analyzer"]["invocations"] = 11
+    # When the bill does not say a watch had invocations, Then 11 is outside 1..10
+    _, out, _ = run(capsys, "count", "--summary", str(summary_with(tmp_path, watched, sample)), "--json")
+    rows = {r["quantity"]: r for r in json.loads(out)["check"]}
+    assert rows["serverless analyser invocations"]["equal"] is False
+    # When it says 1 invocation carried stall-watch requests, Then 11 fits 1..11
+    watched["stall_watch_invocations"] = 1
+    _, out, _ = run(capsys, "count", "--summary", str(summary_with(tmp_path, watched, sample)), "--json")
+    rows = {r["quantity"]: r for r in json.loads(out)["check"]}
+    assert rows["serverless analyser invocations"]["equal"] is None
+    assert "and 11 (one segment each" in rows["serverless analyser invocations"]["note"]
