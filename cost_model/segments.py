@@ -453,11 +453,17 @@ def check_run(run: dict[str, Any], *, settings: SegmentSettings, cpu_s: float | 
     invocations = analyzer.get("invocations")
     if isinstance(invocations, int):
         fewest = math.ceil(n / settings.batch_size)
-        # A segment handed back is received again; a stall watch's check may be an invocation of its own.
+        # A segment handed back is received again; a stall watch's check may be an invocation of its own;
+        # a segment delivered again (at least once) is a duplicate; an invocation that failed or timed
+        # out (it logged no requests) has its batch received again.
         watches = int(run.get("stall_watch_invocations") or 0)
-        most = n + retries + watches
+        duplicates = int(run.get("duplicate_deliveries") or 0)
+        completed = run.get("analyser_invocations_completed")
+        unfinished = max(0, invocations - int(completed)) if isinstance(completed, int) else 0
+        causes = ((retries, "retries"), (watches, "with stall watches"), (duplicates, "duplicate deliveries"),
+                  (unfinished, "that failed or timed out"))
+        most = n + sum(k for k, _ in causes)
         within = fewest <= invocations <= most
-        causes = ((retries, "retries"), (watches, "with stall watches"))
         extra = "".join(f", + {k} {what}" for k, what in causes if k)
         rows.append({
             "quantity": "serverless analyser invocations", "analytic": n, "measured": invocations,

@@ -120,9 +120,13 @@ def follow_serverless(aws: Aws, stack: Stack, report: PublishReport, *, observer
                 if str(line.get("function_request_id")) in ids]
     watch_requests = [line["requests"] for line in logged_json(messages, "stall watch requests")
                       if str(line.get("function_request_id")) in ids]
+    # Deliveries of a segment already analysed (at-least-once: the state turns them into duplicates).
+    duplicates = sum(1 for line in _lines(messages)
+                     if line.get("message") == "segment duplicate" and line.get("stream_id") == stream_id)
     # Every object the publisher wrote is an S3 event on EventBridge: each segment and each playlist.
     bill = serverless_bill(reports, requests, stream_seconds=len(records), wall_s=wall_s,
                            segments=len(report.segments), objects_written=report.objects_written,
+                           duplicates=duplicates,
                            corrective_action_puts=len(actions), watch_requests=watch_requests)
     seconds = sorted(r["second"] for r in records)
     ok = seconds == list(range(len(seconds))) and bool(seconds) and not state.get("stalled")

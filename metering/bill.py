@@ -199,7 +199,8 @@ def aws_duration_s(cpu_s: float, memory_mb: int) -> float:
 def serverless_bill(reports: dict[str, list[Report]], requests: list[dict[str, dict[str, int]]], *,
                     stream_seconds: int, wall_s: float, segments: int, objects_written: int,
                     corrective_action_puts: int = 0,
-                    watch_requests: list[dict[str, dict[str, int]]] | None = None) -> Bill:
+                    watch_requests: list[dict[str, dict[str, int]]] | None = None,
+                    duplicates: int = 0) -> Bill:
     """The event-driven design's bill: the segment analyser's REPORT lines and the requests it logged
     per invocation ("requests" lines), the corrective action's REPORT lines and records.
 
@@ -243,6 +244,9 @@ def serverless_bill(reports: dict[str, list[Report]], requests: list[dict[str, d
         sqs_requests=dict(sorted(sqs.items())),
         # Invocations with stall-watch requests (a check, or arming one beside segments): an invocation
         # that only checked a watch analysed no segment.
+        # Invocations that logged their requests (ended normally; one that failed or timed out did not,
+        # and its batch came back), and deliveries of segments already analysed.
         extra={"eventbridge_events": objects_written, "segments": segments,
-               "stall_watch_invocations": len(watch_requests or [])},
+               "stall_watch_invocations": len(watch_requests or []),
+               "analyser_invocations_completed": len(requests), "duplicate_deliveries": duplicates},
     )

@@ -295,3 +295,24 @@ def test_a_stall_watchs_own_invocation_is_within_the_invocations_bound(
     rows = {r["quantity"]: r for r in json.loads(out)["check"]}
     assert rows["serverless analyser invocations"]["equal"] is None
     assert "and 11 (one segment each" in rows["serverless analyser invocations"]["note"]
+
+
+def test_duplicate_deliveries_and_unfinished_invocations_are_within_the_bound_and_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sample: Path
+) -> None:
+    # Given 10 segments in 13 invocations: 10 completed, of which 1 received a segment already analysed
+    # (a duplicate delivery), and 2 that logged no requests (failed or timed out: their batch came back)
+    run_ = serverless_run()
+    run_["lambda_functions"]["segment-analyzer"]["invocations"] = 13
+    run_.update(analyser_invocations_completed=11, duplicate_deliveries=1)
+    _, out, _ = run(capsys, "count", "--summary", str(summary_with(tmp_path, run_, sample)), "--json")
+    row = {r["quantity"]: r for r in json.loads(out)["check"]}["serverless analyser invocations"]
+    # Then 13 fits 1 .. 10 + 1 + 2, each cause named
+    assert row["equal"] is None and "and 13 (one segment each" in row["note"]
+    assert "+ 1 duplicate deliveries, + 2 that failed or timed out" in row["note"]
+    # But 14 with the same causes is outside it
+    run_["lambda_functions"]["segment-analyzer"]["invocations"] = 14
+    run_["analyser_invocations_completed"] = 12
+    _, out, _ = run(capsys, "count", "--summary", str(summary_with(tmp_path, run_, sample)), "--json")
+    rows = {r["quantity"]: r for r in json.loads(out)["check"]}
+    assert rows["serverless analyser invocations"]["equal"] is False
