@@ -129,12 +129,11 @@ def count_stream(
 
 def request_lines(counts: StreamCounts, book: PriceBook, *, idle_receives: int = 0) -> list[Line]:
     """The after's request lines for `counts` (a run's or a month's)."""
-    # A live stream is no one object: its reads are live_lines'.
-    whole = [priced_line(book, "s3.get", "S3", "GET requests (streams)", counts.s3_get)]
-    if not counts.s3_get:
-        whole = []
-    lines = [
-        *whole,
+    # A live stream is no one object read once: its reads are live_lines'.
+    lines: list[Line] = []
+    if counts.s3_get:
+        lines.append(priced_line(book, "s3.get", "S3", "GET requests (streams)", counts.s3_get))
+    lines += [
         priced_line(book, "s3.put", "S3", "PUT requests (results)", counts.s3_put),
         priced_line(book, "sqs.request", "SQS", "requests (receive, delete, visibility)"
                     if counts.sqs_receive else "requests (visibility heartbeats)", counts.sqs),
