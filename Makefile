@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # jsii prints a large banner on Node 20 (end of life since 2026-10-30); it works, keep it out of output.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv test test-load lint demo demo-live demo-monolith bench calibrate bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node corpus evaluate-corpus train FORCE
+.PHONY: venv test test-load lint demo demo-live demo-monolith bench calibrate calibrate-reference bench-localstack evaluate evaluate-combined cost clean synth synth-offline synth-localstack lint-templates node corpus evaluate-corpus train FORCE
 
 FORCE:
 
@@ -112,6 +112,11 @@ bench: venv
 # CALIBRATE_ARGS="--out FILE" writes elsewhere (`python -m monolith calibrate --help` for the rest).
 calibrate: venv localstack-venv
 	$(PY) -m monolith calibrate --repeats 5 --duration 10 $(CALIBRATE_ARGS)
+
+# The reference host (calibration/host_reference.json): what PyAV alone decoding the bench streams costs
+# here, the unit `make calibrate` prices CPU in. Only after a new PyAV (make calibrate then refuses).
+calibrate-reference: venv
+	$(PY) -m monolith calibrate --reference --repeats 9 --duration 10
 
 # End-to-end wall time per stream-second on LocalStack, Lambda-path time next to the monolith's; then the
 # three designs' lag to the live edge on the same stream published live (python -m demo.bench --help).

@@ -18,6 +18,12 @@ Contents:
   segment's window decoded and analysed in memory, without its requests), CPU-seconds per stream-second;
 - `profiles`: per-frame CPU costs of those steps and the size of a frame object and an audio object, which
   the cost model's Lambda duration estimate uses.
+
+Every CPU figure is in the reference host's CPU-seconds: each run's measurement divided by the host's speed
+in that run, the CPU of a reference workload (PyAV alone decoding the same stream) over what it cost when
+`host_reference.json` was measured (`make calibrate-reference`). A shared host runs faster or slower for
+minutes at a time; the reference, measured in the same runs, cancels that. The measured figures are kept
+beside them (`measured_cpu_s_per_stream_second`).
 """
 
 from __future__ import annotations
@@ -28,11 +34,55 @@ from pathlib import Path
 from typing import Any
 
 CALIBRATION_PATH = Path(__file__).resolve().parent / "calibration.json"
+HOST_REFERENCE_PATH = Path(__file__).resolve().parent / "host_reference.json"
 STATISTICS = ("median", "min", "max")
 
 
 class CalibrationError(ValueError):
     pass
+
+
+class HostReferenceError(CalibrationError):
+    """The reference host's file is missing, unreadable, or does not fit this measurement."""
+
+
+@dataclass(frozen=True)
+class HostReference:
+    """What the reference workload cost on the reference host: the unit every CPU figure is priced in."""
+
+    cpu_s_per_stream_second: dict[str, float]  # the reference's median at each resolution
+    av: str  # the PyAV it was measured with: another libavcodec decodes at another speed
+    generated: str
+    path: Path
+
+    def check(self, sizes: list[str], av_version: str) -> None:
+        missing = [name for name in sizes if name not in self.cpu_s_per_stream_second]
+        if missing:
+            raise HostReferenceError(f"{self.path}: no reference measured at {', '.join(missing)}; run "
+                                     "`make calibrate-reference`")
+        if av_version != self.av:
+            raise HostReferenceError(
+                f"{self.path}: measured with PyAV {self.av}, this is {av_version}: another decoder is "
+                "another reference; run `make calibrate-reference`, then `make calibrate`")
+
+    def describe(self) -> dict[str, Any]:
+        return {"file": self.path.name, "generated": self.generated, "av": self.av,
+                "cpu_s_per_stream_second": self.cpu_s_per_stream_second}
+
+
+def load_host_reference(path: Path | None = None) -> HostReference:
+    path = path or HOST_REFERENCE_PATH
+    try:
+        data = json.loads(path.read_text())
+        rows = data["reference"]["cpu_s_per_stream_second"]
+        return HostReference({name: float(row["median"]) for name, row in rows.items()},
+                             str(data["machine"]["av"]), str(data["generated"]), path)
+    except (OSError, ValueError) as error:
+        raise HostReferenceError(f"{path}: cannot read the reference host ({error}); run "
+                                 "`make calibrate-reference`") from None
+    except (KeyError, TypeError) as error:
+        raise HostReferenceError(f"{path}: not a reference host file (no {error}); run "
+                                 "`make calibrate-reference`") from None
 
 
 @dataclass(frozen=True)
@@ -132,6 +182,11 @@ class Calibration:
             row.update(median=chosen * cpu_factor, min=row["min"] * cpu_factor, max=row["max"] * cpu_factor)
         return Calibration(data, self.path)
 
+    @property
+    def cpu_unit(self) -> str:
+        """What the CPU figures count: the reference host's CPU-seconds, or (an older file) as measured."""
+        return "reference host" if "host" in self.data else "as measured"
+
     def describe(self) -> str:
         """One line: what was measured, when, where, how, and whether the machine was quiet."""
         machine = self.data.get("machine", "?")
@@ -142,7 +197,7 @@ class Calibration:
             " (machine quiet)" if quiet.get("quiet") else " (machine NOT quiet: not comparable)")
         return (
             f"{self.path.name}: measured {self.data.get('generated', '?')} on {machine} "
-            f"by `{self.data.get('command', '?')}`{state}"
+            f"by `{self.data.get('command', '?')}`{state}; CPU {self.cpu_unit}"
         )
 
 

@@ -6,7 +6,9 @@ For each resolution the same generated stream (a freeze and block damage in it) 
 3. handled the Lambda path's way in one process: decoded, every frame and the audio packed into their
    objects (`transport.py`), and each detector unpacking what it reads (`NEEDS`) before detecting — the
    CPU the converter and detector functions spend, without S3;
-4. nothing: the interpreter with everything imported (its resident memory: the process base).
+4. nothing: the interpreter with everything imported (its resident memory: the process base);
+5. the host's reference: PyAV alone decoding the stream's pictures on one thread, none of this project's
+   code, so that what it costs measures the host's speed of the moment and nothing we change.
 
 Each measurement is a fresh child process (`python -m monolith.bench --child KIND PATH`), so no run inherits
 another's heap or caches. The compared commands are interleaved: every run measures each kind at each
@@ -15,6 +17,12 @@ alike. CPU is read from the child's rusage (`os.wait4`: user + system time of al
 had spent on its imports when the work began; the child leaves with `os._exit`, so no interpreter teardown
 is counted. Children are pinned to one core (`os.sched_setaffinity`) where the machine has more than one:
 the decoder runs one thread, and a pinned process is not migrated between caches.
+
+A shared host runs faster or slower for minutes at a time (two quiet calibrations of one commit, 14
+minutes apart, differed by 16% at 360p, and decoding alone moved alike). So every CPU figure is also given
+in the reference host's CPU-seconds: each run's measurement divided by that run's host speed, the
+reference's CPU over what it cost on the reference host (`calibration/host_reference.json`, `make
+calibrate-reference`). Those normalised figures are the ones priced; the measured ones stay beside them.
 
 Reported per resolution: the median, min and max over the runs of CPU-seconds per stream-second, the
 throughput as a multiple of real time (wall), the ratios taken within each run, the memory one stream adds
@@ -48,6 +56,7 @@ from typing import Any
 import av
 import numpy as np
 
+from calibration import HostReference, load_host_reference
 from lambdas.converter.decode import DEFAULT_THREADS, iter_seconds, probe
 from lambdas.detectors import NEEDS, registry
 from lambdas.segment_analyzer.service import StreamState, analyse_segment
@@ -75,7 +84,7 @@ SIZE_SECONDS = 4  # seconds of each clip packed to measure object sizes
 # What a child process does once everything is imported: the compared commands, and nothing (the base).
 # "segments": the serverless design's function on the stream cut into live segments (each segment's
 # window decoded and analysed in memory, `analyse_segment`), without its requests.
-KINDS = ("imports", "decode", "full", "lambda_path", "segments")
+KINDS = ("imports", "decode", "full", "lambda_path", "segments", "reference")
 SEGMENT_SECONDS = 2.0  # the segments' length: the live scenario's (cost_model Workload.segment_seconds)
 # Quiet: other processes used at most this share of the machine's CPU (all cores together), measured over
 # QUIET_SAMPLE_S before the run and over the whole run. 5% of 2 cores = a tenth of one core.
@@ -107,11 +116,20 @@ def run_bench(
     sizes: list[str] | None = None,
     pin: bool = True,
     require_quiet: bool = True,
+    kinds: tuple[str, ...] = KINDS,
+    host: HostReference | None = None,
     log: Log,
 ) -> dict[str, Any]:
-    """Every kind of work at every size, `repeats` interleaved runs of fresh child processes. Raises
-    NotQuiet before measuring when `require_quiet` and other processes use the CPU."""
+    """Every kind of work at every size, `repeats` interleaved runs of fresh child processes, each CPU
+    figure also normalised by `host` (the committed reference host by default). Raises NotQuiet before
+    measuring when `require_quiet` and other processes use the CPU; HostReferenceError when the reference
+    host was measured with another PyAV or lacks a size."""
     sizes = sizes or list(SIZES)
+    if kinds != KINDS:  # the reference host's own measurement: the reference alone
+        host = None
+    else:
+        host = host or load_host_reference()
+        host.check(sizes, av.__version__)
     unknown = [name for name in sizes if name not in SIZES]
     if unknown:
         raise ValueError(f"unknown size {', '.join(unknown)}; known: {', '.join(SIZES)}")
@@ -131,20 +149,24 @@ def run_bench(
         streams = {name: generate_bench_stream(Path(tmp), name, bench_seconds(name, duration_s), log)
                    for name in sizes}
         infos = {name: probe(path) for name, path in streams.items()}
-        runs: dict[str, dict[str, list[ChildRun]]] = {name: {kind: [] for kind in KINDS} for name in sizes}
+        runs: dict[str, dict[str, list[ChildRun]]] = {name: {kind: [] for kind in kinds} for name in sizes}
         window = CpuWindow()
         for run in range(repeats):
-            order = KINDS[run % len(KINDS):] + KINDS[: run % len(KINDS)]  # each kind first in turn
+            order = kinds[run % len(kinds):] + kinds[: run % len(kinds)]  # each kind first in turn
             log(f"run {run + 1}/{repeats} ({', '.join(order)} at {', '.join(sizes)})")
             for name in sizes:
                 for kind in order:
                     runs[name][kind].append(run_child(kind, streams[name], core))
         during = window.close()
-    rows = [_row(name, infos[name], runs[name], repeats) for name in sizes]
-    for row in rows:
-        m = row["monolith"]["cpu_s_per_stream_s"]
-        log(f"  {row['resolution']}: monolith {m['median']:.4f} CPU-s per stream-second "
-            f"(min {m['min']:.4f}, max {m['max']:.4f})")
+    if host is None:
+        rows = [{"resolution": name, "stream_seconds": infos[name].seconds, "runs": repeats,
+                 "reference": _summary(runs[name]["reference"], infos[name].seconds)} for name in sizes]
+    else:
+        rows = [_row(name, infos[name], runs[name], repeats, host) for name in sizes]
+        for row in rows:
+            m = row["monolith"]["cpu_s_per_stream_s"]
+            log(f"  {row['resolution']}: monolith {m['median']:.4f} reference-host CPU-s per stream-second "
+                f"(min {m['min']:.4f}, max {m['max']:.4f}; host speed {row['host_speed']['median']:.3f})")
     after_load = list(os.getloadavg())
     quiet = {
         "before": before,
@@ -164,6 +186,7 @@ def run_bench(
         "duration_s": duration_s,
         "segment_seconds": SEGMENT_SECONDS,
         "quiet": quiet,
+        "host_reference": None if host is None else host.describe(),
         "results": rows,
     }
 
@@ -198,10 +221,12 @@ def generate_bench_stream(folder: Path, name: str, duration_s: float, log: Log) 
     return path
 
 
-def _row(name: str, info: Any, runs: dict[str, list[ChildRun]], repeats: int) -> dict[str, Any]:
+def _row(name: str, info: Any, runs: dict[str, list[ChildRun]], repeats: int,
+         host: HostReference) -> dict[str, Any]:
     width, height = SIZES[name]
     seconds = info.seconds
     decode, full, lambda_path, segments = runs["decode"], runs["full"], runs["lambda_path"], runs["segments"]
+    speeds = host_speeds(runs["reference"], seconds, host.cpu_s_per_stream_second[name])
     row: dict[str, Any] = {
         "resolution": name,
         "width": width,
@@ -209,10 +234,13 @@ def _row(name: str, info: Any, runs: dict[str, list[ChildRun]], repeats: int) ->
         "fps": info.fps,
         "stream_seconds": seconds,
         "runs": repeats,
-        "decode_only": _summary(decode, seconds),
-        "monolith": _summary(full, seconds),
-        "lambda_path": _summary(lambda_path, seconds),
-        "segment_analyzer": _summary(segments, seconds),
+        "reference": _summary(runs["reference"], seconds),
+        "host_speed": _spread(speeds, digits=4),
+        "host_speed_runs": [round(x, 4) for x in speeds],
+        "decode_only": _summary(decode, seconds, speeds),
+        "monolith": _summary(full, seconds, speeds),
+        "lambda_path": _summary(lambda_path, seconds, speeds),
+        "segment_analyzer": _summary(segments, seconds, speeds),
         "profile": {**_profile([r.steps for r in lambda_path], seconds * info.fps), **object_sizes(name)},
     }
     # CPU with CPU: how much the detectors add to decoding, and what the Lambda path's packing and unpacking
@@ -295,11 +323,22 @@ def _child(kind: str, path: str) -> None:
         _lambda_path(Path(path), info, steps)
     elif kind == "segments":
         _segment_analyser(segments, path)
+    elif kind == "reference":
+        _reference_decode(path)
     wall = time.perf_counter() - start_wall
     sys.stdout.write(json.dumps({"cpu_at_start_s": start_cpu, "wall_s": wall, "steps": steps,
                                  "start_rss_kib": start_rss, "peak_rss_kib": _status_kib("VmHWM")}))
     sys.stdout.flush()
     os._exit(0)  # no interpreter teardown in the measured CPU
+
+
+def _reference_decode(path: str) -> None:
+    """The host's reference: libavcodec through PyAV alone, every picture of the video, one thread."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        for _ in container.decode(stream):
+            pass
 
 
 def _segment_analyser(segments: list[Any], source: str) -> None:
@@ -465,11 +504,29 @@ def _scaled(luma: np.ndarray, width: int, height: int) -> np.ndarray:
     return frame.reformat(width=width, height=height, format="gray").to_ndarray()
 
 
-def _summary(samples: list[ChildRun], stream_s: float) -> dict[str, Any]:
-    return {
-        "cpu_s_per_stream_s": _spread([r.cpu_s / stream_s for r in samples]),
+def _summary(samples: list[ChildRun], stream_s: float, speeds: list[float] | None = None) -> dict[str, Any]:
+    """CPU-s per stream-second over the runs; with the runs' host speeds, in the reference host's CPU-s
+    (`cpu_s_per_stream_s`) and as measured (`measured_cpu_s_per_stream_s`)."""
+    measured = [r.cpu_s / stream_s for r in samples]
+    summary = {
+        "cpu_s_per_stream_s": _spread(measured),
         "x_realtime": round(stream_s / statistics.median(r.wall_s for r in samples), 2),
     }
+    if speeds is not None:
+        summary["measured_cpu_s_per_stream_s"] = summary["cpu_s_per_stream_s"]
+        summary["cpu_s_per_stream_s"] = _spread(normalised(measured, speeds))
+    return summary
+
+
+def host_speeds(reference: list[ChildRun], stream_s: float, on_reference_host: float) -> list[float]:
+    """Each run's host speed: what the reference cost in that run over what it cost on the reference host
+    (above 1: the host was slower than the reference host)."""
+    return [r.cpu_s / stream_s / on_reference_host for r in reference]
+
+
+def normalised(measured: list[float], speeds: list[float]) -> list[float]:
+    """Each run's CPU in the reference host's CPU-seconds: divided by the host speed of the same run."""
+    return [m / s for m, s in zip(measured, speeds, strict=True)]
 
 
 def _ratios(numerators: list[ChildRun], denominators: list[ChildRun]) -> list[float]:
@@ -492,8 +549,9 @@ def spread_percent(spread: dict[str, Any]) -> float:
 
 
 def format_bench(report: dict[str, Any]) -> str:
-    numbers = ("monolith CPU-s per stream-s", "spread", "× RT", "decode only", "full/decode CPU",
-               "throughput", "Lambda path CPU-s", "LP/monolith", "segments/monolith", "MiB/stream")
+    numbers = ("monolith CPU-s per stream-s", "spread", "measured", "host speed", "× RT", "decode only",
+               "full/decode CPU", "throughput", "Lambda path CPU-s", "LP/monolith", "segments/monolith",
+               "MiB/stream")
     cpu = text_table("stream", *numbers, right=numbers)
     for row in report["results"]:
         m = row["monolith"]["cpu_s_per_stream_s"]
@@ -501,6 +559,8 @@ def format_bench(report: dict[str, Any]) -> str:
             row["resolution"],
             f"{m['median']:.4f} [{m['min']:.4f}–{m['max']:.4f}]",
             f"{spread_percent(m):.0f}%",
+            f"{row['monolith']['measured_cpu_s_per_stream_s']['median']:.4f}",
+            f"{row['host_speed']['median']:.3f}",
             f"{row['monolith']['x_realtime']:.1f}",
             f"{row['decode_only']['cpu_s_per_stream_s']['median']:.4f}",
             f"{row['full_vs_decode_cpu']:.2f}",
@@ -512,7 +572,11 @@ def format_bench(report: dict[str, Any]) -> str:
         )
     note = (
         f"median [min–max] of {report['repeats']} runs of a stream of {report['duration_s']:g} s at the "
-        f"largest size, longer at smaller ones (monolith.bench.bench_seconds); segments/monolith: the "
+        f"largest size, longer at smaller ones (monolith.bench.bench_seconds); CPU in the reference "
+        f"host's CPU-seconds (measured / host speed, run by run; reference host: "
+        f"{report['host_reference']['file']} of {report['host_reference']['generated']}); host speed = the "
+        "reference workload's CPU in the run over the reference host's (above 1: slower); "
+        "segments/monolith: the "
         f"serverless design's function on {SEGMENT_SECONDS:g} s segments over the monolith, CPU; "
         f"{report['machine']['cpus']} CPUs, {report['machine']['processor']}; throughput = decode-only CPU "
         "/ full CPU (the analysis's speed as a fraction of decoding alone), the ratios taken within each run "

@@ -211,14 +211,19 @@ def _serve(*, concurrency: int | None, detectors: str | None) -> int:
 
 
 def _bench(out: Path | None, *, duration_s: int, repeats: int, sizes: list[str]) -> int:
-    from monolith.bench import SIZES, format_bench, run_bench, write_json
+    from calibration import HostReferenceError
+    from monolith.bench import SIZES, NotQuiet, format_bench, run_bench, write_json
 
     unknown = [name for name in sizes if name not in SIZES]
     if unknown or not sizes:
         print(f"error: --sizes: unknown {', '.join(unknown) or 'nothing given'}; known: {', '.join(SIZES)}",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    report = run_bench(duration_s=float(duration_s), repeats=repeats, sizes=sizes, log=_log)
+    try:
+        report = run_bench(duration_s=float(duration_s), repeats=repeats, sizes=sizes, log=_log)
+    except (NotQuiet, HostReferenceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(format_bench(report))
     if out:
         write_json(report, out)

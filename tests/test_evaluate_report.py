@@ -238,11 +238,16 @@ def test_the_bench_states_throughput_against_decoding_and_each_detector_cost() -
 
     def spread(median: float) -> dict[str, Any]:
         return {"cpu_s_per_stream_s": {"median": median, "min": median, "max": median, "runs": 1},
+                "measured_cpu_s_per_stream_s": {"median": median * 1.1, "min": median, "max": median,
+                                                "runs": 1},
                 "x_realtime": 10.0}
 
-    # Given a hand-made bench row: decoding 0.02 CPU-s per stream-second, the full analysis 0.05
-    report = {"repeats": 1, "duration_s": 2, "machine": {"cpus": 2, "processor": "cpu"}, "results": [{
+    # Given a hand-made bench row: decoding 0.02 CPU-s per stream-second, the full analysis 0.05 (in the
+    # reference host's CPU-s; measured 0.055 on a host 1.1 times slower)
+    report = {"repeats": 1, "duration_s": 2, "machine": {"cpus": 2, "processor": "cpu"},
+              "host_reference": {"file": "host_reference.json", "generated": "by hand"}, "results": [{
         "resolution": "360p", "monolith": spread(0.05), "decode_only": spread(0.02),
+        "host_speed": {"median": 1.1, "min": 1.1, "max": 1.1, "runs": 1},
         "lambda_path": spread(0.1),
         "full_vs_decode_cpu": 2.5, "lambda_path_vs_monolith_cpu": 2.0,
         "segment_analyzer_vs_monolith_cpu": 1.4, "peak_rss_mib_per_stream": 40,
@@ -250,7 +255,9 @@ def test_the_bench_states_throughput_against_decoding_and_each_detector_cost() -
                     "detect_ms_per_frame": {"freeze": 0.1, "block_corruption": 0.25, "av_sync": 0.05}},
     }]}
     lines = format_bench(report).splitlines()
-    # Then the analysis runs at 1/2.5 = 0.40 of decoding's speed, and each detector's ms per frame is shown
+    # Then the priced figure, the measured one and the host speed stand side by side
+    assert lines[2].split()[1:7] == ["0.0500", "[0.0500–0.0500]", "0%", "0.0550", "1.100", "10.0"]
+    # And the analysis runs at 1/2.5 = 0.40 of decoding's speed, and each detector's ms per frame is shown
     assert "0.40×" in lines[2].split()
     # And the serverless design's function against the monolith, 1.40
     assert lines[2].split()[-2] == "1.40"

@@ -11,9 +11,17 @@ from typing import Any
 
 import pytest
 
-from calibration import CALIBRATION_PATH, Calibration, CalibrationError, load
+from calibration import (
+    CALIBRATION_PATH,
+    HOST_REFERENCE_PATH,
+    Calibration,
+    CalibrationError,
+    HostReferenceError,
+    load,
+    load_host_reference,
+)
 from cost_model import cli
-from monolith.bench import NotQuiet, bench_seconds, format_bench, run_bench
+from monolith.bench import ChildRun, NotQuiet, bench_seconds, format_bench, host_speeds, normalised, run_bench
 from monolith.calibrate import document, format_tasks, task_section
 from monolith.calibrate import main as calibrate
 from monolith.sizing import task_size
@@ -237,6 +245,25 @@ def test_two_calibrations_are_compared_figure_by_figure(
     assert calibrate(["--compare", str(first), str(close)]) == 0
     out = capsys.readouterr().out
     assert "monolith / decode only" in out and "largest difference of the ratios 5.0%" in out
+    # When only the second is priced in the reference host's CPU-seconds, Then the units are said to differ
+    data = json.loads(close.read_text())
+    data["host"] = {"speed": {"720p": {"median": 1.2}}}
+    data["monolith"]["measured_cpu_s_per_stream_second"] = {"720p": {"median": 0.126}}
+    close.write_text(json.dumps(data))
+    calibrate(["--compare", str(first), str(close)])
+    assert "not in the same unit" in capsys.readouterr().out
+    # When both are (the first measured 0.09 on a host at 0.9: 0.1; the second 0.126 at 1.2: 0.105),
+    # Then the measured figures and host speeds are shown beside the priced ones, outside the verdict
+    data = json.loads(first.read_text())
+    data["host"] = {"speed": {"720p": {"median": 0.9}}}
+    data["monolith"]["measured_cpu_s_per_stream_second"] = {"720p": {"median": 0.09}}
+    first.write_text(json.dumps(data))
+    assert calibrate(["--compare", str(first), str(close)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "not in the same unit" not in "\n".join(lines)
+    header = next(i for i, line in enumerate(lines) if "as measured, not priced" in line)
+    assert [line.split()[-3:] for line in lines[header + 2:header + 4]] == [
+        ["0.09", "0.126", "+40.0%"], ["0.9", "1.2", "+33.3%"]]
     # And a file without whole tasks is one error line
     assert calibrate(["--compare", str(first), str(tmp_path / "none.json")]) == 2
     assert "cannot read the calibration" in capsys.readouterr().err
@@ -267,6 +294,86 @@ def test_a_whole_task_run_that_could_not_be_measured_is_tried_again_then_refused
 
     with pytest.raises(TaskMemoryError, match="attempt 2 failed"):
         _measure_with_retries(never, log=logged.append, attempts=2)
+
+
+def test_each_run_is_priced_in_the_reference_host_s_cpu_seconds() -> None:
+    # Given two runs on a 10 s stream: the reference cost 0.6 and 0.9 CPU-s (0.06 and 0.09 per
+    # stream-second) where the reference host spent 0.06, and the monolith 2.0 and 3.3 CPU-s
+    def run(kind: str, cpu_s: float) -> ChildRun:
+        return ChildRun(kind, cpu_s, 1.0, 0, 0, {})
+
+    speeds = host_speeds([run("reference", 0.6), run("reference", 0.9)], 10.0, 0.06)
+    # Then the host ran at the reference host's speed in the first run and 1.5 times slower in the second
+    assert speeds == pytest.approx([1.0, 1.5])
+    # And the monolith's 0.20 and 0.33 CPU-s per stream-second are 0.20 and 0.22 reference-host CPU-s
+    assert normalised([0.2, 0.33], speeds) == pytest.approx([0.2, 0.22])
+
+
+def test_the_reference_host_must_fit_the_measurement(tmp_path: Path) -> None:
+    # Given a reference host measured at 360p and 1080p with PyAV 19.0.2
+    path = tmp_path / "host_reference.json"
+    path.write_text(json.dumps({"generated": "2026-12-07T21:00:00Z", "machine": {"av": "19.0.2"},
+                                "reference": {"cpu_s_per_stream_second": {
+                                    "360p": {"median": 0.01, "min": 0.009, "max": 0.011, "runs": 9},
+                                    "1080p": {"median": 0.1, "min": 0.09, "max": 0.11, "runs": 9}}}}))
+    host = load_host_reference(path)
+    assert host.cpu_s_per_stream_second == {"360p": 0.01, "1080p": 0.1}
+    host.check(["360p", "1080p"], "19.0.2")
+    # Then a size it lacks, another PyAV (another decoder), a missing file and a file of another kind are
+    # each one error that says what to run
+    with pytest.raises(HostReferenceError, match=r"no reference measured at 720p; run `make calibrate-ref"):
+        host.check(["360p", "720p"], "19.0.2")
+    with pytest.raises(HostReferenceError, match=r"measured with PyAV 19\.0\.2, this is 20\.0\.0"):
+        host.check(["360p"], "20.0.0")
+    with pytest.raises(HostReferenceError, match="cannot read the reference host"):
+        load_host_reference(tmp_path / "absent.json")
+    (tmp_path / "other.json").write_text('{"monolith": {}}')
+    with pytest.raises(HostReferenceError, match="not a reference host file"):
+        load_host_reference(tmp_path / "other.json")
+
+
+def test_the_committed_reference_host_is_this_pyav_s_at_every_calibrated_size() -> None:
+    import av
+
+    host = load_host_reference()
+    assert host.path == HOST_REFERENCE_PATH
+    host.check(list(load().resolutions), av.__version__)
+    # Bigger pictures cost more to decode
+    cost = host.cpu_s_per_stream_second
+    assert 0 < cost["360p"] < cost["720p"] < cost["1080p"]
+    # And the committed calibration was priced against it
+    assert load().data["host"]["reference"]["generated"] == host.generated
+
+
+@pytest.mark.slow
+def test_calibrate_reference_writes_the_unit_a_bench_then_prices_in(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a (tiny) real reference host measurement
+    path = tmp_path / "host_reference.json"
+    assert calibrate(["--reference", "--repeats", "1", "--duration", "2", "--sizes", "360p", "--allow-busy",
+                      "--out", str(path)]) == 0
+    assert "360p: reference" in capsys.readouterr().out
+    host = load_host_reference(path)
+    # When a bench is measured against it
+    report = run_bench(duration_s=2, repeats=1, sizes=["360p"], require_quiet=False, host=host,
+                       log=lambda _: None)
+    row = report["results"][0]
+    # Then every CPU figure is the measured one over the run's host speed, which is the reference's CPU in
+    # the run over the file's
+    speed = row["host_speed"]["median"]
+    assert speed == pytest.approx(row["reference"]["cpu_s_per_stream_s"]["median"]
+                                  / host.cpu_s_per_stream_second["360p"], rel=1e-3)
+    for kind in ("decode_only", "monolith", "lambda_path", "segment_analyzer"):
+        assert row[kind]["cpu_s_per_stream_s"]["median"] == pytest.approx(
+            row[kind]["measured_cpu_s_per_stream_s"]["median"] / speed, rel=1e-3), kind
+    assert report["host_reference"]["file"] == "host_reference.json"
+    # And a calibration against a reference host of another PyAV is refused before anything is measured
+    data = json.loads(path.read_text())
+    data["machine"]["av"] = "0.0.1"
+    path.write_text(json.dumps(data))
+    with pytest.raises(HostReferenceError, match=r"measured with PyAV 0\.0\.1"):
+        run_bench(duration_s=2, repeats=1, sizes=["360p"], require_quiet=False,
+                  host=load_host_reference(path), log=lambda _: None)
 
 
 def test_smaller_pictures_get_longer_bench_streams_up_to_four_times() -> None:
