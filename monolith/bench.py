@@ -116,23 +116,23 @@ def run_bench(
     sizes: list[str] | None = None,
     pin: bool = True,
     require_quiet: bool = True,
-    kinds: tuple[str, ...] = KINDS,
+    reference_only: bool = False,
     host: HostReference | None = None,
     log: Log,
 ) -> dict[str, Any]:
     """Every kind of work at every size, `repeats` interleaved runs of fresh child processes, each CPU
-    figure also normalised by `host` (the committed reference host by default). Raises NotQuiet before
-    measuring when `require_quiet` and other processes use the CPU; HostReferenceError when the reference
-    host was measured with another PyAV or lacks a size."""
+    figure also normalised by `host` (the committed reference host by default); with `reference_only`,
+    the reference workload alone (the reference host's own measurement). Raises NotQuiet before measuring
+    when `require_quiet` and other processes use the CPU; HostReferenceError when the reference host was
+    measured with another PyAV or lacks a size."""
     sizes = sizes or list(SIZES)
-    if kinds != KINDS:  # the reference host's own measurement: the reference alone
-        host = None
-    else:
-        host = host or load_host_reference()
-        host.check(sizes, av.__version__)
     unknown = [name for name in sizes if name not in SIZES]
     if unknown:
         raise ValueError(f"unknown size {', '.join(unknown)}; known: {', '.join(SIZES)}")
+    kinds = ("reference",) if reference_only else KINDS
+    if not reference_only:
+        host = host or load_host_reference()
+        host.check(sizes, av.__version__)
     log(f"checking that the machine is quiet ({QUIET_SAMPLE_S:g} s) …")
     before = quiet_check(QUIET_SAMPLE_S)
     if not before["quiet"] and require_quiet:
@@ -158,10 +158,11 @@ def run_bench(
                 for kind in order:
                     runs[name][kind].append(run_child(kind, streams[name], core))
         during = window.close()
-    if host is None:
+    if reference_only:
         rows = [{"resolution": name, "stream_seconds": infos[name].seconds, "runs": repeats,
                  "reference": _summary(runs[name]["reference"], infos[name].seconds)} for name in sizes]
     else:
+        assert host is not None
         rows = [_row(name, infos[name], runs[name], repeats, host) for name in sizes]
         for row in rows:
             m = row["monolith"]["cpu_s_per_stream_s"]
@@ -186,7 +187,7 @@ def run_bench(
         "duration_s": duration_s,
         "segment_seconds": SEGMENT_SECONDS,
         "quiet": quiet,
-        "host_reference": None if host is None else host.describe(),
+        "host_reference": host.describe() if host and not reference_only else None,
         "results": rows,
     }
 

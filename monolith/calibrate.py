@@ -412,7 +412,7 @@ def _measure_reference(args: argparse.Namespace, sizes: list[str], started: floa
 
     try:
         report = run_bench(duration_s=args.duration, repeats=args.repeats, sizes=sizes, pin=not args.no_pin,
-                           require_quiet=not args.allow_busy, kinds=("reference",), log=_log)
+                           require_quiet=not args.allow_busy, reference_only=True, log=_log)
     except NotQuiet as error:
         return _refuse(f"{error} (or pass --allow-busy: the file will say the machine was not quiet)", code=1)
     if not report["quiet"]["quiet"] and not args.allow_busy:
