@@ -25,11 +25,15 @@ def analyze(
     detectors: list[str] | None = None,
     threads: int = DEFAULT_THREADS,
     progress: ProgressFn | None = None,
+    states: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Analyse one stream; return the `monolith analyze --json` report (raises UnreadableStreamError)."""
+    """Analyse one stream; return the `monolith analyze --json` report (raises UnreadableStreamError).
+    `states`: a dictionary to hold each detector's state at the end (what it concluded, e.g. whether the
+    A/V methods could measure the stream at all), for evaluations."""
     info = probe(path)
     chosen = select_detectors(detectors)
-    states: dict[str, Any] = dict.fromkeys(chosen)
+    states = {} if states is None else states
+    states.update(dict.fromkeys(chosen))
     defects: list[dict[str, Any]] = []
     read_s = 0.0
     for second in iter_seconds(path, info, threads=threads):
