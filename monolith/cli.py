@@ -21,7 +21,7 @@ from text_tables import defects_table, render_text, text_table
 
 EXIT_BAD_INPUT = 2
 # The commands that need a checkout of the repository (see the module's docstring).
-DEV_COMMANDS = ("evaluate", "bench", "demo")
+DEV_COMMANDS = ("evaluate", "evaluate-av", "bench", "demo")
 DEV_NOTE = " (development: run from a checkout)"
 
 
@@ -92,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     corpus_cmd.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     corpus_cmd.add_argument("--generated", type=Path, metavar="RESULT",
                             help="a result of `evaluate --json`: its generated cases as one more row")
+    av_cmd = commands.add_parser(
+        "evaluate-av", help="mid-stream A/V shifts in real clips, judged on held-out sources" + DEV_NOTE)
+    av_cmd.add_argument("--seed", type=int, default=0, help="where and how large the shifts are")
+    av_cmd.add_argument("--split", choices=("held-out", "tune", "all"), default="all",
+                        help="the sources to run (default all: held out, and tuning ones beside)")
+    av_cmd.add_argument("--shifts", type=_positive_int, default=4, help="shifted copies per source")
+    av_cmd.add_argument("--json", type=Path, metavar="OUT", help="also write the full results here")
+    av_cmd.add_argument("--no-lambda-path", action="store_true", help="skip the Lambda path (faster)")
+    av_cmd.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
 
     serve_cmd = commands.add_parser(
         "serve", help="the after as a service: analyse stream jobs from SQS (settings: MONITOR_* variables)"
@@ -118,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                          combine=args.combine)
     if args.command == "evaluate-corpus":
         return _evaluate_corpus(args)
+    if args.command == "evaluate-av":
+        return _evaluate_av(args)
     if args.command == "serve":
         return _serve(concurrency=args.concurrency, detectors=args.detectors)
     if args.command == "demo":
@@ -269,6 +280,27 @@ def _evaluate_corpus(args: argparse.Namespace) -> int:
         print(f"error: the corpus could not be built or read: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(format_corpus_evaluation(result, markdown=args.markdown))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    # As `evaluate`: the Lambda path must give exactly the monolith's defects.
+    check = result["summary"]["lambda_path"]
+    return 1 if check is not None and check["equal"] < check["checked"] else 0
+
+
+def _evaluate_av(args: argparse.Namespace) -> int:
+    import av.error
+
+    from monolith.av_evaluate import evaluate_av, format_av_evaluation
+
+    try:
+        result = evaluate_av(args.seed, split=args.split, shifts=args.shifts,
+                             lambda_path=not args.no_lambda_path, log=_log)
+    except (OSError, ValueError, UnreadableStreamError, av.error.FFmpegError) as error:
+        print(f"error: a source clip could not be read: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_av_evaluation(result, markdown=args.markdown))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
