@@ -262,7 +262,8 @@ def format_av_evaluation(result: dict[str, Any], *, markdown: bool = False) -> s
                          f"{untied['unknown']}/{untied['streams']} streams answered \"unknown\", "
                          f"{untied['false_alarms']} false alarm(s)")
     if result["split"] != "tune" and not summary["held_out"]["untied"]["streams"]:
-        lines.append("no held-out source whose sound is not tied to motion: the untied rows are tuning sources")
+        lines.append("no held-out source whose sound is not tied to motion: the untied rows are tuning "
+                     "sources")
     check = summary["lambda_path"]
     lines.append("Lambda path = monolith: not checked" if check is None
                  else f"Lambda path = monolith: {check['equal']}/{check['checked']} streams")
