@@ -3,6 +3,9 @@ truths, the summary per split and tie, the drawn shifts, and one real run on a h
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from monolith.av_evaluate import (
@@ -137,3 +140,19 @@ def test_a_shift_on_a_tuning_speech_clip_is_found_within_40_ms() -> None:
     assert shifted["answer"] == "found" and abs(shifted["error_ms"]) <= 40
     assert clean["answer"] == "in sync" and clean["false_alarms"] == []
     assert result["summary"]["tune"]["tied"]["recall"] == 1.0
+
+
+def test_the_command_prints_the_table_and_writes_the_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monolith.cli import main
+
+    out = tmp_path / "av.json"
+    args = ["evaluate-av", "--split", "held-out", "--shifts", "1", "--no-lambda-path", "--json", str(out)]
+    code = main(args)
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "tv-studio" in printed and "Lambda path = monolith: not checked" in printed
+    result = json.loads(out.read_text())
+    assert [row["shift"] is None for row in result["streams"]] == [True, False]
+    assert result["summary"]["lambda_path"] is None
