@@ -272,4 +272,5 @@ def format_av_evaluation(result: dict[str, Any], *, markdown: bool = False) -> s
             lines.append(f"  DIFFERS on {row['source']} {row['shift'] or 'clean'}")
         if row["refused"]:
             lines.append(f"  refused {row['source']} {row['shift'] or 'clean'}: {row['refused']}")
-    return render_text(*parts, width=NEVER_WRAPS) + "\n\n" + "\n".join(lines)
+    # In Markdown every line is a paragraph of its own.
+    return render_text(*parts, width=NEVER_WRAPS) + "\n\n" + ("\n\n" if markdown else "\n").join(lines)

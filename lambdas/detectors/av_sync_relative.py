@@ -26,6 +26,12 @@ and Big Buck Bunny (music and effects) none of them finds a lag that 4 s windows
 near zero that stands clear (peaks 0.05-0.2, margins under 0.1, lags scattered over +-800 ms): the sound
 is not tied to what moves, "unknown" is the right answer there, and the cheap envelopes stay.
 
+Judged on what it was not tuned on (`monolith evaluate-av`, issue 22 item 5): on a held-out TV studio
+debate, cut every 1-3 s between the speaker, his listeners and wide shots, it found none of 16 shifts of
+300-400 ms and raised no alarm: its windows peak at 0.13-0.27 with margins under 0.1 at scattered lags, so
+it answers "unknown" (14) or sets a reference and confirms no new lag (2). Whole-picture motion follows
+the syllables of one talking head in close-up, not of edited multi-camera speech.
+
 The state is a bounded window (8 s) of both envelopes, quantised and base64-packed, the last thumbnail
 and a few numbers: about 3.7 KB as JSON.
 """
