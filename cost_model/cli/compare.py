@@ -251,9 +251,9 @@ def format_compare(r: dict[str, Any]) -> str:
     cpu = f["cpu_s_per_stream_s_measured"]
     q = r["quota"]
     lines = [
-        f"after, measured CPU spread {cpu['min']:.4f}–{cpu['max']:.4f} CPU-s per stream-second "
-        f"({cpu['runs']} runs): {low['instances']:,}–{high['instances']:,} instances, "
-        f"{usd(low['monthly_usd'])}–{usd(high['monthly_usd'])} per month",
+        f"after over the measured CPU spread ({cpu['runs']} runs): at {cpu['min']:.4f} CPU-s per "
+        f"stream-second {low['instances']:,} instances, {usd(low['monthly_usd'])} a month; at "
+        f"{cpu['max']:.4f} {high['instances']:,} instances, {usd(high['monthly_usd'])}",
         "after by purchase: "
         + ", ".join(f"{p} {usd(v)}" for p, v in m["by_purchase"].items() if v is not None)
         + f"  (network: {f['network']})",
