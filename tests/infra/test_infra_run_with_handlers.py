@@ -13,7 +13,7 @@ import boto3
 import pytest
 from asl_sim import Execution, TaskError, aws_sdk_blob
 from lambda_context import LambdaContext
-from moto import mock_aws  # before the handlers create their clients
+from moto import mock_aws
 
 os.environ.update({
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -26,8 +26,10 @@ os.environ.update({
 
 from test_infra_workflow import definition
 
+from lambdas.converter import handler as converter_module
 from lambdas.converter.handler import handler as converter
 from lambdas.detectors import handlers
+from lambdas.shared.request_counting import counting_client
 from lambdas.shared.results import query_defects, read_records
 from monolith.pipeline import analyze
 
@@ -74,29 +76,39 @@ def stream(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     return path if request.param == "mp4" else write_live(path, tmp_path / "frozen-live.mkv")
 
 
-def test_workflow_with_real_handlers_records_the_monolith_defects(stream: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """moto's S3, and the handlers' module clients made anew inside it: another test module may have
+    imported the handlers first, before moto, and their clients would then call the real S3."""
     with mock_aws():
-        s3 = boto3.client("s3")
-        for bucket in ("source-bucket", "frames-bucket", "results-bucket"):
-            s3.create_bucket(Bucket=bucket)
-        key = f"streams/cam-1{stream.suffix}"
-        s3.upload_file(str(stream), "source-bucket", key)
-        aws = RealAws(s3)
-        # Given executions of 2 seconds each (so the 5 s stream needs three, continuing as new twice)
-        machine = definition(2)
-        Execution(machine, aws, name="run1").run(
-            {"bucket": "source-bucket", "key": key, "stream_id": "cam-1"})
-        runs = 1
-        while len(aws.started) >= runs:
-            request = aws.started[runs - 1]
-            Execution(machine, aws, name=request["Name"]).run(request["Input"])
-            runs += 1
-        assert runs == 3
-        # When the results bucket is copied locally
-        for obj in s3.list_objects_v2(Bucket="results-bucket")["Contents"]:
-            target = tmp_path / "results-copy" / obj["Key"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(s3.get_object(Bucket="results-bucket", Key=obj["Key"])["Body"].read())
+        for module in (converter_module, handlers):
+            monkeypatch.setattr(module, "S3", counting_client(module.COUNTER, "s3"))
+        yield
+
+
+def test_workflow_with_real_handlers_records_the_monolith_defects(
+        stream: Path, tmp_path: Path, mocked_aws: None) -> None:
+    s3 = boto3.client("s3")
+    for bucket in ("source-bucket", "frames-bucket", "results-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    key = f"streams/cam-1{stream.suffix}"
+    s3.upload_file(str(stream), "source-bucket", key)
+    aws = RealAws(s3)
+    # Given executions of 2 seconds each (so the 5 s stream needs three, continuing as new twice)
+    machine = definition(2)
+    Execution(machine, aws, name="run1").run(
+        {"bucket": "source-bucket", "key": key, "stream_id": "cam-1"})
+    runs = 1
+    while len(aws.started) >= runs:
+        request = aws.started[runs - 1]
+        Execution(machine, aws, name=request["Name"]).run(request["Input"])
+        runs += 1
+    assert runs == 3
+    # When the results bucket is copied locally
+    for obj in s3.list_objects_v2(Bucket="results-bucket")["Contents"]:
+        target = tmp_path / "results-copy" / obj["Key"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3.get_object(Bucket="results-bucket", Key=obj["Key"])["Body"].read())
     expected = analyze(stream)["defects"]
     records = read_records(tmp_path / "results-copy")
     # Then there is one record per second, and together they hold the monolith's defects
