@@ -88,6 +88,7 @@ def evaluate(
         "by_type": {kind: score_row(s) for kind, s in scores.items()},
         "ffmpeg": ffmpeg_summary(rows),
         "block_corruption_by_codec": recall_by_codec(rows),
+        "untied_av": untied_av_summary(rows),
         "lambda_path": lambda_path_summary(rows) if lambda_path else None,
         "freeze_vs_ffmpeg_freezedetect": [
             {"case": row["case"], **row["ffmpeg"]["freeze_cross_check"]} for row in rows
@@ -172,12 +173,21 @@ def score_case(
     truth: list[dict[str, Any]], found: list[dict[str, Any]], scores: dict[str, Score]
 ) -> dict[str, Any]:
     """Pair each true event with at most one found event of its type; count the rest as misses/alarms.
-    Adds to `scores` and returns the case's own counts: {type: {"true", "found", "false_alarms"}}."""
+    Adds to `scores` and returns the case's own counts: {type: {"true", "found", "false_alarms"}}. An A/V
+    shift in content whose sound is not tied to motion (`"tied": False`) is counted apart (`untied_av`):
+    no report there is the honest "unknown", neither a miss nor a find; a report matching it is no alarm."""
     case = {kind: Score() for kind in DEFECT_TYPES}
     unmatched = list(found)
     missed = []
+    untied = {"shifts": 0, "found": 0, "not_reported": 0}
     for event in truth:
         match = next((f for f in unmatched if _matches(event, f)), None)
+        if event.get("tied") is False:
+            untied["shifts"] += 1
+            untied["not_reported" if match is None else "found"] += 1
+            if match is not None:
+                unmatched.remove(match)
+            continue
         if match is None:
             case[event["type"]].false_negatives += 1
             missed.append(event)
@@ -201,9 +211,19 @@ def score_case(
             for kind, s in case.items()
         },
         "offset_errors_ms": [round(e, 1) for e in case["av_sync"].offset_errors_ms],
+        "untied_av": untied,
         "missed": missed,
         "false_alarms": unmatched,
     }
+
+
+def untied_av_summary(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """The A/V shifts in content whose sound is not tied to motion, over all rows (older rows: none)."""
+    total = {"shifts": 0, "found": 0, "not_reported": 0}
+    for row in rows:
+        for key, count in row.get("untied_av", {}).items():
+            total[key] += count
+    return total
 
 
 # --- FFmpeg beside us: its freeze detector, and its decoder's own evidence of damage ------------------
@@ -461,6 +481,9 @@ def combine_results(results: list[dict[str, Any]]) -> dict[str, Any]:
                 for key in ("true", "found", "false_alarms"):
                     into["ffmpeg"][name][key] += scored[key]
         into["offset_errors_ms"] += row["offset_errors_ms"]
+        if "untied_av" in row:
+            into["untied_av"] = {key: into.get("untied_av", {}).get(key, 0) + count
+                                 for key, count in row["untied_av"].items()}
         into["missed"] += row["missed"]
         into["false_alarms"] += row["false_alarms"]
         into["refused"] = into["refused"] or row["refused"]
@@ -480,6 +503,7 @@ def combine_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         "by_type": {kind: score_row(score) for kind, score in scores.items()},
         "ffmpeg": ffmpeg_summary(rows),
         "block_corruption_by_codec": recall_by_codec(rows),
+        "untied_av": untied_av_summary(rows),
         "lambda_path": lambda_path_summary(rows) if with_lambda_path else None,
         "cases": list(merged.values()),
     }
@@ -498,6 +522,13 @@ def _count(scored: dict[str, Any] | None) -> str:
         return "–"
     text = f"{scored['found']}/{scored['true']}"
     return f"{text} +{scored['false_alarms']} FA" if scored["false_alarms"] else text
+
+
+def _untied(untied: dict[str, int] | None) -> str:
+    """The A/V cell of a case whose shifts are in content not tied to motion: counted apart."""
+    if not untied or not untied["shifts"]:
+        return ""
+    return f"untied: {untied['not_reported']} unknown, {untied['found']} found"
 
 
 def _fraction(value: float | None) -> str:
@@ -525,7 +556,7 @@ def evaluation_tables(result: dict[str, Any], *, markdown: bool = False) -> list
             _count(ffmpeg.get("freezedetect")),
             _count(row["by_type"]["block_corruption"]),
             _count(ffmpeg.get("decoder_flags")),
-            _count(row["by_type"]["av_sync"]),
+            _untied(row.get("untied_av")) or _count(row["by_type"]["av_sync"]),
             ", ".join(f"{e:g}" for e in row["offset_errors_ms"]) or "–",
         ]
         if result["lambda_path"] is not None:
@@ -575,6 +606,11 @@ def format_evaluation(result: dict[str, Any], *, markdown: bool = False, width: 
     # Two blank lines between the last table and the check below it (as the README shows it).
     tables = render_text(*parts, width=NEVER_WRAPS if markdown else width) + "\n\n"
     lines = []
+    untied = result.get("untied_av") or {"shifts": 0}
+    if untied["shifts"]:
+        lines.append(f"A/V shifts in content whose sound is not tied to what moves (counted apart, neither a "
+                     f"miss nor a find): {untied['shifts']}, {untied['not_reported']} unknown (no report), "
+                     f"{untied['found']} found")
     check = result["lambda_path"]
     if check is None:
         lines.append("Lambda path = monolith: not checked (--no-lambda-path)")
