@@ -528,7 +528,8 @@ def _untied(untied: dict[str, int] | None) -> str:
     """The A/V cell of a case whose shifts are in content not tied to motion: counted apart."""
     if not untied or not untied["shifts"]:
         return ""
-    return f"untied: {untied['not_reported']} unknown, {untied['found']} found"
+    found = f", {untied['found']} found" if untied["found"] else ""
+    return f"untied, {untied['not_reported']}/{untied['shifts']} unknown{found}"
 
 
 def _fraction(value: float | None) -> str:
