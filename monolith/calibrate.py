@@ -284,7 +284,7 @@ def _measured_table(first: Calibration, second: Calibration) -> list[Any]:
             a, b = (float(v) for v in values)
             table.add_row(resolution, label, f"{a:.4g}", f"{b:.4g}", f"{100 * (b - a) / a:+.1f}%")
     return ["", table, "the priced CPU figures above are these measurements over the host speed of their own "
-            "run: a host faster or slower for a while moves both alike"]
+            "run: a host faster or slower for a while moves these two alike, and the priced figure not"]
 
 
 # CPU over CPU, each taken within one run (the median of the runs): what the code decides, with the host's
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", action="store_true",
                         help="measure only the reference workload and write the reference host's file "
                         f"(default --out {HOST_REFERENCE_PATH.relative_to(REPO)}): the unit every later "
-                        "calibration's CPU is priced in")
+                        "calibration's CPU is priced in; no whole tasks are measured")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("FIRST", "SECOND"),
                         help=f"measure nothing: print how far two calibration files lie apart (exit 1 when a "
                         f"figure differs by more than {AGREE_PERCENT}%%)")
