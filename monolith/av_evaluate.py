@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,10 +179,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _answers(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["answer"]] = counts.get(row["answer"], 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(row["answer"] for row in rows).items()))
 
 
 # --- the report -------------------------------------------------------------------------------------

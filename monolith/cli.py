@@ -257,13 +257,8 @@ def _evaluate(
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(format_evaluation(result, markdown=markdown))
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out}")
-    # The Lambda path must give exactly the monolith's defects: a difference fails the command.
-    check = result["lambda_path"]
-    return 1 if check is not None and check["equal"] < check["cases"] else 0
+    _save(result, out)
+    return _lambda_path_exit(result["lambda_path"], "cases")
 
 
 def _evaluate_corpus(args: argparse.Namespace) -> int:
@@ -280,13 +275,8 @@ def _evaluate_corpus(args: argparse.Namespace) -> int:
         print(f"error: the corpus could not be built or read: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(format_corpus_evaluation(result, markdown=args.markdown))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    # As `evaluate`: the Lambda path must give exactly the monolith's defects.
-    check = result["summary"]["lambda_path"]
-    return 1 if check is not None and check["equal"] < check["checked"] else 0
+    _save(result, args.json)
+    return _lambda_path_exit(result["summary"]["lambda_path"], "checked")
 
 
 def _evaluate_av(args: argparse.Namespace) -> int:
@@ -301,13 +291,22 @@ def _evaluate_av(args: argparse.Namespace) -> int:
         print(f"error: a source clip could not be read: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(format_av_evaluation(result, markdown=args.markdown))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    # As `evaluate`: the Lambda path must give exactly the monolith's defects.
-    check = result["summary"]["lambda_path"]
-    return 1 if check is not None and check["equal"] < check["checked"] else 0
+    _save(result, args.json)
+    return _lambda_path_exit(result["summary"]["lambda_path"], "checked")
+
+
+def _save(result: dict[str, Any], out: Path | None) -> None:
+    """An evaluation's result as JSON, when asked for (--json)."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+
+
+def _lambda_path_exit(check: dict[str, Any] | None, total: str) -> int:
+    """1 when the Lambda path did not give exactly the monolith's defects on every stream it checked
+    (`total` names the count: "cases" or "checked"), else 0."""
+    return 1 if check is not None and check["equal"] < check[total] else 0
 
 
 def _load_result(path: Path) -> dict[str, Any]:
