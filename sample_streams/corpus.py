@@ -40,12 +40,14 @@ import av
 import av.error
 import numpy as np
 
+from lambdas.converter.decode import configure_threads
+
 from .corpus_sources import SOURCES, CorpusSource
 from .damage import DAMAGE_KINDS, PacketDamage, Site, lose_ts_packets
 from .writer import StreamWriter
 
 REPO = Path(__file__).resolve().parents[1]
-BUILDER_VERSION = 1  # bump when a change below alters what is built
+BUILDER_VERSION = 2  # bump when a change below alters what is built
 FPS = 25
 HEIGHT = 360
 DURATION_S = 4.0
@@ -203,14 +205,13 @@ def draw_sites(rng: np.random.Generator, kind: str, packets: int) -> list[Site]:
 
 
 def decode_luma(path: Path) -> list[tuple[float, np.ndarray]]:
-    """Every picture as (seconds from the stream's start, luma), decoded as the converter decodes (frame
-    threading with one thread: FFmpeg conceals damage and the result is the same on every run). A packet
+    """Every picture as (seconds from the stream's start, luma), decoded as the converter decodes
+    (`configure_threads`: FFmpeg conceals damage or rejects the packet, the same on every run). A packet
     the decoder rejects is skipped."""
     pictures: list[tuple[float, np.ndarray]] = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        stream.codec_context.thread_type = "FRAME"
-        stream.codec_context.thread_count = 1
+        configure_threads(stream.codec_context)
         origin = container.start_time / av.time_base if container.start_time is not None else 0.0
         for packet in container.demux(stream):
             try:

@@ -144,3 +144,37 @@ def test_a_picture_missing_just_before_the_end_is_no_event() -> None:
     events = _detect_all([_moving_second(0, set()), _moving_second(1, {23}, True)])
     # Then nothing is reported: an event only the model saw must last 3 pictures
     assert events == []
+
+
+def _still_then_moving_second(lost: set[int]) -> StreamSecond:
+    """A second whose first 10 pictures repeat one picture (a still scene), then move 2 px a picture; the
+    pictures in `lost` never arrive; a keyframe at its start, the last second of the stream."""
+    y, x = np.mgrid[0:128, 0:256]
+    frames = []
+    for k in range(25):
+        if k in lost:
+            continue
+        shift = 2 * max(0, k - 9)
+        luma = (100 + 0.3 * y + 40 * np.sin((x + shift) / 11.0) * np.cos(y / 9.0)).astype(np.uint8)
+        frames.append(VideoFrame(round(k / 25, 6), luma, key_frame=k == 0, corrupt=False))
+    return StreamSecond(0, frames, None, True)
+
+
+def test_a_picture_lost_right_after_a_still_scene_is_still_found_by_the_timestamps() -> None:
+    # Given a still scene whose first picture to move (0.4 s) never arrived: the next one moves after repeats
+    events = _detect_all([_still_then_moving_second({10})])
+    # Then the committed model (it reads the decoder and the timestamps only) finds it from the lost picture
+    assert [(e["start_s"], e["evidence"]) for e in events] == [(0.4, ["learned"])]
+
+
+def test_a_model_that_reads_the_content_is_not_trusted_on_the_first_picture_to_move_after_a_still() -> None:
+    # Given the same stream, and a model that fires on the same gap but also weighs the pictures' content
+    model = _model(missing_pictures=10.0, change_rise=1e-9)
+    state = None
+    # When it judges the picture after the gap, the first to move after repeated ones
+    events, state = block_corruption.detect(_still_then_moving_second({10}), state, model=model)
+    # Then that picture opens no event (a freeze ending looks new to every measure of the content)
+    assert events == []
+    # And the same model opens one where the gap follows moving pictures
+    moving = _moving_second(0, {5}, True)
+    assert [e["start_s"] for e in block_corruption.detect(moving, None, model=model)[0]] == [0.2]

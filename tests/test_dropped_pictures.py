@@ -67,3 +67,4 @@ def test_hevc_damage_the_decoder_drops_silently_is_one_event_to_the_keyframe(tmp
     alone = [read_second(path, index, info) for index in range(info.seconds)]
     assert [(f.pts_s, f.dropped_after) for s in alone for f in s.frames if f.dropped_after] == [(2.52, 36)]
     assert run_detector(block_corruption.detect, alone, through_json=True)[0] == found
+

@@ -42,8 +42,9 @@ A learned decision can open an event too (evidence "learned"): a logistic regres
 features (`picture_features`: the decoder's evidence, pictures missing by the timestamps, the concealment
 score, gained grid seams, and, for a model that weighs them, the coarse motion test, the luma change and
 the 8-px grid energy against the clip's own levels), learned from the damage corpus's tuning sources by
-`make train` (block_model.py, weights in block_model.json). It judges pictures predicted from others, not
-the first to move after a repeated one; an event only it saw is reported once it lasts 3 pictures. Its
+`make train` (block_model.py, weights in block_model.json). It judges pictures predicted from others and,
+if it reads the pictures' content, not the first to move after a repeated one (a picture missing by the
+timestamps is missing there too); an event only it saw is reported once it lasts 3 pictures. Its
 features never depend on the events, so training reads exactly what detection computes.
 
 A third, weaker score: concealed macroblocks leave luma steps along the 16-px macroblock grid that
@@ -74,7 +75,13 @@ from typing import Any
 
 import numpy as np
 
-from lambdas.detectors.block_model import FEATURES, MOTION_FEATURES, LogisticModel, committed_model
+from lambdas.detectors.block_model import (
+    CONTENT_FEATURES,
+    FEATURES,
+    MOTION_FEATURES,
+    LogisticModel,
+    committed_model,
+)
 from lambdas.shared.media import StreamSecond, VideoFrame, make_defect
 
 MB = 16  # macroblock size: H.264 and MPEG-2/4 conceal whole macroblocks
@@ -593,6 +600,9 @@ def detect(
     defects: list[dict[str, Any]] = []
     frames = second.frames
     analysis = _analyse(frames, state, config, motion=model.reads_any(MOTION_FEATURES))
+    # The first picture that moves after a repeated one looks new to every measure of the pictures' content
+    # (see `_step`): a model that reads one is not trusted there; the decoder and the timestamps still are.
+    reads_content = model.reads_any(CONTENT_FEATURES)
     scores = model.scores(analysis.features) if frames else np.zeros(0)
     unexplained = analysis.unexplained
     run_s = state.get("run_s")  # where the run of pictures that follow no motion began, before this second
@@ -603,8 +613,9 @@ def detect(
         after_still = False
         if concealed >= config.conceal_fraction:
             state["run_s"] = _run_start(frames, index, unexplained, run_s, config)
-        if concealed >= config.conceal_fraction or learned:
+        if concealed >= config.conceal_fraction or (learned and reads_content):
             after_still = analysis.after_still(index, state)
+        learned = learned and not (after_still and reads_content)
         fractions = analysis.seams[index].fractions
         defects += _step(state, frame, concealed, fractions, config, after_still, learned)
         _pictures_dropped_after(state, frame)
@@ -618,7 +629,9 @@ def detect(
             analysis.features_of(last - 1), analysis.features_of(last), config
         )
     if second.is_last and state["event"] is not None and state["last_s"] is not None:
-        defects += _report(state["event"], state["last_s"] + state["frame_s"], config)
+        # The stream ends after its last picture and the pictures dropped after it.
+        end_s = state["last_s"] + state["frame_s"] * (1 + int(state.get("dropped") or 0))
+        defects += _report(state["event"], round(end_s, 6), config)
         state["event"] = None
     return defects, state
 
@@ -775,8 +788,9 @@ def _step(
     # another time: its content jumped and was coded afresh, so blocks that follow no motion and new grid
     # steps are expected there (the freeze ends of seeds 2 and 3's synthetic 720p H.264 and 480p MPEG-4).
     concealment_hit = concealed >= config.conceal_fraction and not frame.key_frame and not after_still
-    # The learned model (block_model.py) judges pictures predicted from others, after the same exclusion.
-    learned_hit = learned and not frame.key_frame and not after_still
+    # The learned model (block_model.py) judges pictures predicted from others (`detect` applies the same
+    # exclusion to a model that reads the pictures' content).
+    learned_hit = learned and not frame.key_frame
     defects: list[dict[str, Any]] = []
     event = state["event"]
     if event is not None and frame.key_frame and not decoder_hit:
@@ -832,7 +846,7 @@ def _new_event(start_s: float) -> dict[str, Any]:
 def _pictures_dropped_after(state: dict[str, Any], frame: VideoFrame) -> None:
     """The decoder dropped the pictures after this one (FFmpeg's HEVC decoder does so silently, up to
     the next keyframe, for every picture that refers to a damaged one): damage from the first of them."""
-    state["dropped"] = frame.dropped_after > 0
+    state["dropped"] = frame.dropped_after  # how many: those after the stream's last picture extend its end
     if not frame.dropped_after:
         return
     if state["event"] is None:

@@ -35,6 +35,10 @@ FEATURES = (
     "grid_energy_rise",  # ... over the clip's recent level of it
 )
 
+# What is read from the pictures' content, not from the decoder or the timestamps: a picture that moves
+# after a repeated one (a freeze ending) jumped in time, so these look like damage there.
+CONTENT_FEATURES = FEATURES[FEATURES.index("concealment"):]
+
 # What the detector measures only for a model that reads one of them: the coarse motion test on every
 # picture, the luma change and the grid energy, and the clip's levels of them carried in the state.
 MOTION_FEATURES = FEATURES[FEATURES.index("unexplained"):]

@@ -1,0 +1,90 @@
+"""Packets the decoder rejects are the converter's surest witness of damage: none may be lost, and each
+codec must be decoded so that it rejects what it can (FFmpeg's VP8 decoder does so only with slice threads).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import av.error
+from detector_runs import run_detector
+
+from lambdas.converter.decode import iter_seconds
+from lambdas.detectors import block_corruption
+from sample_streams import corpus
+
+
+def _packets_replaced(source: Path, target: Path, replace: dict[int, bytes]) -> Path:
+    """A copy of `source`'s video with the bytes of the packets numbered in `replace` (decode order)."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        copy = out.add_stream_from_template(src.streams.video[0])
+        packets = [p for p in src.demux(src.streams.video[0]) if p.dts is not None]
+        for number, packet in enumerate(packets):
+            if number in replace:
+                damaged = av.Packet(replace[number])
+                damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
+                damaged.is_keyframe = packet.is_keyframe
+                packet = damaged
+            packet.stream = copy
+            out.mux(packet)
+    return target
+
+
+def _packet_bytes(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.video[0]) if p.dts is not None]
+
+
+def _errors_with_one_thread(path: Path) -> int:
+    """Packets rejected by FFmpeg's decoder with one frame thread (how everything else is decoded)."""
+    errors = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type, stream.codec_context.thread_count = "FRAME", 1
+        for packet in container.demux(stream):
+            try:
+                stream.codec_context.decode(packet)
+            except av.error.FFmpegError:
+                errors += 1
+    return errors
+
+
+def _stream(tmp_path: Path, codec: str, suffix: str) -> Path:
+    """The corpus's synthetic pictures, 2 s at 25 fps (a keyframe at 0 s), in `codec`."""
+    clean = tmp_path / f"clean{suffix}"
+    corpus.encode(corpus.synthetic_pictures(0)[:50], clean, codec, corpus.BIT_RATES_BPP["high"])
+    return clean
+
+
+def test_a_damaged_vp8_picture_is_a_decode_error_not_silent_concealment(tmp_path: Path) -> None:
+    # Given a VP8 stream with one byte flipped early in its 11th picture (0.40 s), in the modes and motion
+    # vectors: the bool decoder reads on from the wrong state and runs out of data mid-picture
+    clean = _stream(tmp_path, "vp8", ".webm")
+    data = bytearray(_packet_bytes(clean)[10])
+    data[150] ^= 0xFF
+    damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {10: bytes(data)})
+    # (FFmpeg's decoder with one thread conceals the rest of that picture without a word)
+    assert _errors_with_one_thread(damaged) == 0
+    # When converted, Then the picture after it says one packet failed, and no clean picture does
+    frames = [f for second in iter_seconds(damaged) for f in second.frames]
+    assert [(f.pts_s, f.decode_errors) for f in frames if f.decode_errors] == [(0.44, 1)]
+    assert not any(f.decode_errors for second in iter_seconds(clean) for f in second.frames)
+    # And block corruption reports the damage from 0.40 s on decoder evidence
+    events, _ = run_detector(block_corruption.detect, iter_seconds(damaged))
+    assert [(e["start_s"], "decode_error" in e["evidence"]) for e in events] == [(0.4, True)]
+
+
+def test_packets_that_fail_after_the_last_picture_are_not_lost(tmp_path: Path) -> None:
+    # Given a VP9 stream whose last 5 packets (1.80-1.96 s) are bytes no VP9 frame starts with, so that the
+    # decoder rejects them and no picture comes after them
+    clean = _stream(tmp_path, "vp9", ".webm")
+    damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {k: b"\xff" * 64 for k in range(45, 50)})
+    # When converted, Then the last picture that came out (1.76 s) carries the 5 that never did
+    seconds = list(iter_seconds(damaged))
+    frames = [f for second in seconds for f in second.frames]
+    assert frames[-1].pts_s == 1.76
+    assert [(f.pts_s, f.dropped_after) for f in frames if f.dropped_after] == [(1.76, 5)]
+    # And block corruption reports them, from the first that failed to the stream's end
+    events, _ = run_detector(block_corruption.detect, seconds)
+    assert [(e["start_s"], e["end_s"]) for e in events] == [(1.8, 2.0)]
