@@ -11,12 +11,12 @@ shorter than that plays forward then backward. Encoded with a keyframe every `GO
 of one kind, one per GOP, in a random packet of it (keyframes included). The damage kind turns over the
 streams; lost TS packets only for the codecs MPEG-TS carries (written as .ts, the clean copy too).
 
-Labels, never typed by hand: both streams decoded alike (frame threads, one thread: the concealment the
-converter sees); at each clean picture's time the damaged stream shows its latest picture at or before
-it. A picture is damaged where at least `DAMAGED_SHARE` of its luma samples differ by more than
-`DIFF_LEVELS`; damaged pictures at most `MERGE_GAP` pictures apart (4 clean ones between) are one event.
-An event of fewer than `MIN_EVENT_PICTURES` pictures is optional: finding it or not is right. Damage that
-changes nothing visible is no event.
+Labels, never typed by hand: both streams decoded as the converter decodes them (the same luma and the
+same concealment, `lambdas.converter.decode.decode_pictures`); at each clean picture's time the damaged
+stream shows its latest picture at or before it. A picture is damaged where at least `DAMAGED_SHARE` of
+its luma samples differ by more than `DIFF_LEVELS`; damaged pictures at most `MERGE_GAP` pictures apart
+(4 clean ones between) are one event. An event of fewer than `MIN_EVENT_PICTURES` pictures is optional:
+finding it or not is right. Damage that changes nothing visible is no event.
 
 Everything goes to a cache folder outside git (default ~/.cache/stream-quality-monitor/corpus/seed<N>)
 with `manifest.json`; a stream is rebuilt only when its source file, the seed or `BUILDER_VERSION` changed.
@@ -40,7 +40,7 @@ import av
 import av.error
 import numpy as np
 
-from lambdas.converter.decode import configure_threads
+from lambdas.converter.decode import decode_pictures
 
 from .corpus_sources import SOURCES, CorpusSource
 from .damage import DAMAGE_KINDS, PacketDamage, Site, lose_ts_packets
@@ -206,24 +206,9 @@ def draw_sites(rng: np.random.Generator, kind: str, packets: int) -> list[Site]:
 
 def decode_luma(path: Path) -> list[tuple[float, np.ndarray]]:
     """Every picture as (seconds from the stream's start, luma), decoded as the converter decodes
-    (`configure_threads`: FFmpeg conceals damage or rejects the packet, the same on every run). A packet
-    the decoder rejects is skipped."""
-    pictures: list[tuple[float, np.ndarray]] = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        configure_threads(stream.codec_context)
-        origin = container.start_time / av.time_base if container.start_time is not None else 0.0
-        for packet in container.demux(stream):
-            try:
-                frames = stream.codec_context.decode(packet)
-            except av.error.FFmpegError:
-                continue
-            for frame in frames:
-                at = float(frame.pts * frame.time_base) - origin if frame.pts is not None else None
-                if at is None:
-                    at = pictures[-1][0] + 1 / FPS if pictures else 0.0
-                pictures.append((round(at, 6), frame.reformat(format="gray").to_ndarray()))
-    return pictures
+    (`decode_pictures`: one thread, FFmpeg conceals damage, the same on every run). A packet the decoder
+    rejects gives no picture."""
+    return [(frame.pts_s, frame.luma) for frame in decode_pictures(path)]
 
 
 Pictures = list[tuple[float, np.ndarray]]

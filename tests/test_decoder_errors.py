@@ -1,5 +1,6 @@
-"""Packets the decoder rejects are the converter's surest witness of damage: none may be lost, and each
-codec must be decoded so that it rejects what it can (FFmpeg's VP8 decoder does so only with slice threads).
+"""Packets the decoder rejects are the converter's surest witness of damage: none may be lost, and what a
+decoder can reject it must get the chance to (FFmpeg's VP8 decoder rejects damaged packets only with slice
+threads: a second decoder witnesses, the pictures stay those of one thread).
 """
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import av
 import av.error
+import numpy as np
 from detector_runs import run_detector
 
-from lambdas.converter.decode import iter_seconds
+from lambdas.converter.decode import iter_seconds, probe, read_second
 from lambdas.detectors import block_corruption
 from sample_streams import corpus
 
@@ -66,13 +68,37 @@ def test_a_damaged_vp8_picture_is_a_decode_error_not_silent_concealment(tmp_path
     damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {10: bytes(data)})
     # (FFmpeg's decoder with one thread conceals the rest of that picture without a word)
     assert _errors_with_one_thread(damaged) == 0
-    # When converted, Then the picture after it says one packet failed, and no clean picture does
+    # When converted, Then that picture comes out (concealed, as before) flagged corrupt: a second decoder
+    # with slice threads rejected its packet; no other picture is flagged, and no clean one
     frames = [f for second in iter_seconds(damaged) for f in second.frames]
-    assert [(f.pts_s, f.decode_errors) for f in frames if f.decode_errors] == [(0.44, 1)]
-    assert not any(f.decode_errors for second in iter_seconds(clean) for f in second.frames)
-    # And block corruption reports the damage from 0.40 s on decoder evidence
+    assert len(frames) == 50
+    assert [(f.pts_s, f.decode_errors) for f in frames if f.corrupt or f.decode_errors] == [(0.4, 0)]
+    assert not any(f.corrupt or f.decode_errors for second in iter_seconds(clean) for f in second.frames)
+    # And block corruption reports the damage from 0.40 s on the decoder's evidence
     events, _ = run_detector(block_corruption.detect, iter_seconds(damaged))
-    assert [(e["start_s"], "decode_error" in e["evidence"]) for e in events] == [(0.4, True)]
+    assert [(e["start_s"], "decoder_flag" in e["evidence"]) for e in events] == [(0.4, True)]
+
+
+def test_the_witness_leaves_the_pictures_as_one_thread_decodes_them(tmp_path: Path) -> None:
+    # Given the same damaged VP8 stream
+    clean = _stream(tmp_path, "vp8", ".webm")
+    data = bytearray(_packet_bytes(clean)[10])
+    data[150] ^= 0xFF
+    damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {10: bytes(data)})
+    # When converted twice, sequentially and second by second from its keyframe (random access)
+    sequential = [f for second in iter_seconds(damaged) for f in second.frames]
+    info = probe(damaged)
+    seconds = [read_second(damaged, index, info) for index in range(2)]
+    random_access = [f for second in seconds for f in second.frames]
+    # Then both give the very pictures FFmpeg's decoder gives with one thread, and the same flags
+    with av.open(str(damaged)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type, stream.codec_context.thread_count = "FRAME", 1
+        alone = [f.to_ndarray()[: f.height] for f in container.decode(stream)]  # yuv420p: luma rows first
+    for frames in (sequential, random_access):
+        assert len(frames) == len(alone)
+        assert all(np.array_equal(f.luma, picture) for f, picture in zip(frames, alone, strict=True))
+        assert [f.pts_s for f in frames if f.corrupt] == [0.4]
 
 
 def test_packets_that_fail_after_the_last_picture_are_not_lost(tmp_path: Path) -> None:

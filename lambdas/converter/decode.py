@@ -54,13 +54,15 @@ AUDIO_PREROLL_S = 0.5
 # then see the same pixels, and the monolith scales by analysing several streams at once instead.
 THREAD_TYPE = "FRAME"
 DEFAULT_THREADS = 1
-# FFmpeg's VP8 decoder reports a packet whose data ran out mid-picture (flipped bytes desync the bool
-# decoder; a truncated packet) as an error only when it decodes with slice threads: with one thread or frame
-# threads it conceals the rest of the picture silently. So VP8 decodes with two slice threads, which give
-# the same pictures and the same errors on every run (the damage corpus's tuning sources, seed 0: the
-# decoder rejects packets in 6 of the 12 damaged VP8 streams so, in 2 with one thread; in none of the 12
-# clean ones either way). FFmpeg's VP9 decoder does the opposite (slice threads hide what it rejects).
-VP8_SLICE_THREADS = 2
+# FFmpeg's VP8 decoder rejects a packet whose data runs out mid-picture (flipped bytes desync its bool
+# decoder; a truncated packet) only when it decodes with slice threads; with one thread it conceals the
+# rest of the picture without a word. With slice threads the pictures after a rejected one depend on how
+# far each thread had got (the Lambda path and the monolith differed on a damaged stream), so the pictures
+# come from the usual decoder and a second one with slice threads only witnesses (`_RejectionWitness`).
+# Measured on the damage corpus's tuning sources, seed 0: packets rejected in 6 of the 12 damaged VP8
+# streams with slice threads, in 2 with one thread, in none of the 12 clean ones either way. (FFmpeg's VP9
+# decoder does the opposite: slice threads hide what one thread rejects.)
+WITNESS_SLICE_THREADS = {"vp8": 2}
 # Video codecs whose keyframes FFmpeg decodes from, after a seek, into the same pictures and flags as the
 # sequential pass (given `decoder_options`): each is covered by tests/test_random_access_parity.py on real
 # clips. Random access into any other codec decodes from the stream's start.
@@ -345,7 +347,7 @@ def _seconds(
     later decode."""
     source = info.source
     video = _video_stream(container, source)
-    _configure(video, threads, info)
+    _configure(video, threads, info.decoder_options)
     audio = container.streams.audio[0] if container.streams.audio else None
     frames: list[VideoFrame] = []
     # Each second's sound and failed audio packets, from that second's own decoder.
@@ -446,7 +448,7 @@ def _collect_video(
         from_start = start_by - back_s <= 0
         with _open(source) as container:
             stream = _video_stream(container, source)
-            _configure(stream, threads, info)
+            _configure(stream, threads, info.decoder_options)
             origin = _origin_s(container, info)
             if not from_start:  # from the very start, decode as the sequential path does: no seek
                 _seek(container, stream, origin + start_by - back_s)
@@ -540,22 +542,25 @@ def _video_stream(container: av.container.InputContainer, source: str) -> av.vid
     return video
 
 
-def _configure(video: av.video.stream.VideoStream, threads: int, info: StreamInfo) -> None:
-    configure_threads(video.codec_context, threads)
+def _configure(video: av.video.stream.VideoStream, threads: int, decoder_options: dict[str, str]) -> None:
+    video.codec_context.thread_type = THREAD_TYPE
+    video.codec_context.thread_count = threads
     # Every decode, sequential or not, gets the same stream-start knowledge: the same decoder.
-    if info.decoder_options:
-        video.codec_context.options = dict(info.decoder_options)
+    if decoder_options:
+        video.codec_context.options = dict(decoder_options)
 
 
-def configure_threads(codec_context: av.video.codec.VideoCodecContext, threads: int = DEFAULT_THREADS) -> None:  # noqa: E501
-    """Thread the decoder as the converter does: `threads` frame threads, but VP8 with slice threads (see
-    `VP8_SLICE_THREADS`). Anything that must see the pictures and errors the converter sees calls this."""
-    if codec_context.name == "vp8":
-        codec_context.thread_type = "SLICE"
-        codec_context.thread_count = VP8_SLICE_THREADS
-        return
-    codec_context.thread_type = THREAD_TYPE
-    codec_context.thread_count = threads
+def decode_pictures(path: str | Path) -> Iterator[VideoFrame]:
+    """Every picture of the stream's video as the converter's sequential pass decodes it (its threads,
+    its decoder restarts at keyframes, its witness, its stream-start knowledge), without `probe`'s checks:
+    for what compares two streams picture by picture (the damage corpus's labels)."""
+    source = str(path)
+    with _open(source) as container:
+        video = _video_stream(container, source)
+        _configure(video, DEFAULT_THREADS, _stream_start_knowledge(source, video.codec_context.name)[0])
+        for kind, item in _decode(container, [video], _origin_s(container)):
+            if kind == "video":
+                yield item
 
 
 def _origin_s(container: av.container.InputContainer, info: StreamInfo | None = None) -> float:
@@ -722,6 +727,9 @@ def _decode(
     last_video_s: float | None = None
     video = next((stream for stream in streams if stream.type == "video"), None)
     dropped = _DroppedPictures(video.time_base if video is not None else None, origin)
+    witness = _RejectionWitness.of(video)
+    decoder = video.codec_context if video is not None else None
+    rejected: set[int] = set()  # pts of the packets the witness rejected and the decoder took
     for packet in container.demux(streams):
         stream = packet.stream
         if stream.type != "video":
@@ -742,12 +750,18 @@ def _decode(
             if last_video_s is not None:
                 yield "dropped", _Dropped(last_video_s, failed_s)
             video_errors, failed_s = 0, []
+        witnessed = witness is not None and witness.rejects(packet)
         try:
-            if video_packets and _is_h264_idr(packet, stream.codec_context):
-                decoded = _drain_and_reset(stream.codec_context)
-                decoded += stream.codec_context.decode(packet)
+            # At a keyframe that closes what came before, decode on as random access would start here.
+            if video_packets and _is_vp8_key(packet, decoder):
+                decoded = list(decoder.decode(None))
+                decoder = _fresh_decoder(stream)
+                decoded += decoder.decode(packet)
+            elif video_packets and (_is_h264_idr(packet, decoder) or _is_low_delay_mpeg_key(packet, decoder)):
+                decoded = _drain_and_reset(decoder)
+                decoded += decoder.decode(packet)
             else:
-                decoded = stream.codec_context.decode(packet)
+                decoded = decoder.decode(packet)
             video_packets += 1
         except av.error.FFmpegError:
             video_errors += 1
@@ -756,11 +770,16 @@ def _decode(
             continue
         if packet.size:
             dropped.taken(packet.pts)
+        if witnessed and packet.pts is not None:
+            rejected.add(packet.pts)
         for frame in decoded:
             lost = dropped.given_out(frame.pts)
             if lost and last_video_s is not None:
                 yield "dropped", _Dropped(last_video_s, lost)
             item = _video_frame(frame, origin, last_video_s, stream, video_errors)
+            if frame.pts in rejected:
+                rejected.discard(frame.pts)
+                item = replace(item, corrupt=True)
             video_errors, failed_s = 0, []
             last_video_s = item.pts_s
             yield "video", item
@@ -776,6 +795,38 @@ def _decode(
             yield kind, (second, item)
 
 
+class _RejectionWitness:
+    """A second decoder of the same packets that only says which it rejects (see `WITNESS_SLICE_THREADS`):
+    the picture of a packet it rejects is flagged corrupt, as FFmpeg flags the H.264 pictures it conceals.
+    Its own pictures are dropped unseen, so it skips the loop filter."""
+
+    def __init__(self, codec: str, threads: int) -> None:
+        self.ctx = self._decoder(codec, threads)
+
+    @staticmethod
+    def _decoder(codec: str, threads: int) -> av.codec.context.CodecContext:
+        ctx = av.CodecContext.create(codec, "r")
+        ctx.thread_type, ctx.thread_count = "SLICE", threads
+        ctx.options = {"skip_loop_filter": "all"}
+        return ctx
+
+    @classmethod
+    def of(cls, video: av.stream.Stream | None) -> _RejectionWitness | None:
+        codec = video.codec_context.name if video is not None else None
+        return cls(codec, WITNESS_SLICE_THREADS[codec]) if codec in WITNESS_SLICE_THREADS else None
+
+    def rejects(self, packet: av.Packet) -> bool:
+        if not packet.size:
+            return False
+        if packet.is_keyframe:  # afresh, as random access decodes from here (see `_fresh_decoder`)
+            self.ctx = self._decoder(self.ctx.name, self.ctx.thread_count)
+        try:
+            self.ctx.decode(packet)
+        except av.error.FFmpegError:
+            return True
+        return False
+
+
 def _drain_and_reset(ctx: av.codec.context.CodecContext) -> list[av.VideoFrame]:
     """The pictures still held by the decoder, then a decoder as fresh as after a seek.
 
@@ -788,6 +839,34 @@ def _drain_and_reset(ctx: av.codec.context.CodecContext) -> list[av.VideoFrame]:
     frames = list(ctx.decode(None))
     ctx.flush_buffers()
     return frames
+
+
+def _fresh_decoder(stream: av.stream.Stream) -> av.codec.context.CodecContext:
+    """A decoder of the stream's codec as fresh as random access opens one.
+
+    FFmpeg's VP8 decoder carries something across a keyframe that neither the keyframe nor a flush
+    resets: on a damaged stream the pictures after a keyframe differed by up to 255 levels between the
+    sequential pass and random access (the damage corpus's bikes-vp8-low and synthetic-vp8-high), flushed
+    at the keyframe or not. A new decoder at every VP8 keyframe gives the same pictures both ways; nothing
+    after a VP8 keyframe refers to anything before it."""
+    template = stream.codec_context
+    ctx = av.CodecContext.create(template.name, "r")
+    ctx.extradata = template.extradata
+    ctx.pkt_timebase = stream.time_base
+    ctx.thread_type, ctx.thread_count = template.thread_type, template.thread_count
+    return ctx
+
+
+def _is_vp8_key(packet: av.Packet, ctx: av.codec.context.CodecContext) -> bool:
+    return packet.is_keyframe and ctx.name == "vp8"
+
+
+def _is_low_delay_mpeg_key(packet: av.Packet, ctx: av.codec.context.CodecContext) -> bool:
+    """A keyframe of MPEG-4 Part 2 or MPEG-2 with no B-pictures: nothing after it refers to anything before
+    it, yet FFmpeg conceals a damaged one from the picture decoded last, as it does H.264 (see
+    `_drain_and_reset`; measured: the corpus's bikes-mpeg4-high, up to 142 levels apart both ways). With
+    B-pictures the next ones may refer to the GOP before: those streams decode on."""
+    return packet.is_keyframe and ctx.name in ("mpeg4", "mpeg2video") and not ctx.has_b_frames
 
 
 def _is_h264_idr(packet: av.Packet, ctx: av.codec.context.CodecContext) -> bool:
