@@ -24,6 +24,7 @@ OUT = Path(__file__).resolve().parent / "grid-edited.mp4"
 FPS = 25
 RATE = 44100
 SIZE = (360, 288)
+BACKGROUND = (38, 44, 60)  # RGB of the studio around the wide shot's two faces
 # Who speaks, in order (75 pictures and 3 s of sound each), and the sentence whose silent lead-in (its
 # first LEAD_IN pictures, before the first word) shows that speaker as a listener.
 SPEAKERS = ("lwbsza", "id2_vcd_swwp2s", "bbaf2n", "lrwp9a", "swiz3n")
@@ -62,7 +63,7 @@ def half(picture: np.ndarray) -> np.ndarray:
 
 
 def wide(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    canvas = np.full((SIZE[1], SIZE[0], 3), (38, 44, 60), np.uint8)
+    canvas = np.full((SIZE[1], SIZE[0], 3), BACKGROUND, np.uint8)
     h, w = SIZE[1] // 2, SIZE[0] // 2
     canvas[h // 2 : h // 2 + h, :w] = half(left)[:h, :w]
     canvas[h // 2 : h // 2 + h, w:] = half(right)[:h, :w]
