@@ -45,12 +45,18 @@ detector (the 8 of the 576 blocks whose log change correlates best with the audi
 buffer) are the mouth (rows 12-13, columns 17-21 of grid-speech-a, every second), and their change follows
 the audio level at 0.5-0.65, but the peak is as wide as a syllable: its lag wanders from -180 to +270 ms
 between the windows of one clean clip (-130 to +420 on grid-speech-b), far from +-40 ms; their onsets,
-their signed change of luma and a whitened (GCC-PHAT) correlation did no better. On grid-edited (GRID
+their signed change of luma and a whitened (GCC-PHAT) correlation did no better. The closest: the
+contrast (luma standard deviation at full resolution) of those mouth cells against the audio level, both
+less their 0.5 s running mean, measures -30 to +10 ms in 7 of 9 windows of the clean grid-speech-a (peaks
+0.31-0.56, margins 0.13-0.24), but +310 to +370 ms for grid-speech-b's last two speakers (a false shift
+on a clean clip, seeds 0 and 1), and after an injected shift its windows mostly fail the peak and margin
+thresholds: through this module's judge, 0 of 16 GRID shifts found (seeds 0-1). On grid-edited (GRID
 speakers cut every 1-2 s like a debate, a tuning source) it answers "unknown" to 15 of 16 shifts and misses
 one (seeds 0-3), as on the held-out debate; without cut onsets, 14 and 2 there, and on the held-out clip
-(seed 0) 4 "unknown" as before. So nothing was changed: timing speech in edited pictures needs the mouth
-of each shot at full resolution and a learned audio-visual match (SyncNet, on which Prime Video's LipSync
-builds), not whole-picture or block-mean envelopes.
+(seed 0) 4 "unknown" as before. So nothing was changed. What it can time is a cut made in the sound and
+the pictures together, as at GRID's joins; cameras cut over one continuous sound give it nothing to time.
+Timing speech itself needs the mouth of each shot at full resolution and a learned audio-visual match
+(SyncNet, on which Prime Video's LipSync builds), not whole-picture or block-mean envelopes.
 
 The state is a bounded window (8 s) of both envelopes, quantised and base64-packed, the last thumbnail
 and a few numbers: about 3.7 KB as JSON.
