@@ -53,10 +53,11 @@ on a clean clip, seeds 0 and 1), and after an injected shift its windows mostly 
 thresholds: through this module's judge, 0 of 16 GRID shifts found (seeds 0-1). On the clean grid-edited,
 where the speakers' mouths move from shot to shot, it measures +540, -620 and +640 ms with margins up to
 0.33: confident and wrong, the worst answer a monitor can give. This detector, on grid-edited (GRID
-speakers cut every 1-2 s like a debate, a tuning source), answers "unknown" to 15 of 16 shifts and misses
-one (seeds 0-3), as on the held-out debate; without cut onsets, 14 and 2 there, and on the held-out clip
-(seed 0) 4 "unknown" as before. So nothing was changed. What it can time is a cut made in the sound and
-the pictures together, as at GRID's joins; cameras cut over one continuous sound give it nothing to time.
+speakers cut every 1-2 s like a debate, a tuning source), finds none of 16 shifts (seeds 0-3): 14
+"unknown" and 2 missed, as on the held-out debate; without cut onsets (replayed) 14 and 2 again, and on
+the held-out clip (seed 0) 4 "unknown" as before. So nothing was changed. What it can time is a cut made
+in the sound and the pictures together, as at GRID's joins; cameras cut over one continuous sound give it
+nothing to time.
 Timing speech itself needs the mouth of each shot at full resolution and a learned audio-visual match
 (SyncNet, on which Prime Video's LipSync builds), not whole-picture or block-mean envelopes.
 
