@@ -1,6 +1,6 @@
 """Packets the decoder rejects are the converter's surest witness of damage: none may be lost, and what a
 decoder can reject it must get the chance to (FFmpeg's VP8 decoder rejects damaged packets only with slice
-threads: a second decoder witnesses, the pictures stay those of one thread).
+threads: VP8 decodes so, and one thread decodes the GOP again from a rejected packet on).
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def test_a_damaged_vp8_picture_is_a_decode_error_not_silent_concealment(tmp_path
     damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {10: bytes(data)})
     # (FFmpeg's decoder with one thread conceals the rest of that picture without a word)
     assert _errors_with_one_thread(damaged) == 0
-    # When converted, Then that picture comes out (concealed, as before) flagged corrupt: a second decoder
-    # with slice threads rejected its packet; no other picture is flagged, and no clean one
+    # When converted, Then that picture comes out (concealed by one thread) flagged corrupt: the slice
+    # threads rejected its packet; no other picture is flagged, and no clean one
     frames = [f for second in iter_seconds(damaged) for f in second.frames]
     assert len(frames) == 50
     assert [(f.pts_s, f.decode_errors) for f in frames if f.corrupt or f.decode_errors] == [(0.4, 0)]
@@ -79,7 +79,7 @@ def test_a_damaged_vp8_picture_is_a_decode_error_not_silent_concealment(tmp_path
     assert [(e["start_s"], "decoder_flag" in e["evidence"]) for e in events] == [(0.4, True)]
 
 
-def test_the_witness_leaves_the_pictures_as_one_thread_decodes_them(tmp_path: Path) -> None:
+def test_the_pictures_are_those_of_one_thread_before_and_after_a_rejection(tmp_path: Path) -> None:
     # Given the same damaged VP8 stream
     clean = _stream(tmp_path, "vp8", ".webm")
     data = bytearray(_packet_bytes(clean)[10])

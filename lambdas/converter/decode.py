@@ -56,13 +56,11 @@ THREAD_TYPE = "FRAME"
 DEFAULT_THREADS = 1
 # FFmpeg's VP8 decoder rejects a packet whose data runs out mid-picture (flipped bytes desync its bool
 # decoder; a truncated packet) only when it decodes with slice threads; with one thread it conceals the
-# rest of the picture without a word. With slice threads the pictures after a rejected one depend on how
-# far each thread had got (the Lambda path and the monolith differed on a damaged stream), so the pictures
-# come from the usual decoder and a second one with slice threads only witnesses (`_RejectionWitness`).
-# Measured on the damage corpus's tuning sources, seed 0: packets rejected in 6 of the 12 damaged VP8
-# streams with slice threads, in 2 with one thread, in none of the 12 clean ones either way. (FFmpeg's VP9
-# decoder does the opposite: slice threads hide what one thread rejects.)
-WITNESS_SLICE_THREADS = {"vp8": 2}
+# rest of the picture without a word. Measured on the damage corpus's tuning sources, seed 0: packets
+# rejected in 6 of the 12 damaged VP8 streams with slice threads, in 2 with one thread, in none of the 12
+# clean ones either way. So VP8 decodes with slice threads (`_SlicedVp8`). (FFmpeg's VP9 decoder does the
+# opposite: slice threads hide what one thread rejects.)
+VP8_SLICE_THREADS = 2
 # Video codecs whose keyframes FFmpeg decodes from, after a seek, into the same pictures and flags as the
 # sequential pass (given `decoder_options`): each is covered by tests/test_random_access_parity.py on real
 # clips. Random access into any other codec decodes from the stream's start.
@@ -552,8 +550,8 @@ def _configure(video: av.video.stream.VideoStream, threads: int, decoder_options
 
 def decode_pictures(path: str | Path) -> Iterator[VideoFrame]:
     """Every picture of the stream's video as the converter's sequential pass decodes it (its threads,
-    its decoder restarts at keyframes, its witness, its stream-start knowledge), without `probe`'s checks:
-    for what compares two streams picture by picture (the damage corpus's labels)."""
+    VP8's slice threads, its decoder restarts at keyframes, its stream-start knowledge), without `probe`'s
+    checks: for what compares two streams picture by picture (the damage corpus's labels)."""
     source = str(path)
     with _open(source) as container:
         video = _video_stream(container, source)
@@ -727,9 +725,8 @@ def _decode(
     last_video_s: float | None = None
     video = next((stream for stream in streams if stream.type == "video"), None)
     dropped = _DroppedPictures(video.time_base if video is not None else None, origin)
-    witness = _RejectionWitness.of(video)
-    decoder = video.codec_context if video is not None else None
-    rejected: set[int] = set()  # pts of the packets the witness rejected and the decoder took
+    vp8 = _SlicedVp8(video) if video is not None and video.codec_context.name == "vp8" else None
+    rejected: set[int] = set()  # pts of the packets the slice threads rejected and one thread took
     for packet in container.demux(streams):
         stream = packet.stream
         if stream.type != "video":
@@ -750,13 +747,12 @@ def _decode(
             if last_video_s is not None:
                 yield "dropped", _Dropped(last_video_s, failed_s)
             video_errors, failed_s = 0, []
-        witnessed = witness is not None and witness.rejects(packet)
+        rejected_by_slices = False
+        decoder = stream.codec_context
         try:
+            if vp8 is not None:
+                decoded, rejected_by_slices = vp8.decode(packet)
             # At a keyframe that closes what came before, decode on as random access would start here.
-            if video_packets and _is_vp8_key(packet, decoder):
-                decoded = list(decoder.decode(None))
-                decoder = _fresh_decoder(stream)
-                decoded += decoder.decode(packet)
             elif video_packets and (_is_h264_idr(packet, decoder) or _is_low_delay_mpeg_key(packet, decoder)):
                 decoded = _drain_and_reset(decoder)
                 decoded += decoder.decode(packet)
@@ -770,7 +766,7 @@ def _decode(
             continue
         if packet.size:
             dropped.taken(packet.pts)
-        if witnessed and packet.pts is not None:
+        if rejected_by_slices and packet.pts is not None:
             rejected.add(packet.pts)
         for frame in decoded:
             lost = dropped.given_out(frame.pts)
@@ -795,36 +791,53 @@ def _decode(
             yield kind, (second, item)
 
 
-class _RejectionWitness:
-    """A second decoder of the same packets that only says which it rejects (see `WITNESS_SLICE_THREADS`):
-    the picture of a packet it rejects is flagged corrupt, as FFmpeg flags the H.264 pictures it conceals.
-    Its own pictures are dropped unseen, so it skips the loop filter."""
+class _SlicedVp8:
+    """VP8 decoded with slice threads (see `VP8_SLICE_THREADS`), as random access decodes it.
 
-    def __init__(self, codec: str, threads: int) -> None:
-        self.ctx = self._decoder(codec, threads)
+    On clean data two slice threads give the pictures of one thread (measured: the same bytes, 1.03x and
+    1.09x its CPU on two corpus streams). After a packet they reject, though, their pictures depend on how
+    far each thread had got, so from that packet to the next keyframe the pictures come from one thread,
+    which decodes the GOP again from its keyframe (FFmpeg conceals the rejected picture); the slice threads
+    go on decoding only to say which later packets they reject. A rejected packet's picture is flagged
+    corrupt, as FFmpeg flags the H.264 pictures it conceals.
 
-    @staticmethod
-    def _decoder(codec: str, threads: int) -> av.codec.context.CodecContext:
-        ctx = av.CodecContext.create(codec, "r")
-        ctx.thread_type, ctx.thread_count = "SLICE", threads
-        ctx.options = {"skip_loop_filter": "all"}
+    FFmpeg's VP8 decoder also carries something across a keyframe that neither the keyframe nor a flush
+    resets: on damaged corpus streams (bikes-vp8-low, synthetic-vp8-high) the pictures after a keyframe
+    differed by up to 255 levels between the sequential pass and random access. So every keyframe starts
+    new decoders; nothing after a VP8 keyframe refers to anything before it."""
+
+    def __init__(self, stream: av.stream.Stream) -> None:
+        self.stream = stream
+        self.gop: list[av.Packet] = []  # since the last keyframe: what one thread decodes again
+        self.sliced = self._decoder(sliced=True)
+        self.steady: av.codec.context.CodecContext | None = None  # one thread, after a rejection
+
+    def _decoder(self, *, sliced: bool) -> av.codec.context.CodecContext:
+        ctx = av.CodecContext.create(self.stream.codec_context.name, "r")
+        ctx.pkt_timebase = self.stream.time_base
+        ctx.thread_type, ctx.thread_count = ("SLICE", VP8_SLICE_THREADS) if sliced else (THREAD_TYPE, 1)
         return ctx
 
-    @classmethod
-    def of(cls, video: av.stream.Stream | None) -> _RejectionWitness | None:
-        codec = video.codec_context.name if video is not None else None
-        return cls(codec, WITNESS_SLICE_THREADS[codec]) if codec in WITNESS_SLICE_THREADS else None
-
-    def rejects(self, packet: av.Packet) -> bool:
-        if not packet.size:
-            return False
-        if packet.is_keyframe:  # afresh, as random access decodes from here (see `_fresh_decoder`)
-            self.ctx = self._decoder(self.ctx.name, self.ctx.thread_count)
+    def decode(self, packet: av.Packet) -> tuple[list[av.VideoFrame], bool]:
+        """(the packet's pictures, whether the slice threads rejected it); raises FFmpegError when one thread
+        rejects it too (then it is a failed packet like any other)."""
+        if packet.is_keyframe and packet.size:
+            self.gop, self.sliced, self.steady = [], self._decoder(sliced=True), None
+        self.gop.append(packet)
         try:
-            self.ctx.decode(packet)
+            frames, rejected = list(self.sliced.decode(packet)), False
         except av.error.FFmpegError:
-            return True
-        return False
+            frames, rejected = [], True
+        if self.steady is None and not rejected:
+            return frames, False
+        if self.steady is None:
+            self.steady = self._decoder(sliced=False)
+            for earlier in self.gop[:-1]:  # their pictures were given out already, the same
+                try:
+                    self.steady.decode(earlier)
+                except av.error.FFmpegError:
+                    continue
+        return list(self.steady.decode(packet)), rejected
 
 
 def _drain_and_reset(ctx: av.codec.context.CodecContext) -> list[av.VideoFrame]:
@@ -839,26 +852,6 @@ def _drain_and_reset(ctx: av.codec.context.CodecContext) -> list[av.VideoFrame]:
     frames = list(ctx.decode(None))
     ctx.flush_buffers()
     return frames
-
-
-def _fresh_decoder(stream: av.stream.Stream) -> av.codec.context.CodecContext:
-    """A decoder of the stream's codec as fresh as random access opens one.
-
-    FFmpeg's VP8 decoder carries something across a keyframe that neither the keyframe nor a flush
-    resets: on a damaged stream the pictures after a keyframe differed by up to 255 levels between the
-    sequential pass and random access (the damage corpus's bikes-vp8-low and synthetic-vp8-high), flushed
-    at the keyframe or not. A new decoder at every VP8 keyframe gives the same pictures both ways; nothing
-    after a VP8 keyframe refers to anything before it."""
-    template = stream.codec_context
-    ctx = av.CodecContext.create(template.name, "r")
-    ctx.extradata = template.extradata
-    ctx.pkt_timebase = stream.time_base
-    ctx.thread_type, ctx.thread_count = template.thread_type, template.thread_count
-    return ctx
-
-
-def _is_vp8_key(packet: av.Packet, ctx: av.codec.context.CodecContext) -> bool:
-    return packet.is_keyframe and ctx.name == "vp8"
 
 
 def _is_low_delay_mpeg_key(packet: av.Packet, ctx: av.codec.context.CodecContext) -> bool:
