@@ -114,3 +114,32 @@ def test_packets_that_fail_after_the_last_picture_are_not_lost(tmp_path: Path) -
     # And block corruption reports them, from the first that failed to the stream's end
     events, _ = run_detector(block_corruption.detect, seconds)
     assert [(e["start_s"], e["end_s"]) for e in events] == [(1.8, 2.0)]
+
+
+def test_vp9_damage_ffmpeg_conceals_silently_is_flagged_by_libvpx(tmp_path: Path) -> None:
+    # Given a VP9 stream with one byte flipped in its 21st picture (0.80 s), which FFmpeg's decoder
+    # conceals without a word
+    clean = _stream(tmp_path, "vp9", ".webm")
+    data = bytearray(_packet_bytes(clean)[20])
+    data[80] ^= 0xFF
+    damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {20: bytes(data)})
+    assert _errors_with_one_thread(damaged) == 0
+    # When converted, sequentially and second by second from its keyframe
+    sequential = [f for second in iter_seconds(damaged) for f in second.frames]
+    info = probe(damaged)
+    random_access = [f for second in [read_second(damaged, index, info) for index in range(2)]
+                     for f in second.frames]
+    with av.open(str(damaged)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type, stream.codec_context.thread_count = "FRAME", 1
+        alone = [f.to_ndarray()[: f.height] for f in container.decode(stream)]
+    for frames in (sequential, random_access):
+        # Then the pictures are FFmpeg's, and those from 0.80 to 1.48 s are flagged corrupt, none other:
+        # libvpx rejects the damaged picture and those that refer to it, until its references are whole
+        # again (its encoder refreshes them over the pictures, so at 1.52 s here)
+        assert all(np.array_equal(f.luma, picture) for f, picture in zip(frames, alone, strict=True))
+        assert [f.pts_s for f in frames if f.corrupt] == [round(k / 25, 6) for k in range(20, 38)]
+    assert not any(f.corrupt for second in iter_seconds(clean) for f in second.frames)
+    # And block corruption reports the damage from 0.80 s on the decoder's evidence
+    events, _ = run_detector(block_corruption.detect, iter_seconds(damaged))
+    assert [(e["start_s"], "decoder_flag" in e["evidence"]) for e in events] == [(0.8, True)]
