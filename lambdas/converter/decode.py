@@ -733,7 +733,7 @@ def _decode(
     dropped = _DroppedPictures(video.time_base if video is not None else None, origin)
     vp8 = _SlicedVp8(video) if video is not None and video.codec_context.name == "vp8" else None
     witness = _RejectionWitness.of(video)
-    rejected: set[int] = set()  # pts of the packets rejected by VP8's slice threads or a witness, not taken
+    rejected: set[int] = set()  # pts of packets VP8's slice threads or a witness rejected, the decoder took
     for packet in container.demux(streams):
         stream = packet.stream
         if stream.type != "video":
