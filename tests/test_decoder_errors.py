@@ -5,6 +5,7 @@ threads: VP8 decodes so, and one thread decodes the GOP again from a rejected pa
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import av
@@ -14,6 +15,7 @@ from detector_runs import run_detector
 
 from lambdas.converter.decode import iter_seconds, probe, read_second
 from lambdas.detectors import block_corruption
+from lambdas.shared.media import VideoFrame
 from sample_streams import corpus
 
 
@@ -38,18 +40,34 @@ def _packet_bytes(path: Path) -> list[bytes]:
         return [bytes(p) for p in container.demux(container.streams.video[0]) if p.dts is not None]
 
 
-def _errors_with_one_thread(path: Path) -> int:
-    """Packets rejected by FFmpeg's decoder with one frame thread (how everything else is decoded)."""
-    errors = 0
+def _one_thread(path: Path) -> tuple[int, list[np.ndarray]]:
+    """(packets rejected, luma of each picture) by FFmpeg's decoder with one frame thread (how everything
+    but VP8 is decoded)."""
+    errors, lumas = 0, []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_type, stream.codec_context.thread_count = "FRAME", 1
         for packet in container.demux(stream):
             try:
-                stream.codec_context.decode(packet)
+                lumas += [f.to_ndarray()[: f.height] for f in stream.codec_context.decode(packet)]  # Y first
             except av.error.FFmpegError:
                 errors += 1
-    return errors
+    return errors, lumas
+
+
+def _byte_flipped(clean: Path, folder: Path, packet: int, at: int) -> Path:
+    """A copy of `clean` with byte `at` of its `packet`-th packet inverted."""
+    data = bytearray(_packet_bytes(clean)[packet])
+    data[at] ^= 0xFF
+    return _packets_replaced(clean, folder / f"damaged{clean.suffix}", {packet: bytes(data)})
+
+
+def _both_ways(path: Path) -> list[list[VideoFrame]]:
+    """The pictures of the sequential pass, and of each second decoded on its own (random access)."""
+    info = probe(path)
+    sequential = [f for second in iter_seconds(path, info) for f in second.frames]
+    seconds = [read_second(path, index, info) for index in range(math.ceil(info.duration_s or 0))]
+    return [sequential, [f for second in seconds for f in second.frames]]
 
 
 def _stream(tmp_path: Path, codec: str, suffix: str) -> Path:
@@ -63,11 +81,9 @@ def test_a_damaged_vp8_picture_is_a_decode_error_not_silent_concealment(tmp_path
     # Given a VP8 stream with one byte flipped early in its 11th picture (0.40 s), in the modes and motion
     # vectors: the bool decoder reads on from the wrong state and runs out of data mid-picture
     clean = _stream(tmp_path, "vp8", ".webm")
-    data = bytearray(_packet_bytes(clean)[10])
-    data[150] ^= 0xFF
-    damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {10: bytes(data)})
+    damaged = _byte_flipped(clean, tmp_path, 10, 150)
     # (FFmpeg's decoder with one thread conceals the rest of that picture without a word)
-    assert _errors_with_one_thread(damaged) == 0
+    assert _one_thread(damaged)[0] == 0
     # When converted, Then that picture comes out (concealed by one thread) flagged corrupt: the slice
     # threads rejected its packet; no other picture is flagged, and no clean one
     frames = [f for second in iter_seconds(damaged) for f in second.frames]
@@ -81,21 +97,11 @@ def test_a_damaged_vp8_picture_is_a_decode_error_not_silent_concealment(tmp_path
 
 def test_the_pictures_are_those_of_one_thread_before_and_after_a_rejection(tmp_path: Path) -> None:
     # Given the same damaged VP8 stream
-    clean = _stream(tmp_path, "vp8", ".webm")
-    data = bytearray(_packet_bytes(clean)[10])
-    data[150] ^= 0xFF
-    damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {10: bytes(data)})
+    damaged = _byte_flipped(_stream(tmp_path, "vp8", ".webm"), tmp_path, 10, 150)
     # When converted twice, sequentially and second by second from its keyframe (random access)
-    sequential = [f for second in iter_seconds(damaged) for f in second.frames]
-    info = probe(damaged)
-    seconds = [read_second(damaged, index, info) for index in range(2)]
-    random_access = [f for second in seconds for f in second.frames]
     # Then both give the very pictures FFmpeg's decoder gives with one thread, and the same flags
-    with av.open(str(damaged)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_type, stream.codec_context.thread_count = "FRAME", 1
-        alone = [f.to_ndarray()[: f.height] for f in container.decode(stream)]  # yuv420p: luma rows first
-    for frames in (sequential, random_access):
+    alone = _one_thread(damaged)[1]
+    for frames in _both_ways(damaged):
         assert len(frames) == len(alone)
         assert all(np.array_equal(f.luma, picture) for f, picture in zip(frames, alone, strict=True))
         assert [f.pts_s for f in frames if f.corrupt] == [0.4]
@@ -120,20 +126,11 @@ def test_vp9_damage_ffmpeg_conceals_silently_is_flagged_by_libvpx(tmp_path: Path
     # Given a VP9 stream with one byte flipped in its 21st picture (0.80 s), which FFmpeg's decoder
     # conceals without a word
     clean = _stream(tmp_path, "vp9", ".webm")
-    data = bytearray(_packet_bytes(clean)[20])
-    data[80] ^= 0xFF
-    damaged = _packets_replaced(clean, tmp_path / "damaged.webm", {20: bytes(data)})
-    assert _errors_with_one_thread(damaged) == 0
+    damaged = _byte_flipped(clean, tmp_path, 20, 80)
+    errors, alone = _one_thread(damaged)
+    assert errors == 0
     # When converted, sequentially and second by second from its keyframe
-    sequential = [f for second in iter_seconds(damaged) for f in second.frames]
-    info = probe(damaged)
-    random_access = [f for second in [read_second(damaged, index, info) for index in range(2)]
-                     for f in second.frames]
-    with av.open(str(damaged)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_type, stream.codec_context.thread_count = "FRAME", 1
-        alone = [f.to_ndarray()[: f.height] for f in container.decode(stream)]
-    for frames in (sequential, random_access):
+    for frames in _both_ways(damaged):
         # Then the pictures are FFmpeg's, and those from 0.80 to 1.48 s are flagged corrupt, none other:
         # libvpx rejects the damaged picture and those that refer to it, until its references are whole
         # again (its encoder refreshes them over the pictures, so at 1.52 s here)
