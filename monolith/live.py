@@ -230,19 +230,25 @@ class LiveInput(SegmentReader):
         return data
 
     def wait_for_segment(self) -> LiveSegment | None:
+        fresh = False  # whether the playlist in hand was read since the last segment was taken
         while True:
             if self.next_segment < len(self.playlist.segments):
                 return self.playlist.segments[self.next_segment]
             if self.playlist.ended:
                 self.ended_by = ENDED
                 return None
-            if self.clock() - self.grew_at >= self.stall_timeout_s:
+            # A stall is judged on a playlist read since the last segment was taken: the one in hand may
+            # be older than the time the pipeline spent on what it listed (a slow machine, a late segment).
+            quiet = self.clock() - self.grew_at >= self.stall_timeout_s
+            if quiet and fresh:
                 self.ended_by = STALLED
                 return None
-            self.wait()
+            if not quiet:
+                self.wait()
             listed = len(self.playlist.segments)
             self.playlist = self._read_playlist()
             self.playlist_reads += 1
+            fresh = True
             if len(self.playlist.segments) > listed or self.playlist.ended:
                 self.grew_at = self.clock()
 

@@ -158,3 +158,46 @@ def test_the_after_s_live_input_reads_each_segment_once_into_the_shared_decoder(
         assert seen == expected
         assert reader.ended_by == "ended"
         assert counter.counts("s3") == {"GetObject": 1 + len(report.segments)}
+
+
+def test_the_after_s_live_input_judges_a_stall_on_a_playlist_read_after_it_fell_behind(
+        published: tuple[list[Segment], Path]) -> None:
+    # Given a live stream in (moto) S3 listing one segment, and a reader that took it
+    import boto3
+    from moto import mock_aws
+
+    from lambdas.shared.request_counting import RequestCounter, counting_client
+    from monolith.live import LiveInput, LiveJob
+    from sample_streams.publish import PublishFaults, publish
+
+    _, path = published
+    source = path.with_name("source.mp4")
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with mock_aws():
+        counter = RequestCounter()
+        s3 = counting_client(counter, "s3", region_name="us-east-1")
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="live")
+        report = publish(source, s3=s3, bucket="live", stream_id="cam", speed=float("inf"),
+                         faults=PublishFaults(die_after=1))
+        reader = LiveInput(s3, LiveJob("live", report.playlist_key, "cam"), start_segment=0, poll_s=0.5,
+                           stall_timeout_s=3.0, missing_timeout_s=3.0, on_wait=lambda: None,
+                           clock=lambda: now[0], sleep=sleep)
+        first = reader.next_bytes()
+        # When the pipeline spends 10 s on it while the publisher lists two more segments
+        publish(source, s3=s3, bucket="live", stream_id="cam", speed=float("inf"),
+                faults=PublishFaults(die_after=3))
+        now[0] += 10.0
+        counter.reset()
+        # Then the reader reads the playlist at once and goes on, not "stalled" on the playlist it had
+        assert first and reader.next_bytes() and reader.next_bytes()
+        assert reader.ended_by is None and now[0] == 10.0
+        assert counter.counts("s3") == {"GetObject": 1 + 2}
+        # And once the playlist stops growing, it ends stalled 3 s after the read that saw it grow, having
+        # polled it every 0.5 s meanwhile
+        assert reader.next_bytes() == b""
+        assert reader.ended_by == "stalled" and now[0] == 13.0
+        assert counter.counts("s3") == {"GetObject": 1 + 2 + 6}
