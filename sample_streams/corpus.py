@@ -47,7 +47,8 @@ from .damage import DAMAGE_KINDS, PacketDamage, Site, lose_ts_packets
 from .writer import StreamWriter
 
 REPO = Path(__file__).resolve().parents[1]
-BUILDER_VERSION = 2  # bump when a change below alters what is built
+# Bump when a change below, or to the converter's decoding (the labels are its pictures), alters what is built
+BUILDER_VERSION = 3
 FPS = 25
 HEIGHT = 360
 DURATION_S = 4.0

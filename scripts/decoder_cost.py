@@ -1,6 +1,7 @@
-"""`python scripts/decoder_cost.py`: what VP8's slice threads and VP9's libvpx witness cost, measured in one
-run: the CPU of converting (`iter_seconds`) a clean 360p stream of the damage corpus (seed 0: `make corpus`)
-as committed, over the same conversion without them (VP8 with one thread; VP9 without the witness),
+"""`python scripts/decoder_cost.py`: what VP8's slice threads and VP9's libvpx decoder cost, measured in one
+run: the CPU of converting (`iter_seconds`) two clean 360p streams of the damage corpus (seed 0: `make
+corpus`) and a 4 s synthetic 1080p stream (`generate_stream`, made here) as committed, over the same
+conversion with FFmpeg's decoder as it was before (VP8 with one thread; VP9 by FFmpeg's own VP9 decoder),
 `--pairs` interleaved pairs, the ratio taken pair by pair. Run it with nothing else running.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lambdas.converter import decode  # noqa: E402
+from sample_streams import generate_stream  # noqa: E402
 from sample_streams.corpus import corpus_dir  # noqa: E402
 from text_tables import render_text, text_table  # noqa: E402
 
@@ -36,9 +39,9 @@ def _without(codec: str) -> Callable[[bool], None]:
         decode.VP8_SLICE_THREADS = 2 if on else 1  # one slice thread: one thread decodes, as before
 
     def vp9(on: bool) -> None:
-        decode.WITNESS_DECODERS.clear()
+        decode.REFERENCE_DECODERS.clear()
         if on:
-            decode.WITNESS_DECODERS["vp9"] = "libvpx-vp9"
+            decode.REFERENCE_DECODERS["vp9"] = "libvpx-vp9"
     return {"vp8": vp8, "vp9": vp9}[codec]
 
 
@@ -47,14 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=7)
     args = parser.parse_args(argv)
     folder = corpus_dir(0)
+    made = Path(tempfile.mkdtemp(prefix="decoder-cost-"))
     rows = []
     for codec in ("vp8", "vp9"):
         switch = _without(codec)
-        for name in STREAMS:
-            path = folder / f"{name.format(codec=codec)}.clean.webm"
+        paths = [folder / f"{name.format(codec=codec)}.clean.webm" for name in STREAMS]
+        for path in paths:
             if not path.is_file():
                 print(f"{path}: not built; run `make corpus` first", file=sys.stderr)
                 return 2
+        paths.append(made / f"synthetic-{codec}-1080p.webm")
+        generate_stream(paths[-1], duration_s=4, width=1920, height=1080, video_codec=codec, audio=False,
+                        seed=1)
+        for path in paths:
             switch(True)
             _cpu(path)  # warm up
             ratios = []

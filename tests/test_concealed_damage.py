@@ -108,15 +108,15 @@ def test_vp9_damage_that_one_picture_pair_misses_is_found_against_the_picture_tw
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the evaluation's seed-1 VP9 damage case (8 s at 360p, damaged packets at 5.12-5.20 s), decoded
-    # by FFmpeg alone, which flags none of it (libvpx, the converter's witness, rejects it: so this tests
-    # the concealment rule without that witness): the damage grows over frames, and its steps show against
-    # the picture two back
+    # by FFmpeg's decoder, which flags none of it (libvpx, the converter's VP9 decoder, rejects it: so this
+    # tests the concealment rule on FFmpeg's pictures): the damage grows over frames, and its steps show
+    # against the picture two back
     (case,) = [c for c in concealed_damage_cases(1) if c.name == "synthetic 360p vp9 webm, damage"]
     path = tmp_path / f"damaged{case.suffix}"
     truth = case.make(path)
     assert [d["start_s"] for d in truth["defects"]] == [5.12]
-    assert any(f.corrupt for second in iter_seconds(path) for f in second.frames)  # the witness's flags
-    monkeypatch.setattr(decode, "WITNESS_DECODERS", {})
+    assert any(f.dropped_after for second in iter_seconds(path) for f in second.frames)  # libvpx's
+    monkeypatch.setattr(decode, "REFERENCE_DECODERS", {})
     # When detected without the comparison with the picture two back (a threshold nothing reaches)
     no_two_back = dataclasses.replace(block_corruption.DEFAULT, conceal_fraction_two_back=1.1)
     found = run_detector(lambda s, st: block_corruption.detect(s, st, no_two_back), iter_seconds(path))[0]
@@ -148,8 +148,8 @@ def test_damage_without_a_decoder_flag_is_found(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given 3 damaged packets in a 4 s synthetic stream of this codec, which FFmpeg's decoder never flags
-    # (for VP9 without libvpx's witness, which rejects them: this tests concealment without it)
-    monkeypatch.setattr(decode, "WITNESS_DECODERS", {})
+    # (VP9 by FFmpeg's decoder, not libvpx, which rejects them: this tests concealment on what FFmpeg shows)
+    monkeypatch.setattr(decode, "REFERENCE_DECODERS", {})
     path = tmp_path / f"damaged{suffix}"
     truth = generate_stream(
         path, duration_s=4, video_codec=codec, audio=False, defects=[BlockCorruption(at_s)], seed=seed

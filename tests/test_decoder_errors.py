@@ -1,6 +1,7 @@
 """Packets the decoder rejects are the converter's surest witness of damage: none may be lost, and what a
 decoder can reject it must get the chance to (FFmpeg's VP8 decoder rejects damaged packets only with slice
-threads: VP8 decodes so, and one thread decodes the GOP again from a rejected packet on).
+threads: VP8 decodes so, and one thread decodes the GOP again from a rejected packet on; VP9 decodes with
+libvpx, which rejects what FFmpeg's VP9 decoder conceals).
 """
 
 from __future__ import annotations
@@ -122,21 +123,26 @@ def test_packets_that_fail_after_the_last_picture_are_not_lost(tmp_path: Path) -
     assert [(e["start_s"], e["end_s"]) for e in events] == [(1.8, 2.0)]
 
 
-def test_vp9_damage_ffmpeg_conceals_silently_is_flagged_by_libvpx(tmp_path: Path) -> None:
+def test_vp9_damage_ffmpeg_conceals_silently_is_dropped_by_libvpx(tmp_path: Path) -> None:
     # Given a VP9 stream with one byte flipped in its 21st picture (0.80 s), which FFmpeg's decoder
     # conceals without a word
     clean = _stream(tmp_path, "vp9", ".webm")
     damaged = _byte_flipped(clean, tmp_path, 20, 80)
-    errors, alone = _one_thread(damaged)
-    assert errors == 0
-    # When converted, sequentially and second by second from its keyframe
+    assert _one_thread(damaged)[0] == 0
+    whole = dict(zip([round(k / 25, 6) for k in range(50)], _one_thread(clean)[1], strict=True))
+    # When converted, sequentially and second by second from its keyframe (VP9 decodes with libvpx)
     for frames in _both_ways(damaged):
-        # Then the pictures are FFmpeg's, and those from 0.80 to 1.48 s are flagged corrupt, none other:
-        # libvpx rejects the damaged picture and those that refer to it, until its references are whole
-        # again (its encoder refreshes them over the pictures, so at 1.52 s here)
-        assert all(np.array_equal(f.luma, picture) for f, picture in zip(frames, alone, strict=True))
-        assert [f.pts_s for f in frames if f.corrupt] == [round(k / 25, 6) for k in range(20, 38)]
-    assert not any(f.corrupt for second in iter_seconds(clean) for f in second.frames)
-    # And block corruption reports the damage from 0.80 s on the decoder's evidence
+        # Then the pictures from 0.80 to 1.48 s are missing, counted as dropped after the one at 0.76 s:
+        # libvpx rejects the damaged picture and those that refer to it, up to the next keyframe (1.52 s);
+        # every picture that comes out is the clean stream's, as FFmpeg decodes it
+        assert [(f.pts_s, f.dropped_after) for f in frames if f.dropped_after] == [(0.76, 18)]
+        assert len(frames) == 50 - 18 and not any(f.corrupt or f.decode_errors for f in frames)
+        assert all(np.array_equal(f.luma, whole[f.pts_s]) for f in frames)
+        assert [f.pts_s for f in frames if f.key_frame] == [0.0, 0.52, 1.52]  # as FFmpeg's decoder marks them
+    # And the clean stream gives FFmpeg's pictures, every one
+    frames = [f for second in iter_seconds(clean) for f in second.frames]
+    assert [f.pts_s for f in frames] == list(whole)
+    assert all(np.array_equal(f.luma, whole[f.pts_s]) for f in frames)
+    # And block corruption reports the damage on the dropped pictures, from 0.80 s to the first whole one
     events, _ = run_detector(block_corruption.detect, iter_seconds(damaged))
-    assert [(e["start_s"], "decoder_flag" in e["evidence"]) for e in events] == [(0.8, True)]
+    assert [(e["start_s"], e["end_s"], e["evidence"]) for e in events] == [(0.8, 1.52, ["dropped_pictures"])]

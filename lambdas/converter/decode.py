@@ -61,12 +61,14 @@ DEFAULT_THREADS = 1
 # clean ones either way. So VP8 decodes with slice threads (`_SlicedVp8`). (FFmpeg's VP9 decoder does the
 # opposite: slice threads hide what one thread rejects.)
 VP8_SLICE_THREADS = 2
-# FFmpeg's VP9 decoder conceals much damage that libvpx's rejects (the reference decoder checks that its
-# bool decoder stayed within the data, and refuses the pictures that refer to a rejected one). Measured on
-# the damage corpus's tuning sources, seed 0: libvpx rejects packets in all 12 damaged VP9 streams, FFmpeg
-# in 11, in none of the 12 clean ones either. VP9's decoding is normative, so the pictures stay FFmpeg's;
-# libvpx decodes the same packets beside it only to witness (`_RejectionWitness`).
-WITNESS_DECODERS = {"vp9": "libvpx-vp9"}
+# FFmpeg's VP9 decoder conceals much damage that libvpx, the reference decoder, rejects (it checks that its
+# bool decoder stayed within the data, and refuses the pictures that refer to a rejected one until their
+# references are whole again). Measured on the damage corpus's tuning sources, seed 0: libvpx rejects
+# packets in all 12 damaged VP9 streams, FFmpeg in 11, in none of the 12 clean ones either, and both give
+# the same pictures on clean data (VP9's decoding is normative). So VP9 decodes with libvpx
+# (`_ReferenceDecoder`): a viewer sees the last whole picture, not a concealed one, and libvpx costs no more
+# (0.86-0.95x FFmpeg's CPU on the 12 clean tuning streams, `scripts/decoder_cost.py`).
+REFERENCE_DECODERS = {"vp9": "libvpx-vp9"}
 # Video codecs whose keyframes FFmpeg decodes from, after a seek, into the same pictures and flags as the
 # sequential pass (given `decoder_options`): each is covered by tests/test_random_access_parity.py on real
 # clips. Random access into any other codec decodes from the stream's start.
@@ -731,9 +733,10 @@ def _decode(
     last_video_s: float | None = None
     video = next((stream for stream in streams if stream.type == "video"), None)
     dropped = _DroppedPictures(video.time_base if video is not None else None, origin)
-    vp8 = _SlicedVp8(video) if video is not None and video.codec_context.name == "vp8" else None
-    witness = _RejectionWitness.of(video)
-    rejected: set[int] = set()  # pts of packets VP8's slice threads or a witness rejected, the decoder took
+    # A decoder of the converter's own in place of the stream's: VP8's slice threads, VP9's reference decoder
+    own = _SlicedVp8(video) if video is not None and video.codec_context.name == "vp8" \
+        else _ReferenceDecoder.of(video)
+    rejected: set[int] = set()  # pts of packets VP8's slice threads rejected, one thread decoded
     for packet in container.demux(streams):
         stream = packet.stream
         if stream.type != "video":
@@ -754,11 +757,11 @@ def _decode(
             if last_video_s is not None:
                 yield "dropped", _Dropped(last_video_s, failed_s)
             video_errors, failed_s = 0, []
-        flag_corrupt = witness is not None and witness.rejects(packet)
+        flag_corrupt = False
         decoder = stream.codec_context
         try:
-            if vp8 is not None:
-                decoded, flag_corrupt = vp8.decode(packet)  # VP8 has no witness
+            if own is not None:
+                decoded, flag_corrupt = own.decode(packet)
             # At a keyframe that closes what came before, decode on as random access would start here.
             elif video_packets and (_is_h264_idr(packet, decoder) or _is_low_delay_mpeg_key(packet, decoder)):
                 decoded = _drain_and_reset(decoder)
@@ -847,29 +850,36 @@ class _SlicedVp8:
         return list(self.steady.decode(packet)), rejected
 
 
-class _RejectionWitness:
-    """A second decoder of the same packets that only says which it rejects (`WITNESS_DECODERS`); its
-    pictures are dropped unseen. Afresh at every keyframe, as random access decodes from there."""
+class _ReferenceDecoder:
+    """The codec's reference decoder in place of FFmpeg's own (`REFERENCE_DECODERS`), afresh at every
+    keyframe, as random access decodes from there. A packet it rejects is a failed packet like any other."""
 
-    def __init__(self, decoder: str) -> None:
-        self.decoder = decoder
-        self.ctx = av.CodecContext.create(decoder, "r")
+    def __init__(self, stream: av.stream.Stream, decoder: str) -> None:
+        self.stream, self.decoder = stream, decoder
+        self.ctx = self._new()
 
     @classmethod
-    def of(cls, video: av.stream.Stream | None) -> _RejectionWitness | None:
-        name = WITNESS_DECODERS.get(video.codec_context.name) if video is not None else None
-        return cls(name) if name is not None else None
+    def of(cls, video: av.stream.Stream | None) -> _ReferenceDecoder | None:
+        name = REFERENCE_DECODERS.get(video.codec_context.name) if video is not None else None
+        return cls(video, name) if video is not None and name is not None else None
 
-    def rejects(self, packet: av.Packet) -> bool:
-        if not packet.size:
-            return False
+    def _new(self) -> av.codec.context.CodecContext:
+        ctx = av.CodecContext.create(self.decoder, "r")
+        ctx.pkt_timebase = self.stream.time_base
+        ctx.thread_type, ctx.thread_count = THREAD_TYPE, self.stream.codec_context.thread_count
+        return ctx
+
+    def decode(self, packet: av.Packet) -> tuple[list[av.VideoFrame], bool]:
+        """(the packet's pictures, False: what it rejects raises FFmpegError), as `_SlicedVp8.decode`."""
+        if packet.is_keyframe and packet.size:
+            self.ctx = self._new()
+        frames = list(self.ctx.decode(packet))
         if packet.is_keyframe:
-            self.ctx = av.CodecContext.create(self.decoder, "r")
-        try:
-            self.ctx.decode(packet)
-        except av.error.FFmpegError:
-            return True
-        return False
+            # FFmpeg's libvpx wrapper marks no picture as a keyframe; a VP9 packet shows one picture, the
+            # keyframe's own, and the detectors end damage at a keyframe.
+            for frame in frames:
+                frame.key_frame = True
+        return frames, False
 
 
 def _drain_and_reset(ctx: av.codec.context.CodecContext) -> list[av.VideoFrame]:
