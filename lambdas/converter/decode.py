@@ -805,11 +805,12 @@ class _SlicedVp8:
     """VP8 decoded with slice threads (see `VP8_SLICE_THREADS`), as random access decodes it.
 
     On clean data two slice threads give the pictures of one thread (measured on two corpus streams: the
-    same bytes; converting at 1.03x and 1.05x its CPU, `scripts/decoder_cost.py`). After a packet they
-    reject, though, their pictures depend on how far each thread had got, so from that packet to the next
-    keyframe the pictures come from one thread, which decodes the GOP again from its keyframe (FFmpeg
-    conceals the rejected picture); the slice threads go on decoding only to say which later packets they
-    reject. A rejected packet's picture is flagged corrupt, as FFmpeg flags the H.264 pictures it conceals.
+    same bytes; converting at 1.02x-1.08x its CPU at 360p and 1080p, `scripts/decoder_cost.py`). After a
+    packet they reject, though, their pictures depend on how far each thread had got, so from that packet
+    to the next keyframe the pictures come from one thread, which decodes the GOP again from its keyframe
+    (FFmpeg conceals the rejected picture); the slice threads go on decoding only to say which later
+    packets they reject. A rejected packet's picture is flagged corrupt, as FFmpeg flags the H.264 pictures
+    it conceals.
 
     FFmpeg's VP8 decoder also carries something across a keyframe that neither the keyframe nor a flush
     resets: on damaged corpus streams (bikes-vp8-low, synthetic-vp8-high) the pictures after a keyframe
