@@ -62,12 +62,12 @@ DEFAULT_THREADS = 1
 # opposite: slice threads hide what one thread rejects.)
 VP8_SLICE_THREADS = 2
 # FFmpeg's VP9 decoder conceals much damage that libvpx, the reference decoder, rejects (it checks that its
-# bool decoder stayed within the data, and refuses the pictures that refer to a rejected one until their
-# references are whole again). Measured on the damage corpus's tuning sources, seed 0: libvpx rejects
-# packets in all 12 damaged VP9 streams, FFmpeg in 11, in none of the 12 clean ones either, and both give
-# the same pictures on clean data (VP9's decoding is normative). So VP9 decodes with libvpx
-# (`_ReferenceDecoder`): a viewer sees the last whole picture, not a concealed one, and libvpx costs no more
-# (0.86-0.95x FFmpeg's CPU on the 12 clean tuning streams, `scripts/decoder_cost.py`).
+# bool decoder stayed within the data, and refuses the pictures that refer to a rejected one up to the next
+# keyframe). Measured on the damage corpus's tuning sources, seed 0: libvpx rejects packets in all 12
+# damaged VP9 streams, FFmpeg in 11, in none of the 12 clean ones either, and both give the same pictures
+# on clean data (VP9's decoding is normative). So VP9 decodes with libvpx (`_ReferenceDecoder`): a viewer
+# sees the last whole picture, not a concealed one, and libvpx costs no more (0.95x-0.98x FFmpeg's CPU at
+# 360p and 1080p, `scripts/decoder_cost.py`).
 REFERENCE_DECODERS = {"vp9": "libvpx-vp9"}
 # Video codecs whose keyframes FFmpeg decodes from, after a seek, into the same pictures and flags as the
 # sequential pass (given `decoder_options`): each is covered by tests/test_random_access_parity.py on real
