@@ -207,8 +207,8 @@ def draw_sites(rng: np.random.Generator, kind: str, packets: int) -> list[Site]:
 
 def decode_luma(path: Path) -> list[tuple[float, np.ndarray]]:
     """Every picture as (seconds from the stream's start, luma), decoded as the converter decodes
-    (`decode_pictures`: one thread, FFmpeg conceals damage, the same on every run). A packet the decoder
-    rejects gives no picture."""
+    (`decode_pictures`: the same on every run; FFmpeg conceals damage, libvpx drops VP9's damaged pictures
+    up to the next keyframe). A packet the decoder rejects gives no picture."""
     return [(frame.pts_s, frame.luma) for frame in decode_pictures(path)]
 
 

@@ -558,8 +558,9 @@ def _configure(video: av.video.stream.VideoStream, threads: int, decoder_options
 
 def decode_pictures(path: str | Path) -> Iterator[VideoFrame]:
     """Every picture of the stream's video as the converter's sequential pass decodes it (its threads,
-    VP8's slice threads, its decoder restarts at keyframes, its stream-start knowledge), without `probe`'s
-    checks: for what compares two streams picture by picture (the damage corpus's labels)."""
+    VP8's slice threads, VP9 by libvpx, its decoder restarts at keyframes, its stream-start knowledge),
+    without `probe`'s checks: for what compares two streams picture by picture (the damage corpus's
+    labels)."""
     source = str(path)
     with _open(source) as container:
         video = _video_stream(container, source)
@@ -861,8 +862,9 @@ class _ReferenceDecoder:
 
     @classmethod
     def of(cls, video: av.stream.Stream | None) -> _ReferenceDecoder | None:
-        name = REFERENCE_DECODERS.get(video.codec_context.name) if video is not None else None
-        return cls(video, name) if video is not None and name is not None else None
+        if video is None or (name := REFERENCE_DECODERS.get(video.codec_context.name)) is None:
+            return None
+        return cls(video, name)
 
     def _new(self) -> av.codec.context.CodecContext:
         ctx = av.CodecContext.create(self.decoder, "r")
